@@ -1,0 +1,118 @@
+//! Finding and reading the definition files of a Quiver repository.
+//!
+//! A repository is a directory with a `quiver.yaml`; definitions may also live in any `*.yaml` or
+//! `*.yml` file under `features/` (searched recursively, in path order so that loading is
+//! deterministic).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Located, Result};
+use crate::registry::Registry;
+use crate::yaml::DefinitionFile;
+
+/// The main file of a repository.
+pub const MAIN_FILE: &str = "quiver.yaml";
+/// The folder searched for more definition files.
+pub const FEATURES_DIR: &str = "features";
+
+/// The definition files of a repository, in load order (`quiver.yaml` first).
+pub fn definition_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let main = root.join(MAIN_FILE);
+    if !main.is_file() {
+        return Err(Error::Io {
+            path: main,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not a Quiver repository (no quiver.yaml); create one with `quiver init DIR` or pass --repo",
+            ),
+        });
+    }
+    let mut files = vec![main];
+    let mut extra = Vec::new();
+    collect_yaml(&root.join(FEATURES_DIR), &mut extra)?;
+    extra.sort();
+    files.extend(extra);
+    Ok(files)
+}
+
+fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Io { path: dir.to_path_buf(), source }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        let path = entry.path();
+        if path.is_dir() {
+            collect_yaml(&path, out)?;
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Parses one definition file's text; `file` is only used in error messages.
+pub fn parse_definitions(file: &Path, text: &str) -> Result<DefinitionFile> {
+    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Ok(DefinitionFile::default());
+    }
+    serde_saphyr::from_str::<DefinitionFile>(text).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        Error::Yaml {
+            at: Located { file: file.to_path_buf(), line, column },
+            message: first_line(&e.to_string()),
+        }
+    })
+}
+
+/// serde-saphyr renders a snippet after the message; the CLI prints its own location, so only
+/// the message is kept.
+fn first_line(message: &str) -> String {
+    let mut m = message.lines().next().unwrap_or("").trim();
+    m = m.strip_prefix("error:").unwrap_or(m).trim_start();
+    // Drop a leading "line X column Y:" and a trailing " at line X column Y".
+    if m.starts_with("line ") {
+        if let Some(i) = m.find(": ") {
+            m = &m[i + 2..];
+        }
+    }
+    match m.find(" at line ") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}
+
+/// Reads and validates every definition file of the repository at `root`. File paths in errors
+/// are relative to `root` when possible.
+pub fn load_registry(root: &Path) -> Result<Registry> {
+    let mut parsed = Vec::new();
+    for path in definition_files(root)? {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| Error::Io { path: path.clone(), source })?;
+        let shown = path.strip_prefix(root).map(Path::to_path_buf).unwrap_or(path);
+        let defs = parse_definitions(&shown, &text)?;
+        parsed.push((shown, defs));
+    }
+    Registry::from_files(parsed)
+}
+
+/// The project's settings from `quiver.yaml` that pick stores; read without validating
+/// definitions so that commands which only need a store can start fast.
+#[derive(Debug, Clone, Default)]
+pub struct RepoSettings {
+    /// `registry:` — a SQLite path (relative to the repository) or a `postgresql://` URL.
+    pub registry: Option<String>,
+}
+
+impl RepoSettings {
+    /// Reads the settings from `quiver.yaml`.
+    pub fn load(root: &Path) -> Result<Self> {
+        let main = root.join(MAIN_FILE);
+        let text = std::fs::read_to_string(&main)
+            .map_err(|source| Error::Io { path: main.clone(), source })?;
+        let defs = parse_definitions(Path::new(MAIN_FILE), &text)?;
+        Ok(RepoSettings { registry: defs.registry.map(|r| r.value) })
+    }
+}

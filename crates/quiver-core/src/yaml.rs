@@ -1,0 +1,178 @@
+//! The YAML schema, as read from files, before validation. Names and references keep their
+//! source location so that validation errors can point at them.
+//!
+//! Unknown keys are rejected everywhere (`deny_unknown_fields`), so a typo such as `ttll:`
+//! fails with the file, line and column of the key.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A scalar with its location.
+pub type S<T> = Spanned<T>;
+
+/// One definition file: `quiver.yaml` or a file under `features/`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DefinitionFile {
+    /// The project name (only in `quiver.yaml`).
+    pub project: Option<S<String>>,
+    /// A description of the project (only in `quiver.yaml`).
+    pub description: Option<String>,
+    /// The metadata store: a SQLite path or a `postgresql://` URL (only in `quiver.yaml`).
+    pub registry: Option<S<String>>,
+    /// Entities.
+    #[serde(default)]
+    pub entities: Vec<RawEntity>,
+    /// Data sources.
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+    /// Feature views.
+    #[serde(default)]
+    pub feature_views: Vec<RawFeatureView>,
+    /// Feature services.
+    #[serde(default)]
+    pub feature_services: Vec<RawFeatureService>,
+}
+
+/// `entities:` item.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEntity {
+    /// Name.
+    pub name: S<String>,
+    /// Join key columns (several make a composite key).
+    pub join_keys: Vec<S<String>>,
+    /// Type of every join key (default int64).
+    pub value_type: Option<S<String>>,
+    /// One type per join key, for composite keys of mixed types.
+    pub value_types: Option<Vec<S<String>>>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Who owns it.
+    pub owner: Option<String>,
+    /// Labels.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `sources:` item.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Name.
+    pub name: S<String>,
+    /// `parquet`, `csv` or `postgres`.
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    /// File, directory or glob (parquet, csv), relative to the repository.
+    pub path: Option<S<String>>,
+    /// CSV field delimiter (default `,`).
+    pub delimiter: Option<S<String>>,
+    /// PostgreSQL URL (postgres); `$NAME` reads an environment variable.
+    pub connection: Option<S<String>>,
+    /// Table (postgres).
+    pub table: Option<S<String>>,
+    /// Query (postgres), instead of a table.
+    pub query: Option<S<String>>,
+    /// Event timestamp column.
+    pub timestamp_field: S<String>,
+    /// Creation timestamp column, used to break ties between equal event timestamps.
+    pub created_timestamp_field: Option<S<String>>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Who owns it.
+    pub owner: Option<String>,
+    /// Labels.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `feature_views:` item.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeatureView {
+    /// Name.
+    pub name: S<String>,
+    /// Entities whose join keys key the view.
+    pub entities: Vec<S<String>>,
+    /// The source it reads.
+    pub source: S<String>,
+    /// Maximum age of a value (`30d`); absent or `0` means unbounded.
+    pub ttl: Option<S<String>>,
+    /// Features read from source columns or derived by SQL expressions.
+    #[serde(default)]
+    pub features: Vec<RawFeature>,
+    /// Windowed aggregations over the source's events.
+    #[serde(default)]
+    pub aggregations: Vec<RawAggregation>,
+    /// Whether the view is materialized online (default true).
+    pub online: Option<bool>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Who owns it.
+    pub owner: Option<String>,
+    /// Labels.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `features:` item of a view.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeature {
+    /// Name.
+    pub name: S<String>,
+    /// Value type.
+    #[serde(rename = "type")]
+    pub ty: S<String>,
+    /// Source column, when it differs from the name.
+    pub column: Option<S<String>>,
+    /// SQL expression over source columns (e.g. `log1p(amount)`).
+    pub expr: Option<S<String>>,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// `aggregations:` item of a view.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAggregation {
+    /// Name.
+    pub name: S<String>,
+    /// count, sum, mean, min, max, stddev, count_distinct, last, time_since_last.
+    pub function: S<String>,
+    /// The column aggregated.
+    pub column: Option<S<String>>,
+    /// A SQL expression aggregated instead of a column.
+    pub expr: Option<S<String>>,
+    /// The window: events in (t - window, t].
+    pub window: S<String>,
+    /// A SQL predicate selecting the events.
+    pub filter: Option<S<String>>,
+    /// Output type (defaults depend on the function).
+    #[serde(rename = "type")]
+    pub ty: Option<S<String>>,
+    /// Unit of `time_since_last` (default `1d`: days).
+    pub unit: Option<S<String>>,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// `feature_services:` item.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeatureService {
+    /// Name.
+    pub name: S<String>,
+    /// `view:feature` or `view:*` references.
+    pub features: Vec<S<String>>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Who owns it.
+    pub owner: Option<String>,
+    /// Labels.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
