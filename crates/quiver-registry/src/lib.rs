@@ -1,1 +1,358 @@
-//! placeholder
+//! # quiver-registry
+//!
+//! The metadata store: every applied registry, with a version history per object.
+//!
+//! * [`MetadataStore`] is the trait the rest of Quiver uses; [`SqlMetadataStore`] implements it on
+//!   SQLite (the default, a file at `.quiver/registry.db`) and PostgreSQL (`registry:
+//!   postgresql://...` in `quiver.yaml`) with the same SQL through sqlx's `Any` driver, so both
+//!   run the same tests.
+//! * [`MetadataStore::apply`] stores a registry in one transaction: a new registry version, and a
+//!   new object version for each object whose content hash changed (removals are recorded too).
+//!   It takes the version the plan was made against and refuses to apply over a newer one, so two
+//!   people applying at once cannot silently overwrite each other. A failed apply writes nothing.
+//!
+//! Tables are prefixed `quiver_` and created on open.
+
+use std::path::Path;
+use std::str::FromStr as _;
+
+use quiver_core::Registry;
+use quiver_core::plan::{Op, Plan};
+use quiver_core::registry::ObjectKind;
+use serde::Serialize;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not be reached or a statement failed.
+    #[error("metadata store {url}: {source}")]
+    Database {
+        /// The store (password removed).
+        url: String,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// Someone applied since the plan was made.
+    #[error(
+        "the registry changed while you planned (stored version is now {current}, the plan was made against {expected}): run plan again"
+    )]
+    Conflict {
+        /// The version the plan was made against.
+        expected: i64,
+        /// The stored version.
+        current: i64,
+    },
+    /// A stored registry could not be decoded (a newer Quiver wrote it, or it was edited by hand).
+    #[error("stored registry version {version} cannot be read: {message}")]
+    Corrupt {
+        /// Registry version.
+        version: i64,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One applied registry.
+#[derive(Debug, Clone)]
+pub struct AppliedRegistry {
+    /// Registry version, 1 for the first apply.
+    pub version: i64,
+    /// When (RFC 3339, UTC).
+    pub applied_at: String,
+    /// The registry.
+    pub registry: Registry,
+}
+
+/// One version of one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectVersion {
+    /// Kind.
+    pub kind: ObjectKind,
+    /// Name.
+    pub name: String,
+    /// Object version, 1 for the first.
+    pub version: i64,
+    /// Content hash.
+    pub hash: String,
+    /// The registry version that introduced it.
+    pub registry_version: i64,
+    /// When.
+    pub applied_at: String,
+    /// Whether this version records the removal of the object.
+    pub removed: bool,
+}
+
+/// A summary of one apply, for `quiver registry history`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplySummary {
+    /// Registry version.
+    pub version: i64,
+    /// When.
+    pub applied_at: String,
+    /// Added, changed, removed.
+    pub counts: (i64, i64, i64),
+}
+
+/// The metadata store's operations.
+pub trait MetadataStore {
+    /// The latest applied registry, if any.
+    fn current(&self) -> impl Future<Output = Result<Option<AppliedRegistry>>> + Send;
+    /// Stores `registry` as the next version, given the `plan` made against `base_version`
+    /// (`0` when the store was empty). Returns the new version, or the current one if the plan
+    /// is empty.
+    fn apply(
+        &self,
+        registry: &Registry,
+        plan: &Plan,
+        base_version: i64,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    /// Every version of one object, oldest first.
+    fn history(&self, kind: ObjectKind, name: &str) -> impl Future<Output = Result<Vec<ObjectVersion>>> + Send;
+    /// Every apply, oldest first.
+    fn applies(&self) -> impl Future<Output = Result<Vec<ApplySummary>>> + Send;
+}
+
+/// The SQL metadata store (SQLite or PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct SqlMetadataStore {
+    pool: AnyPool,
+    url: String,
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS quiver_registry_versions (
+        version BIGINT PRIMARY KEY,
+        applied_at TEXT NOT NULL,
+        project TEXT NOT NULL,
+        registry_json TEXT NOT NULL,
+        added BIGINT NOT NULL,
+        changed BIGINT NOT NULL,
+        removed BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS quiver_object_versions (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        hash TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        registry_version BIGINT NOT NULL,
+        removed BIGINT NOT NULL,
+        PRIMARY KEY (kind, name, version))",
+];
+
+fn redact(url: &str) -> String {
+    // postgresql://user:secret@host -> postgresql://user:***@host
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl SqlMetadataStore {
+    /// Opens (and creates) the store. `location` is a `postgres://` / `postgresql://` URL, a
+    /// `sqlite:` URL, or a file path for SQLite (relative paths are relative to `base`).
+    pub async fn open(location: &str, base: &Path) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let url = if location.starts_with("postgres://")
+            || location.starts_with("postgresql://")
+            || location.starts_with("sqlite:")
+        {
+            location.to_string()
+        } else {
+            let path = base.join(location);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::Database {
+                    url: path.display().to_string(),
+                    source: sqlx::Error::Io(e),
+                })?;
+            }
+            format!("sqlite://{}?mode=rwc", path.display())
+        };
+        let shown = redact(&url);
+        let db = |source| Error::Database { url: shown.clone(), source };
+        let opts = AnyConnectOptions::from_str(&url).map_err(db)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(db)?;
+        if url.starts_with("sqlite:") {
+            // WAL lets readers (a server) work while a writer applies.
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await.map_err(db)?;
+        }
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&pool).await.map_err(db)?;
+        }
+        Ok(SqlMetadataStore { pool, url: shown })
+    }
+
+    fn err(&self, source: sqlx::Error) -> Error {
+        Error::Database { url: self.url.clone(), source }
+    }
+
+    /// The store's location, with any password removed.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl MetadataStore for SqlMetadataStore {
+    async fn current(&self) -> Result<Option<AppliedRegistry>> {
+        let row = sqlx::query(
+            "SELECT version, applied_at, registry_json FROM quiver_registry_versions ORDER BY version DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let Some(row) = row else { return Ok(None) };
+        let version: i64 = row.get(0);
+        let json: String = row.get(2);
+        let registry = Registry::from_json(&json)
+            .map_err(|e| Error::Corrupt { version, message: e.to_string() })?;
+        Ok(Some(AppliedRegistry { version, applied_at: row.get(1), registry }))
+    }
+
+    async fn apply(&self, registry: &Registry, plan: &Plan, base_version: i64) -> Result<i64> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM quiver_registry_versions")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .get(0);
+        if current != base_version {
+            return Err(Error::Conflict { expected: base_version, current });
+        }
+        if plan.is_empty() && current > 0 {
+            return Ok(current);
+        }
+        let version = current + 1;
+        let at = now();
+        let (a, c, r) = plan.counts();
+        sqlx::query(
+            "INSERT INTO quiver_registry_versions (version, applied_at, project, registry_json, added, changed, removed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(version)
+        .bind(&at)
+        .bind(&registry.project)
+        .bind(registry.to_json())
+        .bind(a as i64)
+        .bind(c as i64)
+        .bind(r as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        for change in &plan.changes {
+            let prev: i64 = sqlx::query(
+                "SELECT COALESCE(MAX(version), 0) FROM quiver_object_versions WHERE kind = $1 AND name = $2",
+            )
+            .bind(change.kind.as_str())
+            .bind(&change.name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .get(0);
+            let (hash, definition, removed) = match change.op {
+                Op::Remove => (change.old_hash.clone().unwrap_or_default(), "null".to_string(), 1i64),
+                _ => (
+                    change.new_hash.clone().unwrap_or_default(),
+                    registry
+                        .object_json(change.kind, &change.name)
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "null".into()),
+                    0,
+                ),
+            };
+            sqlx::query(
+                "INSERT INTO quiver_object_versions (kind, name, version, hash, definition, registry_version, removed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(change.kind.as_str())
+            .bind(&change.name)
+            .bind(prev + 1)
+            .bind(hash)
+            .bind(definition)
+            .bind(version)
+            .bind(removed)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(version)
+    }
+
+    async fn history(&self, kind: ObjectKind, name: &str) -> Result<Vec<ObjectVersion>> {
+        let rows = sqlx::query(
+            "SELECT o.version, o.hash, o.registry_version, r.applied_at, o.removed
+             FROM quiver_object_versions o JOIN quiver_registry_versions r ON r.version = o.registry_version
+             WHERE o.kind = $1 AND o.name = $2 ORDER BY o.version",
+        )
+        .bind(kind.as_str())
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ObjectVersion {
+                kind,
+                name: name.to_string(),
+                version: row.get(0),
+                hash: row.get(1),
+                registry_version: row.get(2),
+                applied_at: row.get(3),
+                removed: row.get::<i64, _>(4) != 0,
+            })
+            .collect())
+    }
+
+    async fn applies(&self) -> Result<Vec<ApplySummary>> {
+        let rows = sqlx::query(
+            "SELECT version, applied_at, added, changed, removed FROM quiver_registry_versions ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ApplySummary {
+                version: row.get(0),
+                applied_at: row.get(1),
+                counts: (row.get(2), row.get(3), row.get(4)),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(redact("postgresql://u:secret@h:5432/db"), "postgresql://u:***@h:5432/db");
+        assert_eq!(redact("postgresql://u@h/db"), "postgresql://u@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,117 @@
+//! The metadata store suite, run against SQLite and against the PostgreSQL on this machine.
+//! Under `CI=true` an unreachable PostgreSQL fails the tests; elsewhere they say so and skip.
+
+use std::path::PathBuf;
+
+use quiver_core::plan::plan;
+use quiver_core::registry::ObjectKind;
+use quiver_core::repo::parse_definitions;
+use quiver_core::Registry;
+use quiver_registry::{Error, MetadataStore, SqlMetadataStore};
+
+const V1: &str = r#"
+project: shop
+entities: [{name: user, join_keys: [user_id]}]
+sources: [{name: s, type: parquet, path: s.parquet, timestamp_field: ts}]
+feature_views:
+  - name: stats
+    entities: [user]
+    source: s
+    ttl: 30d
+    features: [{name: a, type: float64}, {name: b, type: int64}]
+feature_services: [{name: svc, features: ["stats:*"]}]
+"#;
+
+fn reg(text: &str) -> Registry {
+    let p = PathBuf::from("quiver.yaml");
+    Registry::from_files(vec![(p.clone(), parse_definitions(&p, text).unwrap())]).unwrap()
+}
+
+async fn suite(store: SqlMetadataStore) {
+    assert!(store.current().await.unwrap().is_none(), "a new store is empty");
+    let r1 = reg(V1);
+    let p1 = plan(None, &r1);
+    assert_eq!(store.apply(&r1, &p1, 0).await.unwrap(), 1);
+    let cur = store.current().await.unwrap().unwrap();
+    assert_eq!(cur.version, 1);
+    assert_eq!(cur.registry.to_json(), r1.to_json(), "the stored registry reads back equal");
+
+    // Same definitions again: nothing to apply, version unchanged.
+    let p = plan(Some(&cur.registry), &r1);
+    assert!(p.is_empty());
+    assert_eq!(store.apply(&r1, &p, 1).await.unwrap(), 1);
+
+    // Change the TTL, remove the service.
+    let v2 = V1.replace("ttl: 30d", "ttl: 7d").replace(r#"feature_services: [{name: svc, features: ["stats:*"]}]"#, "");
+    let r2 = reg(&v2);
+    let p2 = plan(Some(&r1), &r2);
+    assert_eq!(store.apply(&r2, &p2, 1).await.unwrap(), 2);
+
+    let h = store.history(ObjectKind::FeatureView, "stats").await.unwrap();
+    assert_eq!(h.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2]);
+    assert_ne!(h[0].hash, h[1].hash);
+    assert_eq!(h[1].registry_version, 2);
+    let h = store.history(ObjectKind::FeatureService, "svc").await.unwrap();
+    assert_eq!(h.len(), 2);
+    assert!(h[1].removed);
+    assert_eq!(store.history(ObjectKind::Entity, "user").await.unwrap().len(), 1, "unchanged objects keep their version");
+
+    // A plan made against version 1 cannot be applied over version 2; nothing is written.
+    let r3 = reg(&V1.replace("ttl: 30d", "ttl: 1d"));
+    let p3 = plan(Some(&r1), &r3);
+    match store.apply(&r3, &p3, 1).await {
+        Err(Error::Conflict { expected: 1, current: 2 }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let cur = store.current().await.unwrap().unwrap();
+    assert_eq!(cur.version, 2);
+    assert_eq!(cur.registry.to_json(), r2.to_json(), "a failed apply leaves the stored registry as it was");
+    assert_eq!(store.history(ObjectKind::FeatureView, "stats").await.unwrap().len(), 2);
+
+    let applies = store.applies().await.unwrap();
+    assert_eq!(applies.len(), 2);
+    assert_eq!(applies[0].counts, (4, 0, 0));
+    assert_eq!(applies[1].counts, (0, 1, 1));
+}
+
+#[tokio::test]
+async fn sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlMetadataStore::open(".quiver/registry.db", dir.path()).await.unwrap();
+    suite(store).await;
+    assert!(dir.path().join(".quiver/registry.db").exists());
+    // Reopening sees the same data.
+    let again = SqlMetadataStore::open(".quiver/registry.db", dir.path()).await.unwrap();
+    assert_eq!(again.current().await.unwrap().unwrap().version, 2);
+}
+
+/// Opens a PostgreSQL store in a fresh schema, or `None` when PostgreSQL is not reachable
+/// outside CI.
+async fn postgres_store() -> Option<SqlMetadataStore> {
+    let base = std::env::var("QUIVER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_string());
+    let schema = format!(
+        "quiver_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    let pool = match sqlx::PgPool::connect(&base).await {
+        Ok(p) => p,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("SKIPPED: PostgreSQL not reachable ({e}); under CI=true this fails");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL is required under CI=true: {e}"),
+    };
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    Some(SqlMetadataStore::open(&url, std::path::Path::new(".")).await.unwrap())
+}
+
+#[tokio::test]
+async fn postgres_store_runs_the_same_suite() {
+    if let Some(store) = postgres_store().await {
+        suite(store).await;
+    }
+}
