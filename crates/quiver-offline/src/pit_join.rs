@@ -1,0 +1,306 @@
+//! The point-in-time join and its sibling, latest-per-key.
+//!
+//! Semantics (equal to Feast's `get_historical_features`): for an entity row with keys `k` and
+//! timestamp `t`, the answer is the feature row with keys `k` and event timestamp `ts` such that
+//! `t - ttl <= ts <= t` (both ends inclusive; no lower bound when the TTL is zero), the latest by
+//! `(ts, created)`; among rows equal on both, the one read last wins. The chosen row's values are
+//! returned as they are: a null stays null, it never falls back to an older row.
+//!
+//! How: the entity rows are indexed once, grouped by key and sorted by time ([`EntityIndex`]).
+//! Feature rows then stream by in any order; each probes its key's group, and a binary search
+//! finds the entity rows whose window contains it. The best candidate per entity row is kept as a
+//! (batch, row) reference. After each batch only the rows that are some entity row's current best
+//! are kept (compacted with `take`), and batches that no longer hold any best row are dropped, so
+//! memory is bounded by the entity table, not by the feature table.
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array, new_null_array};
+use datafusion::arrow::compute::{interleave, take_record_batch};
+use datafusion::arrow::datatypes::SchemaRef;
+
+use crate::error::Result;
+use crate::key::{FxHashMap, Key};
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Best {
+    ts: i64,
+    created: i64,
+    batch: u32,
+    row: u32,
+}
+
+impl Best {
+    const EMPTY: Best = Best { ts: i64::MIN, created: i64::MIN, batch: NONE, row: 0 };
+
+    #[inline]
+    fn loses_to(&self, ts: i64, created: i64) -> bool {
+        self.batch == NONE || (ts, created) >= (self.ts, self.created)
+    }
+}
+
+/// Entity rows grouped by key, sorted by timestamp within each group.
+#[derive(Debug)]
+pub struct EntityIndex {
+    rows: Vec<u32>,
+    ts: Vec<i64>,
+    groups: FxHashMap<Key, (u32, u32)>,
+    len: usize,
+}
+
+impl EntityIndex {
+    /// Indexes entity rows; rows with a null key or timestamp never match.
+    pub fn new(keys: Vec<Option<Key>>, ts: &[Option<i64>]) -> Self {
+        let len = keys.len();
+        let mut items: Vec<(Key, i64, u32)> = keys
+            .into_iter()
+            .zip(ts)
+            .enumerate()
+            .filter_map(|(i, (k, t))| Some((k?, (*t)?, i as u32)))
+            .collect();
+        items.sort_unstable();
+        let mut groups = FxHashMap::default();
+        let mut rows = Vec::with_capacity(items.len());
+        let mut tss = Vec::with_capacity(items.len());
+        let mut start = 0u32;
+        for i in 0..items.len() {
+            rows.push(items[i].2);
+            tss.push(items[i].1);
+            let last = i + 1 == items.len() || items[i + 1].0 != items[i].0;
+            if last {
+                let end = i as u32 + 1;
+                groups.insert(items[i].0.clone(), (start, end - start));
+                start = end;
+            }
+        }
+        EntityIndex { rows, ts: tss, groups, len }
+    }
+
+    /// Number of entity rows (including unmatched ones).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no entity rows.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of distinct keys.
+    pub fn distinct_keys(&self) -> usize {
+        self.groups.len()
+    }
+}
+
+/// Batches of candidate rows, compacted and reference-counted.
+#[derive(Default)]
+struct Retained {
+    batches: Vec<Option<RecordBatch>>,
+    live: Vec<u32>,
+}
+
+impl Retained {
+    /// Forgets the row `old` pointed at.
+    #[inline]
+    fn release(&mut self, old: &Best) {
+        if old.batch != NONE {
+            let b = old.batch as usize;
+            self.live[b] -= 1;
+            if self.live[b] == 0 {
+                self.batches[b] = None;
+            }
+        }
+    }
+
+    /// Keeps only the rows of `values` that `winners` point at (all in batch `b`).
+    /// `touched` lists (once each) the entries of `best` that moved to batch `b`.
+    fn compact(&mut self, b: u32, values: &RecordBatch, best: &mut [Best], touched: &[u32]) -> Result<()> {
+        let mut remap = vec![NONE; values.num_rows()];
+        let mut take: Vec<u32> = Vec::new();
+        let mut live = 0u32;
+        for &t in touched {
+            let w = &mut best[t as usize];
+            if w.batch != b {
+                continue;
+            }
+            let slot = &mut remap[w.row as usize];
+            if *slot == NONE {
+                *slot = take.len() as u32;
+                take.push(w.row);
+            }
+            w.row = *slot;
+            live += 1;
+        }
+        let kept = if live == 0 {
+            None
+        } else if take.len() == values.num_rows() && take.iter().enumerate().all(|(i, r)| i as u32 == *r) {
+            Some(values.clone())
+        } else {
+            Some(take_record_batch(values, &UInt32Array::from(take))?)
+        };
+        debug_assert_eq!(self.batches.len(), b as usize);
+        self.batches.push(kept);
+        self.live.push(live);
+        Ok(())
+    }
+
+    /// One output column per column of `schema`: for each `best`, its value, or null.
+    fn gather(&self, schema: &SchemaRef, best: &[Best]) -> Result<Vec<ArrayRef>> {
+        // Source 0 is a one-row null batch for unmatched rows; batch b is source 1 + dense[b].
+        let mut dense = vec![NONE; self.batches.len()];
+        let mut sources: Vec<&RecordBatch> = Vec::new();
+        for (b, batch) in self.batches.iter().enumerate() {
+            if let Some(batch) = batch {
+                dense[b] = sources.len() as u32 + 1;
+                sources.push(batch);
+            }
+        }
+        let indices: Vec<(usize, usize)> = best
+            .iter()
+            .map(|x| if x.batch == NONE { (0, 0) } else { (dense[x.batch as usize] as usize, x.row as usize) })
+            .collect();
+        schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(c, f)| {
+                let null = new_null_array(f.data_type(), 1);
+                let mut arrays: Vec<&dyn datafusion::arrow::array::Array> = vec![null.as_ref()];
+                arrays.extend(sources.iter().map(|s| s.column(c).as_ref()));
+                Ok(interleave(&arrays, &indices)?)
+            })
+            .collect()
+    }
+}
+
+/// One feature batch prepared for probing: keys, timestamps and the values to carry.
+pub struct Candidates<'a> {
+    /// Key per row (`None`: null key, never matches).
+    pub keys: &'a [Option<Key>],
+    /// Event timestamp per row, microseconds (`None`: never matches).
+    pub ts: &'a [Option<i64>],
+    /// Created timestamp per row (tie-break), if the source has one.
+    pub created: Option<&'a [Option<i64>]>,
+    /// The values to return for a match (any columns).
+    pub values: &'a RecordBatch,
+}
+
+/// The streaming point-in-time join of one feature view against indexed entity rows.
+pub struct PitJoin<'a> {
+    index: &'a EntityIndex,
+    ttl: Option<i64>,
+    best: Vec<Best>,
+    retained: Retained,
+    schema: SchemaRef,
+    touched: Vec<u32>,
+}
+
+impl<'a> PitJoin<'a> {
+    /// A join whose values have `schema`; `ttl_micros` of 0 means unbounded.
+    pub fn new(index: &'a EntityIndex, ttl_micros: i64, schema: SchemaRef) -> Self {
+        PitJoin {
+            index,
+            ttl: (ttl_micros > 0).then_some(ttl_micros),
+            best: vec![Best::EMPTY; index.len()],
+            retained: Retained::default(),
+            schema,
+            touched: Vec::new(),
+        }
+    }
+
+    /// Probes one batch of feature rows.
+    pub fn push(&mut self, c: Candidates<'_>) -> Result<()> {
+        let b = self.retained.batches.len() as u32;
+        let idx = self.index;
+        self.touched.clear();
+        for (row, (key, ts)) in c.keys.iter().zip(c.ts).enumerate() {
+            let (Some(key), Some(ts)) = (key, *ts) else { continue };
+            let Some(&(start, len)) = idx.groups.get(key) else { continue };
+            let (start, end) = (start as usize, (start + len) as usize);
+            let group_ts = &idx.ts[start..end];
+            let first = start + group_ts.partition_point(|e| *e < ts);
+            let created = c.created.and_then(|cr| cr[row]).unwrap_or(i64::MIN);
+            for j in first..end {
+                if let Some(ttl) = self.ttl {
+                    if idx.ts[j] - ttl > ts {
+                        break;
+                    }
+                }
+                let e = idx.rows[j] as usize;
+                let cur = self.best[e];
+                if cur.loses_to(ts, created) {
+                    if cur.batch != b {
+                        self.retained.release(&cur);
+                        self.touched.push(e as u32);
+                    }
+                    self.best[e] = Best { ts, created, batch: b, row: row as u32 };
+                }
+            }
+        }
+        self.retained.compact(b, c.values, &mut self.best, &self.touched)?;
+        Ok(())
+    }
+
+    /// Number of entity rows that found a match so far.
+    pub fn matched(&self) -> usize {
+        self.best.iter().filter(|b| b.batch != NONE).count()
+    }
+
+    /// The values for every entity row, in entity row order (nulls where nothing matched).
+    pub fn finish(self) -> Result<Vec<ArrayRef>> {
+        self.retained.gather(&self.schema, &self.best)
+    }
+}
+
+/// The latest row per key by `(ts, created)`, streaming, with the same compaction.
+pub struct LatestPerKey {
+    slots: FxHashMap<Key, u32>,
+    best: Vec<Best>,
+    retained: Retained,
+    schema: SchemaRef,
+}
+
+impl LatestPerKey {
+    /// Keeps rows of `schema`.
+    pub fn new(schema: SchemaRef) -> Self {
+        LatestPerKey { slots: FxHashMap::default(), best: Vec::new(), retained: Retained::default(), schema }
+    }
+
+    /// Considers one batch.
+    pub fn push(&mut self, c: Candidates<'_>) -> Result<()> {
+        let b = self.retained.batches.len() as u32;
+        let mut touched = Vec::new();
+        for (row, (key, ts)) in c.keys.iter().zip(c.ts).enumerate() {
+            let (Some(key), Some(ts)) = (key, *ts) else { continue };
+            let created = c.created.and_then(|cr| cr[row]).unwrap_or(i64::MIN);
+            let slot = match self.slots.get(key) {
+                Some(s) => *s as usize,
+                None => {
+                    self.slots.insert(key.clone(), self.best.len() as u32);
+                    self.best.push(Best::EMPTY);
+                    self.best.len() - 1
+                }
+            };
+            let cur = self.best[slot];
+            if cur.loses_to(ts, created) {
+                if cur.batch != b {
+                    self.retained.release(&cur);
+                    touched.push(slot as u32);
+                }
+                self.best[slot] = Best { ts, created, batch: b, row: row as u32 };
+            }
+        }
+        self.retained.compact(b, c.values, &mut self.best, &touched)
+    }
+
+    /// Number of keys seen.
+    pub fn keys(&self) -> usize {
+        self.best.len()
+    }
+
+    /// One row per key (in first-seen order), with the event timestamp of the chosen row.
+    pub fn finish(self) -> Result<(Vec<ArrayRef>, Vec<i64>)> {
+        let ts = self.best.iter().map(|b| b.ts).collect();
+        Ok((self.retained.gather(&self.schema, &self.best)?, ts))
+    }
+}

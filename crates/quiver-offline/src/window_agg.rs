@@ -1,0 +1,188 @@
+//! Windowed aggregations as of each entity timestamp, from raw events.
+//!
+//! The value at entity time `t` covers the events with timestamp in `(t - window, t]` (and that
+//! pass the aggregation's filter). Events are grouped by key and sorted by time once; each entity
+//! row then binary-searches its window. Empty windows give 0 for `count` and `count_distinct` and
+//! null for every other function; `stddev` is the sample standard deviation (null below 2 values).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Builder, Int64Builder, UInt32Array};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use quiver_core::AggFunction;
+
+use crate::error::Result;
+use crate::key::{FxHashMap, Key};
+
+/// One aggregation to compute.
+#[derive(Debug, Clone)]
+pub struct AggSpec {
+    /// Function.
+    pub function: AggFunction,
+    /// Window length, microseconds.
+    pub window: i64,
+    /// Unit of `time_since_last`, microseconds.
+    pub unit: i64,
+    /// Output type.
+    pub output: DataType,
+}
+
+/// Events sorted by (key, time).
+pub struct EventIndex {
+    order: Vec<u32>,
+    ts: Vec<i64>,
+    groups: FxHashMap<Key, (u32, u32)>,
+}
+
+impl EventIndex {
+    /// Indexes events; events with a null key or timestamp are ignored.
+    pub fn new(keys: Vec<Option<Key>>, ts: &[Option<i64>]) -> Self {
+        let mut items: Vec<(Key, i64, u32)> = keys
+            .into_iter()
+            .zip(ts)
+            .enumerate()
+            .filter_map(|(i, (k, t))| Some((k?, (*t)?, i as u32)))
+            .collect();
+        items.sort_unstable();
+        let mut groups = FxHashMap::default();
+        let (mut order, mut tss) = (Vec::with_capacity(items.len()), Vec::with_capacity(items.len()));
+        let mut start = 0u32;
+        for i in 0..items.len() {
+            order.push(items[i].2);
+            tss.push(items[i].1);
+            if i + 1 == items.len() || items[i + 1].0 != items[i].0 {
+                groups.insert(items[i].0.clone(), (start, i as u32 + 1 - start));
+                start = i as u32 + 1;
+            }
+        }
+        EventIndex { order, ts: tss, groups }
+    }
+
+    /// Positions (into the sorted order) of the events of `key` in `(t - window, t]`.
+    fn window(&self, key: &Key, t: i64, window: i64) -> (usize, usize) {
+        let Some(&(start, len)) = self.groups.get(key) else { return (0, 0) };
+        let (s, e) = (start as usize, (start + len) as usize);
+        let g = &self.ts[s..e];
+        let lo = s + g.partition_point(|x| *x <= t.saturating_sub(window));
+        let hi = s + g.partition_point(|x| *x <= t);
+        (lo, hi.max(lo))
+    }
+}
+
+/// Computes one aggregation for every entity row. `values` is the aggregated column of the
+/// events (absent for `count` of rows and `time_since_last`).
+pub fn aggregate(
+    events: &EventIndex,
+    values: Option<&ArrayRef>,
+    entity_keys: &[Option<Key>],
+    entity_ts: &[Option<i64>],
+    spec: &AggSpec,
+) -> Result<ArrayRef> {
+    use AggFunction::*;
+    let windows: Vec<Option<(usize, usize)>> = entity_keys
+        .iter()
+        .zip(entity_ts)
+        .map(|(k, t)| Some(events.window(k.as_ref()?, (*t)?, spec.window)))
+        .collect();
+    let n = windows.len();
+    let idx = |w: &(usize, usize)| events.order[w.0..w.1].iter().map(|i| *i as usize);
+    let out: ArrayRef = match spec.function {
+        Count | CountDistinct => {
+            let mut b = Int64Builder::with_capacity(n);
+            let floats = match values {
+                Some(v) if spec.function == CountDistinct && v.data_type().is_numeric() => Some(cast(v, &DataType::Float64)?),
+                _ => None,
+            };
+            let strings = match values {
+                Some(v) if spec.function == CountDistinct && floats.is_none() => Some(cast(v, &DataType::Utf8)?),
+                _ => None,
+            };
+            for w in &windows {
+                let Some(w) = w else {
+                    b.append_value(0);
+                    continue;
+                };
+                let c = match (spec.function, values) {
+                    (Count, None) => (w.1 - w.0) as i64,
+                    (Count, Some(v)) => idx(w).filter(|i| v.is_valid(*i)).count() as i64,
+                    _ => {
+                        if let Some(f) = &floats {
+                            let f = f.as_primitive::<Float64Type>();
+                            idx(w).filter(|i| f.is_valid(*i)).map(|i| f.value(i).to_bits()).collect::<HashSet<_>>().len() as i64
+                        } else if let Some(s) = &strings {
+                            let s = s.as_string::<i32>();
+                            idx(w).filter(|i| s.is_valid(*i)).map(|i| s.value(i)).collect::<HashSet<_>>().len() as i64
+                        } else {
+                            0
+                        }
+                    }
+                };
+                b.append_value(c);
+            }
+            Arc::new(b.finish())
+        }
+        Sum | Mean | Min | Max | Stddev => {
+            let v = cast(values.expect("validated: the function has a column"), &DataType::Float64)?;
+            let v = v.as_primitive::<Float64Type>();
+            let mut b = Float64Builder::with_capacity(n);
+            for w in &windows {
+                let vals = w.iter().flat_map(|w| idx(w)).filter(|i| v.is_valid(*i)).map(|i| v.value(i));
+                let r = match spec.function {
+                    Sum => {
+                        let (mut s, mut c) = (0.0, 0);
+                        vals.for_each(|x| {
+                            s += x;
+                            c += 1
+                        });
+                        (c > 0).then_some(s)
+                    }
+                    Mean => {
+                        let (mut s, mut c) = (0.0, 0);
+                        vals.for_each(|x| {
+                            s += x;
+                            c += 1
+                        });
+                        (c > 0).then(|| s / c as f64)
+                    }
+                    Min => vals.reduce(f64::min),
+                    Max => vals.reduce(f64::max),
+                    _ => {
+                        // Welford's online variance.
+                        let (mut c, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
+                        for x in vals {
+                            c += 1;
+                            let d = x - mean;
+                            mean += d / c as f64;
+                            m2 += d * (x - mean);
+                        }
+                        (c >= 2).then(|| (m2 / (c - 1) as f64).sqrt())
+                    }
+                };
+                b.append_option(r);
+            }
+            Arc::new(b.finish())
+        }
+        Last => {
+            let v = values.expect("validated: last has a column");
+            let picks: UInt32Array = windows
+                .iter()
+                .map(|w| w.filter(|w| w.1 > w.0).map(|w| events.order[w.1 - 1]))
+                .collect();
+            take(v.as_ref(), &picks, None)?
+        }
+        TimeSinceLast => {
+            let mut b = Float64Builder::with_capacity(n);
+            for (w, t) in windows.iter().zip(entity_ts) {
+                let r = match (w, t) {
+                    (Some(w), Some(t)) if w.1 > w.0 => Some((t - events.ts[w.1 - 1]) as f64 / spec.unit as f64),
+                    _ => None,
+                };
+                b.append_option(r);
+            }
+            Arc::new(b.finish())
+        }
+    };
+    Ok(if out.data_type() == &spec.output { out } else { cast(&out, &spec.output)? })
+}
