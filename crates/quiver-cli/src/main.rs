@@ -1,1 +1,106 @@
-fn main() {}
+//! The `quiver` command: wires the registry, the metadata store and the offline engine together.
+
+mod demo;
+mod historical;
+mod init;
+mod output;
+mod registry_cmd;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Quiver: a feature store and ML serving platform.
+///
+/// Declare entities, sources, feature views and feature services in YAML (`quiver.yaml` and
+/// `features/*.yaml`), check them with `plan`, store them with `apply`, and build point-in-time
+/// correct training sets with `historical`.
+///
+/// Start with `quiver demo run` (generates data, applies the churn example, builds a training
+/// set) or `quiver init my_repo`.
+#[derive(Parser, Debug)]
+#[command(name = "quiver", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// The Quiver repository (the folder with quiver.yaml).
+    #[arg(long, global = true, env = "QUIVER_REPO", default_value = ".")]
+    repo: PathBuf,
+    /// Print only errors (no progress bars, no tables).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Print machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new repository: quiver.yaml, features/ with commented examples, .gitignore.
+    Init {
+        /// Folder to create (may exist, but must not hold a quiver.yaml).
+        dir: PathBuf,
+        /// Project name (default: the folder's name).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Show what `apply` would change in the stored registry, field by field.
+    ///
+    /// Breaking changes (a feature a service reads is removed or changes type, a service is
+    /// removed, ...) are marked; `apply` refuses them without --allow-breaking. Exit code 0.
+    Plan,
+    /// Validate the definitions against their data and store them as a new registry version.
+    ///
+    /// Everything is checked first (YAML, references, source files, columns and types, SQL
+    /// expressions); then the registry is written in one transaction. A failed apply changes
+    /// nothing.
+    Apply {
+        /// Apply even if the plan has breaking changes.
+        #[arg(long)]
+        allow_breaking: bool,
+        /// Skip reading source schemas (for sources that are not reachable from here).
+        #[arg(long)]
+        skip_source_check: bool,
+    },
+    /// Browse the stored registry: definitions, lineage, versions.
+    #[command(subcommand)]
+    Registry(registry_cmd::RegistryCommand),
+    /// Build a point-in-time correct training set.
+    ///
+    /// For each entity row and feature, the latest feature value at or before the row's
+    /// timestamp and within the view's TTL (windowed aggregations: over the window ending at the
+    /// timestamp). Every entity row is returned, in order, with all its columns.
+    ///
+    /// Example: quiver historical --entities labels.parquet --service churn_v1 --out train.parquet
+    Historical(historical::HistoricalArgs),
+    /// Demo data and the end-to-end demo.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let out = output::Output::new(cli.quiet, cli.json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(run(cli, &out));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, out: &output::Output) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { dir, project } => init::init(&dir, project.as_deref(), out),
+        Command::Plan => registry_cmd::plan(&cli.repo, out).await,
+        Command::Apply { allow_breaking, skip_source_check } => {
+            registry_cmd::apply(&cli.repo, allow_breaking, !skip_source_check, out).await.map(|_| ())
+        }
+        Command::Registry(cmd) => registry_cmd::run(&cli.repo, cmd, out).await,
+        Command::Historical(args) => historical::run(&cli.repo, args, out).await.map(|_| ()),
+        Command::Demo(cmd) => demo::run(cmd, out).await,
+    }
+}

@@ -178,7 +178,11 @@ impl SqlMetadataStore {
             }
             format!("sqlite://{}?mode=rwc", path.display())
         };
-        let shown = redact(&url);
+        let shown = if url.starts_with("sqlite://") && !location.starts_with("sqlite:") {
+            base.join(location).display().to_string()
+        } else {
+            redact(&url)
+        };
         let db = |source| Error::Database { url: shown.clone(), source };
         let opts = AnyConnectOptions::from_str(&url).map_err(db)?;
         let pool = AnyPoolOptions::new()

@@ -1,0 +1,124 @@
+//! `quiver historical`: point-in-time correct training sets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::csv::WriterBuilder;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use indicatif::ProgressBar;
+use quiver_offline::engine::Progress;
+use quiver_offline::{HistoricalOptions, OfflineEngine};
+use serde_json::json;
+
+use crate::output::{Output, rate, thousands};
+use crate::registry_cmd::stored;
+
+#[derive(Args, Debug)]
+pub struct HistoricalArgs {
+    /// Entity rows: a Parquet or CSV file with the join keys and a timestamp column.
+    #[arg(long)]
+    pub entities: PathBuf,
+    /// Features as view:feature or view:*, comma-separated.
+    #[arg(long, value_delimiter = ',', conflicts_with = "service", required_unless_present = "service")]
+    pub features: Vec<String>,
+    /// A feature service instead of --features.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Output file: .parquet or .csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Name output columns view__feature.
+    #[arg(long)]
+    pub full_names: bool,
+    /// The entity rows' timestamp column.
+    #[arg(long, default_value = "event_timestamp")]
+    pub timestamp_column: String,
+    /// Rows of the result to print (0: none).
+    #[arg(long, default_value_t = 5)]
+    pub sample: usize,
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn rows_read(&self, view: &str, rows: usize) {
+        self.0.set_message(format!("reading {view}"));
+        self.0.inc(rows as u64);
+    }
+}
+
+/// Runs a retrieval and returns the result.
+pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Result<RecordBatch> {
+    let ext = args.out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if !matches!(ext.as_str(), "parquet" | "csv") {
+        bail!("--out {}: use a .parquet or .csv file name", args.out.display());
+    }
+    let applied = stored(repo).await?;
+    let engine = OfflineEngine::new(applied.registry, repo);
+    let features = match &args.service {
+        Some(s) => engine.registry().service_features(s)?.to_vec(),
+        None => engine.registry().resolve_features(&args.features)?,
+    };
+    let started = Instant::now();
+    let entities = engine.read_table(&args.entities).await?;
+    let opts = HistoricalOptions { timestamp_column: args.timestamp_column.clone(), full_names: args.full_names };
+    let bar = Bar(out.progress("reading features", None, "rows"));
+    let result = engine
+        .historical(&entities, &features, &opts, &args.entities.display().to_string(), &bar)
+        .await;
+    bar.0.finish_and_clear();
+    let result = result?;
+    write(&args.out, &result)?;
+    let summary = format!(
+        "historical: {} entity rows x {} features (registry version {}) -> {}; {}",
+        thousands(result.num_rows() as u64),
+        features.len(),
+        applied.version,
+        args.out.display(),
+        rate(result.num_rows() as u64, started)
+    );
+    if args.sample > 0 && result.num_rows() > 0 {
+        out.say(pretty_format_batches(&[result.slice(0, args.sample.min(result.num_rows()))])?.to_string());
+    }
+    out.say(summary);
+    out.emit(&json!({
+        "rows": result.num_rows(),
+        "features": features.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+        "out": args.out,
+        "registry_version": applied.version,
+        "seconds": started.elapsed().as_secs_f64(),
+    }));
+    Ok(result)
+}
+
+/// Writes a batch as Parquet (zstd) or CSV, by extension, through a temporary file so that a
+/// failure never leaves a half-written output.
+pub fn write(path: &Path, batch: &RecordBatch) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if ext == "csv" {
+        let mut w = WriterBuilder::new().with_header(true).build(file);
+        w.write(batch)?;
+    } else {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_max_row_group_row_count(Some(1 << 20))
+            .build();
+        let mut w = ArrowWriter::try_new(file, Arc::clone(&batch.schema()), Some(props))?;
+        w.write(batch)?;
+        w.close()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! How the CLI talks to people and scripts: tables, progress bars, summaries, JSON.
+
+use std::time::{Duration, Instant};
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Output settings of one invocation.
+pub struct Output {
+    quiet: bool,
+    json: bool,
+}
+
+impl Output {
+    pub fn new(quiet: bool, json: bool) -> Self {
+        Output { quiet, json }
+    }
+
+    /// Human text on stdout (not with --quiet or --json).
+    pub fn say(&self, text: impl AsRef<str>) {
+        if !self.quiet && !self.json {
+            println!("{}", text.as_ref());
+        }
+    }
+
+    /// A JSON document on stdout (only with --json).
+    pub fn emit(&self, value: &serde_json::Value) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value).expect("json"));
+        }
+    }
+
+    /// A table on stdout (not with --quiet or --json).
+    pub fn table(&self, header: &[&str], rows: Vec<Vec<String>>) {
+        if self.quiet || self.json {
+            return;
+        }
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
+        for r in rows {
+            t.add_row(r);
+        }
+        println!("{t}");
+    }
+
+    /// The error, with its causes, on stderr.
+    pub fn error(&self, e: &anyhow::Error) {
+        let mut msg = format!("error: {e}");
+        for cause in e.chain().skip(1) {
+            msg.push_str(&format!("\n  caused by: {cause}"));
+        }
+        if self.json {
+            println!("{}", serde_json::json!({"error": msg.trim_start_matches("error: ")}));
+        }
+        eprintln!("{msg}");
+    }
+
+    /// A progress bar counting `unit` on stderr; hidden with --quiet/--json or off a terminal.
+    pub fn progress(&self, message: &str, total: Option<u64>, unit: &str) -> ProgressBar {
+        let pb = match total {
+            Some(t) => ProgressBar::new(t),
+            None => ProgressBar::no_length(),
+        };
+        if self.quiet || self.json {
+            pb.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let template = match total {
+            Some(_) => format!("{{spinner}} {{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, {{eta}} left)"),
+            None => format!("{{spinner}} {{msg}} {{human_pos}} {unit} ({{per_sec}}) {{elapsed}}"),
+        };
+        pb.set_style(ProgressStyle::with_template(&template).expect("template").progress_chars("=> "));
+        pb.set_message(message.to_string());
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    }
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `rows in 1.23 s (456,789 rows/s)`.
+pub fn rate(rows: u64, started: Instant) -> String {
+    let secs = started.elapsed().as_secs_f64();
+    let per = if secs > 0.0 { (rows as f64 / secs) as u64 } else { rows };
+    format!("{} rows in {secs:.2} s ({}/s)", thousands(rows), thousands(per))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

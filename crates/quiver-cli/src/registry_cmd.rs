@@ -1,0 +1,281 @@
+//! `plan`, `apply` and `registry ...`.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use quiver_core::Registry;
+use quiver_core::plan::plan as make_plan;
+use quiver_core::registry::{ObjectKind, suggest};
+use quiver_core::repo::{RepoSettings, load_registry};
+use quiver_offline::OfflineEngine;
+use quiver_registry::{AppliedRegistry, MetadataStore, SqlMetadataStore};
+use serde_json::json;
+
+use crate::output::Output;
+
+/// Default metadata store, relative to the repository.
+pub const DEFAULT_REGISTRY: &str = ".quiver/registry.db";
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// List stored objects: entities, sources, views, services or features (default: views).
+    List {
+        #[arg(default_value = "views", value_parser = ["entities", "sources", "views", "services", "features"])]
+        kind: String,
+    },
+    /// Show one object's definition, lineage (source -> view -> services) and versions.
+    Describe {
+        /// An entity, source, feature view or feature service name.
+        name: String,
+    },
+    /// List every apply: version, time, objects added / changed / removed.
+    History,
+}
+
+/// Opens the repository's metadata store (`registry:` in quiver.yaml, `QUIVER__REGISTRY`, or
+/// `.quiver/registry.db`).
+pub async fn open_store(repo: &Path) -> anyhow::Result<SqlMetadataStore> {
+    let settings = RepoSettings::load(repo)?;
+    let location = std::env::var("QUIVER__REGISTRY")
+        .ok()
+        .or(settings.registry)
+        .unwrap_or_else(|| DEFAULT_REGISTRY.to_string());
+    Ok(SqlMetadataStore::open(&location, repo).await?)
+}
+
+/// The stored registry, or an error telling to apply first.
+pub async fn stored(repo: &Path) -> anyhow::Result<AppliedRegistry> {
+    let store = open_store(repo).await?;
+    store
+        .current()
+        .await?
+        .with_context(|| format!("nothing applied yet in {}: run `quiver --repo {} apply`", store.url(), repo.display()))
+}
+
+pub async fn plan(repo: &Path, out: &Output) -> anyhow::Result<()> {
+    let defs = load_registry(repo)?;
+    let store = open_store(repo).await?;
+    let current = store.current().await?;
+    let p = make_plan(current.as_ref().map(|c| &c.registry), &defs);
+    out.say(format!(
+        "Registry: {} (stored version {})",
+        store.url(),
+        current.as_ref().map(|c| c.version.to_string()).unwrap_or_else(|| "none".into())
+    ));
+    out.say(p.to_string().trim_end());
+    out.emit(&json!({"base_version": current.map(|c| c.version).unwrap_or(0), "plan": p}));
+    Ok(())
+}
+
+/// Validates and applies; returns the stored version.
+pub async fn apply(repo: &Path, allow_breaking: bool, check_sources: bool, out: &Output) -> anyhow::Result<i64> {
+    let defs = load_registry(repo)?;
+    if check_sources {
+        let pb = out.progress("checking sources", None, "views");
+        let engine = OfflineEngine::new(defs.clone(), repo);
+        let r = engine.validate().await;
+        pb.finish_and_clear();
+        r.context("apply refused: the definitions do not match their data (nothing was stored)")?;
+    }
+    let store = open_store(repo).await?;
+    let current = store.current().await?;
+    let base = current.as_ref().map(|c| c.version).unwrap_or(0);
+    let p = make_plan(current.as_ref().map(|c| &c.registry), &defs);
+    out.say(p.to_string().trim_end());
+    let breaking = p.breaking().count();
+    if breaking > 0 && !allow_breaking {
+        bail!("apply refused: {breaking} breaking change(s) (marked [BREAKING] above); rerun with --allow-breaking to apply them (nothing was stored)");
+    }
+    let version = store.apply(&defs, &p, base).await?;
+    if p.is_empty() {
+        out.say(format!("Nothing to apply: registry version {version} is current."));
+    } else {
+        let (a, c, r) = p.counts();
+        out.say(format!("Applied registry version {version} to {} ({a} added, {c} changed, {r} removed).", store.url()));
+    }
+    out.emit(&json!({"version": version, "plan": p}));
+    Ok(version)
+}
+
+pub async fn run(repo: &Path, cmd: RegistryCommand, out: &Output) -> anyhow::Result<()> {
+    match cmd {
+        RegistryCommand::List { kind } => list(&stored(repo).await?.registry, &kind, out),
+        RegistryCommand::Describe { name } => describe(repo, &name, out).await,
+        RegistryCommand::History => {
+            let store = open_store(repo).await?;
+            let applies = store.applies().await?;
+            out.emit(&json!(applies));
+            out.table(
+                &["version", "applied at", "added", "changed", "removed"],
+                applies
+                    .iter()
+                    .map(|a| vec![a.version.to_string(), a.applied_at.clone(), a.counts.0.to_string(), a.counts.1.to_string(), a.counts.2.to_string()])
+                    .collect(),
+            );
+            Ok(())
+        }
+    }
+}
+
+fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
+    let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match kind {
+        "entities" => (
+            vec!["entity", "join keys", "views", "description"],
+            r.entities
+                .values()
+                .map(|e| {
+                    let views: Vec<&str> = r.views.values().filter(|v| v.entities.contains(&e.name)).map(|v| v.name.as_str()).collect();
+                    vec![
+                        e.name.clone(),
+                        e.join_keys.iter().map(|k| format!("{} ({})", k.name, k.value_type)).collect::<Vec<_>>().join(", "),
+                        views.join(", "),
+                        e.description.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        ),
+        "sources" => (
+            vec!["source", "type", "location", "timestamp", "created", "views"],
+            r.sources
+                .values()
+                .map(|s| {
+                    let views: Vec<&str> = r.views.values().filter(|v| v.source == s.name).map(|v| v.name.as_str()).collect();
+                    vec![
+                        s.name.clone(),
+                        s.kind.type_name().into(),
+                        s.kind.location(),
+                        s.timestamp_field.clone(),
+                        s.created_timestamp_field.clone().unwrap_or_default(),
+                        views.join(", "),
+                    ]
+                })
+                .collect(),
+        ),
+        "views" => (
+            vec!["feature view", "entities", "source", "ttl", "features", "services"],
+            r.views
+                .values()
+                .map(|v| {
+                    let kind = if v.is_aggregation() { "aggregations" } else { "features" };
+                    vec![
+                        v.name.clone(),
+                        v.entities.join(", "),
+                        v.source.clone(),
+                        if v.ttl.is_zero() { "unbounded".into() } else { v.ttl.to_string() },
+                        format!("{} {kind}", v.outputs().len()),
+                        r.services_using_view(&v.name).join(", "),
+                    ]
+                })
+                .collect(),
+        ),
+        "services" => (
+            vec!["feature service", "features", "views", "description"],
+            r.services
+                .values()
+                .map(|s| {
+                    let mut views: Vec<&str> = s.features.iter().map(|f| f.view.as_str()).collect();
+                    views.dedup();
+                    vec![s.name.clone(), s.features.len().to_string(), views.join(", "), s.description.clone().unwrap_or_default()]
+                })
+                .collect(),
+        ),
+        _ => (
+            vec!["feature", "type", "computed as", "services"],
+            r.views
+                .values()
+                .flat_map(|v| {
+                    let plain = v.features.iter().map(move |f| {
+                        let how = match &f.expr {
+                            Some(e) => format!("expr {e}"),
+                            None => format!("column {}", f.source_column()),
+                        };
+                        (v, f.name.clone(), f.value_type, how)
+                    });
+                    let aggs = v.aggregations.iter().map(move |a| {
+                        let what = a.column.clone().or_else(|| a.expr.clone()).unwrap_or_else(|| "*".into());
+                        let mut how = format!("{:?}({what}) over {}", a.function, a.window).to_lowercase();
+                        if let Some(f) = &a.filter {
+                            how.push_str(&format!(" where {f}"));
+                        }
+                        (v, a.name.clone(), a.value_type, how)
+                    });
+                    plain.chain(aggs)
+                })
+                .map(|(v, name, t, how)| {
+                    let services: Vec<&str> = r
+                        .services
+                        .values()
+                        .filter(|s| s.features.iter().any(|f| f.view == v.name && f.feature == name))
+                        .map(|s| s.name.as_str())
+                        .collect();
+                    vec![format!("{}:{name}", v.name), t.to_string(), how, services.join(", ")]
+                })
+                .collect(),
+        ),
+    };
+    out.emit(&json!({"header": header, "rows": rows}));
+    out.table(&header, rows);
+    Ok(())
+}
+
+async fn describe(repo: &Path, name: &str, out: &Output) -> anyhow::Result<()> {
+    let applied = stored(repo).await?;
+    let r = &applied.registry;
+    let Some(kind) = [ObjectKind::FeatureView, ObjectKind::FeatureService, ObjectKind::Source, ObjectKind::Entity]
+        .into_iter()
+        .find(|k| r.object_json(*k, name).is_some())
+    else {
+        let all: Vec<String> = ObjectKind::ALL.iter().flat_map(|k| r.names(*k)).collect();
+        bail!("no entity, source, feature view or feature service named '{name}'{}", suggest(name, all.iter()));
+    };
+    let def = r.object_json(kind, name).expect("found");
+    let hash = r.object_hash(kind, name).expect("found");
+    let lineage = lineage(r, kind, name);
+    let store = open_store(repo).await?;
+    let history = store.history(kind, name).await?;
+    out.emit(&json!({"kind": kind, "name": name, "hash": hash, "definition": def, "lineage": lineage, "versions": history}));
+    out.say(format!("{kind} {name}  (content hash {})", &hash[..12]));
+    out.say(format!("\nLineage: {lineage}\n"));
+    out.say(serde_json::to_string_pretty(&def)?);
+    out.say("");
+    out.table(
+        &["version", "hash", "registry version", "applied at", "removed"],
+        history
+            .iter()
+            .map(|h| vec![h.version.to_string(), h.hash[..12].to_string(), h.registry_version.to_string(), h.applied_at.clone(), h.removed.to_string()])
+            .collect(),
+    );
+    Ok(())
+}
+
+/// `source -> view -> services` around one object.
+fn lineage(r: &Registry, kind: ObjectKind, name: &str) -> String {
+    let view_line = |v: &quiver_core::FeatureView| {
+        let services = r.services_using_view(&v.name);
+        format!(
+            "source {} -> view {} [{}] -> services [{}]",
+            v.source,
+            v.name,
+            v.entities.join(", "),
+            services.join(", ")
+        )
+    };
+    match kind {
+        ObjectKind::FeatureView => view_line(&r.views[name]),
+        ObjectKind::FeatureService => {
+            let mut views: Vec<&str> = r.services[name].features.iter().map(|f| f.view.as_str()).collect();
+            views.dedup();
+            let sources: Vec<String> = views.iter().map(|v| format!("{} -> {v}", r.views[*v].source)).collect();
+            format!("[{}] -> service {name}", sources.join("; "))
+        }
+        ObjectKind::Source => {
+            let lines: Vec<String> = r.views.values().filter(|v| v.source == name).map(view_line).collect();
+            if lines.is_empty() { format!("source {name} (no views read it)") } else { lines.join("; ") }
+        }
+        ObjectKind::Entity => {
+            let lines: Vec<String> = r.views.values().filter(|v| v.entities.iter().any(|e| e == name)).map(view_line).collect();
+            if lines.is_empty() { format!("entity {name} (no views use it)") } else { lines.join("; ") }
+        }
+    }
+}
