@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints, every Rust test (SQLite and the local PostgreSQL), and the
+# parity test against Feast 0.67 (installed once in a venv under the cargo target directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace 2>&1 | tee "$CARGO_TARGET_DIR/test.log"
+echo "== Feast 0.67 parity"
+py="$(ci/peer-venv.sh)"
+"$py" -W ignore tests/parity/feast_parity.py "$CARGO_TARGET_DIR/debug/quiver" 2> >(grep -v -i warning >&2)
