@@ -14,7 +14,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use serde_json::json;
@@ -63,23 +64,51 @@ pub async fn run(cmd: DemoCommand, out: &Output) -> anyhow::Result<()> {
 }
 
 const EXAMPLE: &[(&str, &str)] = &[
-    ("quiver.yaml", include_str!("../../../examples/churn/quiver.yaml")),
-    ("features/users.yaml", include_str!("../../../examples/churn/features/users.yaml")),
-    ("features/activity.yaml", include_str!("../../../examples/churn/features/activity.yaml")),
-    ("features/services.yaml", include_str!("../../../examples/churn/features/services.yaml")),
-    (".gitignore", include_str!("../../../examples/churn/.gitignore")),
+    (
+        "quiver.yaml",
+        include_str!("../../../examples/churn/quiver.yaml"),
+    ),
+    (
+        "features/users.yaml",
+        include_str!("../../../examples/churn/features/users.yaml"),
+    ),
+    (
+        "features/activity.yaml",
+        include_str!("../../../examples/churn/features/activity.yaml"),
+    ),
+    (
+        "features/services.yaml",
+        include_str!("../../../examples/churn/features/services.yaml"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../examples/churn/.gitignore"),
+    ),
 ];
 
 async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::Result<()> {
     let started = Instant::now();
-    out.say(format!("== 1/4 writing the churn example repository to {}", dir.display()));
+    out.say(format!(
+        "== 1/4 writing the churn example repository to {}",
+        dir.display()
+    ));
     for (name, text) in EXAMPLE {
         let p = dir.join(name);
         std::fs::create_dir_all(p.parent().expect("has parent"))?;
         std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
     }
-    out.say(format!("== 2/4 generating data for {} users", thousands(users as u64)));
-    generate(&DataArgs { out: dir.join("data"), users, seed }, out)?;
+    out.say(format!(
+        "== 2/4 generating data for {} users",
+        thousands(users as u64)
+    ));
+    generate(
+        &DataArgs {
+            out: dir.join("data"),
+            users,
+            seed,
+        },
+        out,
+    )?;
     out.say("== 3/4 quiver apply");
     crate::registry_cmd::apply(dir, false, true, out).await?;
     out.say("== 4/4 quiver historical --entities data/labels.parquet --service churn_v1 --out train.parquet");
@@ -144,20 +173,97 @@ impl Rng {
 const START: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
 const DAYS: i64 = 180;
 const DAY: i64 = 86_400;
-const COUNTRIES: &[&str] = &["us", "gb", "de", "fr", "es", "it", "nl", "pl", "br", "in", "jp", "ca"];
+const COUNTRIES: &[&str] = &[
+    "us", "gb", "de", "fr", "es", "it", "nl", "pl", "br", "in", "jp", "ca",
+];
 const BRANDS: &[&str] = &[
-    "Acme", "Northwind", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent", "Tyrell", "Cyberdyne",
-    "Aperture", "Wonka", "Gringotts", "Oscorp", "Massive", "Pied Piper", "Dunder", "Monarch",
+    "Acme",
+    "Northwind",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Aperture",
+    "Wonka",
+    "Gringotts",
+    "Oscorp",
+    "Massive",
+    "Pied Piper",
+    "Dunder",
+    "Monarch",
 ];
 const CATEGORIES: &[(&str, &[(&str, &[&str])], f64)] = &[
-    ("electronics", &[("audio", &["headphones", "speaker", "earbuds"]), ("computers", &["laptop", "keyboard", "monitor"]), ("phones", &["phone case", "charger", "smartphone"])], 4.5),
-    ("home", &[("kitchen", &["blender", "kettle", "pan"]), ("furniture", &["chair", "lamp", "shelf"]), ("bedding", &["pillow", "duvet", "sheet set"])], 3.6),
-    ("fashion", &[("shoes", &["sneakers", "boots", "sandals"]), ("clothing", &["t-shirt", "jacket", "jeans"]), ("accessories", &["watch", "belt", "backpack"])], 3.4),
-    ("grocery", &[("snacks", &["chips", "cookies", "nuts"]), ("drinks", &["coffee", "tea", "juice"]), ("pantry", &["pasta", "olive oil", "rice"])], 2.0),
-    ("sports", &[("fitness", &["yoga mat", "dumbbells", "resistance band"]), ("outdoor", &["tent", "water bottle", "hiking poles"])], 3.3),
-    ("beauty", &[("skincare", &["moisturizer", "sunscreen", "serum"]), ("hair", &["shampoo", "hair dryer", "conditioner"])], 2.7),
+    (
+        "electronics",
+        &[
+            ("audio", &["headphones", "speaker", "earbuds"]),
+            ("computers", &["laptop", "keyboard", "monitor"]),
+            ("phones", &["phone case", "charger", "smartphone"]),
+        ],
+        4.5,
+    ),
+    (
+        "home",
+        &[
+            ("kitchen", &["blender", "kettle", "pan"]),
+            ("furniture", &["chair", "lamp", "shelf"]),
+            ("bedding", &["pillow", "duvet", "sheet set"]),
+        ],
+        3.6,
+    ),
+    (
+        "fashion",
+        &[
+            ("shoes", &["sneakers", "boots", "sandals"]),
+            ("clothing", &["t-shirt", "jacket", "jeans"]),
+            ("accessories", &["watch", "belt", "backpack"]),
+        ],
+        3.4,
+    ),
+    (
+        "grocery",
+        &[
+            ("snacks", &["chips", "cookies", "nuts"]),
+            ("drinks", &["coffee", "tea", "juice"]),
+            ("pantry", &["pasta", "olive oil", "rice"]),
+        ],
+        2.0,
+    ),
+    (
+        "sports",
+        &[
+            ("fitness", &["yoga mat", "dumbbells", "resistance band"]),
+            ("outdoor", &["tent", "water bottle", "hiking poles"]),
+        ],
+        3.3,
+    ),
+    (
+        "beauty",
+        &[
+            ("skincare", &["moisturizer", "sunscreen", "serum"]),
+            ("hair", &["shampoo", "hair dryer", "conditioner"]),
+        ],
+        2.7,
+    ),
 ];
-const ADJECTIVES: &[&str] = &["Classic", "Pro", "Ultra", "Eco", "Smart", "Compact", "Premium", "Essential", "Deluxe", "Lite"];
+const ADJECTIVES: &[&str] = &[
+    "Classic",
+    "Pro",
+    "Ultra",
+    "Eco",
+    "Smart",
+    "Compact",
+    "Premium",
+    "Essential",
+    "Deluxe",
+    "Lite",
+];
 const GOOD: &[&str] = &[
     "Great quality, works perfectly.",
     "Absolutely love it!",
@@ -166,7 +272,12 @@ const GOOD: &[&str] = &[
     "Would definitely buy again.",
     "My family loves this product.",
 ];
-const MEH: &[&str] = &["It's okay, nothing special.", "Does the job.", "Average quality for the price.", "Shipping was slow but the product is fine."];
+const MEH: &[&str] = &[
+    "It's okay, nothing special.",
+    "Does the job.",
+    "Average quality for the price.",
+    "Shipping was slow but the product is fine.",
+];
 const BAD: &[&str] = &[
     "Broke after two days. Very disappointed.",
     "Terrible quality, do not buy!",
@@ -180,14 +291,23 @@ struct Product {
 }
 
 fn ts_field(name: &str) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    )
 }
 
 fn ts_builder(cap: usize) -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC")
 }
 
-fn save(dir: &Path, name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> anyhow::Result<usize> {
+fn save(
+    dir: &Path,
+    name: &str,
+    fields: Vec<Field>,
+    columns: Vec<ArrayRef>,
+) -> anyhow::Result<usize> {
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
     historical::write(&dir.join(format!("{name}.parquet")), &batch)?;
     Ok(batch.num_rows())
@@ -205,7 +325,16 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
     let n_products = (n_users / 2).max(2_000);
     let n_sellers = 5_000u64;
     let mut products = Vec::with_capacity(n_products);
-    let (mut p_id, mut p_title, mut p_brand, mut p_cat, mut p_sub, mut p_seller, mut p_price, mut p_created) = (
+    let (
+        mut p_id,
+        mut p_title,
+        mut p_brand,
+        mut p_cat,
+        mut p_sub,
+        mut p_seller,
+        mut p_price,
+        mut p_created,
+    ) = (
         Int64Builder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
@@ -221,14 +350,21 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
         let brand = rng.pick(BRANDS);
         let price = ((log_price + 0.6 * rng.normal()).exp() * 100.0).round() / 100.0;
         p_id.append_value(id);
-        p_title.append_value(format!("{brand} {} {}", rng.pick(ADJECTIVES), rng.pick(nouns)));
+        p_title.append_value(format!(
+            "{brand} {} {}",
+            rng.pick(ADJECTIVES),
+            rng.pick(nouns)
+        ));
         p_brand.append_value(*brand);
         p_cat.append_value(*cat);
         p_sub.append_value(*sub);
         p_seller.append_value(1 + rng.below(n_sellers) as i64);
         p_price.append_value(price.max(0.5));
-        p_created.append_value((START - 400 * DAY + rng.below(400 * DAY as u64) as i64) * 1_000_000);
-        products.push(Product { price: price.max(0.5) });
+        p_created
+            .append_value((START - 400 * DAY + rng.below(400 * DAY as u64) as i64) * 1_000_000);
+        products.push(Product {
+            price: price.max(0.5),
+        });
     }
     save(
         dir,
@@ -257,8 +393,13 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
 
     // Users, their events and reviews.
     let cap = n_users * 100;
-    let (mut u_id, mut u_signup, mut u_age, mut u_country, mut u_plan) =
-        (Int64Builder::new(), ts_builder(n_users), Int64Builder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut u_id, mut u_signup, mut u_age, mut u_country, mut u_plan) = (
+        Int64Builder::new(),
+        ts_builder(n_users),
+        Int64Builder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     let (mut e_id, mut e_user, mut e_product, mut e_session, mut e_type, mut e_amount, mut e_ts) = (
         Int64Builder::with_capacity(cap),
         Int64Builder::with_capacity(cap),
@@ -268,7 +409,16 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
         Float64Builder::with_capacity(cap),
         ts_builder(cap),
     );
-    let (mut r_id, mut r_user, mut r_product, mut r_rating, mut r_text, mut r_helpful, mut r_total, mut r_ts) = (
+    let (
+        mut r_id,
+        mut r_user,
+        mut r_product,
+        mut r_rating,
+        mut r_text,
+        mut r_helpful,
+        mut r_total,
+        mut r_ts,
+    ) = (
         Int64Builder::new(),
         Int64Builder::new(),
         Int64Builder::new(),
@@ -278,7 +428,11 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
         Int64Builder::new(),
         ts_builder(0),
     );
-    let (mut l_user, mut l_ts, mut l_churned) = (Int64Builder::new(), ts_builder(n_users * 2), BooleanBuilder::new());
+    let (mut l_user, mut l_ts, mut l_churned) = (
+        Int64Builder::new(),
+        ts_builder(n_users * 2),
+        BooleanBuilder::new(),
+    );
     let label_days = [120i64, 150];
     let (mut n_events, mut n_reviews, mut session_id) = (0i64, 0i64, 0i64);
     let pb = out.progress("generating users", Some(n_users as u64), "users");
@@ -307,7 +461,11 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
             "basic" => 0.32,
             _ => 0.42,
         };
-        let quit = if rng.f64() < churn_p { START + (40 + rng.below(200) as i64) * DAY } else { i64::MAX };
+        let quit = if rng.f64() < churn_p {
+            START + (40 + rng.below(200) as i64) * DAY
+        } else {
+            i64::MAX
+        };
         let grumpy = rng.f64() < 0.5 && quit != i64::MAX; // churners review worse
         let first_day = ((signup - START).max(0)) / DAY;
         user_event_days.clear();
@@ -319,7 +477,13 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
             let weekday = (day + 3) % 7; // 2025-01-01 is a Wednesday: 0 = Monday
             let weekly = if weekday >= 5 { 1.35 } else { 0.9 };
             // Activity fades in the weeks before quitting.
-            let fade = if quit == i64::MAX { 1.0 } else { ((quit - day_start) as f64 / (30.0 * DAY as f64)).min(1.0).max(0.2) };
+            let fade = if quit == i64::MAX {
+                1.0
+            } else {
+                ((quit - day_start) as f64 / (30.0 * DAY as f64))
+                    .min(1.0)
+                    .max(0.2)
+            };
             for _ in 0..rng.poisson(sessions_per_day * weekly * fade) {
                 session_id += 1;
                 let mut t = day_start + rng.below(DAY as u64 - 3_600) as i64;
@@ -343,7 +507,8 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
                         t += 10 + rng.below(300) as i64;
                         if rng.f64() < 0.45 {
                             let qty = (1 + rng.below(3)) as f64;
-                            let amount = (products[(pid - 1) as usize].price * qty * 100.0).round() / 100.0;
+                            let amount =
+                                (products[(pid - 1) as usize].price * qty * 100.0).round() / 100.0;
                             push("purchase", Some(amount), t, &mut rng);
                             let review_at = t + (1 + rng.below(14) as i64) * DAY;
                             if rng.f64() < 0.15 && review_at < START + DAYS * DAY {
@@ -363,7 +528,8 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
                                     _ => GOOD,
                                 };
                                 let sentences = 1 + rng.below(3);
-                                let text: Vec<&str> = (0..sentences).map(|_| *rng.pick(pool)).collect();
+                                let text: Vec<&str> =
+                                    (0..sentences).map(|_| *rng.pick(pool)).collect();
                                 let total = rng.poisson(3.0) as i64;
                                 let helpful = (0..total).filter(|_| rng.f64() < 0.6).count() as i64;
                                 n_reviews += 1;
@@ -388,7 +554,9 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
             if signup >= at || !user_event_days.iter().any(|t| *t <= at) {
                 continue;
             }
-            let active_after = user_event_days.iter().any(|t| *t > at && *t <= at + 30 * DAY);
+            let active_after = user_event_days
+                .iter()
+                .any(|t| *t > at && *t <= at + 30 * DAY);
             l_user.append_value(uid);
             l_ts.append_value(at * 1_000_000);
             l_churned.append_value(!active_after);
@@ -465,8 +633,16 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
     let labels = save(
         dir,
         "labels",
-        vec![Field::new("user_id", DataType::Int64, false), ts_field("event_timestamp"), Field::new("churned", DataType::Boolean, false)],
-        vec![Arc::new(l_user.finish()), Arc::new(l_ts.finish()), Arc::new(churned)],
+        vec![
+            Field::new("user_id", DataType::Int64, false),
+            ts_field("event_timestamp"),
+            Field::new("churned", DataType::Boolean, false),
+        ],
+        vec![
+            Arc::new(l_user.finish()),
+            Arc::new(l_ts.finish()),
+            Arc::new(churned),
+        ],
     )?;
     let total = n_users + n_products + events + reviews + labels;
     out.say(format!(

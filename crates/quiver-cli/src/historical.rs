@@ -26,7 +26,12 @@ pub struct HistoricalArgs {
     #[arg(long)]
     pub entities: PathBuf,
     /// Features as view:feature or view:*, comma-separated.
-    #[arg(long, value_delimiter = ',', conflicts_with = "service", required_unless_present = "service")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "service",
+        required_unless_present = "service"
+    )]
     pub features: Vec<String>,
     /// A feature service instead of --features.
     #[arg(long)]
@@ -56,9 +61,17 @@ impl Progress for Bar {
 
 /// Runs a retrieval and returns the result.
 pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Result<RecordBatch> {
-    let ext = args.out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = args
+        .out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if !matches!(ext.as_str(), "parquet" | "csv") {
-        bail!("--out {}: use a .parquet or .csv file name", args.out.display());
+        bail!(
+            "--out {}: use a .parquet or .csv file name",
+            args.out.display()
+        );
     }
     let applied = stored(repo).await?;
     let engine = OfflineEngine::new(applied.registry, repo);
@@ -68,10 +81,19 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
     };
     let started = Instant::now();
     let entities = engine.read_table(&args.entities).await?;
-    let opts = HistoricalOptions { timestamp_column: args.timestamp_column.clone(), full_names: args.full_names };
+    let opts = HistoricalOptions {
+        timestamp_column: args.timestamp_column.clone(),
+        full_names: args.full_names,
+    };
     let bar = Bar(out.progress("reading features", None, "rows"));
     let result = engine
-        .historical(&entities, &features, &opts, &args.entities.display().to_string(), &bar)
+        .historical(
+            &entities,
+            &features,
+            &opts,
+            &args.entities.display().to_string(),
+            &bar,
+        )
         .await;
     bar.0.finish_and_clear();
     let result = result?;
@@ -85,7 +107,10 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
         rate(result.num_rows() as u64, started)
     );
     if args.sample > 0 && result.num_rows() > 0 {
-        out.say(pretty_format_batches(&[result.slice(0, args.sample.min(result.num_rows()))])?.to_string());
+        out.say(
+            pretty_format_batches(&[result.slice(0, args.sample.min(result.num_rows()))])?
+                .to_string(),
+        );
     }
     out.say(summary);
     out.emit(&json!({
@@ -105,8 +130,13 @@ pub fn write(path: &Path, batch: &RecordBatch) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = path.with_extension("tmp");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if ext == "csv" {
         let mut w = WriterBuilder::new().with_header(true).build(file);
         w.write(batch)?;

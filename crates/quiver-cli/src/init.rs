@@ -63,18 +63,37 @@ feature_services:
 
 pub fn init(dir: &Path, project: Option<&str>, out: &Output) -> anyhow::Result<()> {
     if dir.join("quiver.yaml").exists() {
-        bail!("{} already holds a quiver.yaml: not overwriting it", dir.display());
+        bail!(
+            "{} already holds a quiver.yaml: not overwriting it",
+            dir.display()
+        );
     }
     let name = match project {
         Some(p) => p.to_string(),
         None => {
             let abs = std::path::absolute(dir)?;
-            abs.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "project".into())
+            abs.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "project".into())
         }
     };
-    let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    let name = if name.starts_with(|c: char| c.is_ascii_digit()) { format!("p_{name}") } else { name };
-    std::fs::create_dir_all(dir.join("features")).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = if name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("p_{name}")
+    } else {
+        name
+    };
+    std::fs::create_dir_all(dir.join("features"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::create_dir_all(dir.join("data"))?;
     std::fs::write(dir.join("quiver.yaml"), MAIN.replace("PROJECT", &name))?;
     std::fs::write(dir.join("features/user_stats.yaml"), FEATURES)?;

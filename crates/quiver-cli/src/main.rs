@@ -19,7 +19,12 @@ use clap::{Parser, Subcommand};
 /// Start with `quiver demo run` (generates data, applies the churn example, builds a training
 /// set) or `quiver init my_repo`.
 #[derive(Parser, Debug)]
-#[command(name = "quiver", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "quiver",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     /// The Quiver repository (the folder with quiver.yaml).
     #[arg(long, global = true, env = "QUIVER_REPO", default_value = ".")]
@@ -81,7 +86,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.quiet, cli.json);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(run(cli, &out));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -96,9 +104,12 @@ async fn run(cli: Cli, out: &output::Output) -> anyhow::Result<()> {
     match cli.command {
         Command::Init { dir, project } => init::init(&dir, project.as_deref(), out),
         Command::Plan => registry_cmd::plan(&cli.repo, out).await,
-        Command::Apply { allow_breaking, skip_source_check } => {
-            registry_cmd::apply(&cli.repo, allow_breaking, !skip_source_check, out).await.map(|_| ())
-        }
+        Command::Apply {
+            allow_breaking,
+            skip_source_check,
+        } => registry_cmd::apply(&cli.repo, allow_breaking, !skip_source_check, out)
+            .await
+            .map(|_| ()),
         Command::Registry(cmd) => registry_cmd::run(&cli.repo, cmd, out).await,
         Command::Historical(args) => historical::run(&cli.repo, args, out).await.map(|_| ()),
         Command::Demo(cmd) => demo::run(cmd, out).await,

@@ -36,7 +36,9 @@ impl Output {
             return;
         }
         let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(header);
         for r in rows {
             t.add_row(r);
         }
@@ -50,7 +52,10 @@ impl Output {
             msg.push_str(&format!("\n  caused by: {cause}"));
         }
         if self.json {
-            println!("{}", serde_json::json!({"error": msg.trim_start_matches("error: ")}));
+            println!(
+                "{}",
+                serde_json::json!({"error": msg.trim_start_matches("error: ")})
+            );
         }
         eprintln!("{msg}");
     }
@@ -65,10 +70,16 @@ impl Output {
             pb.set_draw_target(ProgressDrawTarget::hidden());
         }
         let template = match total {
-            Some(_) => format!("{{spinner}} {{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, {{eta}} left)"),
+            Some(_) => format!(
+                "{{spinner}} {{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, {{eta}} left)"
+            ),
             None => format!("{{spinner}} {{msg}} {{human_pos}} {unit} ({{per_sec}}) {{elapsed}}"),
         };
-        pb.set_style(ProgressStyle::with_template(&template).expect("template").progress_chars("=> "));
+        pb.set_style(
+            ProgressStyle::with_template(&template)
+                .expect("template")
+                .progress_chars("=> "),
+        );
         pb.set_message(message.to_string());
         pb.enable_steady_tick(Duration::from_millis(120));
         pb
@@ -91,8 +102,16 @@ pub fn thousands(n: u64) -> String {
 /// `rows in 1.23 s (456,789 rows/s)`.
 pub fn rate(rows: u64, started: Instant) -> String {
     let secs = started.elapsed().as_secs_f64();
-    let per = if secs > 0.0 { (rows as f64 / secs) as u64 } else { rows };
-    format!("{} rows in {secs:.2} s ({}/s)", thousands(rows), thousands(per))
+    let per = if secs > 0.0 {
+        (rows as f64 / secs) as u64
+    } else {
+        rows
+    };
+    format!(
+        "{} rows in {secs:.2} s ({}/s)",
+        thousands(rows),
+        thousands(per)
+    )
 }
 
 #[cfg(test)]

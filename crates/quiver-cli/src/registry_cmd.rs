@@ -47,10 +47,13 @@ pub async fn open_store(repo: &Path) -> anyhow::Result<SqlMetadataStore> {
 /// The stored registry, or an error telling to apply first.
 pub async fn stored(repo: &Path) -> anyhow::Result<AppliedRegistry> {
     let store = open_store(repo).await?;
-    store
-        .current()
-        .await?
-        .with_context(|| format!("nothing applied yet in {}: run `quiver --repo {} apply`", store.url(), repo.display()))
+    store.current().await?.with_context(|| {
+        format!(
+            "nothing applied yet in {}: run `quiver --repo {} apply`",
+            store.url(),
+            repo.display()
+        )
+    })
 }
 
 pub async fn plan(repo: &Path, out: &Output) -> anyhow::Result<()> {
@@ -61,7 +64,10 @@ pub async fn plan(repo: &Path, out: &Output) -> anyhow::Result<()> {
     out.say(format!(
         "Registry: {} (stored version {})",
         store.url(),
-        current.as_ref().map(|c| c.version.to_string()).unwrap_or_else(|| "none".into())
+        current
+            .as_ref()
+            .map(|c| c.version.to_string())
+            .unwrap_or_else(|| "none".into())
     ));
     out.say(p.to_string().trim_end());
     out.emit(&json!({"base_version": current.map(|c| c.version).unwrap_or(0), "plan": p}));
@@ -69,7 +75,12 @@ pub async fn plan(repo: &Path, out: &Output) -> anyhow::Result<()> {
 }
 
 /// Validates and applies; returns the stored version.
-pub async fn apply(repo: &Path, allow_breaking: bool, check_sources: bool, out: &Output) -> anyhow::Result<i64> {
+pub async fn apply(
+    repo: &Path,
+    allow_breaking: bool,
+    check_sources: bool,
+    out: &Output,
+) -> anyhow::Result<i64> {
     let defs = load_registry(repo)?;
     if check_sources {
         let pb = out.progress("checking sources", None, "views");
@@ -85,14 +96,21 @@ pub async fn apply(repo: &Path, allow_breaking: bool, check_sources: bool, out: 
     out.say(p.to_string().trim_end());
     let breaking = p.breaking().count();
     if breaking > 0 && !allow_breaking {
-        bail!("apply refused: {breaking} breaking change(s) (marked [BREAKING] above); rerun with --allow-breaking to apply them (nothing was stored)");
+        bail!(
+            "apply refused: {breaking} breaking change(s) (marked [BREAKING] above); rerun with --allow-breaking to apply them (nothing was stored)"
+        );
     }
     let version = store.apply(&defs, &p, base).await?;
     if p.is_empty() {
-        out.say(format!("Nothing to apply: registry version {version} is current."));
+        out.say(format!(
+            "Nothing to apply: registry version {version} is current."
+        ));
     } else {
         let (a, c, r) = p.counts();
-        out.say(format!("Applied registry version {version} to {} ({a} added, {c} changed, {r} removed).", store.url()));
+        out.say(format!(
+            "Applied registry version {version} to {} ({a} added, {c} changed, {r} removed).",
+            store.url()
+        ));
     }
     out.emit(&json!({"version": version, "plan": p}));
     Ok(version)
@@ -110,7 +128,15 @@ pub async fn run(repo: &Path, cmd: RegistryCommand, out: &Output) -> anyhow::Res
                 &["version", "applied at", "added", "changed", "removed"],
                 applies
                     .iter()
-                    .map(|a| vec![a.version.to_string(), a.applied_at.clone(), a.counts.0.to_string(), a.counts.1.to_string(), a.counts.2.to_string()])
+                    .map(|a| {
+                        vec![
+                            a.version.to_string(),
+                            a.applied_at.clone(),
+                            a.counts.0.to_string(),
+                            a.counts.1.to_string(),
+                            a.counts.2.to_string(),
+                        ]
+                    })
                     .collect(),
             );
             Ok(())
@@ -125,10 +151,19 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
             r.entities
                 .values()
                 .map(|e| {
-                    let views: Vec<&str> = r.views.values().filter(|v| v.entities.contains(&e.name)).map(|v| v.name.as_str()).collect();
+                    let views: Vec<&str> = r
+                        .views
+                        .values()
+                        .filter(|v| v.entities.contains(&e.name))
+                        .map(|v| v.name.as_str())
+                        .collect();
                     vec![
                         e.name.clone(),
-                        e.join_keys.iter().map(|k| format!("{} ({})", k.name, k.value_type)).collect::<Vec<_>>().join(", "),
+                        e.join_keys
+                            .iter()
+                            .map(|k| format!("{} ({})", k.name, k.value_type))
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         views.join(", "),
                         e.description.clone().unwrap_or_default(),
                     ]
@@ -136,11 +171,23 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
                 .collect(),
         ),
         "sources" => (
-            vec!["source", "type", "location", "timestamp", "created", "views"],
+            vec![
+                "source",
+                "type",
+                "location",
+                "timestamp",
+                "created",
+                "views",
+            ],
             r.sources
                 .values()
                 .map(|s| {
-                    let views: Vec<&str> = r.views.values().filter(|v| v.source == s.name).map(|v| v.name.as_str()).collect();
+                    let views: Vec<&str> = r
+                        .views
+                        .values()
+                        .filter(|v| v.source == s.name)
+                        .map(|v| v.name.as_str())
+                        .collect();
                     vec![
                         s.name.clone(),
                         s.kind.type_name().into(),
@@ -153,16 +200,31 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
                 .collect(),
         ),
         "views" => (
-            vec!["feature view", "entities", "source", "ttl", "features", "services"],
+            vec![
+                "feature view",
+                "entities",
+                "source",
+                "ttl",
+                "features",
+                "services",
+            ],
             r.views
                 .values()
                 .map(|v| {
-                    let kind = if v.is_aggregation() { "aggregations" } else { "features" };
+                    let kind = if v.is_aggregation() {
+                        "aggregations"
+                    } else {
+                        "features"
+                    };
                     vec![
                         v.name.clone(),
                         v.entities.join(", "),
                         v.source.clone(),
-                        if v.ttl.is_zero() { "unbounded".into() } else { v.ttl.to_string() },
+                        if v.ttl.is_zero() {
+                            "unbounded".into()
+                        } else {
+                            v.ttl.to_string()
+                        },
                         format!("{} {kind}", v.outputs().len()),
                         r.services_using_view(&v.name).join(", "),
                     ]
@@ -176,7 +238,12 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
                 .map(|s| {
                     let mut views: Vec<&str> = s.features.iter().map(|f| f.view.as_str()).collect();
                     views.dedup();
-                    vec![s.name.clone(), s.features.len().to_string(), views.join(", "), s.description.clone().unwrap_or_default()]
+                    vec![
+                        s.name.clone(),
+                        s.features.len().to_string(),
+                        views.join(", "),
+                        s.description.clone().unwrap_or_default(),
+                    ]
                 })
                 .collect(),
         ),
@@ -193,8 +260,13 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
                         (v, f.name.clone(), f.value_type, how)
                     });
                     let aggs = v.aggregations.iter().map(move |a| {
-                        let what = a.column.clone().or_else(|| a.expr.clone()).unwrap_or_else(|| "*".into());
-                        let mut how = format!("{:?}({what}) over {}", a.function, a.window).to_lowercase();
+                        let what = a
+                            .column
+                            .clone()
+                            .or_else(|| a.expr.clone())
+                            .unwrap_or_else(|| "*".into());
+                        let mut how =
+                            format!("{:?}({what}) over {}", a.function, a.window).to_lowercase();
                         if let Some(f) = &a.filter {
                             how.push_str(&format!(" where {f}"));
                         }
@@ -206,10 +278,19 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
                     let services: Vec<&str> = r
                         .services
                         .values()
-                        .filter(|s| s.features.iter().any(|f| f.view == v.name && f.feature == name))
+                        .filter(|s| {
+                            s.features
+                                .iter()
+                                .any(|f| f.view == v.name && f.feature == name)
+                        })
                         .map(|s| s.name.as_str())
                         .collect();
-                    vec![format!("{}:{name}", v.name), t.to_string(), how, services.join(", ")]
+                    vec![
+                        format!("{}:{name}", v.name),
+                        t.to_string(),
+                        how,
+                        services.join(", "),
+                    ]
                 })
                 .collect(),
         ),
@@ -222,12 +303,19 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
 async fn describe(repo: &Path, name: &str, out: &Output) -> anyhow::Result<()> {
     let applied = stored(repo).await?;
     let r = &applied.registry;
-    let Some(kind) = [ObjectKind::FeatureView, ObjectKind::FeatureService, ObjectKind::Source, ObjectKind::Entity]
-        .into_iter()
-        .find(|k| r.object_json(*k, name).is_some())
-    else {
+    let Some(kind) = [
+        ObjectKind::FeatureView,
+        ObjectKind::FeatureService,
+        ObjectKind::Source,
+        ObjectKind::Entity,
+    ]
+    .into_iter()
+    .find(|k| r.object_json(*k, name).is_some()) else {
         let all: Vec<String> = ObjectKind::ALL.iter().flat_map(|k| r.names(*k)).collect();
-        bail!("no entity, source, feature view or feature service named '{name}'{}", suggest(name, all.iter()));
+        bail!(
+            "no entity, source, feature view or feature service named '{name}'{}",
+            suggest(name, all.iter())
+        );
     };
     let def = r.object_json(kind, name).expect("found");
     let hash = r.object_hash(kind, name).expect("found");
@@ -240,10 +328,24 @@ async fn describe(repo: &Path, name: &str, out: &Output) -> anyhow::Result<()> {
     out.say(serde_json::to_string_pretty(&def)?);
     out.say("");
     out.table(
-        &["version", "hash", "registry version", "applied at", "removed"],
+        &[
+            "version",
+            "hash",
+            "registry version",
+            "applied at",
+            "removed",
+        ],
         history
             .iter()
-            .map(|h| vec![h.version.to_string(), h.hash[..12].to_string(), h.registry_version.to_string(), h.applied_at.clone(), h.removed.to_string()])
+            .map(|h| {
+                vec![
+                    h.version.to_string(),
+                    h.hash[..12].to_string(),
+                    h.registry_version.to_string(),
+                    h.applied_at.clone(),
+                    h.removed.to_string(),
+                ]
+            })
             .collect(),
     );
     Ok(())
@@ -264,18 +366,43 @@ fn lineage(r: &Registry, kind: ObjectKind, name: &str) -> String {
     match kind {
         ObjectKind::FeatureView => view_line(&r.views[name]),
         ObjectKind::FeatureService => {
-            let mut views: Vec<&str> = r.services[name].features.iter().map(|f| f.view.as_str()).collect();
+            let mut views: Vec<&str> = r.services[name]
+                .features
+                .iter()
+                .map(|f| f.view.as_str())
+                .collect();
             views.dedup();
-            let sources: Vec<String> = views.iter().map(|v| format!("{} -> {v}", r.views[*v].source)).collect();
+            let sources: Vec<String> = views
+                .iter()
+                .map(|v| format!("{} -> {v}", r.views[*v].source))
+                .collect();
             format!("[{}] -> service {name}", sources.join("; "))
         }
         ObjectKind::Source => {
-            let lines: Vec<String> = r.views.values().filter(|v| v.source == name).map(view_line).collect();
-            if lines.is_empty() { format!("source {name} (no views read it)") } else { lines.join("; ") }
+            let lines: Vec<String> = r
+                .views
+                .values()
+                .filter(|v| v.source == name)
+                .map(view_line)
+                .collect();
+            if lines.is_empty() {
+                format!("source {name} (no views read it)")
+            } else {
+                lines.join("; ")
+            }
         }
         ObjectKind::Entity => {
-            let lines: Vec<String> = r.views.values().filter(|v| v.entities.iter().any(|e| e == name)).map(view_line).collect();
-            if lines.is_empty() { format!("entity {name} (no views use it)") } else { lines.join("; ") }
+            let lines: Vec<String> = r
+                .views
+                .values()
+                .filter(|v| v.entities.iter().any(|e| e == name))
+                .map(view_line)
+                .collect();
+            if lines.is_empty() {
+                format!("entity {name} (no views use it)")
+            } else {
+                lines.join("; ")
+            }
         }
     }
 }

@@ -68,7 +68,11 @@ impl fmt::Display for Duration {
                 return write!(f, "{}{unit}", s / size);
             }
         }
-        if s == 0 { write!(f, "0") } else { write!(f, "{s}s") }
+        if s == 0 {
+            write!(f, "0")
+        } else {
+            write!(f, "{s}s")
+        }
     }
 }
 
@@ -103,10 +107,18 @@ mod tests {
     #[test]
     fn rejects_bad_text() {
         assert!(Duration::parse("30").unwrap_err().contains("no unit"));
-        assert!(Duration::parse("30y").unwrap_err().contains("unknown unit 'y'"));
+        assert!(
+            Duration::parse("30y")
+                .unwrap_err()
+                .contains("unknown unit 'y'")
+        );
         assert!(Duration::parse("d").is_err());
         assert!(Duration::parse("-1d").is_err());
-        assert!(Duration::parse("99999999999999999w").unwrap_err().contains("too large"));
+        assert!(
+            Duration::parse("99999999999999999w")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
-            return writeln!(f, "No changes: the stored registry matches the definitions.");
+            return writeln!(
+                f,
+                "No changes: the stored registry matches the definitions."
+            );
         }
         if let Some((old, new)) = &self.project_renamed {
             writeln!(f, "~ project: {old} -> {new}")?;
@@ -98,7 +101,11 @@ impl fmt::Display for Plan {
                 Op::Change => '~',
                 Op::Remove => '-',
             };
-            let mark = if c.breaking.is_empty() { "" } else { "  [BREAKING]" };
+            let mark = if c.breaking.is_empty() {
+                ""
+            } else {
+                "  [BREAKING]"
+            };
             writeln!(f, "{sign} {} {}{mark}", c.kind, c.name)?;
             for fc in &c.fields {
                 match (&fc.old, &fc.new) {
@@ -153,17 +160,33 @@ pub fn plan(old: Option<&Registry>, new: &Registry) -> Plan {
                 diff_values("", o.as_ref(), n.as_ref(), &mut fields);
             }
             let breaking = breaking_reasons(old, new, kind, &name, op);
-            out.changes.push(Change { kind, name, op, fields, breaking, old_hash: oh, new_hash: nh });
+            out.changes.push(Change {
+                kind,
+                name,
+                op,
+                fields,
+                breaking,
+                old_hash: oh,
+                new_hash: nh,
+            });
         }
     }
     out
 }
 
-fn breaking_reasons(old: &Registry, new: &Registry, kind: ObjectKind, name: &str, op: Op) -> Vec<String> {
+fn breaking_reasons(
+    old: &Registry,
+    new: &Registry,
+    kind: ObjectKind,
+    name: &str,
+    op: Op,
+) -> Vec<String> {
     let mut reasons = Vec::new();
     match kind {
         ObjectKind::FeatureView => {
-            let Some(ov) = old.views.get(name) else { return reasons };
+            let Some(ov) = old.views.get(name) else {
+                return reasons;
+            };
             let consumers = old.services_using_view(name);
             if consumers.is_empty() {
                 return reasons;
@@ -177,7 +200,10 @@ fn breaking_reasons(old: &Registry, new: &Registry, kind: ObjectKind, name: &str
                 .map(|f| f.feature.as_str())
                 .collect();
             match nv {
-                None => reasons.push(format!("view removed while services read it: {}", consumers.join(", "))),
+                None => reasons.push(format!(
+                    "view removed while services read it: {}",
+                    consumers.join(", ")
+                )),
                 Some(nv) => {
                     if nv.entities != ov.entities {
                         reasons.push(format!(
@@ -189,10 +215,11 @@ fn breaking_reasons(old: &Registry, new: &Registry, kind: ObjectKind, name: &str
                     }
                     for feat in used {
                         match (ov.output_type(feat), nv.output_type(feat)) {
-                            (Some(_), None) => reasons.push(format!("feature '{feat}' removed while a service reads it")),
-                            (Some(a), Some(b)) if a != b => {
-                                reasons.push(format!("feature '{feat}' changes type {a} -> {b} while a service reads it"))
-                            }
+                            (Some(_), None) => reasons
+                                .push(format!("feature '{feat}' removed while a service reads it")),
+                            (Some(a), Some(b)) if a != b => reasons.push(format!(
+                                "feature '{feat}' changes type {a} -> {b} while a service reads it"
+                            )),
                             _ => {}
                         }
                     }
@@ -200,11 +227,17 @@ fn breaking_reasons(old: &Registry, new: &Registry, kind: ObjectKind, name: &str
             }
         }
         ObjectKind::FeatureService => match op {
-            Op::Remove => reasons.push("service removed: models and clients that read it break".into()),
+            Op::Remove => {
+                reasons.push("service removed: models and clients that read it break".into())
+            }
             Op::Change => {
                 let (os, ns) = (&old.services[name], &new.services[name]);
-                let dropped: Vec<String> =
-                    os.features.iter().filter(|f| !ns.features.contains(f)).map(|f| f.to_string()).collect();
+                let dropped: Vec<String> = os
+                    .features
+                    .iter()
+                    .filter(|f| !ns.features.contains(f))
+                    .map(|f| f.to_string())
+                    .collect();
                 if !dropped.is_empty() {
                     reasons.push(format!("service drops features: {}", dropped.join(", ")));
                 }
@@ -212,7 +245,9 @@ fn breaking_reasons(old: &Registry, new: &Registry, kind: ObjectKind, name: &str
             Op::Add => {}
         },
         ObjectKind::Entity => {
-            let (Some(oe), ne) = (old.entities.get(name), new.entities.get(name)) else { return reasons };
+            let (Some(oe), ne) = (old.entities.get(name), new.entities.get(name)) else {
+                return reasons;
+            };
             if ne.map(|e| &e.join_keys) != Some(&oe.join_keys) {
                 let views: Vec<&str> = old
                     .views
@@ -222,8 +257,15 @@ fn breaking_reasons(old: &Registry, new: &Registry, kind: ObjectKind, name: &str
                     .map(|v| v.name.as_str())
                     .collect();
                 if !views.is_empty() {
-                    let what = if ne.is_none() { "entity removed" } else { "join keys change" };
-                    reasons.push(format!("{what} under views that services read: {}", views.join(", ")));
+                    let what = if ne.is_none() {
+                        "entity removed"
+                    } else {
+                        "join keys change"
+                    };
+                    reasons.push(format!(
+                        "{what} under views that services read: {}",
+                        views.join(", ")
+                    ));
                 }
             }
         }
@@ -242,12 +284,22 @@ fn render(v: &Value) -> String {
 fn named_items(items: &[Value]) -> Option<Vec<(String, &Value)>> {
     items
         .iter()
-        .map(|i| i.get("name").and_then(Value::as_str).map(|n| (n.to_string(), i)))
+        .map(|i| {
+            i.get("name")
+                .and_then(Value::as_str)
+                .map(|n| (n.to_string(), i))
+        })
         .collect()
 }
 
 fn diff_values(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<FieldChange>) {
-    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     match (old, new) {
         (Some(Value::Object(o)), Some(Value::Object(n))) => {
             let keys: BTreeSet<&String> = o.keys().chain(n.keys()).collect();

@@ -191,10 +191,14 @@ impl AggFunction {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim().to_ascii_lowercase();
         let s = if s == "avg" { "mean".to_string() } else { s };
-        Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, f)| *f).ok_or_else(|| {
-            let all: Vec<_> = Self::NAMES.iter().map(|(n, _)| *n).collect();
-            format!("unknown function '{s}': use one of {}", all.join(", "))
-        })
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                let all: Vec<_> = Self::NAMES.iter().map(|(n, _)| *n).collect();
+                format!("unknown function '{s}': use one of {}", all.join(", "))
+            })
     }
 
     /// Whether the function needs a value column or expression.
@@ -284,13 +288,20 @@ impl FeatureView {
         self.features
             .iter()
             .map(|f| (f.name.as_str(), f.value_type))
-            .chain(self.aggregations.iter().map(|a| (a.name.as_str(), a.value_type)))
+            .chain(
+                self.aggregations
+                    .iter()
+                    .map(|a| (a.name.as_str(), a.value_type)),
+            )
             .collect()
     }
 
     /// The type of one output feature.
     pub fn output_type(&self, feature: &str) -> Option<ValueType> {
-        self.outputs().into_iter().find(|(n, _)| *n == feature).map(|(_, t)| t)
+        self.outputs()
+            .into_iter()
+            .find(|(n, _)| *n == feature)
+            .map(|(_, t)| t)
     }
 }
 
@@ -373,8 +384,12 @@ pub enum ObjectKind {
 
 impl ObjectKind {
     /// Every kind in dependency order.
-    pub const ALL: [ObjectKind; 4] =
-        [ObjectKind::Entity, ObjectKind::Source, ObjectKind::FeatureView, ObjectKind::FeatureService];
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::Entity,
+        ObjectKind::Source,
+        ObjectKind::FeatureView,
+        ObjectKind::FeatureService,
+    ];
 
     /// Human name.
     pub fn as_str(self) -> &'static str {
@@ -434,7 +449,12 @@ impl Registry {
             ObjectKind::FeatureView => self.views.get(name).map(|v| {
                 let mut parts = vec![content_hash(v)];
                 parts.extend(self.sources.get(&v.source).map(content_hash));
-                parts.extend(v.entities.iter().filter_map(|e| self.entities.get(e)).map(content_hash));
+                parts.extend(
+                    v.entities
+                        .iter()
+                        .filter_map(|e| self.entities.get(e))
+                        .map(content_hash),
+                );
                 sha256_hex(parts.join(",").as_bytes())
             }),
             ObjectKind::FeatureService => self.services.get(name).map(|s| {
@@ -482,10 +502,13 @@ impl Registry {
     pub fn resolve_features<S: AsRef<str>>(&self, refs: &[S]) -> Result<Vec<FeatureRef>> {
         let mut out = Vec::new();
         for r in refs {
-            for f in self.resolve_one(r.as_ref()).map_err(|message| Error::UnknownFeature {
-                reference: r.as_ref().to_string(),
-                message,
-            })? {
+            for f in self
+                .resolve_one(r.as_ref())
+                .map_err(|message| Error::UnknownFeature {
+                    reference: r.as_ref().to_string(),
+                    message,
+                })?
+            {
                 if !out.contains(&f) {
                     out.push(f);
                 }
@@ -499,13 +522,19 @@ impl Registry {
             .split_once(':')
             .ok_or_else(|| "write features as 'view:feature' or 'view:*'".to_string())?;
         let view = self.views.get(view_name).ok_or_else(|| {
-            format!("no feature view '{view_name}'{}", suggest(view_name, self.views.keys()))
+            format!(
+                "no feature view '{view_name}'{}",
+                suggest(view_name, self.views.keys())
+            )
         })?;
         if feature == "*" {
             return Ok(view
                 .outputs()
                 .into_iter()
-                .map(|(n, _)| FeatureRef { view: view_name.to_string(), feature: n.to_string() })
+                .map(|(n, _)| FeatureRef {
+                    view: view_name.to_string(),
+                    feature: n.to_string(),
+                })
                 .collect());
         }
         if view.output_type(feature).is_none() {
@@ -515,17 +544,21 @@ impl Registry {
                 suggest(feature, names.iter())
             ));
         }
-        Ok(vec![FeatureRef { view: view_name.to_string(), feature: feature.to_string() }])
+        Ok(vec![FeatureRef {
+            view: view_name.to_string(),
+            feature: feature.to_string(),
+        }])
     }
 
     /// The features of a service.
     pub fn service_features(&self, name: &str) -> Result<&[FeatureRef]> {
-        self.services.get(name).map(|s| s.features.as_slice()).ok_or_else(|| {
-            Error::UnknownService {
+        self.services
+            .get(name)
+            .map(|s| s.features.as_slice())
+            .ok_or_else(|| Error::UnknownService {
                 name: name.to_string(),
                 hint: suggest(name, self.services.keys()),
-            }
-        })
+            })
     }
 
     /// The services that read a view.
@@ -619,7 +652,11 @@ impl Builder {
             if i == 0 {
                 let Some(p) = &defs.project else {
                     return Err(Error::invalid(
-                        &Located { file, line: 1, column: 1 },
+                        &Located {
+                            file,
+                            line: 1,
+                            column: 1,
+                        },
                         "project",
                         "",
                         "project",
@@ -699,7 +736,13 @@ impl Builder {
         Ok(reg)
     }
 
-    fn value_type(&self, kind: &'static str, object: &str, field: &str, s: &S<String>) -> Result<ValueType> {
+    fn value_type(
+        &self,
+        kind: &'static str,
+        object: &str,
+        field: &str,
+        s: &S<String>,
+    ) -> Result<ValueType> {
         s.value
             .parse()
             .map_err(|m: String| Error::invalid(&self.at(s), kind, object, field, m))
@@ -710,7 +753,13 @@ impl Builder {
         let name = self.name(K, &raw.name)?;
         let at = self.at(&raw.name);
         if raw.join_keys.is_empty() {
-            return Err(Error::invalid(&at, K, &name, "join_keys", "needs at least one join key"));
+            return Err(Error::invalid(
+                &at,
+                K,
+                &name,
+                "join_keys",
+                "needs at least one join key",
+            ));
         }
         let types: Vec<ValueType> = match (&raw.value_type, &raw.value_types) {
             (Some(_), Some(ts)) => {
@@ -732,14 +781,21 @@ impl Builder {
                         format!("{} types for {} join keys", ts.len(), raw.join_keys.len()),
                     ));
                 }
-                ts.iter().map(|t| self.value_type(K, &name, "value_types", t)).collect::<Result<_>>()?
+                ts.iter()
+                    .map(|t| self.value_type(K, &name, "value_types", t))
+                    .collect::<Result<_>>()?
             }
-            (Some(t), None) => vec![self.value_type(K, &name, "value_type", t)?; raw.join_keys.len()],
+            (Some(t), None) => {
+                vec![self.value_type(K, &name, "value_type", t)?; raw.join_keys.len()]
+            }
             (None, None) => vec![ValueType::Int64; raw.join_keys.len()],
         };
         let mut join_keys = Vec::new();
         for (k, value_type) in raw.join_keys.iter().zip(types) {
-            if !matches!(value_type, ValueType::Int64 | ValueType::Int32 | ValueType::String) {
+            if !matches!(
+                value_type,
+                ValueType::Int64 | ValueType::Int32 | ValueType::String
+            ) {
                 return Err(Error::invalid(
                     &self.at(k),
                     K,
@@ -749,14 +805,36 @@ impl Builder {
                 ));
             }
             if !is_identifier(&k.value) {
-                return Err(Error::invalid(&self.at(k), K, &name, "join_keys", format!("'{}' is not a column name", k.value)));
+                return Err(Error::invalid(
+                    &self.at(k),
+                    K,
+                    &name,
+                    "join_keys",
+                    format!("'{}' is not a column name", k.value),
+                ));
             }
             if join_keys.iter().any(|j: &JoinKey| j.name == k.value) {
-                return Err(Error::invalid(&self.at(k), K, &name, "join_keys", format!("'{}' appears twice", k.value)));
+                return Err(Error::invalid(
+                    &self.at(k),
+                    K,
+                    &name,
+                    "join_keys",
+                    format!("'{}' appears twice", k.value),
+                ));
             }
-            join_keys.push(JoinKey { name: k.value.clone(), value_type });
+            join_keys.push(JoinKey {
+                name: k.value.clone(),
+                value_type,
+            });
         }
-        Ok(Entity { name, join_keys, description: raw.description, owner: raw.owner, tags: raw.tags, at })
+        Ok(Entity {
+            name,
+            join_keys,
+            description: raw.description,
+            owner: raw.owner,
+            tags: raw.tags,
+            at,
+        })
     }
 
     fn source(&self, raw: RawSource) -> Result<Source> {
@@ -766,25 +844,47 @@ impl Builder {
         let need = |field: &str, v: &Option<S<String>>| -> Result<String> {
             match v {
                 Some(s) if !s.value.trim().is_empty() => Ok(s.value.clone()),
-                _ => Err(Error::invalid(&at, K, &name, field, format!("a {} source needs '{field}'", raw.kind.value))),
+                _ => Err(Error::invalid(
+                    &at,
+                    K,
+                    &name,
+                    field,
+                    format!("a {} source needs '{field}'", raw.kind.value),
+                )),
             }
         };
         let reject = |field: &str, v: &Option<S<String>>| -> Result<()> {
             match v {
-                Some(s) => Err(Error::invalid(&self.at(s), K, &name, field, format!("'{field}' does not apply to a {} source", raw.kind.value))),
+                Some(s) => Err(Error::invalid(
+                    &self.at(s),
+                    K,
+                    &name,
+                    field,
+                    format!("'{field}' does not apply to a {} source", raw.kind.value),
+                )),
                 None => Ok(()),
             }
         };
         let kind = match raw.kind.value.as_str() {
             "parquet" | "file" => {
                 reject("delimiter", &raw.delimiter)?;
-                for (f, v) in [("connection", &raw.connection), ("table", &raw.table), ("query", &raw.query)] {
+                for (f, v) in [
+                    ("connection", &raw.connection),
+                    ("table", &raw.table),
+                    ("query", &raw.query),
+                ] {
                     reject(f, v)?;
                 }
-                SourceKind::Parquet { path: need("path", &raw.path)? }
+                SourceKind::Parquet {
+                    path: need("path", &raw.path)?,
+                }
             }
             "csv" => {
-                for (f, v) in [("connection", &raw.connection), ("table", &raw.table), ("query", &raw.query)] {
+                for (f, v) in [
+                    ("connection", &raw.connection),
+                    ("table", &raw.table),
+                    ("query", &raw.query),
+                ] {
                     reject(f, v)?;
                 }
                 let delimiter = match &raw.delimiter {
@@ -800,13 +900,22 @@ impl Builder {
                         }
                     }
                 };
-                SourceKind::Csv { path: need("path", &raw.path)?, delimiter }
+                SourceKind::Csv {
+                    path: need("path", &raw.path)?,
+                    delimiter,
+                }
             }
             "postgres" | "postgresql" => {
                 reject("path", &raw.path)?;
                 reject("delimiter", &raw.delimiter)?;
                 if raw.table.is_some() == raw.query.is_some() {
-                    return Err(Error::invalid(&at, K, &name, "table", "a postgres source needs exactly one of 'table' or 'query'"));
+                    return Err(Error::invalid(
+                        &at,
+                        K,
+                        &name,
+                        "table",
+                        "a postgres source needs exactly one of 'table' or 'query'",
+                    ));
                 }
                 SourceKind::Postgres {
                     connection: raw.connection.map(|c| c.value),
@@ -825,7 +934,13 @@ impl Builder {
             }
         };
         if raw.timestamp_field.value.trim().is_empty() {
-            return Err(Error::invalid(&self.at(&raw.timestamp_field), K, &name, "timestamp_field", "is empty"));
+            return Err(Error::invalid(
+                &self.at(&raw.timestamp_field),
+                K,
+                &name,
+                "timestamp_field",
+                "is empty",
+            ));
         }
         Ok(Source {
             name,
@@ -840,7 +955,8 @@ impl Builder {
     }
 
     fn duration(&self, object: &str, field: &str, s: &S<String>) -> Result<Duration> {
-        Duration::parse(&s.value).map_err(|m| Error::invalid(&self.at(s), "feature view", object, field, m))
+        Duration::parse(&s.value)
+            .map_err(|m| Error::invalid(&self.at(s), "feature view", object, field, m))
     }
 
     fn view(&self, raw: RawFeatureView, reg: &Registry) -> Result<FeatureView> {
@@ -848,7 +964,13 @@ impl Builder {
         let name = self.name(K, &raw.name)?;
         let at = self.at(&raw.name);
         if raw.entities.is_empty() {
-            return Err(Error::invalid(&at, K, &name, "entities", "needs at least one entity"));
+            return Err(Error::invalid(
+                &at,
+                K,
+                &name,
+                "entities",
+                "needs at least one entity",
+            ));
         }
         let mut key_names = Vec::new();
         for e in &raw.entities {
@@ -858,7 +980,11 @@ impl Builder {
                     K,
                     &name,
                     "entities",
-                    format!("no entity '{}'{}", e.value, suggest(&e.value, reg.entities.keys())),
+                    format!(
+                        "no entity '{}'{}",
+                        e.value,
+                        suggest(&e.value, reg.entities.keys())
+                    ),
                 ));
             };
             key_names.extend(entity.join_keys.iter().map(|k| k.name.clone()));
@@ -869,7 +995,11 @@ impl Builder {
                 K,
                 &name,
                 "source",
-                format!("no source '{}'{}", raw.source.value, suggest(&raw.source.value, reg.sources.keys())),
+                format!(
+                    "no source '{}'{}",
+                    raw.source.value,
+                    suggest(&raw.source.value, reg.sources.keys())
+                ),
             ));
         }
         let ttl = match &raw.ttl {
@@ -877,7 +1007,13 @@ impl Builder {
             None => Duration::default(),
         };
         if raw.features.is_empty() && raw.aggregations.is_empty() {
-            return Err(Error::invalid(&at, K, &name, "features", "declares no features and no aggregations"));
+            return Err(Error::invalid(
+                &at,
+                K,
+                &name,
+                "features",
+                "declares no features and no aggregations",
+            ));
         }
         if !raw.features.is_empty() && !raw.aggregations.is_empty() {
             return Err(Error::invalid(
@@ -891,13 +1027,31 @@ impl Builder {
         let mut seen: Vec<String> = Vec::new();
         let mut check_name = |s: &S<String>| -> Result<String> {
             let n = self.name(K, s).map_err(|_| {
-                Error::invalid(&self.at(s), K, &name, "features", format!("'{}' is not a valid feature name", s.value))
+                Error::invalid(
+                    &self.at(s),
+                    K,
+                    &name,
+                    "features",
+                    format!("'{}' is not a valid feature name", s.value),
+                )
             })?;
             if seen.contains(&n) {
-                return Err(Error::invalid(&self.at(s), K, &name, "features", format!("feature '{n}' is declared twice")));
+                return Err(Error::invalid(
+                    &self.at(s),
+                    K,
+                    &name,
+                    "features",
+                    format!("feature '{n}' is declared twice"),
+                ));
             }
             if key_names.contains(&n) {
-                return Err(Error::invalid(&self.at(s), K, &name, "features", format!("feature '{n}' has the name of a join key")));
+                return Err(Error::invalid(
+                    &self.at(s),
+                    K,
+                    &name,
+                    "features",
+                    format!("feature '{n}' has the name of a join key"),
+                ));
             }
             seen.push(n.clone());
             Ok(n)
@@ -932,12 +1086,29 @@ impl Builder {
         check_name: &mut impl FnMut(&S<String>) -> Result<String>,
     ) -> Result<Feature> {
         let name = check_name(&raw.name)?;
-        let value_type = self.value_type("feature view", view, &format!("features.{name}.type"), &raw.ty)?;
+        let value_type = self.value_type(
+            "feature view",
+            view,
+            &format!("features.{name}.type"),
+            &raw.ty,
+        )?;
         if let (Some(_), Some(e)) = (&raw.column, &raw.expr) {
-            return Err(Error::invalid(&self.at(e), "feature view", view, &format!("features.{name}"), "give either 'column' or 'expr', not both"));
+            return Err(Error::invalid(
+                &self.at(e),
+                "feature view",
+                view,
+                &format!("features.{name}"),
+                "give either 'column' or 'expr', not both",
+            ));
         }
         if let Some(e) = raw.expr.as_ref().filter(|e| e.value.trim().is_empty()) {
-            return Err(Error::invalid(&self.at(e), "feature view", view, &format!("features.{name}.expr"), "is empty"));
+            return Err(Error::invalid(
+                &self.at(e),
+                "feature view",
+                view,
+                &format!("features.{name}.expr"),
+                "is empty",
+            ));
         }
         Ok(Feature {
             name,
@@ -960,7 +1131,13 @@ impl Builder {
         let function = AggFunction::parse(&raw.function.value)
             .map_err(|m| Error::invalid(&self.at(&raw.function), K, view, &field("function"), m))?;
         if let (Some(_), Some(e)) = (&raw.column, &raw.expr) {
-            return Err(Error::invalid(&self.at(e), K, view, &field("expr"), "give either 'column' or 'expr', not both"));
+            return Err(Error::invalid(
+                &self.at(e),
+                K,
+                view,
+                &field("expr"),
+                "give either 'column' or 'expr', not both",
+            ));
         }
         let has_value = raw.column.is_some() || raw.expr.is_some();
         if function.needs_value() && !has_value {
@@ -969,12 +1146,21 @@ impl Builder {
                 K,
                 view,
                 &field("column"),
-                format!("'{}' needs a 'column' (or 'expr') to aggregate", raw.function.value),
+                format!(
+                    "'{}' needs a 'column' (or 'expr') to aggregate",
+                    raw.function.value
+                ),
             ));
         }
         let window = self.duration(view, &field("window"), &raw.window)?;
         if window.is_zero() {
-            return Err(Error::invalid(&self.at(&raw.window), K, view, &field("window"), "a window must be longer than 0"));
+            return Err(Error::invalid(
+                &self.at(&raw.window),
+                K,
+                view,
+                &field("window"),
+                "a window must be longer than 0",
+            ));
         }
         let value_type = match &raw.ty {
             Some(t) => self.value_type(K, view, &field("type"), t)?,
@@ -984,12 +1170,24 @@ impl Builder {
             Some(u) if function == AggFunction::TimeSinceLast => {
                 let d = self.duration(view, &field("unit"), u)?;
                 if d.is_zero() {
-                    return Err(Error::invalid(&self.at(u), K, view, &field("unit"), "the unit must be longer than 0"));
+                    return Err(Error::invalid(
+                        &self.at(u),
+                        K,
+                        view,
+                        &field("unit"),
+                        "the unit must be longer than 0",
+                    ));
                 }
                 Some(d)
             }
             Some(u) => {
-                return Err(Error::invalid(&self.at(u), K, view, &field("unit"), "'unit' applies only to time_since_last"));
+                return Err(Error::invalid(
+                    &self.at(u),
+                    K,
+                    view,
+                    &field("unit"),
+                    "'unit' applies only to time_since_last",
+                ));
             }
             None if function == AggFunction::TimeSinceLast => Some(Duration::from_seconds(86_400)),
             None => None,
@@ -1012,13 +1210,25 @@ impl Builder {
         let name = self.name(K, &raw.name)?;
         let at = self.at(&raw.name);
         if raw.features.is_empty() {
-            return Err(Error::invalid(&at, K, &name, "features", "lists no features"));
+            return Err(Error::invalid(
+                &at,
+                K,
+                &name,
+                "features",
+                "lists no features",
+            ));
         }
         let mut features: Vec<FeatureRef> = Vec::new();
         for r in &raw.features {
-            let resolved = reg
-                .resolve_one(&r.value)
-                .map_err(|m| Error::invalid(&self.at(r), K, &name, "features", format!("'{}': {m}", r.value)))?;
+            let resolved = reg.resolve_one(&r.value).map_err(|m| {
+                Error::invalid(
+                    &self.at(r),
+                    K,
+                    &name,
+                    "features",
+                    format!("'{}': {m}", r.value),
+                )
+            })?;
             for f in resolved {
                 if !features.contains(&f) {
                     features.push(f);

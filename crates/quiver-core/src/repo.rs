@@ -39,14 +39,25 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(Error::Io { path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
     };
     for entry in entries {
-        let entry = entry.map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
         if path.is_dir() {
             collect_yaml(&path, out)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(path);
         }
     }
@@ -55,13 +66,24 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Parses one definition file's text; `file` is only used in error messages.
 pub fn parse_definitions(file: &Path, text: &str) -> Result<DefinitionFile> {
-    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Ok(DefinitionFile::default());
     }
     serde_saphyr::from_str::<DefinitionFile>(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
         Error::Yaml {
-            at: Located { file: file.to_path_buf(), line, column },
+            at: Located {
+                file: file.to_path_buf(),
+                line,
+                column,
+            },
             message: first_line(&e.to_string()),
         }
     })
@@ -89,9 +111,14 @@ fn first_line(message: &str) -> String {
 pub fn load_registry(root: &Path) -> Result<Registry> {
     let mut parsed = Vec::new();
     for path in definition_files(root)? {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| Error::Io { path: path.clone(), source })?;
-        let shown = path.strip_prefix(root).map(Path::to_path_buf).unwrap_or(path);
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let shown = path
+            .strip_prefix(root)
+            .map(Path::to_path_buf)
+            .unwrap_or(path);
         let defs = parse_definitions(&shown, &text)?;
         parsed.push((shown, defs));
     }
@@ -110,9 +137,13 @@ impl RepoSettings {
     /// Reads the settings from `quiver.yaml`.
     pub fn load(root: &Path) -> Result<Self> {
         let main = root.join(MAIN_FILE);
-        let text = std::fs::read_to_string(&main)
-            .map_err(|source| Error::Io { path: main.clone(), source })?;
+        let text = std::fs::read_to_string(&main).map_err(|source| Error::Io {
+            path: main.clone(),
+            source,
+        })?;
         let defs = parse_definitions(Path::new(MAIN_FILE), &text)?;
-        Ok(RepoSettings { registry: defs.registry.map(|r| r.value) })
+        Ok(RepoSettings {
+            registry: defs.registry.map(|r| r.value),
+        })
     }
 }

@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The type of a feature or a join key, as written in YAML.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ValueType {
     /// 64-bit signed integer.
@@ -77,7 +79,10 @@ impl FromStr for ValueType {
             "timestamp" | "unix_timestamp" => ValueType::Timestamp,
             other => {
                 let all: Vec<_> = ValueType::ALL.iter().map(|t| t.as_str()).collect();
-                return Err(format!("unknown type '{other}': use one of {}", all.join(", ")));
+                return Err(format!(
+                    "unknown type '{other}': use one of {}",
+                    all.join(", ")
+                ));
             }
         };
         Ok(t)

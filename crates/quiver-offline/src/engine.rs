@@ -9,7 +9,9 @@ use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr, ExprSchemable, cast as cast_expr, ident, lit};
-use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{
+    CsvReadOptions, DataFrame, ParquetReadOptions, SessionConfig, SessionContext,
+};
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use quiver_core::registry::JoinKey;
@@ -33,7 +35,10 @@ pub struct HistoricalOptions {
 
 impl Default for HistoricalOptions {
     fn default() -> Self {
-        HistoricalOptions { timestamp_column: "event_timestamp".into(), full_names: false }
+        HistoricalOptions {
+            timestamp_column: "event_timestamp".into(),
+            full_names: false,
+        }
     }
 }
 
@@ -66,19 +71,27 @@ pub struct OfflineEngine {
 pub fn micros(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
     let c = cast(array, &timestamp_type())?;
     let a = c.as_primitive::<TimestampMicrosecondType>();
-    Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect())
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect())
 }
 
 impl OfflineEngine {
     /// An engine over `registry`, resolving relative source paths against `root`.
     pub fn new(registry: Registry, root: impl Into<PathBuf>) -> Self {
-        let mut config = SessionConfig::new().with_batch_size(65_536).with_information_schema(false);
+        let mut config = SessionConfig::new()
+            .with_batch_size(65_536)
+            .with_information_schema(false);
         config.options_mut().sql_parser.enable_ident_normalization = false;
         let ctx = SessionContext::new_with_config(config);
         for f in crate::udf::functions() {
             ctx.register_udf(f);
         }
-        OfflineEngine { registry, root: root.into(), ctx }
+        OfflineEngine {
+            registry,
+            root: root.into(),
+            ctx,
+        }
     }
 
     /// The registry.
@@ -89,18 +102,31 @@ impl OfflineEngine {
     /// Reads a Parquet or CSV file (by extension; `.tsv` is tab-separated) into one batch.
     pub async fn read_table(&self, path: &Path) -> Result<RecordBatch> {
         let shown = path.display().to_string();
-        let err = |message: String| Error::Entities { file: format!(" ({shown})"), message };
+        let err = |message: String| Error::Entities {
+            file: format!(" ({shown})"),
+            message,
+        };
         if !path.is_file() {
             return Err(err("no such file".into()));
         }
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let p = path.to_string_lossy().to_string();
         let df = match ext.as_str() {
-            "parquet" | "pq" => self.ctx.read_parquet(p, ParquetReadOptions::default()).await,
+            "parquet" | "pq" => {
+                self.ctx
+                    .read_parquet(p, ParquetReadOptions::default())
+                    .await
+            }
             "csv" | "tsv" => {
                 let e = format!(".{ext}");
                 let delim = if ext == "tsv" { b'\t' } else { b',' };
-                self.ctx.read_csv(p, CsvReadOptions::new().file_extension(&e).delimiter(delim)).await
+                self.ctx
+                    .read_csv(p, CsvReadOptions::new().file_extension(&e).delimiter(delim))
+                    .await
             }
             _ => return Err(err("unknown format: use a .parquet or .csv file".into())),
         }
@@ -116,14 +142,26 @@ impl OfflineEngine {
 
     /// Checks a view's keys and timestamps against its source's schema; returns the key
     /// expressions (cast to the declared types), the timestamp and created expressions.
-    fn base_exprs(&self, view: &FeatureView, schema: &DFSchema) -> Result<(Vec<Expr>, Expr, Option<Expr>)> {
+    fn base_exprs(
+        &self,
+        view: &FeatureView,
+        schema: &DFSchema,
+    ) -> Result<(Vec<Expr>, Expr, Option<Expr>)> {
         let source = self.source_of(view);
         let find = |col: &str, what: &str| -> Result<DataType> {
             match schema.as_arrow().field_with_name(col) {
                 Ok(f) => Ok(f.data_type().clone()),
                 Err(_) => {
-                    let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    Err(source_error(source, format!("{what} column '{col}' not found (feature view '{}'); columns: {}", view.name, cols.join(", "))))
+                    let cols: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    Err(source_error(
+                        source,
+                        format!(
+                            "{what} column '{col}' not found (feature view '{}'); columns: {}",
+                            view.name,
+                            cols.join(", ")
+                        ),
+                    ))
                 }
             }
         };
@@ -133,7 +171,12 @@ impl OfflineEngine {
             if !compatible(&dt, k.value_type) {
                 return Err(source_error(
                     source,
-                    format!("join key '{}' is {} but the entity declares {}", k.name, describe(&dt), k.value_type),
+                    format!(
+                        "join key '{}' is {} but the entity declares {}",
+                        k.name,
+                        describe(&dt),
+                        k.value_type
+                    ),
                 ));
             }
             keys.push(cast_expr(ident(&k.name), arrow_type(k.value_type)).alias(key_col(i)));
@@ -142,7 +185,11 @@ impl OfflineEngine {
         if !is_timestamp_like(&ts_type) {
             return Err(source_error(
                 source,
-                format!("timestamp column '{}' is {}, not a timestamp", source.timestamp_field, describe(&ts_type)),
+                format!(
+                    "timestamp column '{}' is {}, not a timestamp",
+                    source.timestamp_field,
+                    describe(&ts_type)
+                ),
             ));
         }
         let ts = cast_expr(ident(&source.timestamp_field), timestamp_type()).alias(TS);
@@ -150,7 +197,13 @@ impl OfflineEngine {
             Some(c) => {
                 let dt = find(c, "created timestamp")?;
                 if !is_timestamp_like(&dt) {
-                    return Err(source_error(source, format!("created timestamp column '{c}' is {}, not a timestamp", describe(&dt))));
+                    return Err(source_error(
+                        source,
+                        format!(
+                            "created timestamp column '{c}' is {}, not a timestamp",
+                            describe(&dt)
+                        ),
+                    ));
                 }
                 Some(cast_expr(ident(c), timestamp_type()).alias(CREATED))
             }
@@ -161,19 +214,31 @@ impl OfflineEngine {
 
     /// Parses a SQL expression of a view against its source's schema.
     fn sql_expr(&self, view: &str, field: &str, sql: &str, schema: &DFSchema) -> Result<Expr> {
-        let e = self.ctx.parse_sql_expr(sql, schema).map_err(|e| Error::Expression {
+        let e = self
+            .ctx
+            .parse_sql_expr(sql, schema)
+            .map_err(|e| Error::Expression {
+                view: view.to_string(),
+                field: field.to_string(),
+                message: clean(e),
+            })?;
+        // Resolve types now so that unknown columns and functions fail here, not mid-scan.
+        e.get_type(schema).map_err(|e| Error::Expression {
             view: view.to_string(),
             field: field.to_string(),
             message: clean(e),
         })?;
-        // Resolve types now so that unknown columns and functions fail here, not mid-scan.
-        e.get_type(schema).map_err(|e| Error::Expression { view: view.to_string(), field: field.to_string(), message: clean(e) })?;
         Ok(e)
     }
 
     /// The prepared frame of a plain view: keys, timestamps, then the requested features, with
     /// every type checked against the declaration.
-    async fn view_frame(&self, view: &FeatureView, features: &[&str], filter: Option<Expr>) -> Result<DataFrame> {
+    async fn view_frame(
+        &self,
+        view: &FeatureView,
+        features: &[&str],
+        filter: Option<Expr>,
+    ) -> Result<DataFrame> {
         let source = self.source_of(view);
         let df = source_frame(&self.ctx, &self.root, source).await?;
         let schema = df.schema().clone();
@@ -181,16 +246,34 @@ impl OfflineEngine {
         exprs.push(ts);
         exprs.extend(created);
         for name in features {
-            let f = view.features.iter().find(|f| f.name == *name).expect("resolved feature");
+            let f = view
+                .features
+                .iter()
+                .find(|f| f.name == *name)
+                .expect("resolved feature");
             let (e, what) = match &f.expr {
-                Some(sql) => (self.sql_expr(&view.name, &format!("features.{}.expr", f.name), sql, &schema)?, format!("expression '{sql}'")),
+                Some(sql) => (
+                    self.sql_expr(
+                        &view.name,
+                        &format!("features.{}.expr", f.name),
+                        sql,
+                        &schema,
+                    )?,
+                    format!("expression '{sql}'"),
+                ),
                 None => {
                     let col = f.source_column();
                     if schema.as_arrow().field_with_name(col).is_err() {
-                        let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                        let cols: Vec<&str> =
+                            schema.fields().iter().map(|f| f.name().as_str()).collect();
                         return Err(source_error(
                             source,
-                            format!("feature view '{}', feature '{}': column '{col}' not found; columns: {}", view.name, f.name, cols.join(", ")),
+                            format!(
+                                "feature view '{}', feature '{}': column '{col}' not found; columns: {}",
+                                view.name,
+                                f.name,
+                                cols.join(", ")
+                            ),
                         ));
                     }
                     (ident(col), format!("column '{col}'"))
@@ -200,7 +283,13 @@ impl OfflineEngine {
             if !compatible(&dt, f.value_type) {
                 return Err(source_error(
                     source,
-                    format!("feature view '{}', feature '{}': declared {} but {what} is {}", view.name, f.name, f.value_type, describe(&dt)),
+                    format!(
+                        "feature view '{}', feature '{}': declared {} but {what} is {}",
+                        view.name,
+                        f.name,
+                        f.value_type,
+                        describe(&dt)
+                    ),
                 ));
             }
             exprs.push(cast_expr(e, arrow_type(f.value_type)).alias(f.name.as_str()));
@@ -224,28 +313,51 @@ impl OfflineEngine {
                 let names: Vec<&str> = view.features.iter().map(|f| f.name.as_str()).collect();
                 let df = self.view_frame(view, &names, None).await?;
                 // Reading the schema of files is cheap; a corrupt file fails here.
-                df.limit(0, Some(1))?.collect().await.map_err(|e| source_error(self.source_of(view), clean(e)))?;
+                df.limit(0, Some(1))?
+                    .collect()
+                    .await
+                    .map_err(|e| source_error(self.source_of(view), clean(e)))?;
             }
         }
         Ok(())
     }
 
-    fn entity_keys(&self, view: &FeatureView, entities: &RecordBatch, file: &str) -> Result<(Vec<JoinKey>, Vec<Option<Key>>)> {
+    fn entity_keys(
+        &self,
+        view: &FeatureView,
+        entities: &RecordBatch,
+        file: &str,
+    ) -> Result<(Vec<JoinKey>, Vec<Option<Key>>)> {
         let keys = self.registry.view_join_keys(view);
         let mut cols = Vec::new();
         for k in &keys {
             let Ok(i) = entities.schema().index_of(&k.name) else {
-                let have: Vec<String> = entities.schema().fields().iter().map(|f| f.name().clone()).collect();
+                let have: Vec<String> = entities
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
                 return Err(Error::Entities {
                     file: file.to_string(),
-                    message: format!("join key column '{}' (feature view '{}') is missing; columns: {}", k.name, view.name, have.join(", ")),
+                    message: format!(
+                        "join key column '{}' (feature view '{}') is missing; columns: {}",
+                        k.name,
+                        view.name,
+                        have.join(", ")
+                    ),
                 });
             };
             let dt = entities.column(i).data_type();
             if !compatible(dt, k.value_type) {
                 return Err(Error::Entities {
                     file: file.to_string(),
-                    message: format!("join key '{}' is {} but entity declares {}", k.name, describe(dt), k.value_type),
+                    message: format!(
+                        "join key '{}' is {} but entity declares {}",
+                        k.name,
+                        describe(dt),
+                        k.value_type
+                    ),
                 });
             }
             cols.push(entities.column(i).clone());
@@ -265,27 +377,56 @@ impl OfflineEngine {
         file: &str,
         progress: &dyn Progress,
     ) -> Result<RecordBatch> {
-        let file = if file.is_empty() { String::new() } else { format!(" ({file})") };
+        let file = if file.is_empty() {
+            String::new()
+        } else {
+            format!(" ({file})")
+        };
         let Ok(ts_idx) = entities.schema().index_of(&opts.timestamp_column) else {
-            let have: Vec<String> = entities.schema().fields().iter().map(|f| f.name().clone()).collect();
+            let have: Vec<String> = entities
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
             return Err(Error::Entities {
                 file,
-                message: format!("timestamp column '{}' is missing (set it with --timestamp-column); columns: {}", opts.timestamp_column, have.join(", ")),
+                message: format!(
+                    "timestamp column '{}' is missing (set it with --timestamp-column); columns: {}",
+                    opts.timestamp_column,
+                    have.join(", ")
+                ),
             });
         };
         let ts_col = entities.column(ts_idx);
         if !is_timestamp_like(ts_col.data_type()) {
             return Err(Error::Entities {
                 file,
-                message: format!("column '{}' is {}, not a timestamp", opts.timestamp_column, describe(ts_col.data_type())),
+                message: format!(
+                    "column '{}' is {}, not a timestamp",
+                    opts.timestamp_column,
+                    describe(ts_col.data_type())
+                ),
             });
         }
-        let entity_ts = micros(ts_col).map_err(|e| Error::Entities { file: file.clone(), message: e.to_string() })?;
+        let entity_ts = micros(ts_col).map_err(|e| Error::Entities {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
 
         // Output names, checked for collisions before any work.
-        let mut names: Vec<String> = entities.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let mut names: Vec<String> = entities
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         for f in features {
-            let n = if opts.full_names { f.full_name() } else { f.feature.clone() };
+            let n = if opts.full_names {
+                f.full_name()
+            } else {
+                f.feature.clone()
+            };
             if names.contains(&n) {
                 return Err(Error::Output(format!(
                     "output column '{n}' (from {f}) collides with another column: use full feature names (--full-names)"
@@ -305,30 +446,42 @@ impl OfflineEngine {
         }
         let mut computed: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
         for view_name in view_order {
-            let view = self.registry.views.get(view_name).ok_or_else(|| quiver_core::Error::UnknownFeature {
-                reference: format!("{view_name}:*"),
-                message: format!("no feature view '{view_name}'"),
+            let view = self.registry.views.get(view_name).ok_or_else(|| {
+                quiver_core::Error::UnknownFeature {
+                    reference: format!("{view_name}:*"),
+                    message: format!("no feature view '{view_name}'"),
+                }
             })?;
             let wanted = &by_view[view_name];
             let (_, keys) = self.entity_keys(view, entities, &file)?;
             let arrays = if view.is_aggregation() {
-                self.aggregate_view(view, wanted, keys, &entity_ts, progress).await?
+                self.aggregate_view(view, wanted, keys, &entity_ts, progress)
+                    .await?
             } else {
-                self.join_view(view, wanted, keys, &entity_ts, progress).await?
+                self.join_view(view, wanted, keys, &entity_ts, progress)
+                    .await?
             };
             for (name, array) in wanted.iter().zip(arrays) {
                 computed.insert((view_name.to_string(), name.to_string()), array);
             }
         }
 
-        let mut fields: Vec<Field> = entities.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = entities
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
         for (f, name) in features.iter().zip(&names[entities.num_columns()..]) {
             let a = computed[&(f.view.clone(), f.feature.clone())].clone();
             fields.push(Field::new(name, a.data_type().clone(), true));
             columns.push(a);
         }
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
     }
 
     async fn join_view(
@@ -347,14 +500,22 @@ impl OfflineEngine {
         let value_idx: Vec<usize> = (first_value..first_value + wanted.len()).collect();
         let value_schema = Arc::new(df.schema().as_arrow().project(&value_idx)?);
         let mut join = PitJoin::new(&index, view.ttl.micros(), value_schema);
-        let mut stream = df.execute_stream().await.map_err(|e| source_error(self.source_of(view), clean(e)))?;
+        let mut stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| source_error(self.source_of(view), clean(e)))?;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| source_error(self.source_of(view), clean(e)))?;
             let keys = encode_keys(&batch.columns()[..nkeys])?;
             let ts = ts_values(batch.column(nkeys));
             let created = has_created.then(|| ts_values(batch.column(nkeys + 1)));
             let values = batch.project(&value_idx)?;
-            join.push(Candidates { keys: &keys, ts: &ts, created: created.as_deref(), values: &values })?;
+            join.push(Candidates {
+                keys: &keys,
+                ts: &ts,
+                created: created.as_deref(),
+                values: &values,
+            })?;
             progress.rows_read(&view.name, batch.num_rows());
         }
         join.finish()
@@ -372,18 +533,34 @@ impl OfflineEngine {
             let e = match (&a.column, &a.expr) {
                 (Some(c), _) => {
                     if schema.as_arrow().field_with_name(c).is_err() {
-                        return Err(source_error(source, format!("feature view '{}', aggregation '{}': column '{c}' not found", view.name, a.name)));
+                        return Err(source_error(
+                            source,
+                            format!(
+                                "feature view '{}', aggregation '{}': column '{c}' not found",
+                                view.name, a.name
+                            ),
+                        ));
                     }
                     ident(c)
                 }
-                (None, Some(sql)) => self.sql_expr(&view.name, &format!("aggregations.{}.expr", a.name), sql, &schema)?,
+                (None, Some(sql)) => self.sql_expr(
+                    &view.name,
+                    &format!("aggregations.{}.expr", a.name),
+                    sql,
+                    &schema,
+                )?,
                 (None, None) => lit(ScalarValue::Null),
             };
             exprs.push(e.alias(format!("__quiver_v{i}")));
         }
         let df = match aggs[0].filter.as_deref() {
             Some(sql) => {
-                let f = self.sql_expr(&view.name, &format!("aggregations.{}.filter", aggs[0].name), sql, &schema)?;
+                let f = self.sql_expr(
+                    &view.name,
+                    &format!("aggregations.{}.filter", aggs[0].name),
+                    sql,
+                    &schema,
+                )?;
                 df.filter(f)?
             }
             None => df,
@@ -402,27 +579,38 @@ impl OfflineEngine {
         let nkeys = self.registry.view_join_keys(view).len();
         let mut out: BTreeMap<&str, ArrayRef> = BTreeMap::new();
         for (_, aggs) in group_by_filter(view) {
-            let aggs: Vec<&Aggregation> = aggs.into_iter().filter(|a| wanted.contains(&a.name.as_str())).collect();
+            let aggs: Vec<&Aggregation> = aggs
+                .into_iter()
+                .filter(|a| wanted.contains(&a.name.as_str()))
+                .collect();
             if aggs.is_empty() {
                 continue;
             }
             let df = self.agg_frame(view, &aggs).await?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| source_error(self.source_of(view), clean(e)))?;
+            let batches = df
+                .collect()
+                .await
+                .map_err(|e| source_error(self.source_of(view), clean(e)))?;
             let events = concat_batches(&schema, &batches)?;
             progress.rows_read(&view.name, events.num_rows());
             let event_keys = encode_keys(&events.columns()[..nkeys])?;
             let index = EventIndex::new(event_keys, &ts_values(events.column(nkeys)));
             for (i, a) in aggs.iter().enumerate() {
-                let values = (a.column.is_some() || a.expr.is_some()).then(|| events.column(nkeys + 1 + i));
+                let values =
+                    (a.column.is_some() || a.expr.is_some()).then(|| events.column(nkeys + 1 + i));
                 let spec = AggSpec {
                     function: a.function,
                     window: a.window.micros(),
                     unit: a.unit.map(|u| u.micros()).unwrap_or(1_000_000),
                     output: arrow_type(a.value_type),
                 };
-                let array = aggregate(&index, values, &keys, entity_ts, &spec)
-                    .map_err(|e| source_error(self.source_of(view), format!("aggregation '{}': {e}", a.name)))?;
+                let array = aggregate(&index, values, &keys, entity_ts, &spec).map_err(|e| {
+                    source_error(
+                        self.source_of(view),
+                        format!("aggregation '{}': {e}", a.name),
+                    )
+                })?;
                 out.insert(a.name.as_str(), array);
             }
         }
@@ -433,60 +621,116 @@ impl OfflineEngine {
     /// event timestamp in `(since, as_of]` (all rows up to `as_of` when `since` is `None`).
     /// Columns: the join keys, `event_timestamp`, then the view's features. For aggregation views
     /// every key with an event in the longest window is computed as of `as_of`.
-    pub async fn latest(&self, view_name: &str, as_of: i64, since: Option<i64>) -> Result<RecordBatch> {
-        let view = self.registry.views.get(view_name).ok_or_else(|| quiver_core::Error::UnknownFeature {
-            reference: format!("{view_name}:*"),
-            message: format!("no feature view '{view_name}'{}", quiver_core::registry::suggest(view_name, self.registry.views.keys())),
+    pub async fn latest(
+        &self,
+        view_name: &str,
+        as_of: i64,
+        since: Option<i64>,
+    ) -> Result<RecordBatch> {
+        let view = self.registry.views.get(view_name).ok_or_else(|| {
+            quiver_core::Error::UnknownFeature {
+                reference: format!("{view_name}:*"),
+                message: format!(
+                    "no feature view '{view_name}'{}",
+                    quiver_core::registry::suggest(view_name, self.registry.views.keys())
+                ),
+            }
         })?;
         let join_keys = self.registry.view_join_keys(view);
         let nkeys = join_keys.len();
-        let ts_lit = |v: i64| lit(ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into())));
+        let ts_lit = |v: i64| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(v),
+                Some("UTC".into()),
+            ))
+        };
         let outputs = view.outputs();
         let names: Vec<&str> = outputs.iter().map(|(n, _)| *n).collect();
-        let (key_arrays, ts, values): (Vec<ArrayRef>, Vec<i64>, Vec<ArrayRef>) = if view.is_aggregation() {
-            let max_window = view.aggregations.iter().map(|a| a.window.micros()).max().unwrap_or(0);
-            let lower = since.unwrap_or(i64::MIN).max(as_of.saturating_sub(max_window));
-            let df = self.view_frame_keys_only(view).await?;
-            let df = df.filter(ident(TS).gt(ts_lit(lower)).and(ident(TS).lt_eq(ts_lit(as_of))))?;
-            let df = df.select((0..nkeys).map(|i| ident(key_col(i))).collect::<Vec<_>>())?.distinct()?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| source_error(self.source_of(view), clean(e)))?;
-            let keys_batch = concat_batches(&schema, &batches)?;
-            let keys = encode_keys(keys_batch.columns())?;
-            let n = keys_batch.num_rows();
-            let values = self.aggregate_view(view, &names, keys, &vec![Some(as_of); n], &()).await?;
-            (keys_batch.columns().to_vec(), vec![as_of; n], values)
-        } else {
-            let df = self.view_frame(view, &names, None).await?;
-            let mut cond = ident(TS).lt_eq(ts_lit(as_of));
-            if let Some(s) = since {
-                cond = cond.and(ident(TS).gt(ts_lit(s)));
-            }
-            let df = df.filter(cond)?;
-            let has_created = self.source_of(view).created_timestamp_field.is_some();
-            let first_value = nkeys + 1 + usize::from(has_created);
-            let keep: Vec<usize> = (0..nkeys).chain(first_value..first_value + names.len()).collect();
-            let schema = Arc::new(df.schema().as_arrow().project(&keep)?);
-            let mut latest = LatestPerKey::new(schema);
-            let mut stream = df.execute_stream().await.map_err(|e| source_error(self.source_of(view), clean(e)))?;
-            while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(|e| source_error(self.source_of(view), clean(e)))?;
-                let keys = encode_keys(&batch.columns()[..nkeys])?;
-                let ts = ts_values(batch.column(nkeys));
-                let created = has_created.then(|| ts_values(batch.column(nkeys + 1)));
-                latest.push(Candidates { keys: &keys, ts: &ts, created: created.as_deref(), values: &batch.project(&keep)? })?;
-            }
-            let (mut arrays, ts) = latest.finish()?;
-            let values = arrays.split_off(nkeys);
-            (arrays, ts, values)
-        };
-        let mut fields: Vec<Field> = join_keys.iter().map(|k| Field::new(&k.name, arrow_type(k.value_type), true)).collect();
+        let (key_arrays, ts, values): (Vec<ArrayRef>, Vec<i64>, Vec<ArrayRef>) =
+            if view.is_aggregation() {
+                let max_window = view
+                    .aggregations
+                    .iter()
+                    .map(|a| a.window.micros())
+                    .max()
+                    .unwrap_or(0);
+                let lower = since
+                    .unwrap_or(i64::MIN)
+                    .max(as_of.saturating_sub(max_window));
+                let df = self.view_frame_keys_only(view).await?;
+                let df = df.filter(
+                    ident(TS)
+                        .gt(ts_lit(lower))
+                        .and(ident(TS).lt_eq(ts_lit(as_of))),
+                )?;
+                let df = df
+                    .select((0..nkeys).map(|i| ident(key_col(i))).collect::<Vec<_>>())?
+                    .distinct()?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let batches = df
+                    .collect()
+                    .await
+                    .map_err(|e| source_error(self.source_of(view), clean(e)))?;
+                let keys_batch = concat_batches(&schema, &batches)?;
+                let keys = encode_keys(keys_batch.columns())?;
+                let n = keys_batch.num_rows();
+                let values = self
+                    .aggregate_view(view, &names, keys, &vec![Some(as_of); n], &())
+                    .await?;
+                (keys_batch.columns().to_vec(), vec![as_of; n], values)
+            } else {
+                let df = self.view_frame(view, &names, None).await?;
+                let mut cond = ident(TS).lt_eq(ts_lit(as_of));
+                if let Some(s) = since {
+                    cond = cond.and(ident(TS).gt(ts_lit(s)));
+                }
+                let df = df.filter(cond)?;
+                let has_created = self.source_of(view).created_timestamp_field.is_some();
+                let first_value = nkeys + 1 + usize::from(has_created);
+                let keep: Vec<usize> = (0..nkeys)
+                    .chain(first_value..first_value + names.len())
+                    .collect();
+                let schema = Arc::new(df.schema().as_arrow().project(&keep)?);
+                let mut latest = LatestPerKey::new(schema);
+                let mut stream = df
+                    .execute_stream()
+                    .await
+                    .map_err(|e| source_error(self.source_of(view), clean(e)))?;
+                while let Some(batch) = stream.next().await {
+                    let batch = batch.map_err(|e| source_error(self.source_of(view), clean(e)))?;
+                    let keys = encode_keys(&batch.columns()[..nkeys])?;
+                    let ts = ts_values(batch.column(nkeys));
+                    let created = has_created.then(|| ts_values(batch.column(nkeys + 1)));
+                    latest.push(Candidates {
+                        keys: &keys,
+                        ts: &ts,
+                        created: created.as_deref(),
+                        values: &batch.project(&keep)?,
+                    })?;
+                }
+                let (mut arrays, ts) = latest.finish()?;
+                let values = arrays.split_off(nkeys);
+                (arrays, ts, values)
+            };
+        let mut fields: Vec<Field> = join_keys
+            .iter()
+            .map(|k| Field::new(&k.name, arrow_type(k.value_type), true))
+            .collect();
         fields.push(Field::new("event_timestamp", timestamp_type(), false));
-        fields.extend(outputs.iter().map(|(n, t)| Field::new(*n, arrow_type(*t), true)));
+        fields.extend(
+            outputs
+                .iter()
+                .map(|(n, t)| Field::new(*n, arrow_type(*t), true)),
+        );
         let mut columns = key_arrays;
-        columns.push(Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")));
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from(ts).with_timezone("UTC"),
+        ));
         columns.extend(values);
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
     }
 
     /// Keys and timestamp of a view's source rows (for aggregation views' key sets).
@@ -501,7 +745,9 @@ impl OfflineEngine {
 /// Timestamps (already cast to UTC microseconds by the frame) as options.
 fn ts_values(a: &ArrayRef) -> Vec<Option<i64>> {
     let a = a.as_primitive::<TimestampMicrosecondType>();
-    (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect()
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect()
 }
 
 /// A view's aggregations grouped by filter (one scan per distinct filter).

@@ -62,9 +62,14 @@ pub fn encode_keys(columns: &[ArrayRef]) -> Result<Vec<Option<Key>>> {
     let n = columns.first().map(|c| c.len()).unwrap_or(0);
     if columns.len() == 1 && columns[0].data_type() == &DataType::Int64 {
         let a = columns[0].as_primitive::<Int64Type>();
-        return Ok((0..n).map(|i| a.is_valid(i).then(|| Key::Int(a.value(i)))).collect());
+        return Ok((0..n)
+            .map(|i| a.is_valid(i).then(|| Key::Int(a.value(i))))
+            .collect());
     }
-    let fields: Vec<SortField> = columns.iter().map(|c| SortField::new(c.data_type().clone())).collect();
+    let fields: Vec<SortField> = columns
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
     let converter = RowConverter::new(fields)?;
     let rows = converter.convert_columns(columns)?;
     Ok((0..n)
@@ -82,6 +87,12 @@ pub fn cast_keys(columns: &[ArrayRef], types: &[DataType]) -> Result<Vec<ArrayRe
     columns
         .iter()
         .zip(types)
-        .map(|(c, t)| Ok(if c.data_type() == t { c.clone() } else { cast(c, t)? }))
+        .map(|(c, t)| {
+            Ok(if c.data_type() == t {
+                c.clone()
+            } else {
+                cast(c, t)?
+            })
+        })
         .collect()
 }

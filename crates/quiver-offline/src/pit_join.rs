@@ -31,7 +31,12 @@ struct Best {
 }
 
 impl Best {
-    const EMPTY: Best = Best { ts: i64::MIN, created: i64::MIN, batch: NONE, row: 0 };
+    const EMPTY: Best = Best {
+        ts: i64::MIN,
+        created: i64::MIN,
+        batch: NONE,
+        row: 0,
+    };
 
     #[inline]
     fn loses_to(&self, ts: i64, created: i64) -> bool {
@@ -73,7 +78,12 @@ impl EntityIndex {
                 start = end;
             }
         }
-        EntityIndex { rows, ts: tss, groups, len }
+        EntityIndex {
+            rows,
+            ts: tss,
+            groups,
+            len,
+        }
     }
 
     /// Number of entity rows (including unmatched ones).
@@ -114,7 +124,13 @@ impl Retained {
 
     /// Keeps only the rows of `values` that `winners` point at (all in batch `b`).
     /// `touched` lists (once each) the entries of `best` that moved to batch `b`.
-    fn compact(&mut self, b: u32, values: &RecordBatch, best: &mut [Best], touched: &[u32]) -> Result<()> {
+    fn compact(
+        &mut self,
+        b: u32,
+        values: &RecordBatch,
+        best: &mut [Best],
+        touched: &[u32],
+    ) -> Result<()> {
         let mut remap = vec![NONE; values.num_rows()];
         let mut take: Vec<u32> = Vec::new();
         let mut live = 0u32;
@@ -133,7 +149,9 @@ impl Retained {
         }
         let kept = if live == 0 {
             None
-        } else if take.len() == values.num_rows() && take.iter().enumerate().all(|(i, r)| i as u32 == *r) {
+        } else if take.len() == values.num_rows()
+            && take.iter().enumerate().all(|(i, r)| i as u32 == *r)
+        {
             Some(values.clone())
         } else {
             Some(take_record_batch(values, &UInt32Array::from(take))?)
@@ -157,7 +175,13 @@ impl Retained {
         }
         let indices: Vec<(usize, usize)> = best
             .iter()
-            .map(|x| if x.batch == NONE { (0, 0) } else { (dense[x.batch as usize] as usize, x.row as usize) })
+            .map(|x| {
+                if x.batch == NONE {
+                    (0, 0)
+                } else {
+                    (dense[x.batch as usize] as usize, x.row as usize)
+                }
+            })
             .collect();
         schema
             .fields()
@@ -214,8 +238,12 @@ impl<'a> PitJoin<'a> {
         let idx = self.index;
         self.touched.clear();
         for (row, (key, ts)) in c.keys.iter().zip(c.ts).enumerate() {
-            let (Some(key), Some(ts)) = (key, *ts) else { continue };
-            let Some(&(start, len)) = idx.groups.get(key) else { continue };
+            let (Some(key), Some(ts)) = (key, *ts) else {
+                continue;
+            };
+            let Some(&(start, len)) = idx.groups.get(key) else {
+                continue;
+            };
             let (start, end) = (start as usize, (start + len) as usize);
             let group_ts = &idx.ts[start..end];
             let first = start + group_ts.partition_point(|e| *e < ts);
@@ -233,11 +261,17 @@ impl<'a> PitJoin<'a> {
                         self.retained.release(&cur);
                         self.touched.push(e as u32);
                     }
-                    self.best[e] = Best { ts, created, batch: b, row: row as u32 };
+                    self.best[e] = Best {
+                        ts,
+                        created,
+                        batch: b,
+                        row: row as u32,
+                    };
                 }
             }
         }
-        self.retained.compact(b, c.values, &mut self.best, &self.touched)?;
+        self.retained
+            .compact(b, c.values, &mut self.best, &self.touched)?;
         Ok(())
     }
 
@@ -263,7 +297,12 @@ pub struct LatestPerKey {
 impl LatestPerKey {
     /// Keeps rows of `schema`.
     pub fn new(schema: SchemaRef) -> Self {
-        LatestPerKey { slots: FxHashMap::default(), best: Vec::new(), retained: Retained::default(), schema }
+        LatestPerKey {
+            slots: FxHashMap::default(),
+            best: Vec::new(),
+            retained: Retained::default(),
+            schema,
+        }
     }
 
     /// Considers one batch.
@@ -271,7 +310,9 @@ impl LatestPerKey {
         let b = self.retained.batches.len() as u32;
         let mut touched = Vec::new();
         for (row, (key, ts)) in c.keys.iter().zip(c.ts).enumerate() {
-            let (Some(key), Some(ts)) = (key, *ts) else { continue };
+            let (Some(key), Some(ts)) = (key, *ts) else {
+                continue;
+            };
             let created = c.created.and_then(|cr| cr[row]).unwrap_or(i64::MIN);
             let slot = match self.slots.get(key) {
                 Some(s) => *s as usize,
@@ -287,7 +328,12 @@ impl LatestPerKey {
                     self.retained.release(&cur);
                     touched.push(slot as u32);
                 }
-                self.best[slot] = Best { ts, created, batch: b, row: row as u32 };
+                self.best[slot] = Best {
+                    ts,
+                    created,
+                    batch: b,
+                    row: row as u32,
+                };
             }
         }
         self.retained.compact(b, c.values, &mut self.best, &touched)

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
@@ -19,7 +19,11 @@ use crate::types::timestamp_type;
 
 /// The error for a source.
 pub fn source_error(source: &Source, message: impl Into<String>) -> Error {
-    Error::Source { source_name: source.name.clone(), location: source.kind.location(), message: message.into() }
+    Error::Source {
+        source_name: source.name.clone(),
+        location: source.kind.location(),
+        message: message.into(),
+    }
 }
 
 fn has_glob(p: &str) -> bool {
@@ -28,7 +32,11 @@ fn has_glob(p: &str) -> bool {
 
 /// Resolves a source path against the repository root and checks that it exists.
 pub fn resolve_path(root: &Path, path: &str) -> std::result::Result<String, String> {
-    let full: PathBuf = if Path::new(path).is_absolute() { PathBuf::from(path) } else { root.join(path) };
+    let full: PathBuf = if Path::new(path).is_absolute() {
+        PathBuf::from(path)
+    } else {
+        root.join(path)
+    };
     let text = full.to_string_lossy().to_string();
     if has_glob(path) {
         return Ok(text);
@@ -48,19 +56,31 @@ pub async fn source_frame(ctx: &SessionContext, root: &Path, source: &Source) ->
     match &source.kind {
         SourceKind::Parquet { path } => {
             let p = resolve_path(root, path).map_err(err)?;
-            ctx.read_parquet(p, ParquetReadOptions::default()).await.map_err(|e| err(clean(e)))
+            ctx.read_parquet(p, ParquetReadOptions::default())
+                .await
+                .map_err(|e| err(clean(e)))
         }
         SourceKind::Csv { path, delimiter } => {
             let p = resolve_path(root, path).map_err(err)?;
             let ext = if p.ends_with('/') || has_glob(path) {
                 ".csv".to_string()
             } else {
-                Path::new(&p).extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default()
+                Path::new(&p)
+                    .extension()
+                    .map(|e| format!(".{}", e.to_string_lossy()))
+                    .unwrap_or_default()
             };
-            let opts = CsvReadOptions::new().has_header(true).delimiter(*delimiter as u8).file_extension(&ext);
+            let opts = CsvReadOptions::new()
+                .has_header(true)
+                .delimiter(*delimiter as u8)
+                .file_extension(&ext);
             ctx.read_csv(p, opts).await.map_err(|e| err(clean(e)))
         }
-        SourceKind::Postgres { connection, table, query } => {
+        SourceKind::Postgres {
+            connection,
+            table,
+            query,
+        } => {
             let url = postgres_url(connection.as_deref()).map_err(err)?;
             let sql = match (table, query) {
                 (Some(t), _) => format!("SELECT * FROM {t}"),
@@ -91,7 +111,9 @@ pub fn postgres_url(connection: Option<&str>) -> std::result::Result<String, Str
             .map_err(|_| "no 'connection' given and QUIVER_POSTGRES_URL is not set".to_string())?,
     };
     match raw.strip_prefix('$') {
-        Some(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
+        Some(var) => {
+            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+        }
         None => Ok(raw),
     }
 }
@@ -113,7 +135,10 @@ pub async fn read_postgres(url: &str, sql: &str) -> std::result::Result<RecordBa
         .iter()
         .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
         .collect();
-    let rows = sqlx::query(sql).fetch_all(&pool).await.map_err(|e| format!("query failed: {e}"))?;
+    let rows = sqlx::query(sql)
+        .fetch_all(&pool)
+        .await
+        .map_err(|e| format!("query failed: {e}"))?;
     pool.close().await;
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
@@ -124,8 +149,14 @@ pub async fn read_postgres(url: &str, sql: &str) -> std::result::Result<RecordBa
                 let mut b = Int64Builder::with_capacity(rows.len());
                 for r in &rows {
                     let v: Option<i64> = match ty.as_str() {
-                        "INT2" => r.try_get::<Option<i16>, _>(i).map_err(get_err)?.map(i64::from),
-                        "INT4" => r.try_get::<Option<i32>, _>(i).map_err(get_err)?.map(i64::from),
+                        "INT2" => r
+                            .try_get::<Option<i16>, _>(i)
+                            .map_err(get_err)?
+                            .map(i64::from),
+                        "INT4" => r
+                            .try_get::<Option<i32>, _>(i)
+                            .map_err(get_err)?
+                            .map(i64::from),
                         _ => r.try_get::<Option<i64>, _>(i).map_err(get_err)?,
                     };
                     b.append_option(v);
@@ -136,7 +167,9 @@ pub async fn read_postgres(url: &str, sql: &str) -> std::result::Result<RecordBa
                 let mut b = Float64Builder::with_capacity(rows.len());
                 for r in &rows {
                     let v: Option<f64> = if ty == "FLOAT4" {
-                        r.try_get::<Option<f32>, _>(i).map_err(get_err)?.map(f64::from)
+                        r.try_get::<Option<f32>, _>(i)
+                            .map_err(get_err)?
+                            .map(f64::from)
                     } else {
                         r.try_get::<Option<f64>, _>(i).map_err(get_err)?
                     };
@@ -162,9 +195,12 @@ pub async fn read_postgres(url: &str, sql: &str) -> std::result::Result<RecordBa
                 let mut b = TimestampMicrosecondBuilder::new();
                 for r in &rows {
                     let v = if ty == "TIMESTAMPTZ" {
-                        r.try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(i).map_err(get_err)?
+                        r.try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(i)
+                            .map_err(get_err)?
                     } else {
-                        r.try_get::<Option<chrono::NaiveDateTime>, _>(i).map_err(get_err)?.map(|n| n.and_utc())
+                        r.try_get::<Option<chrono::NaiveDateTime>, _>(i)
+                            .map_err(get_err)?
+                            .map(|n| n.and_utc())
                     };
                     b.append_option(v.map(|t| t.timestamp_micros()));
                 }
@@ -174,7 +210,9 @@ pub async fn read_postgres(url: &str, sql: &str) -> std::result::Result<RecordBa
                 let mut b = Date32Builder::new();
                 let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
                 for r in &rows {
-                    let v = r.try_get::<Option<chrono::NaiveDate>, _>(i).map_err(get_err)?;
+                    let v = r
+                        .try_get::<Option<chrono::NaiveDate>, _>(i)
+                        .map_err(get_err)?;
                     b.append_option(v.map(|d| (d - epoch).num_days() as i32));
                 }
                 (DataType::Date32, Arc::new(b.finish()))

@@ -33,7 +33,13 @@ fn is_string(d: &DataType) -> bool {
 fn is_int(d: &DataType) -> bool {
     matches!(
         d,
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
     )
 }
 
@@ -41,21 +47,41 @@ fn is_int(d: &DataType) -> bool {
 pub fn compatible(d: &DataType, t: ValueType) -> bool {
     match t {
         ValueType::Int64 => is_int(d) || matches!(d, DataType::UInt64 | DataType::Null),
-        ValueType::Int32 => matches!(d, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 | DataType::Null),
+        ValueType::Int32 => matches!(
+            d,
+            DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::Null
+        ),
         ValueType::Float64 | ValueType::Float32 => {
-            matches!(d, DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) | DataType::Null)
-                || is_int(d)
+            matches!(
+                d,
+                DataType::Float16
+                    | DataType::Float32
+                    | DataType::Float64
+                    | DataType::Decimal128(..)
+                    | DataType::Null
+            ) || is_int(d)
                 || d == &DataType::UInt64
         }
         ValueType::String => is_string(d) || d == &DataType::Null,
         ValueType::Bool => matches!(d, DataType::Boolean | DataType::Null),
-        ValueType::Timestamp => matches!(d, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Null),
+        ValueType::Timestamp => matches!(
+            d,
+            DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Null
+        ),
     }
 }
 
 /// Whether `d` can serve as an event timestamp column.
 pub fn is_timestamp_like(d: &DataType) -> bool {
-    matches!(d, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) || is_string(d)
+    matches!(
+        d,
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+    ) || is_string(d)
 }
 
 /// Human name of an Arrow type for error messages.

@@ -7,7 +7,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::cast::as_float64_array;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 
 /// `log1p(x)` = ln(1 + x), accurate for small x; common for skewed amounts and counts.
@@ -37,6 +38,9 @@ impl ScalarUDFImpl for Log1p {
 /// The functions to register in every session.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![ScalarUDF::from(Log1p {
-        signature: Signature::new(TypeSignature::Uniform(1, vec![DataType::Float64]), Volatility::Immutable),
+        signature: Signature::new(
+            TypeSignature::Uniform(1, vec![DataType::Float64]),
+            Volatility::Immutable,
+        ),
     })]
 }

@@ -8,7 +8,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Builder, Int64Builder, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Builder, Int64Builder, UInt32Array,
+};
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use quiver_core::AggFunction;
@@ -47,7 +49,10 @@ impl EventIndex {
             .collect();
         items.sort_unstable();
         let mut groups = FxHashMap::default();
-        let (mut order, mut tss) = (Vec::with_capacity(items.len()), Vec::with_capacity(items.len()));
+        let (mut order, mut tss) = (
+            Vec::with_capacity(items.len()),
+            Vec::with_capacity(items.len()),
+        );
         let mut start = 0u32;
         for i in 0..items.len() {
             order.push(items[i].2);
@@ -57,12 +62,18 @@ impl EventIndex {
                 start = i as u32 + 1;
             }
         }
-        EventIndex { order, ts: tss, groups }
+        EventIndex {
+            order,
+            ts: tss,
+            groups,
+        }
     }
 
     /// Positions (into the sorted order) of the events of `key` in `(t - window, t]`.
     fn window(&self, key: &Key, t: i64, window: i64) -> (usize, usize) {
-        let Some(&(start, len)) = self.groups.get(key) else { return (0, 0) };
+        let Some(&(start, len)) = self.groups.get(key) else {
+            return (0, 0);
+        };
         let (s, e) = (start as usize, (start + len) as usize);
         let g = &self.ts[s..e];
         let lo = s + g.partition_point(|x| *x <= t.saturating_sub(window));
@@ -92,11 +103,15 @@ pub fn aggregate(
         Count | CountDistinct => {
             let mut b = Int64Builder::with_capacity(n);
             let floats = match values {
-                Some(v) if spec.function == CountDistinct && v.data_type().is_numeric() => Some(cast(v, &DataType::Float64)?),
+                Some(v) if spec.function == CountDistinct && v.data_type().is_numeric() => {
+                    Some(cast(v, &DataType::Float64)?)
+                }
                 _ => None,
             };
             let strings = match values {
-                Some(v) if spec.function == CountDistinct && floats.is_none() => Some(cast(v, &DataType::Utf8)?),
+                Some(v) if spec.function == CountDistinct && floats.is_none() => {
+                    Some(cast(v, &DataType::Utf8)?)
+                }
                 _ => None,
             };
             for w in &windows {
@@ -110,10 +125,18 @@ pub fn aggregate(
                     _ => {
                         if let Some(f) = &floats {
                             let f = f.as_primitive::<Float64Type>();
-                            idx(w).filter(|i| f.is_valid(*i)).map(|i| f.value(i).to_bits()).collect::<HashSet<_>>().len() as i64
+                            idx(w)
+                                .filter(|i| f.is_valid(*i))
+                                .map(|i| f.value(i).to_bits())
+                                .collect::<HashSet<_>>()
+                                .len() as i64
                         } else if let Some(s) = &strings {
                             let s = s.as_string::<i32>();
-                            idx(w).filter(|i| s.is_valid(*i)).map(|i| s.value(i)).collect::<HashSet<_>>().len() as i64
+                            idx(w)
+                                .filter(|i| s.is_valid(*i))
+                                .map(|i| s.value(i))
+                                .collect::<HashSet<_>>()
+                                .len() as i64
                         } else {
                             0
                         }
@@ -124,11 +147,18 @@ pub fn aggregate(
             Arc::new(b.finish())
         }
         Sum | Mean | Min | Max | Stddev => {
-            let v = cast(values.expect("validated: the function has a column"), &DataType::Float64)?;
+            let v = cast(
+                values.expect("validated: the function has a column"),
+                &DataType::Float64,
+            )?;
             let v = v.as_primitive::<Float64Type>();
             let mut b = Float64Builder::with_capacity(n);
             for w in &windows {
-                let vals = w.iter().flat_map(|w| idx(w)).filter(|i| v.is_valid(*i)).map(|i| v.value(i));
+                let vals = w
+                    .iter()
+                    .flat_map(|w| idx(w))
+                    .filter(|i| v.is_valid(*i))
+                    .map(|i| v.value(i));
                 let r = match spec.function {
                     Sum => {
                         let (mut s, mut c) = (0.0, 0);
@@ -176,7 +206,9 @@ pub fn aggregate(
             let mut b = Float64Builder::with_capacity(n);
             for (w, t) in windows.iter().zip(entity_ts) {
                 let r = match (w, t) {
-                    (Some(w), Some(t)) if w.1 > w.0 => Some((t - events.ts[w.1 - 1]) as f64 / spec.unit as f64),
+                    (Some(w), Some(t)) if w.1 > w.0 => {
+                        Some((t - events.ts[w.1 - 1]) as f64 / spec.unit as f64)
+                    }
                     _ => None,
                 };
                 b.append_option(r);
@@ -184,5 +216,9 @@ pub fn aggregate(
             Arc::new(b.finish())
         }
     };
-    Ok(if out.data_type() == &spec.output { out } else { cast(&out, &spec.output)? })
+    Ok(if out.data_type() == &spec.output {
+        out
+    } else {
+        cast(&out, &spec.output)?
+    })
 }

@@ -112,7 +112,11 @@ pub trait MetadataStore {
         base_version: i64,
     ) -> impl Future<Output = Result<i64>> + Send;
     /// Every version of one object, oldest first.
-    fn history(&self, kind: ObjectKind, name: &str) -> impl Future<Output = Result<Vec<ObjectVersion>>> + Send;
+    fn history(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<ObjectVersion>>> + Send;
     /// Every apply, oldest first.
     fn applies(&self) -> impl Future<Output = Result<Vec<ApplySummary>>> + Send;
 }
@@ -183,7 +187,10 @@ impl SqlMetadataStore {
         } else {
             redact(&url)
         };
-        let db = |source| Error::Database { url: shown.clone(), source };
+        let db = |source| Error::Database {
+            url: shown.clone(),
+            source,
+        };
         let opts = AnyConnectOptions::from_str(&url).map_err(db)?;
         let pool = AnyPoolOptions::new()
             .max_connections(4)
@@ -193,7 +200,10 @@ impl SqlMetadataStore {
             .map_err(db)?;
         if url.starts_with("sqlite:") {
             // WAL lets readers (a server) work while a writer applies.
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await.map_err(db)?;
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await
+                .map_err(db)?;
         }
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&pool).await.map_err(db)?;
@@ -202,7 +212,10 @@ impl SqlMetadataStore {
     }
 
     fn err(&self, source: sqlx::Error) -> Error {
-        Error::Database { url: self.url.clone(), source }
+        Error::Database {
+            url: self.url.clone(),
+            source,
+        }
     }
 
     /// The store's location, with any password removed.
@@ -231,20 +244,30 @@ impl MetadataStore for SqlMetadataStore {
         let Some(row) = row else { return Ok(None) };
         let version: i64 = row.get(0);
         let json: String = row.get(2);
-        let registry = Registry::from_json(&json)
-            .map_err(|e| Error::Corrupt { version, message: e.to_string() })?;
-        Ok(Some(AppliedRegistry { version, applied_at: row.get(1), registry }))
+        let registry = Registry::from_json(&json).map_err(|e| Error::Corrupt {
+            version,
+            message: e.to_string(),
+        })?;
+        Ok(Some(AppliedRegistry {
+            version,
+            applied_at: row.get(1),
+            registry,
+        }))
     }
 
     async fn apply(&self, registry: &Registry, plan: &Plan, base_version: i64) -> Result<i64> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM quiver_registry_versions")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?
-            .get(0);
+        let current: i64 =
+            sqlx::query("SELECT COALESCE(MAX(version), 0) FROM quiver_registry_versions")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?
+                .get(0);
         if current != base_version {
-            return Err(Error::Conflict { expected: base_version, current });
+            return Err(Error::Conflict {
+                expected: base_version,
+                current,
+            });
         }
         if plan.is_empty() && current > 0 {
             return Ok(current);
@@ -277,7 +300,11 @@ impl MetadataStore for SqlMetadataStore {
             .map_err(|e| self.err(e))?
             .get(0);
             let (hash, definition, removed) = match change.op {
-                Op::Remove => (change.old_hash.clone().unwrap_or_default(), "null".to_string(), 1i64),
+                Op::Remove => (
+                    change.old_hash.clone().unwrap_or_default(),
+                    "null".to_string(),
+                    1i64,
+                ),
                 _ => (
                     change.new_hash.clone().unwrap_or_default(),
                     registry
@@ -355,7 +382,10 @@ mod tests {
 
     #[test]
     fn passwords_are_not_shown() {
-        assert_eq!(redact("postgresql://u:secret@h:5432/db"), "postgresql://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgresql://u:secret@h:5432/db"),
+            "postgresql://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgresql://u@h/db"), "postgresql://u@h/db");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }

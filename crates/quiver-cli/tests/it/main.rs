@@ -14,7 +14,11 @@ fn quiver(repo: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn ok(o: Output) -> String {
@@ -23,7 +27,11 @@ fn ok(o: Output) -> String {
 }
 
 fn fails(o: Output) -> String {
-    assert!(!o.status.success(), "quiver should have failed: {}", text(&o));
+    assert!(
+        !o.status.success(),
+        "quiver should have failed: {}",
+        text(&o)
+    );
     text(&o)
 }
 
@@ -41,12 +49,25 @@ fn demo_run_builds_a_training_set() {
     let d = tempfile::tempdir().unwrap();
     demo(d.path());
     assert!(d.path().join("train.parquet").exists());
-    let o = ok(quiver(d.path(), &["--json", "registry", "list", "features"]));
+    let o = ok(quiver(
+        d.path(),
+        &["--json", "registry", "list", "features"],
+    ));
     let v: serde_json::Value = serde_json::from_str(&o).unwrap();
     let rows = v["rows"].as_array().unwrap();
-    assert!(rows.iter().any(|r| r[0] == "user_purchases:purchase_count_30d" && r[3] == "churn_v1"), "{o}");
-    let o = ok(quiver(d.path(), &["registry", "describe", "user_purchases"]));
-    assert!(o.contains("source events -> view user_purchases [user] -> services [churn_v1]"), "{o}");
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "user_purchases:purchase_count_30d" && r[3] == "churn_v1"),
+        "{o}"
+    );
+    let o = ok(quiver(
+        d.path(),
+        &["registry", "describe", "user_purchases"],
+    ));
+    assert!(
+        o.contains("source events -> view user_purchases [user] -> services [churn_v1]"),
+        "{o}"
+    );
     // Same definitions: nothing to apply.
     assert!(ok(quiver(d.path(), &["apply"])).contains("Nothing to apply"));
 }
@@ -57,14 +78,35 @@ fn breaking_changes_need_a_flag_and_a_refused_apply_stores_nothing() {
     demo(d.path());
     let f = d.path().join("features/users.yaml");
     let orig = std::fs::read_to_string(&f).unwrap();
-    std::fs::write(&f, orig.replace("{name: age, type: int64}", "{name: age, type: float64}")).unwrap();
+    std::fs::write(
+        &f,
+        orig.replace("{name: age, type: int64}", "{name: age, type: float64}"),
+    )
+    .unwrap();
     let plan = ok(quiver(d.path(), &["plan"]));
-    assert!(plan.contains("~ feature_view user_profile  [BREAKING]"), "{plan}");
-    assert!(plan.contains("features[age].type: int64 -> float64"), "{plan}");
+    assert!(
+        plan.contains("~ feature_view user_profile  [BREAKING]"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("features[age].type: int64 -> float64"),
+        "{plan}"
+    );
     let e = fails(quiver(d.path(), &["apply"]));
-    assert!(e.contains("--allow-breaking") && e.contains("nothing was stored"), "{e}");
+    assert!(
+        e.contains("--allow-breaking") && e.contains("nothing was stored"),
+        "{e}"
+    );
     let h = ok(quiver(d.path(), &["--json", "registry", "history"]));
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&h).unwrap().as_array().unwrap().len(), 1, "still one version");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&h)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "still one version"
+    );
     let o = ok(quiver(d.path(), &["apply", "--allow-breaking"]));
     assert!(o.contains("Applied registry version 2"), "{o}");
     let o = ok(quiver(d.path(), &["registry", "describe", "user_profile"]));
@@ -80,22 +122,43 @@ fn bad_definitions_and_data_fail_with_located_errors() {
 
     std::fs::write(&f, orig.replace("source: reviews", "source: review")).unwrap();
     let e = fails(quiver(d.path(), &["apply"]));
-    assert!(e.contains("features/activity.yaml:") && e.contains("no source 'review'; did you mean 'reviews'?"), "{e}");
+    assert!(
+        e.contains("features/activity.yaml:")
+            && e.contains("no source 'review'; did you mean 'reviews'?"),
+        "{e}"
+    );
 
-    std::fs::write(&f, orig.replace("column: amount, window: 7d", "column: amount, window: 7x")).unwrap();
+    std::fs::write(
+        &f,
+        orig.replace("column: amount, window: 7d", "column: amount, window: 7x"),
+    )
+    .unwrap();
     let e = fails(quiver(d.path(), &["plan"]));
-    assert!(e.contains("features/activity.yaml:7:76:") && e.contains("unknown unit 'x'"), "{e}");
+    assert!(
+        e.contains("features/activity.yaml:7:76:") && e.contains("unknown unit 'x'"),
+        "{e}"
+    );
 
     std::fs::write(&f, orig.replace("column: session_id", "column: session")).unwrap();
     let e = fails(quiver(d.path(), &["apply"]));
-    assert!(e.contains("source 'events'") && e.contains("column 'session' not found"), "{e}");
+    assert!(
+        e.contains("source 'events'") && e.contains("column 'session' not found"),
+        "{e}"
+    );
 
     std::fs::write(&f, &orig).unwrap();
     std::fs::write(d.path().join("data/reviews.parquet"), b"not parquet").unwrap();
     let e = fails(quiver(d.path(), &["apply"]));
     assert!(e.contains("source 'reviews' (data/reviews.parquet)"), "{e}");
     let h = ok(quiver(d.path(), &["--json", "registry", "history"]));
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&h).unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&h)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -117,19 +180,32 @@ fn historical_errors_name_the_culprit() {
     };
     let run = |a: Vec<String>| quiver(d.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
     let e = fails(run(args("user_profile:agee")));
-    assert!(e.contains("unknown feature 'user_profile:agee'") && e.contains("did you mean 'age'?"), "{e}");
-    let e = fails(run(args("user_profile:age").into_iter().chain(["--timestamp-column".into(), "ts".into()]).collect()));
+    assert!(
+        e.contains("unknown feature 'user_profile:agee'") && e.contains("did you mean 'age'?"),
+        "{e}"
+    );
+    let e = fails(run(args("user_profile:age")
+        .into_iter()
+        .chain(["--timestamp-column".into(), "ts".into()])
+        .collect()));
     assert!(e.contains("timestamp column 'ts' is missing"), "{e}");
     let csv = d.path().join("e.csv");
     std::fs::write(&csv, "user_id,event_timestamp\nabc,2025-05-01T00:00:00Z\n").unwrap();
     let mut a = args("user_profile:age");
     a[2] = csv.display().to_string();
     let e = fails(run(a));
-    assert!(e.contains("e.csv") && e.contains("join key 'user_id' is string but entity declares int64"), "{e}");
+    assert!(
+        e.contains("e.csv") && e.contains("join key 'user_id' is string but entity declares int64"),
+        "{e}"
+    );
     assert!(!out.exists(), "no output written on failure");
 
     // A CSV of entity rows works and keeps order.
-    std::fs::write(&csv, "user_id,event_timestamp,note\n2,2025-05-01T00:00:00Z,b\n1,2025-05-01T00:00:00Z,a\n").unwrap();
+    std::fs::write(
+        &csv,
+        "user_id,event_timestamp,note\n2,2025-05-01T00:00:00Z,b\n1,2025-05-01T00:00:00Z,a\n",
+    )
+    .unwrap();
     let mut a = args("user_profile:age,user_profile:plan");
     a[2] = csv.display().to_string();
     a[6] = d.path().join("o.csv").display().to_string();
@@ -137,22 +213,39 @@ fn historical_errors_name_the_culprit() {
     let written = std::fs::read_to_string(d.path().join("o.csv")).unwrap();
     let lines: Vec<&str> = written.lines().collect();
     assert_eq!(lines[0], "user_id,event_timestamp,note,age,plan");
-    assert!(lines[1].starts_with("2,") && lines[2].starts_with("1,"), "{written}");
+    assert!(
+        lines[1].starts_with("2,") && lines[2].starts_with("1,"),
+        "{written}"
+    );
 }
 
 #[test]
 fn init_scaffolds_a_repository_that_plans() {
     let d = tempfile::tempdir().unwrap();
     let repo = d.path().join("shop");
-    let o = Command::new(env!("CARGO_BIN_EXE_quiver")).args(["init"]).arg(&repo).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["init"])
+        .arg(&repo)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(repo.join("features/user_stats.yaml").exists() && repo.join(".gitignore").exists());
     let p = ok(quiver(&repo, &["plan"]));
-    assert!(p.contains("+ feature_view user_stats") && p.contains("4 to add"), "{p}");
-    let again = Command::new(env!("CARGO_BIN_EXE_quiver")).args(["init"]).arg(&repo).output().unwrap();
+    assert!(
+        p.contains("+ feature_view user_stats") && p.contains("4 to add"),
+        "{p}"
+    );
+    let again = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["init"])
+        .arg(&repo)
+        .output()
+        .unwrap();
     assert!(!again.status.success(), "init refuses to overwrite");
     let e = fails(quiver(&repo, &["apply"]));
-    assert!(e.contains("source 'user_stats' (data/user_stats.parquet): no such file"), "{e}");
+    assert!(
+        e.contains("source 'user_stats' (data/user_stats.parquet): no such file"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -160,7 +253,9 @@ fn demo_data_is_deterministic() {
     let d = tempfile::tempdir().unwrap();
     for sub in ["a", "b"] {
         let o = Command::new(env!("CARGO_BIN_EXE_quiver"))
-            .args(["--quiet", "demo", "data", "--users", "200", "--seed", "7", "--out"])
+            .args([
+                "--quiet", "demo", "data", "--users", "200", "--seed", "7", "--out",
+            ])
             .arg(d.path().join(sub))
             .output()
             .unwrap();
@@ -169,6 +264,9 @@ fn demo_data_is_deterministic() {
     for f in ["users", "products", "events", "reviews", "labels"] {
         let a = std::fs::read(d.path().join(format!("a/{f}.parquet"))).unwrap();
         let b = std::fs::read(d.path().join(format!("b/{f}.parquet"))).unwrap();
-        assert!(a == b, "{f}.parquet differs between runs with the same seed");
+        assert!(
+            a == b,
+            "{f}.parquet differs between runs with the same seed"
+        );
     }
 }

@@ -8,11 +8,25 @@ fn minimal_example_loads_as_written() {
     assert_eq!(r.project, "shop");
     let v = &r.views["stats"];
     assert_eq!(v.ttl, Duration::from_seconds(30 * 86_400));
-    assert_eq!(v.outputs(), vec![("f_float", ValueType::Float64), ("f_int", ValueType::Int64), ("f_str", ValueType::String)]);
+    assert_eq!(
+        v.outputs(),
+        vec![
+            ("f_float", ValueType::Float64),
+            ("f_int", ValueType::Int64),
+            ("f_str", ValueType::String)
+        ]
+    );
     let s = &r.services["churn_v1"];
     let names: Vec<String> = s.features.iter().map(FeatureRef::to_string).collect();
-    assert_eq!(names, ["stats:f_float", "stats:f_int", "stats:f_str"], "duplicates removed, order kept");
-    assert_eq!(r.sources["stats_src"].created_timestamp_field.as_deref(), Some("created"));
+    assert_eq!(
+        names,
+        ["stats:f_float", "stats:f_int", "stats:f_str"],
+        "duplicates removed, order kept"
+    );
+    assert_eq!(
+        r.sources["stats_src"].created_timestamp_field.as_deref(),
+        Some("created")
+    );
 }
 
 #[test]
@@ -64,13 +78,20 @@ feature_views:
     assert_eq!(a[0].function, AggFunction::Count);
     assert_eq!(a[0].value_type, ValueType::Int64);
     assert_eq!(a[1].value_type, ValueType::Float64);
-    assert_eq!(a[2].unit, Some(Duration::from_seconds(86_400)), "time_since_last defaults to days");
+    assert_eq!(
+        a[2].unit,
+        Some(Duration::from_seconds(86_400)),
+        "time_since_last defaults to days"
+    );
     assert_eq!(a[2].window, Duration::from_seconds(365 * 86_400));
 }
 
 #[test]
 fn broken_yaml_names_file_line_and_column() {
-    let e = err(&[("quiver.yaml", "project: shop\nentities:\n  - name: user\n    join_keys: [user_id\n")]);
+    let e = err(&[(
+        "quiver.yaml",
+        "project: shop\nentities:\n  - name: user\n    join_keys: [user_id\n",
+    )]);
     assert!(e.starts_with("quiver.yaml:"), "{e}");
     let line: u32 = e.split(':').nth(1).unwrap().parse().unwrap();
     assert!(line >= 4, "{e}");
@@ -95,15 +116,51 @@ fn wrong_scalar_type_is_rejected() {
 #[test]
 fn semantic_errors_name_file_line_object_and_field() {
     let cases: &[(&str, &str, &str)] = &[
-        ("    entities: [user]\n    source: stats_src", "    entities: [usr]\n    source: stats_src", "quiver.yaml:15:16: feature view 'stats', field 'entities': no entity 'usr'; did you mean 'user'?"),
-        ("    source: stats_src", "    source: nope", "field 'source': no source 'nope'"),
-        ("ttl: 30d", "ttl: 30y", "field 'ttl': '30y' has unknown unit 'y'"),
-        ("{name: f_int, type: int64}", "{name: f_int, type: integer}", "field 'features.f_int.type': unknown type 'integer'"),
-        ("{name: f_str, type: string}", "{name: f_int, type: string}", "feature 'f_int' is declared twice"),
-        ("\"stats:f_float\", ", "\"stats:f_flot\", ", "feature service 'churn_v1', field 'features': 'stats:f_flot': view 'stats' has no feature 'f_flot'; did you mean 'f_float'?"),
-        ("type: parquet ", "type: parket ", "field 'type': unknown source type 'parket'"),
-        ("    path: data/stats.parquet", "    table: t", "field 'table': 'table' does not apply to a parquet source"),
-        ("{name: f_str, type: string}", "{name: user_id, type: string}", "has the name of a join key"),
+        (
+            "    entities: [user]\n    source: stats_src",
+            "    entities: [usr]\n    source: stats_src",
+            "quiver.yaml:15:16: feature view 'stats', field 'entities': no entity 'usr'; did you mean 'user'?",
+        ),
+        (
+            "    source: stats_src",
+            "    source: nope",
+            "field 'source': no source 'nope'",
+        ),
+        (
+            "ttl: 30d",
+            "ttl: 30y",
+            "field 'ttl': '30y' has unknown unit 'y'",
+        ),
+        (
+            "{name: f_int, type: int64}",
+            "{name: f_int, type: integer}",
+            "field 'features.f_int.type': unknown type 'integer'",
+        ),
+        (
+            "{name: f_str, type: string}",
+            "{name: f_int, type: string}",
+            "feature 'f_int' is declared twice",
+        ),
+        (
+            "\"stats:f_float\", ",
+            "\"stats:f_flot\", ",
+            "feature service 'churn_v1', field 'features': 'stats:f_flot': view 'stats' has no feature 'f_flot'; did you mean 'f_float'?",
+        ),
+        (
+            "type: parquet ",
+            "type: parket ",
+            "field 'type': unknown source type 'parket'",
+        ),
+        (
+            "    path: data/stats.parquet",
+            "    table: t",
+            "field 'table': 'table' does not apply to a parquet source",
+        ),
+        (
+            "{name: f_str, type: string}",
+            "{name: user_id, type: string}",
+            "has the name of a join key",
+        ),
     ];
     for (from, to, expected) in cases {
         assert!(MINIMAL.contains(from), "case text {from:?}");
@@ -118,14 +175,20 @@ fn duplicate_names_across_files_point_at_both() {
     let extra = "entities:\n  - name: user\n    join_keys: [uid]\n";
     let e = err(&[("quiver.yaml", MINIMAL), ("features/more.yaml", extra)]);
     assert!(e.starts_with("features/more.yaml:2:"), "{e}");
-    assert!(e.contains("duplicate name: already defined at quiver.yaml:4:"), "{e}");
+    assert!(
+        e.contains("duplicate name: already defined at quiver.yaml:4:"),
+        "{e}"
+    );
 }
 
 #[test]
 fn project_is_required_and_only_in_main_file() {
     let e = err(&[("quiver.yaml", "entities: []\n")]);
     assert!(e.contains("must name the project"), "{e}");
-    let e = err(&[("quiver.yaml", MINIMAL), ("features/x.yaml", "project: other\n")]);
+    let e = err(&[
+        ("quiver.yaml", MINIMAL),
+        ("features/x.yaml", "project: other\n"),
+    ]);
     assert!(e.contains("'project' belongs in quiver.yaml"), "{e}");
 }
 
@@ -143,11 +206,26 @@ feature_views:
       - AGG
 "#;
     let cases = [
-        ("{name: a, function: median, column: x, window: 1d}", "unknown function 'median'"),
-        ("{name: a, function: sum, window: 1d}", "'sum' needs a 'column'"),
-        ("{name: a, function: sum, column: x, window: 0}", "a window must be longer than 0"),
-        ("{name: a, function: sum, column: x, window: 1d, unit: 1h}", "'unit' applies only to time_since_last"),
-        ("{name: a, function: sum, column: x, expr: \"x+1\", window: 1d}", "either 'column' or 'expr'"),
+        (
+            "{name: a, function: median, column: x, window: 1d}",
+            "unknown function 'median'",
+        ),
+        (
+            "{name: a, function: sum, window: 1d}",
+            "'sum' needs a 'column'",
+        ),
+        (
+            "{name: a, function: sum, column: x, window: 0}",
+            "a window must be longer than 0",
+        ),
+        (
+            "{name: a, function: sum, column: x, window: 1d, unit: 1h}",
+            "'unit' applies only to time_since_last",
+        ),
+        (
+            "{name: a, function: sum, column: x, expr: \"x+1\", window: 1d}",
+            "either 'column' or 'expr'",
+        ),
     ];
     for (agg, expected) in cases {
         let e = err(&[("quiver.yaml", &base.replace("AGG", agg))]);
@@ -158,11 +236,16 @@ feature_views:
 #[test]
 fn resolving_feature_references() {
     let r = registry(&[("quiver.yaml", MINIMAL)]).unwrap();
-    let refs = r.resolve_features(&["stats:f_int", "stats:f_float", "stats:f_int"]).unwrap();
+    let refs = r
+        .resolve_features(&["stats:f_int", "stats:f_float", "stats:f_int"])
+        .unwrap();
     assert_eq!(refs.len(), 2);
     assert_eq!(refs[0].full_name(), "stats__f_int");
     let e = r.resolve_features(&["stat:f_int"]).unwrap_err().to_string();
-    assert!(e.contains("no feature view 'stat'; did you mean 'stats'?"), "{e}");
+    assert!(
+        e.contains("no feature view 'stat'; did you mean 'stats'?"),
+        "{e}"
+    );
     let e = r.resolve_features(&["f_int"]).unwrap_err().to_string();
     assert!(e.contains("'view:feature'"), "{e}");
     let e = r.service_features("churn").unwrap_err().to_string();

@@ -39,7 +39,10 @@ feature_services:
 pub fn registry(files: &[(&str, &str)]) -> Result<Registry> {
     let mut parsed = Vec::new();
     for (name, text) in files {
-        parsed.push((PathBuf::from(name), parse_definitions(&PathBuf::from(name), text)?));
+        parsed.push((
+            PathBuf::from(name),
+            parse_definitions(&PathBuf::from(name), text)?,
+        ));
     }
     Registry::from_files(parsed)
 }

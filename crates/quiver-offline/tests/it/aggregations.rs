@@ -30,10 +30,34 @@ fn repo() -> Repo {
     write_parquet(
         &repo.path("data/events.parquet"),
         &batch(vec![
-            ("user_id", i64_col(&[Some(1), Some(1), Some(1), Some(1), Some(2)])),
-            ("ts", ts_col(&[Some(0), Some(DAY), Some(DAY + DAY / 2), Some(2 * DAY), Some(0)])),
-            ("event_type", str_col(&[Some("purchase"), Some("view"), Some("purchase"), Some("purchase"), Some("view")])),
-            ("amount", f64_col(&[Some(10.0), None, Some(20.0), None, Some(1.0)])),
+            (
+                "user_id",
+                i64_col(&[Some(1), Some(1), Some(1), Some(1), Some(2)]),
+            ),
+            (
+                "ts",
+                ts_col(&[
+                    Some(0),
+                    Some(DAY),
+                    Some(DAY + DAY / 2),
+                    Some(2 * DAY),
+                    Some(0),
+                ]),
+            ),
+            (
+                "event_type",
+                str_col(&[
+                    Some("purchase"),
+                    Some("view"),
+                    Some("purchase"),
+                    Some("purchase"),
+                    Some("view"),
+                ]),
+            ),
+            (
+                "amount",
+                f64_col(&[Some(10.0), None, Some(20.0), None, Some(1.0)]),
+            ),
         ]),
     );
     repo
@@ -43,26 +67,74 @@ fn repo() -> Repo {
 async fn window_is_open_at_the_start_and_closed_at_t() {
     let repo = repo();
     let e = batch(vec![
-        ("user_id", i64_col(&[Some(1), Some(1), Some(1), Some(1), Some(2), Some(3)])),
-        ("event_timestamp", ts_col(&[Some(-1), Some(0), Some(DAY + DAY / 2), Some(2 * DAY), Some(DAY), Some(DAY)])),
+        (
+            "user_id",
+            i64_col(&[Some(1), Some(1), Some(1), Some(1), Some(2), Some(3)]),
+        ),
+        (
+            "event_timestamp",
+            ts_col(&[
+                Some(-1),
+                Some(0),
+                Some(DAY + DAY / 2),
+                Some(2 * DAY),
+                Some(DAY),
+                Some(DAY),
+            ]),
+        ),
     ]);
     let out = repo.historical(&e, &["p:*"]).await.unwrap();
     // At day 2 the event at day 0 is exactly at t - window: excluded.
-    assert_eq!(i64s(&out, "n"), [Some(0), Some(1), Some(2), Some(1), Some(0), Some(0)], "count skips null amounts");
-    assert_eq!(i64s(&out, "n_all"), [Some(0), Some(1), Some(3), Some(3), Some(1), Some(0)]);
-    assert_eq!(f64s(&out, "total"), [None, Some(10.0), Some(30.0), Some(20.0), None, None]);
-    assert_eq!(f64s(&out, "avg"), [None, Some(10.0), Some(15.0), Some(20.0), None, None]);
-    assert_eq!(f64s(&out, "lo"), [None, Some(10.0), Some(10.0), Some(20.0), None, None]);
-    assert_eq!(f64s(&out, "hi"), [None, Some(10.0), Some(20.0), Some(20.0), None, None]);
+    assert_eq!(
+        i64s(&out, "n"),
+        [Some(0), Some(1), Some(2), Some(1), Some(0), Some(0)],
+        "count skips null amounts"
+    );
+    assert_eq!(
+        i64s(&out, "n_all"),
+        [Some(0), Some(1), Some(3), Some(3), Some(1), Some(0)]
+    );
+    assert_eq!(
+        f64s(&out, "total"),
+        [None, Some(10.0), Some(30.0), Some(20.0), None, None]
+    );
+    assert_eq!(
+        f64s(&out, "avg"),
+        [None, Some(10.0), Some(15.0), Some(20.0), None, None]
+    );
+    assert_eq!(
+        f64s(&out, "lo"),
+        [None, Some(10.0), Some(10.0), Some(20.0), None, None]
+    );
+    assert_eq!(
+        f64s(&out, "hi"),
+        [None, Some(10.0), Some(20.0), Some(20.0), None, None]
+    );
     let sd = f64s(&out, "sd");
-    assert!((sd[2].unwrap() - 50f64.sqrt()).abs() < 1e-12, "sample stddev of 10, 20");
+    assert!(
+        (sd[2].unwrap() - 50f64.sqrt()).abs() < 1e-12,
+        "sample stddev of 10, 20"
+    );
     assert_eq!(sd[1], None, "stddev needs two values");
-    assert_eq!(i64s(&out, "kinds"), [Some(0), Some(1), Some(2), Some(2), Some(1), Some(0)]);
+    assert_eq!(
+        i64s(&out, "kinds"),
+        [Some(0), Some(1), Some(2), Some(2), Some(1), Some(0)]
+    );
     assert_eq!(
         strs(&out, "last_type"),
-        [None, Some("purchase".into()), Some("purchase".into()), Some("purchase".into()), Some("view".into()), None]
+        [
+            None,
+            Some("purchase".into()),
+            Some("purchase".into()),
+            Some("purchase".into()),
+            Some("view".into()),
+            None
+        ]
     );
-    assert_eq!(f64s(&out, "days_since"), [None, Some(0.0), Some(0.0), Some(0.0), None, None]);
+    assert_eq!(
+        f64s(&out, "days_since"),
+        [None, Some(0.0), Some(0.0), Some(0.0), None, None]
+    );
     let lt = f64s(&out, "log_total");
     assert!((lt[2].unwrap() - (10f64.ln_1p() + 20f64.ln_1p())).abs() < 1e-12);
 }
@@ -70,9 +142,16 @@ async fn window_is_open_at_the_start_and_closed_at_t() {
 #[tokio::test]
 async fn time_since_last_in_days() {
     let repo = repo();
-    let e = batch(vec![("user_id", i64_col(&[Some(1)])), ("event_timestamp", ts_col(&[Some(5 * DAY)]))]);
+    let e = batch(vec![
+        ("user_id", i64_col(&[Some(1)])),
+        ("event_timestamp", ts_col(&[Some(5 * DAY)])),
+    ]);
     let out = repo.historical(&e, &["p:days_since", "p:n"]).await.unwrap();
-    assert_eq!(f64s(&out, "days_since"), [Some(3.0)], "last purchase (day 2, amount null) counts as an event");
+    assert_eq!(
+        f64s(&out, "days_since"),
+        [Some(3.0)],
+        "last purchase (day 2, amount null) counts as an event"
+    );
     assert_eq!(i64s(&out, "n"), [Some(0)]);
 }
 

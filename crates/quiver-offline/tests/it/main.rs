@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{Field, Float64Type, Int64Type, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -25,7 +26,10 @@ pub fn us(s: i64) -> i64 {
 }
 
 pub fn ts_col(values: &[Option<i64>]) -> ArrayRef {
-    Arc::new(TimestampMicrosecondArray::from(values.iter().map(|v| v.map(us)).collect::<Vec<_>>()).with_timezone("UTC"))
+    Arc::new(
+        TimestampMicrosecondArray::from(values.iter().map(|v| v.map(us)).collect::<Vec<_>>())
+            .with_timezone("UTC"),
+    )
 }
 pub fn i64_col(values: &[Option<i64>]) -> ArrayRef {
     Arc::new(Int64Array::from(values.to_vec()))
@@ -38,13 +42,21 @@ pub fn str_col(values: &[Option<&str>]) -> ArrayRef {
 }
 
 pub fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
-    let fields: Vec<Field> = cols.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols.into_iter().map(|(_, a)| a).collect()).unwrap()
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        cols.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap()
 }
 
 pub fn write_parquet(path: &Path, b: &RecordBatch) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), b.schema(), None).unwrap();
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), b.schema(), None).unwrap();
     w.write(b).unwrap();
     w.close().unwrap();
 }
@@ -66,25 +78,42 @@ impl Repo {
     pub fn engine(&self) -> OfflineEngine {
         OfflineEngine::new(load_registry(self.dir.path()).unwrap(), self.dir.path())
     }
-    pub async fn historical(&self, entities: &RecordBatch, features: &[&str]) -> quiver_offline::Result<RecordBatch> {
+    pub async fn historical(
+        &self,
+        entities: &RecordBatch,
+        features: &[&str],
+    ) -> quiver_offline::Result<RecordBatch> {
         let e = self.engine();
         let refs = e.registry().resolve_features(features)?;
-        e.historical(entities, &refs, &HistoricalOptions::default(), "", &()).await
+        e.historical(entities, &refs, &HistoricalOptions::default(), "", &())
+            .await
     }
 }
 
 pub fn f64s(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
-    let a = b.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+    let a = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
     let a = a.as_primitive::<Float64Type>();
-    (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect()
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect()
 }
 pub fn i64s(b: &RecordBatch, name: &str) -> Vec<Option<i64>> {
-    let a = b.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+    let a = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
     let a = a.as_primitive::<Int64Type>();
-    (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect()
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect()
 }
 pub fn strs(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
-    let a = b.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+    let a = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
     let a = a.as_string::<i32>();
-    (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect()
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+        .collect()
 }

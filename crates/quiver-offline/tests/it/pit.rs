@@ -22,9 +22,18 @@ feature_views:
 fn stats_repo(yaml: &str, rows: &[(i64, i64, i64, Option<f64>, Option<&str>)]) -> Repo {
     let repo = Repo::new(yaml);
     let b = batch(vec![
-        ("user_id", i64_col(&rows.iter().map(|r| Some(r.0)).collect::<Vec<_>>())),
-        ("event_timestamp", ts_col(&rows.iter().map(|r| Some(r.1)).collect::<Vec<_>>())),
-        ("created", ts_col(&rows.iter().map(|r| Some(r.2)).collect::<Vec<_>>())),
+        (
+            "user_id",
+            i64_col(&rows.iter().map(|r| Some(r.0)).collect::<Vec<_>>()),
+        ),
+        (
+            "event_timestamp",
+            ts_col(&rows.iter().map(|r| Some(r.1)).collect::<Vec<_>>()),
+        ),
+        (
+            "created",
+            ts_col(&rows.iter().map(|r| Some(r.2)).collect::<Vec<_>>()),
+        ),
         ("f", f64_col(&rows.iter().map(|r| r.3).collect::<Vec<_>>())),
         ("s", str_col(&rows.iter().map(|r| r.4).collect::<Vec<_>>())),
     ]);
@@ -34,15 +43,30 @@ fn stats_repo(yaml: &str, rows: &[(i64, i64, i64, Option<f64>, Option<&str>)]) -
 
 fn entities(rows: &[(i64, i64)]) -> RecordBatch {
     batch(vec![
-        ("user_id", i64_col(&rows.iter().map(|r| Some(r.0)).collect::<Vec<_>>())),
-        ("event_timestamp", ts_col(&rows.iter().map(|r| Some(r.1)).collect::<Vec<_>>())),
+        (
+            "user_id",
+            i64_col(&rows.iter().map(|r| Some(r.0)).collect::<Vec<_>>()),
+        ),
+        (
+            "event_timestamp",
+            ts_col(&rows.iter().map(|r| Some(r.1)).collect::<Vec<_>>()),
+        ),
     ])
 }
 
 #[tokio::test]
 async fn exact_timestamp_match_is_included() {
-    let repo = stats_repo(STATS, &[(1, 100, 100, Some(1.0), Some("a")), (1, 200, 200, Some(2.0), Some("b"))]);
-    let out = repo.historical(&entities(&[(1, 200), (1, 199)]), &["stats:f", "stats:s"]).await.unwrap();
+    let repo = stats_repo(
+        STATS,
+        &[
+            (1, 100, 100, Some(1.0), Some("a")),
+            (1, 200, 200, Some(2.0), Some("b")),
+        ],
+    );
+    let out = repo
+        .historical(&entities(&[(1, 200), (1, 199)]), &["stats:f", "stats:s"])
+        .await
+        .unwrap();
     assert_eq!(f64s(&out, "f"), [Some(2.0), Some(1.0)]);
     assert_eq!(strs(&out, "s"), [Some("b".into()), Some("a".into())]);
 }
@@ -50,37 +74,72 @@ async fn exact_timestamp_match_is_included() {
 #[tokio::test]
 async fn ttl_lower_edge_is_inclusive() {
     let repo = stats_repo(STATS, &[(1, 0, 0, Some(1.0), None)]);
-    let out = repo.historical(&entities(&[(1, DAY), (1, DAY + 1)]), &["stats:f"]).await.unwrap();
-    assert_eq!(f64s(&out, "f"), [Some(1.0), None], "t - ttl == ts matches; one second later it has expired");
+    let out = repo
+        .historical(&entities(&[(1, DAY), (1, DAY + 1)]), &["stats:f"])
+        .await
+        .unwrap();
+    assert_eq!(
+        f64s(&out, "f"),
+        [Some(1.0), None],
+        "t - ttl == ts matches; one second later it has expired"
+    );
 }
 
 #[tokio::test]
 async fn rows_before_the_first_feature_row_get_nulls_and_are_kept() {
     let repo = stats_repo(STATS, &[(1, 100, 100, Some(1.0), Some("a"))]);
-    let out = repo.historical(&entities(&[(1, 99), (2, 100), (1, 100)]), &["stats:f"]).await.unwrap();
+    let out = repo
+        .historical(&entities(&[(1, 99), (2, 100), (1, 100)]), &["stats:f"])
+        .await
+        .unwrap();
     assert_eq!(out.num_rows(), 3, "unmatched entity rows are returned");
     assert_eq!(f64s(&out, "f"), [None, None, Some(1.0)]);
 }
 
 #[tokio::test]
 async fn the_future_never_leaks() {
-    let repo = stats_repo(STATS, &[(1, 100, 100, Some(1.0), None), (1, 101, 50, Some(9.0), None)]);
-    let out = repo.historical(&entities(&[(1, 100)]), &["stats:f"]).await.unwrap();
+    let repo = stats_repo(
+        STATS,
+        &[
+            (1, 100, 100, Some(1.0), None),
+            (1, 101, 50, Some(9.0), None),
+        ],
+    );
+    let out = repo
+        .historical(&entities(&[(1, 100)]), &["stats:f"])
+        .await
+        .unwrap();
     assert_eq!(f64s(&out, "f"), [Some(1.0)]);
 }
 
 #[tokio::test]
 async fn equal_timestamps_break_ties_by_created_whatever_the_file_order() {
-    let rows = [(1, 100, 300, Some(3.0), None), (1, 100, 200, Some(2.0), None), (1, 100, 250, Some(2.5), None)];
+    let rows = [
+        (1, 100, 300, Some(3.0), None),
+        (1, 100, 200, Some(2.0), None),
+        (1, 100, 250, Some(2.5), None),
+    ];
     let repo = stats_repo(STATS, &rows);
-    let out = repo.historical(&entities(&[(1, 150)]), &["stats:f"]).await.unwrap();
+    let out = repo
+        .historical(&entities(&[(1, 150)]), &["stats:f"])
+        .await
+        .unwrap();
     assert_eq!(f64s(&out, "f"), [Some(3.0)], "latest created wins");
 }
 
 #[tokio::test]
 async fn a_null_in_the_latest_row_stays_null() {
-    let repo = stats_repo(STATS, &[(1, 100, 100, Some(1.0), Some("old")), (1, 200, 200, None, Some("new"))]);
-    let out = repo.historical(&entities(&[(1, 300)]), &["stats:f", "stats:s"]).await.unwrap();
+    let repo = stats_repo(
+        STATS,
+        &[
+            (1, 100, 100, Some(1.0), Some("old")),
+            (1, 200, 200, None, Some("new")),
+        ],
+    );
+    let out = repo
+        .historical(&entities(&[(1, 300)]), &["stats:f", "stats:s"])
+        .await
+        .unwrap();
     assert_eq!(f64s(&out, "f"), [None], "no fallback to the older row");
     assert_eq!(strs(&out, "s"), [Some("new".into())]);
 }
@@ -89,38 +148,86 @@ async fn a_null_in_the_latest_row_stays_null() {
 async fn unbounded_ttl_reaches_any_age() {
     let yaml = STATS.replace("ttl: 1d", "ttl: 0");
     let repo = stats_repo(&yaml, &[(1, 0, 0, Some(1.0), None)]);
-    let out = repo.historical(&entities(&[(1, 400 * DAY)]), &["stats:f"]).await.unwrap();
+    let out = repo
+        .historical(&entities(&[(1, 400 * DAY)]), &["stats:f"])
+        .await
+        .unwrap();
     assert_eq!(f64s(&out, "f"), [Some(1.0)]);
     let yaml = STATS.replace("    ttl: 1d\n", "");
     let repo = stats_repo(&yaml, &[(1, 0, 0, Some(1.0), None)]);
-    let out = repo.historical(&entities(&[(1, 400 * DAY)]), &["stats:f"]).await.unwrap();
+    let out = repo
+        .historical(&entities(&[(1, 400 * DAY)]), &["stats:f"])
+        .await
+        .unwrap();
     assert_eq!(f64s(&out, "f"), [Some(1.0)], "absent ttl is unbounded too");
 }
 
 #[tokio::test]
 async fn duplicates_order_and_extra_columns_pass_through() {
-    let repo = stats_repo(STATS, &[(1, 100, 100, Some(1.0), None), (2, 100, 100, Some(2.0), None)]);
+    let repo = stats_repo(
+        STATS,
+        &[
+            (1, 100, 100, Some(1.0), None),
+            (2, 100, 100, Some(2.0), None),
+        ],
+    );
     let e = batch(vec![
-        ("label", str_col(&[Some("x"), Some("y"), Some("z"), Some("w")])),
+        (
+            "label",
+            str_col(&[Some("x"), Some("y"), Some("z"), Some("w")]),
+        ),
         ("user_id", i64_col(&[Some(2), Some(1), Some(2), Some(1)])),
-        ("event_timestamp", ts_col(&[Some(150), Some(150), Some(150), Some(50)])),
+        (
+            "event_timestamp",
+            ts_col(&[Some(150), Some(150), Some(150), Some(50)]),
+        ),
     ]);
     let out = repo.historical(&e, &["stats:f"]).await.unwrap();
-    let names: Vec<String> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<String> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     assert_eq!(names, ["label", "user_id", "event_timestamp", "f"]);
     assert_eq!(f64s(&out, "f"), [Some(2.0), Some(1.0), Some(2.0), None]);
-    assert_eq!(strs(&out, "label"), [Some("x".into()), Some("y".into()), Some("z".into()), Some("w".into())]);
+    assert_eq!(
+        strs(&out, "label"),
+        [
+            Some("x".into()),
+            Some("y".into()),
+            Some("z".into()),
+            Some("w".into())
+        ]
+    );
 }
 
 #[tokio::test]
 async fn full_names_and_requested_order() {
     let repo = stats_repo(STATS, &[(1, 100, 100, Some(1.0), Some("a"))]);
     let e = repo.engine();
-    let refs = e.registry().resolve_features(&["stats:s", "stats:f"]).unwrap();
-    let opts = HistoricalOptions { full_names: true, ..Default::default() };
-    let out = e.historical(&entities(&[(1, 100)]), &refs, &opts, "", &()).await.unwrap();
-    let names: Vec<String> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(names, ["user_id", "event_timestamp", "stats__s", "stats__f"]);
+    let refs = e
+        .registry()
+        .resolve_features(&["stats:s", "stats:f"])
+        .unwrap();
+    let opts = HistoricalOptions {
+        full_names: true,
+        ..Default::default()
+    };
+    let out = e
+        .historical(&entities(&[(1, 100)]), &refs, &opts, "", &())
+        .await
+        .unwrap();
+    let names: Vec<String> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["user_id", "event_timestamp", "stats__s", "stats__f"]
+    );
 }
 
 #[tokio::test]
@@ -145,12 +252,22 @@ feature_views:
         ]),
     );
     let e = batch(vec![
-        ("country", str_col(&[Some("de"), Some("fr"), Some("fr"), Some("it"), None])),
-        ("store_id", i64_col(&[Some(1), Some(2), Some(1), Some(1), Some(1)])),
+        (
+            "country",
+            str_col(&[Some("de"), Some("fr"), Some("fr"), Some("it"), None]),
+        ),
+        (
+            "store_id",
+            i64_col(&[Some(1), Some(2), Some(1), Some(1), Some(1)]),
+        ),
         ("event_timestamp", ts_col(&[Some(20); 5])),
     ]);
     let out = repo.historical(&e, &["sales:revenue"]).await.unwrap();
-    assert_eq!(f64s(&out, "revenue"), [Some(2.0), Some(3.0), Some(1.0), None, None], "a null key never matches");
+    assert_eq!(
+        f64s(&out, "revenue"),
+        [Some(2.0), Some(3.0), Some(1.0), None, None],
+        "a null key never matches"
+    );
 }
 
 #[tokio::test]
@@ -170,7 +287,11 @@ feature_views:
     let repo = Repo::new(yaml);
     write_parquet(
         &repo.path("data/u.parquet"),
-        &batch(vec![("user_id", i64_col(&[Some(1), Some(1)])), ("ts", ts_col(&[Some(0), Some(DAY)])), ("age", i64_col(&[Some(30), Some(31)]))]),
+        &batch(vec![
+            ("user_id", i64_col(&[Some(1), Some(1)])),
+            ("ts", ts_col(&[Some(0), Some(DAY)])),
+            ("age", i64_col(&[Some(30), Some(31)])),
+        ]),
     );
     std::fs::write(repo.path("data/p.csv"), "product_id,ts,price\nA,2025-01-01T00:00:00Z,9.5\nA,2025-01-03T00:00:00Z,10.5\nB,2025-01-01T00:00:00Z,1.0\n").unwrap();
     let e = batch(vec![
@@ -178,11 +299,23 @@ feature_views:
         ("product_id", str_col(&[Some("A"), Some("B")])),
         ("event_timestamp", ts_col(&[Some(DAY), Some(3 * DAY)])),
     ]);
-    let out = repo.historical(&e, &["products:price", "users:age"]).await.unwrap();
+    let out = repo
+        .historical(&e, &["products:price", "users:age"])
+        .await
+        .unwrap();
     assert_eq!(i64s(&out, "age"), [Some(31), Some(31)]);
     assert_eq!(f64s(&out, "price"), [Some(9.5), Some(1.0)]);
-    let names: Vec<String> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(&names[3..], ["price", "age"], "features in the order requested");
+    let names: Vec<String> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        &names[3..],
+        ["price", "age"],
+        "features in the order requested"
+    );
 }
 
 #[tokio::test]
@@ -211,8 +344,14 @@ feature_views:
             ("total_votes", i64_col(&[Some(4), Some(0)])),
         ]),
     );
-    let out = repo.historical(&entities(&[(1, 10), (2, 10)]), &["reviews:*"]).await.unwrap();
-    assert_eq!(f64s(&out, "log_amount"), [Some(0.5f64.ln_1p()), Some(1.0f64.ln_1p())]);
+    let out = repo
+        .historical(&entities(&[(1, 10), (2, 10)]), &["reviews:*"])
+        .await
+        .unwrap();
+    assert_eq!(
+        f64s(&out, "log_amount"),
+        [Some(0.5f64.ln_1p()), Some(1.0f64.ln_1p())]
+    );
     assert_eq!(f64s(&out, "helpful_ratio"), [Some(0.75), None]);
     assert_eq!(i64s(&out, "votes"), [Some(4), Some(0)]);
 }
@@ -221,7 +360,12 @@ feature_views:
 async fn latest_per_entity_between_since_and_as_of() {
     let repo = stats_repo(
         STATS,
-        &[(1, 100, 100, Some(1.0), None), (1, 200, 200, Some(2.0), None), (1, 300, 300, Some(3.0), None), (2, 50, 50, Some(5.0), None)],
+        &[
+            (1, 100, 100, Some(1.0), None),
+            (1, 200, 200, Some(2.0), None),
+            (1, 300, 300, Some(3.0), None),
+            (2, 50, 50, Some(5.0), None),
+        ],
     );
     let e = repo.engine();
     let out = e.latest("stats", us(250), None).await.unwrap();
@@ -232,8 +376,16 @@ async fn latest_per_entity_between_since_and_as_of() {
     pairs.sort_by_key(|p| p.0);
     assert_eq!(pairs, [(Some(1), Some(2.0)), (Some(2), Some(5.0))]);
     let out = e.latest("stats", us(250), Some(us(100))).await.unwrap();
-    assert_eq!(i64s(&out, "user_id"), [Some(1)], "rows at or before since are skipped");
+    assert_eq!(
+        i64s(&out, "user_id"),
+        [Some(1)],
+        "rows at or before since are skipped"
+    );
     assert_eq!(f64s(&out, "f"), [Some(2.0)]);
-    let ts = out.column_by_name("event_timestamp").unwrap().as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>().value(0);
+    let ts = out
+        .column_by_name("event_timestamp")
+        .unwrap()
+        .as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>()
+        .value(0);
     assert_eq!(ts, us(200));
 }

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
+use quiver_core::Registry;
 use quiver_core::plan::plan;
 use quiver_core::registry::ObjectKind;
 use quiver_core::repo::parse_definitions;
-use quiver_core::Registry;
 use quiver_registry::{Error, MetadataStore, SqlMetadataStore};
 
 const V1: &str = r#"
@@ -28,13 +28,20 @@ fn reg(text: &str) -> Registry {
 }
 
 async fn suite(store: SqlMetadataStore) {
-    assert!(store.current().await.unwrap().is_none(), "a new store is empty");
+    assert!(
+        store.current().await.unwrap().is_none(),
+        "a new store is empty"
+    );
     let r1 = reg(V1);
     let p1 = plan(None, &r1);
     assert_eq!(store.apply(&r1, &p1, 0).await.unwrap(), 1);
     let cur = store.current().await.unwrap().unwrap();
     assert_eq!(cur.version, 1);
-    assert_eq!(cur.registry.to_json(), r1.to_json(), "the stored registry reads back equal");
+    assert_eq!(
+        cur.registry.to_json(),
+        r1.to_json(),
+        "the stored registry reads back equal"
+    );
 
     // Same definitions again: nothing to apply, version unchanged.
     let p = plan(Some(&cur.registry), &r1);
@@ -42,31 +49,62 @@ async fn suite(store: SqlMetadataStore) {
     assert_eq!(store.apply(&r1, &p, 1).await.unwrap(), 1);
 
     // Change the TTL, remove the service.
-    let v2 = V1.replace("ttl: 30d", "ttl: 7d").replace(r#"feature_services: [{name: svc, features: ["stats:*"]}]"#, "");
+    let v2 = V1.replace("ttl: 30d", "ttl: 7d").replace(
+        r#"feature_services: [{name: svc, features: ["stats:*"]}]"#,
+        "",
+    );
     let r2 = reg(&v2);
     let p2 = plan(Some(&r1), &r2);
     assert_eq!(store.apply(&r2, &p2, 1).await.unwrap(), 2);
 
-    let h = store.history(ObjectKind::FeatureView, "stats").await.unwrap();
+    let h = store
+        .history(ObjectKind::FeatureView, "stats")
+        .await
+        .unwrap();
     assert_eq!(h.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2]);
     assert_ne!(h[0].hash, h[1].hash);
     assert_eq!(h[1].registry_version, 2);
-    let h = store.history(ObjectKind::FeatureService, "svc").await.unwrap();
+    let h = store
+        .history(ObjectKind::FeatureService, "svc")
+        .await
+        .unwrap();
     assert_eq!(h.len(), 2);
     assert!(h[1].removed);
-    assert_eq!(store.history(ObjectKind::Entity, "user").await.unwrap().len(), 1, "unchanged objects keep their version");
+    assert_eq!(
+        store
+            .history(ObjectKind::Entity, "user")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "unchanged objects keep their version"
+    );
 
     // A plan made against version 1 cannot be applied over version 2; nothing is written.
     let r3 = reg(&V1.replace("ttl: 30d", "ttl: 1d"));
     let p3 = plan(Some(&r1), &r3);
     match store.apply(&r3, &p3, 1).await {
-        Err(Error::Conflict { expected: 1, current: 2 }) => {}
+        Err(Error::Conflict {
+            expected: 1,
+            current: 2,
+        }) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
     let cur = store.current().await.unwrap().unwrap();
     assert_eq!(cur.version, 2);
-    assert_eq!(cur.registry.to_json(), r2.to_json(), "a failed apply leaves the stored registry as it was");
-    assert_eq!(store.history(ObjectKind::FeatureView, "stats").await.unwrap().len(), 2);
+    assert_eq!(
+        cur.registry.to_json(),
+        r2.to_json(),
+        "a failed apply leaves the stored registry as it was"
+    );
+    assert_eq!(
+        store
+            .history(ObjectKind::FeatureView, "stats")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     let applies = store.applies().await.unwrap();
     assert_eq!(applies.len(), 2);
@@ -77,11 +115,15 @@ async fn suite(store: SqlMetadataStore) {
 #[tokio::test]
 async fn sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqlMetadataStore::open(".quiver/registry.db", dir.path()).await.unwrap();
+    let store = SqlMetadataStore::open(".quiver/registry.db", dir.path())
+        .await
+        .unwrap();
     suite(store).await;
     assert!(dir.path().join(".quiver/registry.db").exists());
     // Reopening sees the same data.
-    let again = SqlMetadataStore::open(".quiver/registry.db", dir.path()).await.unwrap();
+    let again = SqlMetadataStore::open(".quiver/registry.db", dir.path())
+        .await
+        .unwrap();
     assert_eq!(again.current().await.unwrap().unwrap().version, 2);
 }
 
@@ -93,7 +135,10 @@ async fn postgres_store() -> Option<SqlMetadataStore> {
     let schema = format!(
         "quiver_test_{}_{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     );
     let pool = match sqlx::PgPool::connect(&base).await {
         Ok(p) => p,
@@ -103,10 +148,17 @@ async fn postgres_store() -> Option<SqlMetadataStore> {
         }
         Err(e) => panic!("PostgreSQL is required under CI=true: {e}"),
     };
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    Some(SqlMetadataStore::open(&url, std::path::Path::new(".")).await.unwrap())
+    Some(
+        SqlMetadataStore::open(&url, std::path::Path::new("."))
+            .await
+            .unwrap(),
+    )
 }
 
 #[tokio::test]
