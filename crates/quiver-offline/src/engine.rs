@@ -494,30 +494,12 @@ impl OfflineEngine {
     ) -> Result<Vec<ArrayRef>> {
         let index = EntityIndex::new(keys, entity_ts);
         let df = self.view_frame(view, wanted, None).await?;
-        let nkeys = self.registry.view_join_keys(view).len();
-        let has_created = self.source_of(view).created_timestamp_field.is_some();
-        let first_value = nkeys + 1 + usize::from(has_created);
+        let first_value = self.first_value_column(view);
         let value_idx: Vec<usize> = (first_value..first_value + wanted.len()).collect();
         let value_schema = Arc::new(df.schema().as_arrow().project(&value_idx)?);
         let mut join = PitJoin::new(&index, view.ttl.micros(), value_schema);
-        let mut stream = df
-            .execute_stream()
-            .await
-            .map_err(|e| source_error(self.source_of(view), clean(e)))?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| source_error(self.source_of(view), clean(e)))?;
-            let keys = encode_keys(&batch.columns()[..nkeys])?;
-            let ts = ts_values(batch.column(nkeys));
-            let created = has_created.then(|| ts_values(batch.column(nkeys + 1)));
-            let values = batch.project(&value_idx)?;
-            join.push(Candidates {
-                keys: &keys,
-                ts: &ts,
-                created: created.as_deref(),
-                values: &values,
-            })?;
-            progress.rows_read(&view.name, batch.num_rows());
-        }
+        self.stream_candidates(view, df, &value_idx, progress, |c| join.push(c))
+            .await?;
         join.finish()
     }
 
@@ -685,29 +667,14 @@ impl OfflineEngine {
                     cond = cond.and(ident(TS).gt(ts_lit(s)));
                 }
                 let df = df.filter(cond)?;
-                let has_created = self.source_of(view).created_timestamp_field.is_some();
-                let first_value = nkeys + 1 + usize::from(has_created);
+                let first_value = self.first_value_column(view);
                 let keep: Vec<usize> = (0..nkeys)
                     .chain(first_value..first_value + names.len())
                     .collect();
                 let schema = Arc::new(df.schema().as_arrow().project(&keep)?);
                 let mut latest = LatestPerKey::new(schema);
-                let mut stream = df
-                    .execute_stream()
-                    .await
-                    .map_err(|e| source_error(self.source_of(view), clean(e)))?;
-                while let Some(batch) = stream.next().await {
-                    let batch = batch.map_err(|e| source_error(self.source_of(view), clean(e)))?;
-                    let keys = encode_keys(&batch.columns()[..nkeys])?;
-                    let ts = ts_values(batch.column(nkeys));
-                    let created = has_created.then(|| ts_values(batch.column(nkeys + 1)));
-                    latest.push(Candidates {
-                        keys: &keys,
-                        ts: &ts,
-                        created: created.as_deref(),
-                        values: &batch.project(&keep)?,
-                    })?;
-                }
+                self.stream_candidates(view, df, &keep, &(), |c| latest.push(c))
+                    .await?;
                 let (mut arrays, ts) = latest.finish()?;
                 let values = arrays.split_off(nkeys);
                 (arrays, ts, values)
@@ -731,6 +698,46 @@ impl OfflineEngine {
             Arc::new(Schema::new(fields)),
             columns,
         )?)
+    }
+
+    /// The first feature column of a prepared view frame (after keys, time, created).
+    fn first_value_column(&self, view: &FeatureView) -> usize {
+        let nkeys = self.registry.view_join_keys(view).len();
+        nkeys + 1 + usize::from(self.source_of(view).created_timestamp_field.is_some())
+    }
+
+    /// Streams a prepared view frame, handing each batch to `sink` as candidates whose values
+    /// are the columns `value_idx`.
+    async fn stream_candidates(
+        &self,
+        view: &FeatureView,
+        df: DataFrame,
+        value_idx: &[usize],
+        progress: &dyn Progress,
+        mut sink: impl FnMut(Candidates<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let source = self.source_of(view);
+        let nkeys = self.registry.view_join_keys(view).len();
+        let has_created = source.created_timestamp_field.is_some();
+        let mut stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| source_error(source, clean(e)))?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| source_error(source, clean(e)))?;
+            let keys = encode_keys(&batch.columns()[..nkeys])?;
+            let ts = ts_values(batch.column(nkeys));
+            let created = has_created.then(|| ts_values(batch.column(nkeys + 1)));
+            let values = batch.project(value_idx)?;
+            sink(Candidates {
+                keys: &keys,
+                ts: &ts,
+                created: created.as_deref(),
+                values: &values,
+            })?;
+            progress.rows_read(&view.name, batch.num_rows());
+        }
+        Ok(())
     }
 
     /// Keys and timestamp of a view's source rows (for aggregation views' key sets).

@@ -96,3 +96,72 @@ pub fn cast_keys(columns: &[ArrayRef], types: &[DataType]) -> Result<Vec<ArrayRe
         })
         .collect()
 }
+
+/// Rows grouped by key and sorted by time within each group: the index both the point-in-time
+/// join (over entity rows) and the window aggregation (over events) search.
+#[derive(Debug)]
+pub struct KeyGroups {
+    /// Row numbers, grouped by key, by time within a group.
+    pub(crate) rows: Vec<u32>,
+    /// The time of each entry of `rows`.
+    pub(crate) ts: Vec<i64>,
+    /// Key -> (start, length) in `rows`.
+    pub(crate) groups: FxHashMap<Key, (u32, u32)>,
+    len: usize,
+}
+
+impl KeyGroups {
+    /// Indexes rows; rows with a null key or timestamp are left out (they never match).
+    pub fn new(keys: Vec<Option<Key>>, ts: &[Option<i64>]) -> Self {
+        let len = keys.len();
+        let mut items: Vec<(Key, i64, u32)> = keys
+            .into_iter()
+            .zip(ts)
+            .enumerate()
+            .filter_map(|(i, (k, t))| Some((k?, (*t)?, i as u32)))
+            .collect();
+        items.sort_unstable();
+        let mut groups = FxHashMap::default();
+        let (mut rows, mut tss) = (
+            Vec::with_capacity(items.len()),
+            Vec::with_capacity(items.len()),
+        );
+        let mut start = 0u32;
+        for i in 0..items.len() {
+            rows.push(items[i].2);
+            tss.push(items[i].1);
+            if i + 1 == items.len() || items[i + 1].0 != items[i].0 {
+                groups.insert(items[i].0.clone(), (start, i as u32 + 1 - start));
+                start = i as u32 + 1;
+            }
+        }
+        KeyGroups {
+            rows,
+            ts: tss,
+            groups,
+            len,
+        }
+    }
+
+    /// Number of rows indexed (including left-out ones).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no rows were given.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of distinct keys.
+    pub fn distinct_keys(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The `[start, end)` range of `key`'s group in `rows` / `ts`.
+    pub(crate) fn group(&self, key: &Key) -> Option<(usize, usize)> {
+        self.groups
+            .get(key)
+            .map(|&(s, l)| (s as usize, (s + l) as usize))
+    }
+}

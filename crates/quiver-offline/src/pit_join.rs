@@ -18,7 +18,7 @@ use datafusion::arrow::compute::{interleave, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 
 use crate::error::Result;
-use crate::key::{FxHashMap, Key};
+use crate::key::{FxHashMap, Key, KeyGroups};
 
 const NONE: u32 = u32::MAX;
 
@@ -45,62 +45,7 @@ impl Best {
 }
 
 /// Entity rows grouped by key, sorted by timestamp within each group.
-#[derive(Debug)]
-pub struct EntityIndex {
-    rows: Vec<u32>,
-    ts: Vec<i64>,
-    groups: FxHashMap<Key, (u32, u32)>,
-    len: usize,
-}
-
-impl EntityIndex {
-    /// Indexes entity rows; rows with a null key or timestamp never match.
-    pub fn new(keys: Vec<Option<Key>>, ts: &[Option<i64>]) -> Self {
-        let len = keys.len();
-        let mut items: Vec<(Key, i64, u32)> = keys
-            .into_iter()
-            .zip(ts)
-            .enumerate()
-            .filter_map(|(i, (k, t))| Some((k?, (*t)?, i as u32)))
-            .collect();
-        items.sort_unstable();
-        let mut groups = FxHashMap::default();
-        let mut rows = Vec::with_capacity(items.len());
-        let mut tss = Vec::with_capacity(items.len());
-        let mut start = 0u32;
-        for i in 0..items.len() {
-            rows.push(items[i].2);
-            tss.push(items[i].1);
-            let last = i + 1 == items.len() || items[i + 1].0 != items[i].0;
-            if last {
-                let end = i as u32 + 1;
-                groups.insert(items[i].0.clone(), (start, end - start));
-                start = end;
-            }
-        }
-        EntityIndex {
-            rows,
-            ts: tss,
-            groups,
-            len,
-        }
-    }
-
-    /// Number of entity rows (including unmatched ones).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether there are no entity rows.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Number of distinct keys.
-    pub fn distinct_keys(&self) -> usize {
-        self.groups.len()
-    }
-}
+pub type EntityIndex = KeyGroups;
 
 /// Batches of candidate rows, compacted and reference-counted.
 #[derive(Default)]

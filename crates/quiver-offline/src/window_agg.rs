@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 use quiver_core::AggFunction;
 
 use crate::error::Result;
-use crate::key::{FxHashMap, Key};
+use crate::key::{Key, KeyGroups};
 
 /// One aggregation to compute.
 #[derive(Debug, Clone)]
@@ -31,55 +31,18 @@ pub struct AggSpec {
     pub output: DataType,
 }
 
-/// Events sorted by (key, time).
-pub struct EventIndex {
-    order: Vec<u32>,
-    ts: Vec<i64>,
-    groups: FxHashMap<Key, (u32, u32)>,
-}
+/// Events grouped by key, sorted by time.
+pub type EventIndex = KeyGroups;
 
-impl EventIndex {
-    /// Indexes events; events with a null key or timestamp are ignored.
-    pub fn new(keys: Vec<Option<Key>>, ts: &[Option<i64>]) -> Self {
-        let mut items: Vec<(Key, i64, u32)> = keys
-            .into_iter()
-            .zip(ts)
-            .enumerate()
-            .filter_map(|(i, (k, t))| Some((k?, (*t)?, i as u32)))
-            .collect();
-        items.sort_unstable();
-        let mut groups = FxHashMap::default();
-        let (mut order, mut tss) = (
-            Vec::with_capacity(items.len()),
-            Vec::with_capacity(items.len()),
-        );
-        let mut start = 0u32;
-        for i in 0..items.len() {
-            order.push(items[i].2);
-            tss.push(items[i].1);
-            if i + 1 == items.len() || items[i + 1].0 != items[i].0 {
-                groups.insert(items[i].0.clone(), (start, i as u32 + 1 - start));
-                start = i as u32 + 1;
-            }
-        }
-        EventIndex {
-            order,
-            ts: tss,
-            groups,
-        }
-    }
-
-    /// Positions (into the sorted order) of the events of `key` in `(t - window, t]`.
-    fn window(&self, key: &Key, t: i64, window: i64) -> (usize, usize) {
-        let Some(&(start, len)) = self.groups.get(key) else {
-            return (0, 0);
-        };
-        let (s, e) = (start as usize, (start + len) as usize);
-        let g = &self.ts[s..e];
-        let lo = s + g.partition_point(|x| *x <= t.saturating_sub(window));
-        let hi = s + g.partition_point(|x| *x <= t);
-        (lo, hi.max(lo))
-    }
+/// Positions (into the sorted order) of the events of `key` in `(t - window, t]`.
+fn window(events: &EventIndex, key: &Key, t: i64, window: i64) -> (usize, usize) {
+    let Some((s, e)) = events.group(key) else {
+        return (0, 0);
+    };
+    let g = &events.ts[s..e];
+    let lo = s + g.partition_point(|x| *x <= t.saturating_sub(window));
+    let hi = s + g.partition_point(|x| *x <= t);
+    (lo, hi.max(lo))
 }
 
 /// Computes one aggregation for every entity row. `values` is the aggregated column of the
@@ -95,10 +58,10 @@ pub fn aggregate(
     let windows: Vec<Option<(usize, usize)>> = entity_keys
         .iter()
         .zip(entity_ts)
-        .map(|(k, t)| Some(events.window(k.as_ref()?, (*t)?, spec.window)))
+        .map(|(k, t)| Some(window(events, k.as_ref()?, (*t)?, spec.window)))
         .collect();
     let n = windows.len();
-    let idx = |w: &(usize, usize)| events.order[w.0..w.1].iter().map(|i| *i as usize);
+    let idx = |w: &(usize, usize)| events.rows[w.0..w.1].iter().map(|i| *i as usize);
     let out: ArrayRef = match spec.function {
         Count | CountDistinct => {
             let mut b = Int64Builder::with_capacity(n);
@@ -198,7 +161,7 @@ pub fn aggregate(
             let v = values.expect("validated: last has a column");
             let picks: UInt32Array = windows
                 .iter()
-                .map(|w| w.filter(|w| w.1 > w.0).map(|w| events.order[w.1 - 1]))
+                .map(|w| w.filter(|w| w.1 > w.0).map(|w| events.rows[w.1 - 1]))
                 .collect();
             take(v.as_ref(), &picks, None)?
         }
