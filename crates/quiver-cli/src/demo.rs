@@ -198,7 +198,10 @@ const BRANDS: &[&str] = &[
     "Dunder",
     "Monarch",
 ];
-const CATEGORIES: &[(&str, &[(&str, &[&str])], f64)] = &[
+/// (subcategory, product nouns).
+type Subcategory = (&'static str, &'static [&'static str]);
+/// (category, subcategories, mean log price).
+const CATEGORIES: &[(&str, &[Subcategory], f64)] = &[
     (
         "electronics",
         &[
@@ -318,7 +321,7 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
     let started = Instant::now();
     let dir = &args.out;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut rng = Rng(args.seed ^ 0x5EED_0F_0A11_u64);
+    let mut rng = Rng(args.seed ^ 0x005E_ED0F_0A11_u64);
     let n_users = args.users.max(1);
 
     // Products.
@@ -480,9 +483,7 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
             let fade = if quit == i64::MAX {
                 1.0
             } else {
-                ((quit - day_start) as f64 / (30.0 * DAY as f64))
-                    .min(1.0)
-                    .max(0.2)
+                ((quit - day_start) as f64 / (30.0 * DAY as f64)).clamp(0.2, 1.0)
             };
             for _ in 0..rng.poisson(sessions_per_day * weekly * fade) {
                 session_id += 1;

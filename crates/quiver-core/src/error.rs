@@ -47,19 +47,8 @@ pub enum Error {
         message: String,
     },
     /// A definition is well-formed YAML but invalid (missing reference, duplicate name, ...).
-    #[error("{at}: {kind} '{object}', field '{field}': {message}")]
-    Invalid {
-        /// Where.
-        at: Located,
-        /// `entity`, `source`, `feature view`, `feature service` or `project`.
-        kind: &'static str,
-        /// The object's name.
-        object: String,
-        /// The field at fault.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
+    #[error("{0}")]
+    Invalid(Box<Invalid>),
     /// A feature reference (`view:feature`) that the registry does not define.
     #[error("unknown feature '{reference}': {message}")]
     UnknownFeature {
@@ -78,6 +67,31 @@ pub enum Error {
     },
 }
 
+/// The details of [`Error::Invalid`].
+#[derive(Debug)]
+pub struct Invalid {
+    /// Where.
+    pub at: Located,
+    /// `entity`, `source`, `feature view`, `feature service` or `project`.
+    pub kind: &'static str,
+    /// The object's name.
+    pub object: String,
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} '{}', field '{}': {}",
+            self.at, self.kind, self.object, self.field, self.message
+        )
+    }
+}
+
 impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(
@@ -87,12 +101,12 @@ impl Error {
         field: &str,
         message: impl Into<String>,
     ) -> Self {
-        Error::Invalid {
+        Error::Invalid(Box::new(Invalid {
             at: at.clone(),
             kind,
             object: object.to_string(),
             field: field.to_string(),
             message: message.into(),
-        }
+        }))
     }
 }

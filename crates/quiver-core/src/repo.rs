@@ -95,10 +95,8 @@ fn first_line(message: &str) -> String {
     let mut m = message.lines().next().unwrap_or("").trim();
     m = m.strip_prefix("error:").unwrap_or(m).trim_start();
     // Drop a leading "line X column Y:" and a trailing " at line X column Y".
-    if m.starts_with("line ") {
-        if let Some(i) = m.find(": ") {
-            m = &m[i + 2..];
-        }
+    if let (true, Some(i)) = (m.starts_with("line "), m.find(": ")) {
+        m = &m[i + 2..];
     }
     match m.find(" at line ") {
         Some(i) => m[..i].to_string(),

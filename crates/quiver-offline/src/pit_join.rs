@@ -191,14 +191,14 @@ impl<'a> PitJoin<'a> {
             };
             let (start, end) = (start as usize, (start + len) as usize);
             let group_ts = &idx.ts[start..end];
+            // Entity rows with ts <= t <= ts + ttl take this row as a candidate.
             let first = start + group_ts.partition_point(|e| *e < ts);
+            let last = match self.ttl {
+                Some(ttl) => start + group_ts.partition_point(|e| *e <= ts.saturating_add(ttl)),
+                None => end,
+            };
             let created = c.created.and_then(|cr| cr[row]).unwrap_or(i64::MIN);
-            for j in first..end {
-                if let Some(ttl) = self.ttl {
-                    if idx.ts[j] - ttl > ts {
-                        break;
-                    }
-                }
+            for j in first..last {
                 let e = idx.rows[j] as usize;
                 let cur = self.best[e];
                 if cur.loses_to(ts, created) {

@@ -119,7 +119,7 @@ pub fn aggregate(
             for w in &windows {
                 let vals = w
                     .iter()
-                    .flat_map(|w| idx(w))
+                    .flat_map(&idx)
                     .filter(|i| v.is_valid(*i))
                     .map(|i| v.value(i));
                 let r = match spec.function {

@@ -19,7 +19,10 @@ feature_views:
 "#;
 
 /// Feature rows: (user, ts seconds after T0, created seconds, f, s).
-fn stats_repo(yaml: &str, rows: &[(i64, i64, i64, Option<f64>, Option<&str>)]) -> Repo {
+/// (user, ts seconds after T0, created seconds, f, s).
+type Row<'a> = (i64, i64, i64, Option<f64>, Option<&'a str>);
+
+fn stats_repo(yaml: &str, rows: &[Row<'_>]) -> Repo {
     let repo = Repo::new(yaml);
     let b = batch(vec![
         (
