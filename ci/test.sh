@@ -13,4 +13,4 @@ echo "== cargo test"
 cargo test --workspace 2>&1 | tee "$CARGO_TARGET_DIR/test.log"
 echo "== Feast 0.67 parity"
 py="$(ci/peer-venv.sh)"
-"$py" -W ignore tests/parity/feast_parity.py "$CARGO_TARGET_DIR/debug/quiver" 2> >(grep -v -i warning >&2)
+PYTHONWARNINGS=ignore "$py" tests/parity/feast_parity.py "$CARGO_TARGET_DIR/debug/quiver"

@@ -86,6 +86,8 @@ q = q.set_index("row_id")
 # Feast.
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource
 from feast.types import Float64, Int64, String
+import warnings
+warnings.simplefilter("ignore")  # Feast and ibis deprecation chatter; errors still raise
 
 def is_tie_break(rid, feast_row):
     """True when Feast's values are those of a row with the same event timestamp as the latest
@@ -127,6 +129,7 @@ for engine in engines:
     profile = FeatureView(name="profile", entities=[user], ttl=timedelta(0),
                           schema=[Field(name="g0", dtype=Float64)],
                           source=FileSource(path=f"{out}/profile.parquet", timestamp_field="event_timestamp", created_timestamp_column="created"))
+    warnings.simplefilter("ignore")
     store = FeatureStore(repo_path=frepo)
     store.apply([user, stats, profile])
     f = store.get_historical_features(entity_df=ent, features=["stats:f0", "stats:f1", "stats:f2", "profile:g0"]).to_df()
