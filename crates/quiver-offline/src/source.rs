@@ -118,8 +118,39 @@ pub fn postgres_url(connection: Option<&str>) -> std::result::Result<String, Str
     }
 }
 
+/// PostgreSQL types read natively.
+const READABLE: &[&str] = &[
+    "INT2",
+    "INT4",
+    "INT8",
+    "FLOAT4",
+    "FLOAT8",
+    "TEXT",
+    "VARCHAR",
+    "BPCHAR",
+    "NAME",
+    "BOOL",
+    "TIMESTAMPTZ",
+    "TIMESTAMP",
+    "DATE",
+];
+
+async fn describe_columns(
+    pool: &sqlx::PgPool,
+    sql: &str,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    Ok(sqlx::Executor::describe(pool, sql)
+        .await
+        .map_err(|e| format!("query failed: {e}"))?
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
+        .collect())
+}
+
 /// Runs `sql` on PostgreSQL and returns the rows as one Arrow batch. Integers become int64,
-/// floats float64, text string, timestamps UTC microseconds, dates date32.
+/// floats and numerics float64, text string, timestamps UTC microseconds, dates date32; other
+/// types are read as their text.
 pub async fn read_postgres(url: &str, sql: &str) -> std::result::Result<RecordBatch, String> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
@@ -128,14 +159,29 @@ pub async fn read_postgres(url: &str, sql: &str) -> std::result::Result<RecordBa
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     // Column types from the statement, so that an empty result still has a schema.
-    let described: Vec<(String, String)> = sqlx::Executor::describe(&pool, sql)
-        .await
-        .map_err(|e| format!("query failed: {e}"))?
-        .columns()
+    let mut described = describe_columns(&pool, sql).await?;
+    // NUMERIC becomes float8 and types without an Arrow mapping (uuid, json, interval, ...)
+    // become text, in a wrapping query, so that any table can be read.
+    let mut sql = sql.to_string();
+    if described
         .iter()
-        .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
-        .collect();
-    let rows = sqlx::query(sql)
+        .any(|(_, t)| !READABLE.contains(&t.as_str()))
+    {
+        let cols: Vec<String> = described
+            .iter()
+            .map(|(n, t)| {
+                let q = format!("\"{}\"", n.replace('"', "\"\""));
+                match t.as_str() {
+                    t if READABLE.contains(&t) => q,
+                    "NUMERIC" => format!("{q}::float8 AS {q}"),
+                    _ => format!("{q}::text AS {q}"),
+                }
+            })
+            .collect();
+        sql = format!("SELECT {} FROM ({sql}) AS quiver_source", cols.join(", "));
+        described = describe_columns(&pool, &sql).await?;
+    }
+    let rows = sqlx::query(&sql)
         .fetch_all(&pool)
         .await
         .map_err(|e| format!("query failed: {e}"))?;

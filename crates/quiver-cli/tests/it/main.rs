@@ -270,3 +270,55 @@ fn demo_data_is_deterministic() {
         );
     }
 }
+
+/// `registry: postgresql://...` in quiver.yaml stores the registry in PostgreSQL (a fresh schema
+/// here). Under `CI=true` an unreachable PostgreSQL fails; elsewhere the test says so and skips.
+#[tokio::test]
+async fn registry_in_postgres() {
+    let base = std::env::var("QUIVER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_string());
+    let pool = match sqlx::PgPool::connect(&base).await {
+        Ok(p) => p,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("SKIPPED: PostgreSQL not reachable ({e}); under CI=true this fails");
+            return;
+        }
+        Err(e) => panic!("PostgreSQL is required under CI=true: {e}"),
+    };
+    let schema = format!("quiver_cli_{}", std::process::id());
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    demo(d.path());
+    let main = d.path().join("quiver.yaml");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    std::fs::write(
+        &main,
+        format!("{text}\nregistry: \"{base}{sep}options=-c%20search_path%3D{schema}\"\n"),
+    )
+    .unwrap();
+    let o = ok(quiver(d.path(), &["apply"]));
+    assert!(
+        o.contains("Applied registry version 1 to postgresql://"),
+        "{o}"
+    );
+    let n: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {schema}.quiver_object_versions"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 10, "one version per object, stored in PostgreSQL");
+    assert!(ok(quiver(d.path(), &["registry", "list", "services"])).contains("churn_v1"));
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}

@@ -3,6 +3,7 @@
 mod aggregations;
 mod errors;
 mod pit;
+mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
