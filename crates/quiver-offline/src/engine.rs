@@ -9,6 +9,8 @@ use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr, ExprSchemable, cast as cast_expr, ident, lit};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{
     CsvReadOptions, DataFrame, ParquetReadOptions, SessionConfig, SessionContext,
 };
@@ -698,6 +700,27 @@ impl OfflineEngine {
             Arc::new(Schema::new(fields)),
             columns,
         )?)
+    }
+
+    /// [`latest`](Self::latest) as an Arrow stream of batches of at most `batch_rows` rows: what
+    /// the materializer reads.
+    pub async fn latest_stream(
+        &self,
+        view: &str,
+        as_of: i64,
+        since: Option<i64>,
+        batch_rows: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        let all = self.latest(view, as_of, since).await?;
+        let step = batch_rows.max(1);
+        let batches: Vec<_> = (0..all.num_rows())
+            .step_by(step)
+            .map(|o| Ok(all.slice(o, step.min(all.num_rows() - o))))
+            .collect();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            all.schema(),
+            futures::stream::iter(batches),
+        )))
     }
 
     /// The first feature column of a prepared view frame (after keys, time, created).

@@ -392,3 +392,28 @@ async fn latest_per_entity_between_since_and_as_of() {
         .value(0);
     assert_eq!(ts, us(200));
 }
+
+#[tokio::test]
+async fn latest_as_an_arrow_stream() {
+    use futures::StreamExt;
+    let repo = stats_repo(
+        STATS,
+        &[
+            (1, 100, 100, Some(1.0), None),
+            (2, 50, 50, Some(5.0), None),
+            (3, 60, 60, None, Some("x")),
+        ],
+    );
+    let e = repo.engine();
+    let whole = e.latest("stats", us(250), None).await.unwrap();
+    let mut stream = e.latest_stream("stats", us(250), None, 2).await.unwrap();
+    let mut sizes = Vec::new();
+    let mut users = Vec::new();
+    while let Some(b) = stream.next().await {
+        let b = b.unwrap();
+        sizes.push(b.num_rows());
+        users.extend(i64s(&b, "user_id"));
+    }
+    assert_eq!(sizes, [2, 1]);
+    assert_eq!(users, i64s(&whole, "user_id"));
+}
