@@ -85,7 +85,8 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
         timestamp_column: args.timestamp_column.clone(),
         full_names: args.full_names,
     };
-    let bar = Bar(out.progress("reading features", None, "rows"));
+    let pb = out.progress("reading features", None, "rows");
+    let bar: Arc<dyn Progress> = Arc::new(Bar(pb.clone()));
     let result = engine
         .historical(
             &entities,
@@ -95,7 +96,7 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
             &bar,
         )
         .await;
-    bar.0.finish_and_clear();
+    pb.finish_and_clear();
     let result = result?;
     write(&args.out, &result)?;
     let summary = format!(

@@ -20,7 +20,7 @@ use quiver_core::registry::JoinKey;
 use quiver_core::{Aggregation, FeatureRef, FeatureView, Registry, Source};
 
 use crate::error::{Error, Result};
-use crate::key::{Key, cast_keys, encode_keys};
+use crate::key::{BatchKeys, Key, cast_keys, encode_keys};
 use crate::pit_join::{Candidates, EntityIndex, LatestPerKey, PitJoin};
 use crate::source::{clean, source_error, source_frame};
 use crate::types::{arrow_type, compatible, describe, is_timestamp_like, timestamp_type};
@@ -52,6 +52,11 @@ pub trait Progress: Send + Sync {
 
 impl Progress for () {
     fn rows_read(&self, _: &str, _: usize) {}
+}
+
+/// A [`Progress`] that reports nothing.
+pub fn no_progress() -> Arc<dyn Progress> {
+    Arc::new(())
 }
 
 /// Internal column names of a view's prepared frame.
@@ -377,7 +382,7 @@ impl OfflineEngine {
         features: &[FeatureRef],
         opts: &HistoricalOptions,
         file: &str,
-        progress: &dyn Progress,
+        progress: &Arc<dyn Progress>,
     ) -> Result<RecordBatch> {
         let file = if file.is_empty() {
             String::new()
@@ -492,16 +497,52 @@ impl OfflineEngine {
         wanted: &[&str],
         keys: Vec<Option<Key>>,
         entity_ts: &[Option<i64>],
-        progress: &dyn Progress,
+        progress: &Arc<dyn Progress>,
     ) -> Result<Vec<ArrayRef>> {
-        let index = EntityIndex::new(keys, entity_ts);
+        let index = Arc::new(EntityIndex::new(keys, entity_ts));
         let df = self.view_frame(view, wanted, None).await?;
         let first_value = self.first_value_column(view);
         let value_idx: Vec<usize> = (first_value..first_value + wanted.len()).collect();
-        let value_schema = Arc::new(df.schema().as_arrow().project(&value_idx)?);
-        let mut join = PitJoin::new(&index, view.ttl.micros(), value_schema);
-        self.stream_candidates(view, df, &value_idx, progress, |c| join.push(c))
-            .await?;
+        let value_schema: SchemaRef = Arc::new(df.schema().as_arrow().project(&value_idx)?);
+        // One join per partition of the scan, each probing on its own core, merged at the end.
+        let source = self.source_of(view).clone();
+        let layout = self.layout(view);
+        let streams = df
+            .execute_stream_partitioned()
+            .await
+            .map_err(|e| source_error(&source, clean(e)))?;
+        let mut tasks = Vec::new();
+        for stream in streams {
+            let mut join = PitJoin::new(
+                Arc::clone(&index),
+                view.ttl.micros(),
+                Arc::clone(&value_schema),
+            );
+            let (source, value_idx, progress, name) = (
+                source.clone(),
+                value_idx.clone(),
+                Arc::clone(progress),
+                view.name.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                probe(stream, &source, layout, &value_idx, &name, &progress, |c| {
+                    join.push(c)
+                })
+                .await?;
+                Ok::<_, Error>(join)
+            }));
+        }
+        let mut parts = Vec::new();
+        for t in tasks {
+            parts.push(
+                t.await
+                    .map_err(|e| Error::Internal(format!("probe task failed: {e}")))??,
+            );
+        }
+        if parts.is_empty() {
+            parts.push(PitJoin::new(index, view.ttl.micros(), value_schema));
+        }
+        let join = PitJoin::merge(parts);
         join.finish()
     }
 
@@ -558,7 +599,7 @@ impl OfflineEngine {
         wanted: &[&str],
         keys: Vec<Option<Key>>,
         entity_ts: &[Option<i64>],
-        progress: &dyn Progress,
+        progress: &Arc<dyn Progress>,
     ) -> Result<Vec<ArrayRef>> {
         let nkeys = self.registry.view_join_keys(view).len();
         let mut out: BTreeMap<&str, ArrayRef> = BTreeMap::new();
@@ -659,7 +700,7 @@ impl OfflineEngine {
                 let keys = encode_keys(keys_batch.columns())?;
                 let n = keys_batch.num_rows();
                 let values = self
-                    .aggregate_view(view, &names, keys, &vec![Some(as_of); n], &())
+                    .aggregate_view(view, &names, keys, &vec![Some(as_of); n], &no_progress())
                     .await?;
                 (keys_batch.columns().to_vec(), vec![as_of; n], values)
             } else {
@@ -675,8 +716,21 @@ impl OfflineEngine {
                     .collect();
                 let schema = Arc::new(df.schema().as_arrow().project(&keep)?);
                 let mut latest = LatestPerKey::new(schema);
-                self.stream_candidates(view, df, &keep, &(), |c| latest.push(c))
-                    .await?;
+                let source = self.source_of(view);
+                let stream = df
+                    .execute_stream()
+                    .await
+                    .map_err(|e| source_error(source, clean(e)))?;
+                probe(
+                    stream,
+                    source,
+                    self.layout(view),
+                    &keep,
+                    view_name,
+                    &no_progress(),
+                    |c| latest.push(c),
+                )
+                .await?;
                 let (mut arrays, ts) = latest.finish()?;
                 let values = arrays.split_off(nkeys);
                 (arrays, ts, values)
@@ -729,38 +783,12 @@ impl OfflineEngine {
         nkeys + 1 + usize::from(self.source_of(view).created_timestamp_field.is_some())
     }
 
-    /// Streams a prepared view frame, handing each batch to `sink` as candidates whose values
-    /// are the columns `value_idx`.
-    async fn stream_candidates(
-        &self,
-        view: &FeatureView,
-        df: DataFrame,
-        value_idx: &[usize],
-        progress: &dyn Progress,
-        mut sink: impl FnMut(Candidates<'_>) -> Result<()>,
-    ) -> Result<()> {
-        let source = self.source_of(view);
-        let nkeys = self.registry.view_join_keys(view).len();
-        let has_created = source.created_timestamp_field.is_some();
-        let mut stream = df
-            .execute_stream()
-            .await
-            .map_err(|e| source_error(source, clean(e)))?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| source_error(source, clean(e)))?;
-            let keys = encode_keys(&batch.columns()[..nkeys])?;
-            let ts = ts_values(batch.column(nkeys));
-            let created = has_created.then(|| ts_values(batch.column(nkeys + 1)));
-            let values = batch.project(value_idx)?;
-            sink(Candidates {
-                keys: &keys,
-                ts: &ts,
-                created: created.as_deref(),
-                values: &values,
-            })?;
-            progress.rows_read(&view.name, batch.num_rows());
+    /// Where keys and timestamps sit in a prepared view frame.
+    fn layout(&self, view: &FeatureView) -> Layout {
+        Layout {
+            nkeys: self.registry.view_join_keys(view).len(),
+            has_created: self.source_of(view).created_timestamp_field.is_some(),
         }
-        Ok(())
     }
 
     /// Keys and timestamp of a view's source rows (for aggregation views' key sets).
@@ -770,6 +798,47 @@ impl OfflineEngine {
         exprs.push(ts);
         Ok(df.select(exprs)?)
     }
+}
+
+/// Where keys and timestamps sit in a prepared view frame: `nkeys` key columns, the event
+/// timestamp, the created timestamp if any, then values.
+#[derive(Clone, Copy)]
+struct Layout {
+    nkeys: usize,
+    has_created: bool,
+}
+
+/// Reads one stream of a prepared view frame, handing each batch to `sink` as candidates whose
+/// values are the columns `value_idx`.
+async fn probe(
+    mut stream: SendableRecordBatchStream,
+    source: &Source,
+    layout: Layout,
+    value_idx: &[usize],
+    view: &str,
+    progress: &Arc<dyn Progress>,
+    mut sink: impl FnMut(Candidates<'_>) -> Result<()>,
+) -> Result<()> {
+    let n = layout.nkeys;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| source_error(source, clean(e)))?;
+        let keys = BatchKeys::new(&batch.columns()[..n])?;
+        let ts = batch.column(n).as_primitive::<TimestampMicrosecondType>();
+        let created = layout.has_created.then(|| {
+            batch
+                .column(n + 1)
+                .as_primitive::<TimestampMicrosecondType>()
+        });
+        let values = batch.project(value_idx)?;
+        sink(Candidates {
+            keys: &keys,
+            ts,
+            created,
+            values: &values,
+        })?;
+        progress.rows_read(view, batch.num_rows());
+    }
+    Ok(())
 }
 
 /// Timestamps (already cast to UTC microseconds by the frame) as options.

@@ -6,7 +6,7 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -97,6 +97,39 @@ pub fn cast_keys(columns: &[ArrayRef], types: &[DataType]) -> Result<Vec<ArrayRe
         .collect()
 }
 
+/// Key lookup of a [`KeyGroups`]: plain `i64` keys skip the [`Key`] enum on the hot path.
+#[derive(Debug)]
+enum Lookup {
+    Int(FxHashMap<i64, u32>),
+    Any(FxHashMap<Key, u32>),
+}
+
+/// The key columns of one batch, ready for lookups.
+pub enum BatchKeys<'a> {
+    /// A single int64 key column.
+    Int(&'a Int64Array),
+    /// Encoded keys (composite or string).
+    Encoded(Vec<Option<Key>>),
+}
+
+impl<'a> BatchKeys<'a> {
+    /// From key columns already cast to their declared types.
+    pub fn new(columns: &'a [ArrayRef]) -> Result<Self> {
+        if columns.len() == 1 && columns[0].data_type() == &DataType::Int64 {
+            return Ok(BatchKeys::Int(columns[0].as_primitive::<Int64Type>()));
+        }
+        Ok(BatchKeys::Encoded(encode_keys(columns)?))
+    }
+
+    /// The key of row `i` (`None` when a key column is null).
+    pub fn key(&self, i: usize) -> Option<Key> {
+        match self {
+            BatchKeys::Int(a) => a.is_valid(i).then(|| Key::Int(a.value(i))),
+            BatchKeys::Encoded(k) => k[i].clone(),
+        }
+    }
+}
+
 /// Rows grouped by key and sorted by time within each group: the index both the point-in-time
 /// join (over entity rows) and the window aggregation (over events) search.
 #[derive(Debug)]
@@ -105,8 +138,9 @@ pub struct KeyGroups {
     pub(crate) rows: Vec<u32>,
     /// The time of each entry of `rows`.
     pub(crate) ts: Vec<i64>,
-    /// Key -> (start, length) in `rows`.
-    pub(crate) groups: FxHashMap<Key, (u32, u32)>,
+    /// Group id -> `[start, end)` in `rows`.
+    spans: Vec<(u32, u32)>,
+    lookup: Lookup,
     len: usize,
 }
 
@@ -121,24 +155,41 @@ impl KeyGroups {
             .filter_map(|(i, (k, t))| Some((k?, (*t)?, i as u32)))
             .collect();
         items.sort_unstable();
-        let mut groups = FxHashMap::default();
+        let all_int = items.iter().all(|(k, _, _)| matches!(k, Key::Int(_)));
+        let (mut ints, mut anys) = (FxHashMap::default(), FxHashMap::default());
         let (mut rows, mut tss) = (
             Vec::with_capacity(items.len()),
             Vec::with_capacity(items.len()),
         );
+        let mut spans = Vec::new();
         let mut start = 0u32;
         for i in 0..items.len() {
             rows.push(items[i].2);
             tss.push(items[i].1);
             if i + 1 == items.len() || items[i + 1].0 != items[i].0 {
-                groups.insert(items[i].0.clone(), (start, i as u32 + 1 - start));
+                let id = spans.len() as u32;
+                spans.push((start, i as u32 + 1));
+                match &items[i].0 {
+                    Key::Int(v) if all_int => {
+                        ints.insert(*v, id);
+                    }
+                    k => {
+                        anys.insert(k.clone(), id);
+                    }
+                }
                 start = i as u32 + 1;
             }
         }
+        let lookup = if all_int {
+            Lookup::Int(ints)
+        } else {
+            Lookup::Any(anys)
+        };
         KeyGroups {
             rows,
             ts: tss,
-            groups,
+            spans,
+            lookup,
             len,
         }
     }
@@ -155,13 +206,39 @@ impl KeyGroups {
 
     /// Number of distinct keys.
     pub fn distinct_keys(&self) -> usize {
-        self.groups.len()
+        self.spans.len()
     }
 
     /// The `[start, end)` range of `key`'s group in `rows` / `ts`.
     pub(crate) fn group(&self, key: &Key) -> Option<(usize, usize)> {
-        self.groups
-            .get(key)
-            .map(|&(s, l)| (s as usize, (s + l) as usize))
+        let id = match (&self.lookup, key) {
+            (Lookup::Int(m), Key::Int(v)) => m.get(v),
+            (Lookup::Any(m), k) => m.get(k),
+            (Lookup::Int(_), Key::Bytes(_)) => None,
+        }?;
+        let (s, e) = self.spans[*id as usize];
+        Some((s as usize, e as usize))
+    }
+
+    /// The group of row `i` of a batch.
+    #[inline]
+    pub(crate) fn group_of(&self, keys: &BatchKeys<'_>, i: usize) -> Option<(usize, usize)> {
+        let id = match (&self.lookup, keys) {
+            (Lookup::Int(m), BatchKeys::Int(a)) => {
+                if a.is_null(i) {
+                    return None;
+                }
+                m.get(&a.value(i))
+            }
+            (_, BatchKeys::Encoded(k)) => return self.group(k[i].as_ref()?),
+            (Lookup::Any(m), BatchKeys::Int(a)) => {
+                if a.is_null(i) {
+                    return None;
+                }
+                m.get(&Key::Int(a.value(i)))
+            }
+        }?;
+        let (s, e) = self.spans[*id as usize];
+        Some((s as usize, e as usize))
     }
 }

@@ -9,16 +9,22 @@
 //! How: the entity rows are indexed once, grouped by key and sorted by time ([`EntityIndex`]).
 //! Feature rows then stream by in any order; each probes its key's group, and a binary search
 //! finds the entity rows whose window contains it. The best candidate per entity row is kept as a
-//! (batch, row) reference. After each batch only the rows that are some entity row's current best
+//! (batch, row) reference in a slot laid out in index order, so that one feature row touches one
+//! contiguous run of memory (the probe is bound by cache misses, not arithmetic). Each partition
+//! of the scan is probed by its own [`PitJoin`] on its own core; [`PitJoin::merge`] combines them. After each batch only the rows that are some entity row's current best
 //! are kept (compacted with `take`), and batches that no longer hold any best row are dropped, so
 //! memory is bounded by the entity table, not by the feature table.
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array, new_null_array};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array, new_null_array,
+};
 use datafusion::arrow::compute::{interleave, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 
 use crate::error::Result;
-use crate::key::{FxHashMap, Key, KeyGroups};
+use crate::key::{BatchKeys, FxHashMap, Key, KeyGroups};
 
 const NONE: u32 = u32::MAX;
 
@@ -144,33 +150,44 @@ impl Retained {
 
 /// One feature batch prepared for probing: keys, timestamps and the values to carry.
 pub struct Candidates<'a> {
-    /// Key per row (`None`: null key, never matches).
-    pub keys: &'a [Option<Key>],
-    /// Event timestamp per row, microseconds (`None`: never matches).
-    pub ts: &'a [Option<i64>],
-    /// Created timestamp per row (tie-break), if the source has one.
-    pub created: Option<&'a [Option<i64>]>,
+    /// Key columns.
+    pub keys: &'a BatchKeys<'a>,
+    /// Event timestamps (UTC microseconds); null never matches.
+    pub ts: &'a TimestampMicrosecondArray,
+    /// Created timestamps (tie-break), if the source has them.
+    pub created: Option<&'a TimestampMicrosecondArray>,
     /// The values to return for a match (any columns).
     pub values: &'a RecordBatch,
 }
 
-/// The streaming point-in-time join of one feature view against indexed entity rows.
-pub struct PitJoin<'a> {
-    index: &'a EntityIndex,
+#[inline]
+fn created_at(c: Option<&TimestampMicrosecondArray>, row: usize) -> i64 {
+    match c {
+        Some(a) if a.is_valid(row) => a.value(row),
+        _ => i64::MIN,
+    }
+}
+
+/// The streaming point-in-time join of one feature view (or one partition of it) against
+/// indexed entity rows.
+pub struct PitJoin {
+    index: Arc<EntityIndex>,
     ttl: Option<i64>,
+    /// Best candidate per index position (not per entity row: see the module docs).
     best: Vec<Best>,
     retained: Retained,
     schema: SchemaRef,
     touched: Vec<u32>,
 }
 
-impl<'a> PitJoin<'a> {
+impl PitJoin {
     /// A join whose values have `schema`; `ttl_micros` of 0 means unbounded.
-    pub fn new(index: &'a EntityIndex, ttl_micros: i64, schema: SchemaRef) -> Self {
+    pub fn new(index: Arc<EntityIndex>, ttl_micros: i64, schema: SchemaRef) -> Self {
+        let n = index.rows.len();
         PitJoin {
             index,
             ttl: (ttl_micros > 0).then_some(ttl_micros),
-            best: vec![Best::EMPTY; index.len()],
+            best: vec![Best::EMPTY; n],
             retained: Retained::default(),
             schema,
             touched: Vec::new(),
@@ -180,16 +197,18 @@ impl<'a> PitJoin<'a> {
     /// Probes one batch of feature rows.
     pub fn push(&mut self, c: Candidates<'_>) -> Result<()> {
         let b = self.retained.batches.len() as u32;
-        let idx = self.index;
+        let idx = Arc::clone(&self.index);
+        let ts_values = c.ts.values();
+        let ts_nulls = c.ts.null_count() > 0;
         self.touched.clear();
-        for (row, (key, ts)) in c.keys.iter().zip(c.ts).enumerate() {
-            let (Some(key), Some(ts)) = (key, *ts) else {
+        for row in 0..c.values.num_rows() {
+            if ts_nulls && c.ts.is_null(row) {
+                continue;
+            }
+            let Some((start, end)) = idx.group_of(c.keys, row) else {
                 continue;
             };
-            let Some(&(start, len)) = idx.groups.get(key) else {
-                continue;
-            };
-            let (start, end) = (start as usize, (start + len) as usize);
+            let ts = ts_values[row];
             let group_ts = &idx.ts[start..end];
             // Entity rows with ts <= t <= ts + ttl take this row as a candidate.
             let first = start + group_ts.partition_point(|e| *e < ts);
@@ -197,16 +216,18 @@ impl<'a> PitJoin<'a> {
                 Some(ttl) => start + group_ts.partition_point(|e| *e <= ts.saturating_add(ttl)),
                 None => end,
             };
-            let created = c.created.and_then(|cr| cr[row]).unwrap_or(i64::MIN);
+            if first == last {
+                continue;
+            }
+            let created = created_at(c.created, row);
             for j in first..last {
-                let e = idx.rows[j] as usize;
-                let cur = self.best[e];
+                let cur = self.best[j];
                 if cur.loses_to(ts, created) {
                     if cur.batch != b {
                         self.retained.release(&cur);
-                        self.touched.push(e as u32);
+                        self.touched.push(j as u32);
                     }
-                    self.best[e] = Best {
+                    self.best[j] = Best {
                         ts,
                         created,
                         batch: b,
@@ -220,6 +241,39 @@ impl<'a> PitJoin<'a> {
         Ok(())
     }
 
+    /// Combines joins of disjoint parts of the same feature table over the same index. On an
+    /// exact `(ts, created)` tie the later part wins, as a later row does within one part.
+    pub fn merge(mut parts: Vec<PitJoin>) -> PitJoin {
+        let mut acc = parts.remove(0);
+        for part in parts {
+            let offset = acc.retained.batches.len() as u32;
+            let mut live = part.retained.live;
+            for (j, p) in part.best.into_iter().enumerate() {
+                if p.batch == NONE {
+                    continue;
+                }
+                let cur = acc.best[j];
+                let p = Best {
+                    batch: p.batch + offset,
+                    ..p
+                };
+                if cur.loses_to(p.ts, p.created) {
+                    acc.retained.release(&cur);
+                    acc.best[j] = p;
+                } else {
+                    // The part's row is not used: let its batch go if nothing else needs it.
+                    let b = (p.batch - offset) as usize;
+                    live[b] -= 1;
+                }
+            }
+            for (batch, l) in part.retained.batches.into_iter().zip(live) {
+                acc.retained.batches.push(if l == 0 { None } else { batch });
+                acc.retained.live.push(l);
+            }
+        }
+        acc
+    }
+
     /// Number of entity rows that found a match so far.
     pub fn matched(&self) -> usize {
         self.best.iter().filter(|b| b.batch != NONE).count()
@@ -227,7 +281,11 @@ impl<'a> PitJoin<'a> {
 
     /// The values for every entity row, in entity row order (nulls where nothing matched).
     pub fn finish(self) -> Result<Vec<ArrayRef>> {
-        self.retained.gather(&self.schema, &self.best)
+        let mut per_row = vec![Best::EMPTY; self.index.len()];
+        for (j, b) in self.best.iter().enumerate() {
+            per_row[self.index.rows[j] as usize] = *b;
+        }
+        self.retained.gather(&self.schema, &per_row)
     }
 }
 
@@ -254,15 +312,17 @@ impl LatestPerKey {
     pub fn push(&mut self, c: Candidates<'_>) -> Result<()> {
         let b = self.retained.batches.len() as u32;
         let mut touched = Vec::new();
-        for (row, (key, ts)) in c.keys.iter().zip(c.ts).enumerate() {
-            let (Some(key), Some(ts)) = (key, *ts) else {
+        for row in 0..c.values.num_rows() {
+            if c.ts.is_null(row) {
                 continue;
-            };
-            let created = c.created.and_then(|cr| cr[row]).unwrap_or(i64::MIN);
-            let slot = match self.slots.get(key) {
+            }
+            let Some(key) = c.keys.key(row) else { continue };
+            let ts = c.ts.value(row);
+            let created = created_at(c.created, row);
+            let slot = match self.slots.get(&key) {
                 Some(s) => *s as usize,
                 None => {
-                    self.slots.insert(key.clone(), self.best.len() as u32);
+                    self.slots.insert(key, self.best.len() as u32);
                     self.best.push(Best::EMPTY);
                     self.best.len() - 1
                 }

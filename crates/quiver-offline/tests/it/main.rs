@@ -86,8 +86,14 @@ impl Repo {
     ) -> quiver_offline::Result<RecordBatch> {
         let e = self.engine();
         let refs = e.registry().resolve_features(features)?;
-        e.historical(entities, &refs, &HistoricalOptions::default(), "", &())
-            .await
+        e.historical(
+            entities,
+            &refs,
+            &HistoricalOptions::default(),
+            "",
+            &quiver_offline::engine::no_progress(),
+        )
+        .await
     }
 }
 
