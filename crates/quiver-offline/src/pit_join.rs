@@ -355,3 +355,115 @@ impl LatestPerKey {
         Ok((self.retained.gather(&self.schema, &self.best)?, ts))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        AsArray, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
+    };
+    use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
+
+    use super::*;
+    use crate::key::{BatchKeys, Key};
+
+    /// Deterministic pseudo-random numbers for the property below.
+    fn lcg(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *state >> 33
+    }
+
+    /// Feature batches: (keys, ts, created, value).
+    fn batches(
+        seed: u64,
+        n_batches: usize,
+        rows: usize,
+    ) -> Vec<(
+        Int64Array,
+        TimestampMicrosecondArray,
+        TimestampMicrosecondArray,
+        RecordBatch,
+    )> {
+        let mut s = seed;
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Float64, true)]));
+        (0..n_batches)
+            .map(|_| {
+                let keys: Vec<i64> = (0..rows).map(|_| (lcg(&mut s) % 20) as i64).collect();
+                // Few distinct times, so that exact (ts, created) ties are common.
+                let ts: Vec<i64> = (0..rows).map(|_| (lcg(&mut s) % 50) as i64).collect();
+                let created: Vec<i64> = (0..rows).map(|_| (lcg(&mut s) % 3) as i64).collect();
+                let v: Vec<f64> = (0..rows).map(|_| lcg(&mut s) as f64).collect();
+                let values =
+                    RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(v))])
+                        .unwrap();
+                (
+                    Int64Array::from(keys),
+                    TimestampMicrosecondArray::from(ts),
+                    TimestampMicrosecondArray::from(created),
+                    values,
+                )
+            })
+            .collect()
+    }
+
+    fn run(
+        index: &Arc<EntityIndex>,
+        ttl: i64,
+        parts: &[&[(
+            Int64Array,
+            TimestampMicrosecondArray,
+            TimestampMicrosecondArray,
+            RecordBatch,
+        )]],
+    ) -> Vec<Option<f64>> {
+        let schema = parts[0][0].3.schema();
+        let joins: Vec<PitJoin> = parts
+            .iter()
+            .map(|part| {
+                let mut j = PitJoin::new(Arc::clone(index), ttl, schema.clone());
+                for (k, ts, cr, v) in part.iter() {
+                    let keys = BatchKeys::Int(k);
+                    j.push(Candidates {
+                        keys: &keys,
+                        ts,
+                        created: Some(cr),
+                        values: v,
+                    })
+                    .unwrap();
+                }
+                j
+            })
+            .collect();
+        let out = PitJoin::merge(joins).finish().unwrap();
+        let a = out[0].as_primitive::<Float64Type>();
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i)))
+            .collect()
+    }
+
+    #[test]
+    fn merged_partitions_equal_one_sequential_join() {
+        for seed in 0..20u64 {
+            let mut s = seed + 100;
+            let n = 300;
+            let keys: Vec<Option<Key>> = (0..n)
+                .map(|_| Some(Key::Int((lcg(&mut s) % 25) as i64)))
+                .collect();
+            let ts: Vec<Option<i64>> = (0..n).map(|_| Some((lcg(&mut s) % 60) as i64)).collect();
+            let index = Arc::new(EntityIndex::new(keys, &ts));
+            let data = batches(seed, 6, 100);
+            for ttl in [0, 10] {
+                let sequential = run(&index, ttl, &[&data]);
+                let split = run(&index, ttl, &[&data[..2], &data[2..5], &data[5..]]);
+                assert_eq!(sequential, split, "seed {seed}, ttl {ttl}");
+                assert!(
+                    sequential.iter().any(Option::is_some)
+                        && sequential.iter().any(Option::is_none)
+                );
+            }
+        }
+    }
+}

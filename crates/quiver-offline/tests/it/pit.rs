@@ -218,7 +218,13 @@ async fn full_names_and_requested_order() {
         ..Default::default()
     };
     let out = e
-        .historical(&entities(&[(1, 100)]), &refs, &opts, "", &quiver_offline::engine::no_progress())
+        .historical(
+            &entities(&[(1, 100)]),
+            &refs,
+            &opts,
+            "",
+            &quiver_offline::engine::no_progress(),
+        )
         .await
         .unwrap();
     let names: Vec<String> = out
