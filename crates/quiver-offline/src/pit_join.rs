@@ -30,6 +30,9 @@ const NONE: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug)]
 struct Best {
+    /// The entity row's own timestamp (in the PIT join, so that the binary search and the update
+    /// touch the same cache lines); unused by [`LatestPerKey`].
+    key_ts: i64,
     ts: i64,
     created: i64,
     batch: u32,
@@ -38,6 +41,7 @@ struct Best {
 
 impl Best {
     const EMPTY: Best = Best {
+        key_ts: 0,
         ts: i64::MIN,
         created: i64::MIN,
         batch: NONE,
@@ -183,11 +187,18 @@ pub struct PitJoin {
 impl PitJoin {
     /// A join whose values have `schema`; `ttl_micros` of 0 means unbounded.
     pub fn new(index: Arc<EntityIndex>, ttl_micros: i64, schema: SchemaRef) -> Self {
-        let n = index.rows.len();
+        let best = index
+            .ts
+            .iter()
+            .map(|t| Best {
+                key_ts: *t,
+                ..Best::EMPTY
+            })
+            .collect();
         PitJoin {
             index,
             ttl: (ttl_micros > 0).then_some(ttl_micros),
-            best: vec![Best::EMPTY; n],
+            best,
             retained: Retained::default(),
             schema,
             touched: Vec::new(),
@@ -200,20 +211,41 @@ impl PitJoin {
         let idx = Arc::clone(&self.index);
         let ts_values = c.ts.values();
         let ts_nulls = c.ts.null_count() > 0;
-        self.touched.clear();
+        // Pass 1: each row's group. Then a stable counting sort by where the group's slots live,
+        // so that pass 2 walks the slots in memory order: the probe is bound by cache misses,
+        // and row order within a group (which decides exact ties) is kept.
+        let mut found: Vec<(u32, u32, u32)> = Vec::with_capacity(c.values.num_rows());
         for row in 0..c.values.num_rows() {
             if ts_nulls && c.ts.is_null(row) {
                 continue;
             }
-            let Some((start, end)) = idx.group_of(c.keys, row) else {
-                continue;
-            };
+            if let Some((start, end)) = idx.group_of(c.keys, row) {
+                found.push((start as u32, end as u32, row as u32));
+            }
+        }
+        const SHIFT: u32 = 11;
+        let mut counts = vec![0usize; (self.best.len() >> SHIFT) + 2];
+        for f in &found {
+            counts[(f.0 >> SHIFT) as usize + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let mut ordered = vec![(0u32, 0u32, 0u32); found.len()];
+        for f in found {
+            let slot = &mut counts[(f.0 >> SHIFT) as usize];
+            ordered[*slot] = f;
+            *slot += 1;
+        }
+        self.touched.clear();
+        for (start, end, row) in ordered {
+            let (start, end, row) = (start as usize, end as usize, row as usize);
             let ts = ts_values[row];
-            let group_ts = &idx.ts[start..end];
+            let group = &self.best[start..end];
             // Entity rows with ts <= t <= ts + ttl take this row as a candidate.
-            let first = start + group_ts.partition_point(|e| *e < ts);
+            let first = start + group.partition_point(|e| e.key_ts < ts);
             let last = match self.ttl {
-                Some(ttl) => start + group_ts.partition_point(|e| *e <= ts.saturating_add(ttl)),
+                Some(ttl) => start + group.partition_point(|e| e.key_ts <= ts.saturating_add(ttl)),
                 None => end,
             };
             if first == last {
@@ -228,6 +260,7 @@ impl PitJoin {
                         self.touched.push(j as u32);
                     }
                     self.best[j] = Best {
+                        key_ts: cur.key_ts,
                         ts,
                         created,
                         batch: b,
@@ -334,6 +367,7 @@ impl LatestPerKey {
                     touched.push(slot as u32);
                 }
                 self.best[slot] = Best {
+                    key_ts: 0,
                     ts,
                     created,
                     batch: b,
