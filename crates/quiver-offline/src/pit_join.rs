@@ -30,9 +30,6 @@ const NONE: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug)]
 struct Best {
-    /// The entity row's own timestamp (in the PIT join, so that the binary search and the update
-    /// touch the same cache lines); unused by [`LatestPerKey`].
-    key_ts: i64,
     ts: i64,
     created: i64,
     batch: u32,
@@ -41,7 +38,6 @@ struct Best {
 
 impl Best {
     const EMPTY: Best = Best {
-        key_ts: 0,
         ts: i64::MIN,
         created: i64::MIN,
         batch: NONE,
@@ -187,14 +183,7 @@ pub struct PitJoin {
 impl PitJoin {
     /// A join whose values have `schema`; `ttl_micros` of 0 means unbounded.
     pub fn new(index: Arc<EntityIndex>, ttl_micros: i64, schema: SchemaRef) -> Self {
-        let best = index
-            .ts
-            .iter()
-            .map(|t| Best {
-                key_ts: *t,
-                ..Best::EMPTY
-            })
-            .collect();
+        let best = vec![Best::EMPTY; index.ts.len()];
         PitJoin {
             index,
             ttl: (ttl_micros > 0).then_some(ttl_micros),
@@ -238,14 +227,21 @@ impl PitJoin {
             *slot += 1;
         }
         self.touched.clear();
-        for (start, end, row) in ordered {
+        // Touching the memory of a row a few places ahead lets its cache misses overlap with
+        // the work on this one, instead of queueing behind it.
+        const AHEAD: usize = 8;
+        for k in 0..ordered.len() {
+            if let Some(&(ahead, _, _)) = ordered.get(k + AHEAD) {
+                std::hint::black_box((idx.ts[ahead as usize], self.best[ahead as usize].batch));
+            }
+            let (start, end, row) = ordered[k];
             let (start, end, row) = (start as usize, end as usize, row as usize);
             let ts = ts_values[row];
-            let group = &self.best[start..end];
+            let group_ts = &idx.ts[start..end];
             // Entity rows with ts <= t <= ts + ttl take this row as a candidate.
-            let first = start + group.partition_point(|e| e.key_ts < ts);
+            let first = start + group_ts.partition_point(|e| *e < ts);
             let last = match self.ttl {
-                Some(ttl) => start + group.partition_point(|e| e.key_ts <= ts.saturating_add(ttl)),
+                Some(ttl) => start + group_ts.partition_point(|e| *e <= ts.saturating_add(ttl)),
                 None => end,
             };
             if first == last {
@@ -260,7 +256,6 @@ impl PitJoin {
                         self.touched.push(j as u32);
                     }
                     self.best[j] = Best {
-                        key_ts: cur.key_ts,
                         ts,
                         created,
                         batch: b,
@@ -367,7 +362,6 @@ impl LatestPerKey {
                     touched.push(slot as u32);
                 }
                 self.best[slot] = Best {
-                    key_ts: 0,
                     ts,
                     created,
                     batch: b,
