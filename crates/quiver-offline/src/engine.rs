@@ -808,6 +808,10 @@ struct Layout {
     has_created: bool,
 }
 
+/// Rows probed at once: enough that a probe's accesses to a 1M-row entity index are nearly
+/// sequential, small enough to stay a few tens of MB.
+const PROBE_ROWS: usize = 1 << 19;
+
 /// Reads one stream of a prepared view frame, handing each batch to `sink` as candidates whose
 /// values are the columns `value_idx`.
 async fn probe(
@@ -820,8 +824,8 @@ async fn probe(
     mut sink: impl FnMut(Candidates<'_>) -> Result<()>,
 ) -> Result<()> {
     let n = layout.nkeys;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| source_error(source, clean(e)))?;
+    let schema = stream.schema();
+    let mut flush = |batch: RecordBatch| -> Result<()> {
         let keys = BatchKeys::new(&batch.columns()[..n])?;
         let ts = batch.column(n).as_primitive::<TimestampMicrosecondType>();
         let created = layout.has_created.then(|| {
@@ -837,6 +841,22 @@ async fn probe(
             values: &values,
         })?;
         progress.rows_read(view, batch.num_rows());
+        Ok(())
+    };
+    // Probing many rows at once lets the join walk its index in memory order (see pit_join).
+    let (mut pending, mut pending_rows) = (Vec::new(), 0usize);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| source_error(source, clean(e)))?;
+        pending_rows += batch.num_rows();
+        pending.push(batch);
+        if pending_rows >= PROBE_ROWS {
+            flush(concat_batches(&schema, &pending)?)?;
+            pending.clear();
+            pending_rows = 0;
+        }
+    }
+    if pending_rows > 0 {
+        flush(concat_batches(&schema, &pending)?)?;
     }
     Ok(())
 }

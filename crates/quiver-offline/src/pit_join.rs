@@ -227,14 +227,7 @@ impl PitJoin {
             *slot += 1;
         }
         self.touched.clear();
-        // Touching the memory of a row a few places ahead lets its cache misses overlap with
-        // the work on this one, instead of queueing behind it.
-        const AHEAD: usize = 8;
-        for k in 0..ordered.len() {
-            if let Some(&(ahead, _, _)) = ordered.get(k + AHEAD) {
-                std::hint::black_box((idx.ts[ahead as usize], self.best[ahead as usize].batch));
-            }
-            let (start, end, row) = ordered[k];
+        for (start, end, row) in ordered {
             let (start, end, row) = (start as usize, end as usize, row as usize);
             let ts = ts_values[row];
             let group_ts = &idx.ts[start..end];
