@@ -158,18 +158,14 @@ impl OfflineEngine {
         let find = |col: &str, what: &str| -> Result<DataType> {
             match schema.as_arrow().field_with_name(col) {
                 Ok(f) => Ok(f.data_type().clone()),
-                Err(_) => {
-                    let cols: Vec<&str> =
-                        schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    Err(source_error(
-                        source,
-                        format!(
-                            "{what} column '{col}' not found (feature view '{}'); columns: {}",
-                            view.name,
-                            cols.join(", ")
-                        ),
-                    ))
-                }
+                Err(_) => Err(source_error(
+                    source,
+                    format!(
+                        "{what} column '{col}' not found (feature view '{}'); columns: {}",
+                        view.name,
+                        column_list(schema.fields())
+                    ),
+                )),
             }
         };
         let mut keys = Vec::new();
@@ -271,15 +267,13 @@ impl OfflineEngine {
                 None => {
                     let col = f.source_column();
                     if schema.as_arrow().field_with_name(col).is_err() {
-                        let cols: Vec<&str> =
-                            schema.fields().iter().map(|f| f.name().as_str()).collect();
                         return Err(source_error(
                             source,
                             format!(
                                 "feature view '{}', feature '{}': column '{col}' not found; columns: {}",
                                 view.name,
                                 f.name,
-                                cols.join(", ")
+                                column_list(schema.fields())
                             ),
                         ));
                     }
@@ -339,19 +333,13 @@ impl OfflineEngine {
         let mut cols = Vec::new();
         for k in &keys {
             let Ok(i) = entities.schema().index_of(&k.name) else {
-                let have: Vec<String> = entities
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
                 return Err(Error::Entities {
                     file: file.to_string(),
                     message: format!(
                         "join key column '{}' (feature view '{}') is missing; columns: {}",
                         k.name,
                         view.name,
-                        have.join(", ")
+                        column_list(entities.schema().fields())
                     ),
                 });
             };
@@ -390,18 +378,12 @@ impl OfflineEngine {
             format!(" ({file})")
         };
         let Ok(ts_idx) = entities.schema().index_of(&opts.timestamp_column) else {
-            let have: Vec<String> = entities
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
             return Err(Error::Entities {
                 file,
                 message: format!(
                     "timestamp column '{}' is missing (set it with --timestamp-column); columns: {}",
                     opts.timestamp_column,
-                    have.join(", ")
+                    column_list(entities.schema().fields())
                 ),
             });
         };
@@ -859,6 +841,15 @@ async fn probe(
         flush(concat_batches(&schema, &pending)?)?;
     }
     Ok(())
+}
+
+/// `a, b, c`: the column names of a schema, for error messages.
+fn column_list(fields: &datafusion::arrow::datatypes::Fields) -> String {
+    fields
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Timestamps (already cast to UTC microseconds by the frame) as options.
