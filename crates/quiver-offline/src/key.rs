@@ -100,8 +100,44 @@ pub fn cast_keys(columns: &[ArrayRef], types: &[DataType]) -> Result<Vec<ArrayRe
 /// Key lookup of a [`KeyGroups`]: plain `i64` keys skip the [`Key`] enum on the hot path.
 #[derive(Debug)]
 enum Lookup {
+    /// Dense integer keys: group id at `key - min` (`u32::MAX`: none). No hashing at all.
+    Dense {
+        min: i64,
+        ids: Vec<u32>,
+    },
     Int(FxHashMap<i64, u32>),
     Any(FxHashMap<Key, u32>),
+}
+
+impl Lookup {
+    /// Integer keys whose range is at most 4x their count (plus slack) are indexed directly.
+    fn ints(map: FxHashMap<i64, u32>) -> Self {
+        let (Some(min), Some(max)) = (map.keys().min().copied(), map.keys().max().copied()) else {
+            return Lookup::Int(map);
+        };
+        let range = (max as i128 - min as i128 + 1) as u128;
+        if range > (4 * map.len() as u128 + 1024) || range > (1 << 26) {
+            return Lookup::Int(map);
+        }
+        let mut ids = vec![u32::MAX; range as usize];
+        for (k, id) in map {
+            ids[(k - min) as usize] = id;
+        }
+        Lookup::Dense { min, ids }
+    }
+
+    #[inline]
+    fn int(&self, v: i64) -> Option<u32> {
+        match self {
+            Lookup::Dense { min, ids } => {
+                let off = v.checked_sub(*min)?;
+                let id = *ids.get(usize::try_from(off).ok()?)?;
+                (id != u32::MAX).then_some(id)
+            }
+            Lookup::Int(m) => m.get(&v).copied(),
+            Lookup::Any(m) => m.get(&Key::Int(v)).copied(),
+        }
+    }
 }
 
 /// The key columns of one batch, ready for lookups.
@@ -181,7 +217,7 @@ impl KeyGroups {
             }
         }
         let lookup = if all_int {
-            Lookup::Int(ints)
+            Lookup::ints(ints)
         } else {
             Lookup::Any(anys)
         };
@@ -212,33 +248,54 @@ impl KeyGroups {
     /// The `[start, end)` range of `key`'s group in `rows` / `ts`.
     pub(crate) fn group(&self, key: &Key) -> Option<(usize, usize)> {
         let id = match (&self.lookup, key) {
-            (Lookup::Int(m), Key::Int(v)) => m.get(v),
-            (Lookup::Any(m), k) => m.get(k),
-            (Lookup::Int(_), Key::Bytes(_)) => None,
-        }?;
-        let (s, e) = self.spans[*id as usize];
+            (l, Key::Int(v)) => l.int(*v)?,
+            (Lookup::Any(m), k) => *m.get(k)?,
+            (_, Key::Bytes(_)) => return None,
+        };
+        let (s, e) = self.spans[id as usize];
         Some((s as usize, e as usize))
     }
 
     /// The group of row `i` of a batch.
     #[inline]
     pub(crate) fn group_of(&self, keys: &BatchKeys<'_>, i: usize) -> Option<(usize, usize)> {
-        let id = match (&self.lookup, keys) {
-            (Lookup::Int(m), BatchKeys::Int(a)) => {
+        let id = match keys {
+            BatchKeys::Int(a) => {
                 if a.is_null(i) {
                     return None;
                 }
-                m.get(&a.value(i))
+                self.lookup.int(a.value(i))?
             }
-            (_, BatchKeys::Encoded(k)) => return self.group(k[i].as_ref()?),
-            (Lookup::Any(m), BatchKeys::Int(a)) => {
-                if a.is_null(i) {
-                    return None;
-                }
-                m.get(&Key::Int(a.value(i)))
-            }
-        }?;
-        let (s, e) = self.spans[*id as usize];
+            BatchKeys::Encoded(k) => return self.group(k[i].as_ref()?),
+        };
+        let (s, e) = self.spans[id as usize];
         Some((s as usize, e as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(keys: &[i64]) -> KeyGroups {
+        let ks = keys.iter().map(|k| Some(Key::Int(*k))).collect();
+        let ts: Vec<Option<i64>> = keys.iter().map(|_| Some(0)).collect();
+        KeyGroups::new(ks, &ts)
+    }
+
+    #[test]
+    fn dense_and_sparse_integer_keys_find_the_same_groups() {
+        let dense = groups(&[5, 6, 6, 9, 10]);
+        assert!(matches!(dense.lookup, Lookup::Dense { .. }));
+        let sparse = groups(&[5, 6, 6, 9, i64::MAX / 2]);
+        assert!(matches!(sparse.lookup, Lookup::Int(_)));
+        for g in [&dense, &sparse] {
+            assert_eq!(g.group(&Key::Int(6)), Some((1, 3)));
+            assert_eq!(g.group(&Key::Int(5)), Some((0, 1)));
+            assert_eq!(g.group(&Key::Int(7)), None, "gap");
+            assert_eq!(g.group(&Key::Int(4)), None, "below the range");
+            assert_eq!(g.group(&Key::Int(i64::MIN)), None);
+            assert_eq!(g.group(&Key::Int(1_000_000)), None, "above the range");
+        }
     }
 }
