@@ -236,12 +236,7 @@ impl OfflineEngine {
 
     /// The prepared frame of a plain view: keys, timestamps, then the requested features, with
     /// every type checked against the declaration.
-    async fn view_frame(
-        &self,
-        view: &FeatureView,
-        features: &[&str],
-        filter: Option<Expr>,
-    ) -> Result<DataFrame> {
+    async fn view_frame(&self, view: &FeatureView, features: &[&str]) -> Result<DataFrame> {
         let source = self.source_of(view);
         let df = source_frame(&self.ctx, &self.root, source).await?;
         let schema = df.schema().clone();
@@ -295,10 +290,6 @@ impl OfflineEngine {
             }
             exprs.push(cast_expr(e, arrow_type(f.value_type)).alias(f.name.as_str()));
         }
-        let df = match filter {
-            Some(f) => df.filter(f)?,
-            None => df,
-        };
         Ok(df.select(exprs)?)
     }
 
@@ -312,7 +303,7 @@ impl OfflineEngine {
                 }
             } else {
                 let names: Vec<&str> = view.features.iter().map(|f| f.name.as_str()).collect();
-                let df = self.view_frame(view, &names, None).await?;
+                let df = self.view_frame(view, &names).await?;
                 // Reading the schema of files is cheap; a corrupt file fails here.
                 df.limit(0, Some(1))?
                     .collect()
@@ -482,7 +473,7 @@ impl OfflineEngine {
         progress: &Arc<dyn Progress>,
     ) -> Result<Vec<ArrayRef>> {
         let index = Arc::new(EntityIndex::new(keys, entity_ts));
-        let df = self.view_frame(view, wanted, None).await?;
+        let df = self.view_frame(view, wanted).await?;
         let first_value = self.first_value_column(view);
         let value_idx: Vec<usize> = (first_value..first_value + wanted.len()).collect();
         let value_schema: SchemaRef = Arc::new(df.schema().as_arrow().project(&value_idx)?);
@@ -686,7 +677,7 @@ impl OfflineEngine {
                     .await?;
                 (keys_batch.columns().to_vec(), vec![as_of; n], values)
             } else {
-                let df = self.view_frame(view, &names, None).await?;
+                let df = self.view_frame(view, &names).await?;
                 let mut cond = ident(TS).lt_eq(ts_lit(as_of));
                 if let Some(s) = since {
                     cond = cond.and(ident(TS).gt(ts_lit(s)));
