@@ -669,6 +669,11 @@ impl Builder {
                 for (field, present) in [
                     ("project", defs.project.as_ref().map(|p| self.at(p))),
                     ("registry", defs.registry.as_ref().map(|p| self.at(p))),
+                    (
+                        "online_store",
+                        defs.online_store.as_ref().map(|p| self.at(p)),
+                    ),
+                    ("server", defs.server.as_ref().map(|p| self.at(p))),
                 ] {
                     if let Some(at) = present {
                         return Err(Error::invalid(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Located, Result};
 use crate::registry::Registry;
-use crate::yaml::DefinitionFile;
+use crate::yaml::{DefinitionFile, RawOnlineStore, RawServer};
 
 /// The main file of a repository.
 pub const MAIN_FILE: &str = "quiver.yaml";
@@ -129,6 +129,10 @@ pub fn load_registry(root: &Path) -> Result<Registry> {
 pub struct RepoSettings {
     /// `registry:` — a SQLite path (relative to the repository) or a `postgresql://` URL.
     pub registry: Option<String>,
+    /// `online_store:` with where it was written, for error messages.
+    pub online_store: Option<(Located, RawOnlineStore)>,
+    /// `server:` settings.
+    pub server: RawServer,
 }
 
 impl RepoSettings {
@@ -140,8 +144,17 @@ impl RepoSettings {
             source,
         })?;
         let defs = parse_definitions(Path::new(MAIN_FILE), &text)?;
+        let at = |line: u64, column: u64| Located {
+            file: PathBuf::from(MAIN_FILE),
+            line,
+            column,
+        };
         Ok(RepoSettings {
             registry: defs.registry.map(|r| r.value),
+            online_store: defs
+                .online_store
+                .map(|o| (at(o.referenced.line(), o.referenced.column()), o.value)),
+            server: defs.server.map(|s| s.value).unwrap_or_default(),
         })
     }
 }

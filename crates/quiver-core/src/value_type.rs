@@ -23,11 +23,23 @@ pub enum ValueType {
     Bool,
     /// Timestamp (UTC, microseconds).
     Timestamp,
+    /// A list of 32-bit floats: embeddings and other vectors.
+    #[serde(rename = "list<float32>")]
+    Float32List,
+    /// A list of 64-bit floats.
+    #[serde(rename = "list<float64>")]
+    Float64List,
+    /// A list of 64-bit integers.
+    #[serde(rename = "list<int64>")]
+    Int64List,
+    /// A list of strings.
+    #[serde(rename = "list<string>")]
+    StringList,
 }
 
 impl ValueType {
     /// Every type, in the order the docs list them.
-    pub const ALL: [ValueType; 7] = [
+    pub const ALL: [ValueType; 11] = [
         ValueType::Int64,
         ValueType::Int32,
         ValueType::Float64,
@@ -35,6 +47,10 @@ impl ValueType {
         ValueType::String,
         ValueType::Bool,
         ValueType::Timestamp,
+        ValueType::Float32List,
+        ValueType::Float64List,
+        ValueType::Int64List,
+        ValueType::StringList,
     ];
 
     /// The YAML spelling.
@@ -47,6 +63,21 @@ impl ValueType {
             ValueType::String => "string",
             ValueType::Bool => "bool",
             ValueType::Timestamp => "timestamp",
+            ValueType::Float32List => "list<float32>",
+            ValueType::Float64List => "list<float64>",
+            ValueType::Int64List => "list<int64>",
+            ValueType::StringList => "list<string>",
+        }
+    }
+
+    /// The element type of a list type.
+    pub fn element(self) -> Option<ValueType> {
+        match self {
+            ValueType::Float32List => Some(ValueType::Float32),
+            ValueType::Float64List => Some(ValueType::Float64),
+            ValueType::Int64List => Some(ValueType::Int64),
+            ValueType::StringList => Some(ValueType::String),
+            _ => None,
         }
     }
 
@@ -69,7 +100,27 @@ impl FromStr for ValueType {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let t = match s.trim().to_ascii_lowercase().as_str() {
+        let lower = s.trim().to_ascii_lowercase().replace(' ', "");
+        // `list<float32>`, `array<float32>`, `vector` (embeddings) and `float32_list`.
+        let inner = lower
+            .strip_prefix("list<")
+            .or_else(|| lower.strip_prefix("array<"))
+            .and_then(|r| r.strip_suffix('>'))
+            .or_else(|| lower.strip_suffix("_list"));
+        if let Some(inner) =
+            inner.or((lower == "vector" || lower == "embedding").then_some("float32"))
+        {
+            return match inner.parse::<ValueType>()? {
+                ValueType::Float32 => Ok(ValueType::Float32List),
+                ValueType::Float64 => Ok(ValueType::Float64List),
+                ValueType::Int64 => Ok(ValueType::Int64List),
+                ValueType::String => Ok(ValueType::StringList),
+                other => Err(format!(
+                    "lists of {other} are not supported: use list<float32>, list<float64>, list<int64> or list<string>"
+                )),
+            };
+        }
+        let t = match lower.as_str() {
             "int64" | "long" => ValueType::Int64,
             "int32" | "int" => ValueType::Int32,
             "float64" | "double" => ValueType::Float64,

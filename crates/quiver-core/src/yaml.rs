@@ -22,6 +22,10 @@ pub struct DefinitionFile {
     pub description: Option<String>,
     /// The metadata store: a SQLite path or a `postgresql://` URL (only in `quiver.yaml`).
     pub registry: Option<S<String>>,
+    /// The online store (only in `quiver.yaml`); the embedded store when absent.
+    pub online_store: Option<S<RawOnlineStore>>,
+    /// Feature-server settings (only in `quiver.yaml`).
+    pub server: Option<S<RawServer>>,
     /// Entities.
     #[serde(default)]
     pub entities: Vec<RawEntity>,
@@ -34,6 +38,41 @@ pub struct DefinitionFile {
     /// Feature services.
     #[serde(default)]
     pub feature_services: Vec<RawFeatureService>,
+}
+
+/// `online_store:` in `quiver.yaml`.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnlineStore {
+    /// `embedded` (default) or `redis`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Embedded store file, relative to the repository (default `.quiver/online`).
+    pub path: Option<String>,
+    /// Redis URL, e.g. `redis://127.0.0.1:6379` (`redis` only).
+    pub url: Option<String>,
+    /// How long Redis keeps a value past its view's TTL, so that reads can still report it as
+    /// expired (`OUTSIDE_MAX_AGE`) rather than missing; a duration such as `1d` (default: one TTL).
+    pub expiry_grace: Option<String>,
+    /// How long a read or write may wait for the store before failing, e.g. `500ms`... in
+    /// milliseconds (default 1000).
+    pub timeout_ms: Option<u64>,
+}
+
+/// `server:` in `quiver.yaml`.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Largest accepted request body in bytes (default 1 MiB); larger bodies get 413.
+    pub max_body_bytes: Option<usize>,
+    /// Most entity rows accepted in one request (default 10,000); more get 400.
+    pub max_entities: Option<usize>,
+    /// The environment variable holding the bearer token (default `QUIVER_SERVER_TOKEN`).
+    pub token_env: Option<String>,
+    /// The bearer token itself (prefer `token_env`: a token in a file ends up in git).
+    pub token: Option<String>,
+    /// Require the token on read endpoints too (default false: only writes and admin calls).
+    pub protect_reads: Option<bool>,
 }
 
 /// `entities:` item.

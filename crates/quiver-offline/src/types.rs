@@ -19,6 +19,15 @@ pub fn arrow_type(t: ValueType) -> DataType {
         ValueType::String => DataType::Utf8,
         ValueType::Bool => DataType::Boolean,
         ValueType::Timestamp => timestamp_type(),
+        ValueType::Float32List
+        | ValueType::Float64List
+        | ValueType::Int64List
+        | ValueType::StringList => {
+            let inner = t.element().map(arrow_type).unwrap_or(DataType::Null);
+            DataType::List(std::sync::Arc::new(
+                datafusion::arrow::datatypes::Field::new_list_field(inner, true),
+            ))
+        }
     }
 }
 
@@ -73,6 +82,16 @@ pub fn compatible(d: &DataType, t: ValueType) -> bool {
             d,
             DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Null
         ),
+        ValueType::Float32List
+        | ValueType::Float64List
+        | ValueType::Int64List
+        | ValueType::StringList => match d {
+            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                t.element().is_some_and(|e| compatible(f.data_type(), e))
+            }
+            DataType::Null => true,
+            _ => false,
+        },
     }
 }
 

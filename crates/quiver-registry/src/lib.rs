@@ -146,6 +146,10 @@ const SCHEMA: &[&str] = &[
         registry_version BIGINT NOT NULL,
         removed BIGINT NOT NULL,
         PRIMARY KEY (kind, name, version))",
+    "CREATE TABLE IF NOT EXISTS quiver_watermarks (
+        view_name TEXT PRIMARY KEY,
+        watermark_us BIGINT NOT NULL,
+        updated_at TEXT NOT NULL)",
 ];
 
 fn redact(url: &str) -> String {
@@ -221,6 +225,58 @@ impl SqlMetadataStore {
     /// The store's location, with any password removed.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Every view's materialization watermark (microseconds since the epoch, UTC): the end of
+    /// the last successful materialization.
+    pub async fn watermarks(&self) -> Result<std::collections::BTreeMap<String, i64>> {
+        let rows = sqlx::query("SELECT view_name, watermark_us FROM quiver_watermarks")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+            .collect())
+    }
+
+    /// Advances `view`'s watermark to `watermark_us` (never moves it back). Call only after the
+    /// rows up to it are written.
+    pub async fn advance_watermark(&self, view: &str, watermark_us: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let current: Option<i64> =
+            sqlx::query("SELECT watermark_us FROM quiver_watermarks WHERE view_name = $1")
+                .bind(view)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?
+                .map(|r| r.get(0));
+        match current {
+            Some(c) if c >= watermark_us => {}
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE quiver_watermarks SET watermark_us = $1, updated_at = $2 WHERE view_name = $3",
+                )
+                .bind(watermark_us)
+                .bind(now())
+                .bind(view)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO quiver_watermarks (view_name, watermark_us, updated_at) VALUES ($1, $2, $3)",
+                )
+                .bind(view)
+                .bind(watermark_us)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// Closes the pool.

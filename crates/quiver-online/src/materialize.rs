@@ -1,0 +1,282 @@
+//! Materialization: the latest row per entity from the offline engine into the online store.
+//!
+//! Each view is read as one stream of batches (latest value per entity in the time range,
+//! aggregations computed as of the end) and written batch by batch, several batches in flight.
+//! The view's watermark in the metadata store moves to the end of the range only after every
+//! batch is written, so an interrupted run is simply run again: rows already written are
+//! rewritten with the same values, and the store never lets an older row replace a newer one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
+use futures::{StreamExt, TryStreamExt};
+use quiver_core::{FeatureView, Registry, ValueType};
+use quiver_offline::OfflineEngine;
+use quiver_registry::SqlMetadataStore;
+
+use crate::store::{
+    EntityKey, KeyValue, OnlineError, OnlineRow, OnlineStore, ViewWrite, WriteStats,
+};
+use crate::value::Value;
+
+/// Errors of a materialization run.
+#[derive(Debug, thiserror::Error)]
+pub enum MaterializeError {
+    /// Reading the offline data failed.
+    #[error(transparent)]
+    Offline(#[from] quiver_offline::Error),
+    /// Writing the online store failed.
+    #[error(transparent)]
+    Online(#[from] OnlineError),
+    /// Reading or advancing a watermark failed.
+    #[error(transparent)]
+    Metadata(#[from] quiver_registry::Error),
+    /// Bad arguments (unknown view, an empty range...).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What to materialize.
+#[derive(Debug, Clone)]
+pub struct MaterializeOptions {
+    /// Rows with event time after this (microseconds, exclusive); `None` for incremental runs
+    /// means "from the view's watermark" (or `end - ttl` if it has none).
+    pub start_us: Option<i64>,
+    /// Rows with event time up to this (inclusive); aggregations are computed as of it.
+    pub end_us: i64,
+    /// Views to load; empty means every view with `online: true`.
+    pub views: Vec<String>,
+    /// Continue from each view's watermark.
+    pub incremental: bool,
+    /// Rows per write batch.
+    pub batch_rows: usize,
+}
+
+/// What happened to one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewReport {
+    /// The view.
+    pub view: String,
+    /// Start of the range actually used (exclusive), if bounded.
+    pub start_us: Option<i64>,
+    /// End of the range.
+    pub end_us: i64,
+    /// Entities read from the offline store (one row each).
+    pub entities: u64,
+    /// Write counts.
+    pub stats: WriteStats,
+    /// Rows skipped because a join key was null.
+    pub null_keys: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Progress callbacks (the CLI draws a bar; the server counts rows for `/metrics`).
+pub trait MaterializeProgress: Send + Sync {
+    /// A view starts; `rows` is how many entity rows it will write.
+    fn view_started(&self, _view: &str, _rows: u64) {}
+    /// A batch of `rows` was written.
+    fn rows_written(&self, _view: &str, _rows: u64) {}
+}
+
+/// Progress that reports nothing.
+pub struct NoProgress;
+impl MaterializeProgress for NoProgress {}
+
+/// The views a run covers, checked against the registry.
+pub fn select_views<'r>(
+    registry: &'r Registry,
+    names: &[String],
+) -> Result<Vec<&'r FeatureView>, MaterializeError> {
+    if names.is_empty() {
+        return Ok(registry.views.values().filter(|v| v.online).collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            let v = registry.views.get(n).ok_or_else(|| {
+                MaterializeError::Invalid(format!(
+                    "no feature view '{n}'{}",
+                    quiver_core::registry::suggest(n, registry.views.keys())
+                ))
+            })?;
+            if !v.online {
+                return Err(MaterializeError::Invalid(format!(
+                    "feature view '{n}' has `online: false`; set it to true to serve it online"
+                )));
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
+/// Batches written in parallel (the Redis backend pipelines them; the embedded store commits
+/// them one after another).
+const IN_FLIGHT: usize = 4;
+
+/// Runs a materialization.
+pub async fn materialize(
+    engine: &OfflineEngine,
+    store: &dyn OnlineStore,
+    meta: &SqlMetadataStore,
+    opts: &MaterializeOptions,
+    progress: Arc<dyn MaterializeProgress>,
+) -> Result<Vec<ViewReport>, MaterializeError> {
+    let registry = engine.registry();
+    let views = select_views(registry, &opts.views)?;
+    let watermarks = if opts.incremental {
+        meta.watermarks().await?
+    } else {
+        Default::default()
+    };
+    // A test hook: pause after each committed batch so a test can kill the process mid-run.
+    let pause = std::env::var("QUIVER_MATERIALIZE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis);
+    let mut reports = Vec::new();
+    for view in views {
+        let started = Instant::now();
+        let start_us = if opts.incremental {
+            watermarks.get(&view.name).copied().or_else(|| {
+                (!view.ttl.is_zero()).then(|| opts.end_us.saturating_sub(view.ttl.micros()))
+            })
+        } else {
+            opts.start_us
+        };
+        if let Some(s) = start_us
+            && s >= opts.end_us
+            && !view.is_aggregation()
+        {
+            reports.push(ViewReport {
+                view: view.name.clone(),
+                start_us,
+                end_us: opts.end_us,
+                entities: 0,
+                stats: WriteStats::default(),
+                null_keys: 0,
+                seconds: 0.0,
+            });
+            continue;
+        }
+        let features: Vec<String> = view.outputs().iter().map(|(n, _)| n.to_string()).collect();
+        let types: Vec<ValueType> = view.outputs().iter().map(|(_, t)| *t).collect();
+        let key_types: Vec<ValueType> = registry
+            .view_join_keys(view)
+            .iter()
+            .map(|k| k.value_type)
+            .collect();
+        let write = ViewWrite {
+            view: &view.name,
+            features: &features,
+            ttl_us: (!view.ttl.is_zero()).then(|| view.ttl.micros()),
+        };
+        let all = engine.latest(&view.name, opts.end_us, start_us).await?;
+        progress.view_started(&view.name, all.num_rows() as u64);
+        let step = opts.batch_rows.max(1);
+        let batches: Vec<RecordBatch> = (0..all.num_rows())
+            .step_by(step)
+            .map(|o| all.slice(o, step.min(all.num_rows() - o)))
+            .collect();
+        let in_flight = if pause.is_some() { 1 } else { IN_FLIGHT };
+        let (write, key_types, types, progress) = (&write, &key_types, &types, &progress);
+        let results: Vec<(WriteStats, u64)> =
+            futures::stream::iter(batches.into_iter().enumerate())
+                .map(|(i, batch)| async move {
+                    let (rows, null_keys) = rows_of(&batch, key_types, types)?;
+                    let stats = store.write_batch(write, &rows).await?;
+                    progress.rows_written(write.view, batch.num_rows() as u64);
+                    if let Some(p) = pause {
+                        eprintln!(
+                            "materialize: {} batch {} committed ({} rows)",
+                            write.view,
+                            i + 1,
+                            rows.len()
+                        );
+                        tokio::time::sleep(p).await;
+                    }
+                    Ok::<_, MaterializeError>((stats, null_keys))
+                })
+                .buffered(in_flight)
+                .try_collect()
+                .await?;
+        let mut stats = WriteStats::default();
+        let mut null_keys = 0;
+        for (s, n) in results {
+            stats += s;
+            null_keys += n;
+        }
+        meta.advance_watermark(&view.name, opts.end_us).await?;
+        reports.push(ViewReport {
+            view: view.name.clone(),
+            start_us,
+            end_us: opts.end_us,
+            entities: all.num_rows() as u64,
+            stats,
+            null_keys,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(reports)
+}
+
+/// Reads the join keys of row `i` (the first columns of a batch).
+pub fn key_of(
+    batch: &RecordBatch,
+    i: usize,
+    key_types: &[ValueType],
+) -> Result<Option<EntityKey>, String> {
+    let mut parts = Vec::with_capacity(key_types.len());
+    for (c, t) in key_types.iter().enumerate() {
+        let col = batch.column(c);
+        if col.is_null(i) {
+            return Ok(None);
+        }
+        parts.push(match (t, col.data_type()) {
+            (_, DataType::Int64) => KeyValue::Int(col.as_primitive::<Int64Type>().value(i)),
+            (_, DataType::Int32) => KeyValue::Int(col.as_primitive::<Int32Type>().value(i) as i64),
+            (ValueType::String, _) => match Value::from_array(col, i, ValueType::String)? {
+                Value::String(s) => KeyValue::Str(s),
+                _ => return Ok(None),
+            },
+            (_, _) => match Value::from_array(col, i, ValueType::Int64)? {
+                Value::Int64(v) => KeyValue::Int(v),
+                _ => return Ok(None),
+            },
+        });
+    }
+    Ok(Some(EntityKey::new(&parts)))
+}
+
+/// Converts a batch of the engine's `latest` layout (keys, `event_timestamp`, features) into
+/// online rows; returns the rows and how many had a null key.
+pub fn rows_of(
+    batch: &RecordBatch,
+    key_types: &[ValueType],
+    types: &[ValueType],
+) -> Result<(Vec<OnlineRow>, u64), MaterializeError> {
+    let nk = key_types.len();
+    let ts = batch.column(nk).as_primitive::<TimestampMicrosecondType>();
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    let mut null_keys = 0;
+    for i in 0..batch.num_rows() {
+        let Some(key) = key_of(batch, i, key_types).map_err(MaterializeError::Invalid)? else {
+            null_keys += 1;
+            continue;
+        };
+        let values = types
+            .iter()
+            .enumerate()
+            .map(|(j, t)| Value::from_array(batch.column(nk + 1 + j), i, *t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(MaterializeError::Invalid)?;
+        rows.push(OnlineRow {
+            key,
+            event_ts: ts.value(i),
+            values,
+        });
+    }
+    Ok((rows, null_keys))
+}

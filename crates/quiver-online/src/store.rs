@@ -1,0 +1,159 @@
+//! The online store's interface, shared by the embedded and Redis backends.
+
+use futures::future::BoxFuture;
+
+use crate::value::Value;
+
+/// Errors of the online store.
+#[derive(Debug, thiserror::Error)]
+pub enum OnlineError {
+    /// The store cannot be reached (Redis down, a timeout): the server answers 503.
+    #[error("online store unavailable ({store}): {message}")]
+    Unavailable {
+        /// Which store.
+        store: String,
+        /// What happened.
+        message: String,
+    },
+    /// The store answered with something Quiver did not write.
+    #[error("online store {store} holds an undecodable value for view '{view}': {message}")]
+    Corrupt {
+        /// Which store.
+        store: String,
+        /// The view.
+        view: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The embedded store's file could not be opened or written.
+    #[error("online store {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What happened.
+        message: String,
+    },
+    /// Bad settings in `quiver.yaml`.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Result of online-store operations.
+pub type Result<T, E = OnlineError> = std::result::Result<T, E>;
+
+/// The encoded join-key values of one entity: the same bytes whichever path (materialization
+/// from Arrow, a JSON request) produced them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityKey(pub Vec<u8>);
+
+/// One join-key value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValue {
+    /// An integer key (int64 and int32 keys both encode as 64-bit).
+    Int(i64),
+    /// A string key.
+    Str(String),
+}
+
+impl EntityKey {
+    /// Encodes the join-key values of one entity, in the view's join-key order.
+    pub fn new(parts: &[KeyValue]) -> EntityKey {
+        let mut out = Vec::with_capacity(9 * parts.len());
+        for p in parts {
+            match p {
+                KeyValue::Int(v) => {
+                    out.push(b'i');
+                    out.extend_from_slice(&v.to_be_bytes());
+                }
+                KeyValue::Str(s) => {
+                    out.push(b's');
+                    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+                    out.extend_from_slice(s.as_bytes());
+                }
+            }
+        }
+        EntityKey(out)
+    }
+}
+
+/// What a write needs to know about the view.
+#[derive(Debug, Clone)]
+pub struct ViewWrite<'a> {
+    /// The view's name.
+    pub view: &'a str,
+    /// The feature names, in the order of each row's values.
+    pub features: &'a [String],
+    /// The view's TTL in microseconds (`None`: unbounded); Redis derives key expiry from it.
+    pub ttl_us: Option<i64>,
+}
+
+/// One entity's row for one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineRow {
+    /// The entity.
+    pub key: EntityKey,
+    /// The row's event timestamp (microseconds, UTC).
+    pub event_ts: i64,
+    /// One value per feature of the write.
+    pub values: Vec<Value>,
+}
+
+/// What a read found for one entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    /// The stored row's event timestamp.
+    pub event_ts: i64,
+    /// One value per requested feature (`Null` where the row has no such feature).
+    pub values: Vec<Value>,
+}
+
+/// Counts from one write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Rows stored.
+    pub written: u64,
+    /// Rows skipped because the store already held a newer row for the entity.
+    pub skipped_older: u64,
+}
+
+impl std::ops::AddAssign for WriteStats {
+    fn add_assign(&mut self, o: WriteStats) {
+        self.written += o.written;
+        self.skipped_older += o.skipped_older;
+    }
+}
+
+/// An online store: the latest row per entity and view.
+///
+/// Every backend guarantees:
+/// - a row replaces the entity's previous row for the view as a whole (readers see the old
+///   row or the new one, never a mix);
+/// - a row older than the stored one is skipped, so re-runs and late data cannot move an
+///   entity back in time (equal timestamps overwrite, which makes re-runs idempotent);
+/// - a batch either is applied or fails as a whole (embedded), or per row (Redis, where
+///   each entity's row is still atomic).
+pub trait OnlineStore: Send + Sync {
+    /// Writes rows of one view.
+    fn write_batch<'a>(
+        &'a self,
+        view: &'a ViewWrite<'a>,
+        rows: &'a [OnlineRow],
+    ) -> BoxFuture<'a, Result<WriteStats>>;
+
+    /// Reads `features` of `view` for each key, in key order.
+    fn read<'a>(
+        &'a self,
+        view: &'a str,
+        keys: &'a [EntityKey],
+        features: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<StoredRow>>>>;
+
+    /// Deletes every row of a view; returns how many there were.
+    fn delete_view<'a>(&'a self, view: &'a str) -> BoxFuture<'a, Result<u64>>;
+
+    /// Checks that the store is reachable.
+    fn health(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// `embedded (.quiver/online)` or `redis (redis://...)`, for messages.
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,318 @@
+//! One suite, every backend: the guarantees `OnlineStore` documents.
+
+use std::time::Duration;
+
+use quiver_online::embedded::EmbeddedStore;
+use quiver_online::redis_store::RedisStore;
+use quiver_online::{EntityKey, KeyValue, OnlineRow, OnlineStore, Value, ViewWrite};
+
+use crate::{redis_available, redis_url, unique_project};
+
+fn key(i: i64) -> EntityKey {
+    EntityKey::new(&[KeyValue::Int(i)])
+}
+
+fn names(n: &[&str]) -> Vec<String> {
+    n.iter().map(|s| s.to_string()).collect()
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+async fn suite(store: &dyn OnlineStore) {
+    store.health().await.unwrap();
+    let t = now_us();
+    let features = names(&["f", "i", "s", "b", "ts", "emb", "tags", "ints", "d"]);
+    let all_types = vec![
+        Value::Float64(1.5),
+        Value::Int64(-3),
+        Value::String("héllo wörld".into()),
+        Value::Bool(true),
+        Value::Timestamp(1_700_000_000_123_456),
+        Value::Float32List(vec![0.25, -1.0, 3.5e-8]),
+        Value::StringList(vec!["a".into(), "b c".into()]),
+        Value::Int64List(vec![i64::MIN, 0, i64::MAX]),
+        Value::Float64List(vec![f64::MAX, -0.0]),
+    ];
+    let write = ViewWrite {
+        view: "stats",
+        features: &features,
+        ttl_us: Some(86_400_000_000),
+    };
+    let rows = vec![
+        OnlineRow {
+            key: key(1),
+            event_ts: t,
+            values: all_types.clone(),
+        },
+        OnlineRow {
+            key: key(2),
+            event_ts: t - 10,
+            values: vec![Value::Null; features.len()],
+        },
+    ];
+    let s = store.write_batch(&write, &rows).await.unwrap();
+    assert_eq!((s.written, s.skipped_older), (2, 0));
+
+    // Every type round-trips; a missing entity is None; nulls stay null.
+    let got = store
+        .read("stats", &[key(1), key(3), key(2)], &features)
+        .await
+        .unwrap();
+    assert_eq!(got[0].as_ref().unwrap().values, all_types);
+    assert_eq!(got[0].as_ref().unwrap().event_ts, t);
+    assert!(got[1].is_none());
+    assert_eq!(got[2].as_ref().unwrap().values, vec![Value::Null; 9]);
+    assert_eq!(got[2].as_ref().unwrap().event_ts, t - 10);
+
+    // A subset in any order, and a feature the row does not have, read as null.
+    let got = store
+        .read("stats", &[key(1)], &names(&["emb", "nope", "f"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        got[0].as_ref().unwrap().values,
+        vec![
+            Value::Float32List(vec![0.25, -1.0, 3.5e-8]),
+            Value::Null,
+            Value::Float64(1.5)
+        ]
+    );
+
+    // An older row never replaces a newer one; an equal or newer one does, as a whole.
+    let one = names(&["f"]);
+    let w1 = ViewWrite {
+        view: "stats",
+        features: &one,
+        ttl_us: Some(86_400_000_000),
+    };
+    let older = [OnlineRow {
+        key: key(1),
+        event_ts: t - 1,
+        values: vec![Value::Float64(99.0)],
+    }];
+    let s = store.write_batch(&w1, &older).await.unwrap();
+    assert_eq!((s.written, s.skipped_older), (0, 1));
+    let got = store.read("stats", &[key(1)], &one).await.unwrap();
+    assert_eq!(got[0].as_ref().unwrap().values, vec![Value::Float64(1.5)]);
+    let same_time = [OnlineRow {
+        key: key(1),
+        event_ts: t,
+        values: vec![Value::Float64(2.5)],
+    }];
+    let s = store.write_batch(&w1, &same_time).await.unwrap();
+    assert_eq!(s.written, 1);
+    let newer = [OnlineRow {
+        key: key(2),
+        event_ts: t + 5,
+        values: vec![Value::Float64(7.0)],
+    }];
+    store.write_batch(&w1, &newer).await.unwrap();
+    let got = store.read("stats", &[key(1), key(2)], &one).await.unwrap();
+    assert_eq!(got[0].as_ref().unwrap().values, vec![Value::Float64(2.5)]);
+    assert_eq!(got[1].as_ref().unwrap().values, vec![Value::Float64(7.0)]);
+    assert_eq!(got[1].as_ref().unwrap().event_ts, t + 5);
+
+    // Views and key types are separate namespaces.
+    let other = ViewWrite {
+        view: "other",
+        features: &one,
+        ttl_us: None,
+    };
+    let skey = EntityKey::new(&[KeyValue::Str("1".into()), KeyValue::Int(7)]);
+    store
+        .write_batch(
+            &other,
+            &[OnlineRow {
+                key: skey.clone(),
+                event_ts: t,
+                values: vec![Value::Float64(-1.0)],
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(store.read("other", &[key(1)], &one).await.unwrap()[0].is_none());
+    assert_eq!(
+        store
+            .read("other", std::slice::from_ref(&skey), &one)
+            .await
+            .unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .values,
+        vec![Value::Float64(-1.0)]
+    );
+
+    // Many rows in one batch (bigger than any internal chunk).
+    let many: Vec<OnlineRow> = (100..2_600)
+        .map(|i| OnlineRow {
+            key: key(i),
+            event_ts: t,
+            values: vec![Value::Float64(i as f64)],
+        })
+        .collect();
+    assert_eq!(store.write_batch(&w1, &many).await.unwrap().written, 2_500);
+    let keys: Vec<EntityKey> = (100..2_600).map(key).collect();
+    let got = store.read("stats", &keys, &one).await.unwrap();
+    for (i, g) in (100..2_600).zip(got) {
+        assert_eq!(g.unwrap().values, vec![Value::Float64(i as f64)]);
+    }
+
+    // Deleting a view leaves the others.
+    assert_eq!(store.delete_view("stats").await.unwrap(), 2_502);
+    assert!(store.read("stats", &[key(1)], &one).await.unwrap()[0].is_none());
+    assert!(store.read("other", &[skey], &one).await.unwrap()[0].is_some());
+    assert_eq!(store.delete_view("other").await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join(".quiver/online")).unwrap();
+    suite(&store).await;
+    // Reopening the file finds what was committed.
+    let features = names(&["f"]);
+    store
+        .write_batch(
+            &ViewWrite {
+                view: "v",
+                features: &features,
+                ttl_us: None,
+            },
+            &[OnlineRow {
+                key: key(9),
+                event_ts: 1,
+                values: vec![Value::Float64(9.0)],
+            }],
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(&dir.path().join(".quiver/online")).unwrap();
+    let got = store.read("v", &[key(9)], &features).await.unwrap();
+    assert_eq!(got[0].as_ref().unwrap().values, vec![Value::Float64(9.0)]);
+}
+
+#[tokio::test]
+async fn embedded_store_refuses_a_second_opener_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("online");
+    let _first = EmbeddedStore::open(&path).unwrap();
+    let second = EmbeddedStore::open(&path).err().expect("second open fails");
+    let m = second.to_string();
+    assert!(m.contains("POST /materialize"), "{m}");
+}
+
+#[tokio::test]
+async fn redis_store_conforms() {
+    if !redis_available().await {
+        return;
+    }
+    let store = RedisStore::new(
+        &redis_url(),
+        &unique_project("conf"),
+        None,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    suite(&store).await;
+}
+
+#[tokio::test]
+async fn redis_keys_expire_one_ttl_plus_grace_after_their_event_time() {
+    if !redis_available().await {
+        return;
+    }
+    let project = unique_project("exp");
+    let grace_us = 60_000_000;
+    let store = RedisStore::new(
+        &redis_url(),
+        &project,
+        Some(grace_us),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let features = names(&["f"]);
+    let ttl_us = 3_600_000_000;
+    let t = now_us();
+    let w = ViewWrite {
+        view: "v",
+        features: &features,
+        ttl_us: Some(ttl_us),
+    };
+    let rows = [
+        // Fresh: expires at t + ttl + grace.
+        OnlineRow {
+            key: key(1),
+            event_ts: t,
+            values: vec![Value::Float64(1.0)],
+        },
+        // Older than ttl + grace already: gone at once.
+        OnlineRow {
+            key: key(2),
+            event_ts: t - ttl_us - grace_us - 1_000_000,
+            values: vec![Value::Float64(2.0)],
+        },
+    ];
+    store.write_batch(&w, &rows).await.unwrap();
+    let c = redis::Client::open(redis_url()).unwrap();
+    let mut con = c.get_multiplexed_async_connection().await.unwrap();
+    let mut k1 = format!("quiver:{project}:v:").into_bytes();
+    k1.extend_from_slice(&key(1).0);
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&k1)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let expected_ms = (ttl_us + grace_us) / 1000;
+    assert!(
+        pttl > expected_ms - 10_000 && pttl <= expected_ms,
+        "PTTL {pttl} ms, expected about {expected_ms}"
+    );
+    let got = store.read("v", &[key(1), key(2)], &features).await.unwrap();
+    assert!(got[0].is_some());
+    assert!(got[1].is_none(), "a row past ttl + grace is not kept");
+    // Views without a TTL keep keys forever.
+    let forever = ViewWrite {
+        view: "v2",
+        features: &features,
+        ttl_us: None,
+    };
+    store.write_batch(&forever, &rows[..1]).await.unwrap();
+    let mut k = format!("quiver:{project}:v2:").into_bytes();
+    k.extend_from_slice(&key(1).0);
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&k)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(pttl, -1);
+    store.delete_view("v").await.unwrap();
+    store.delete_view("v2").await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_down_fails_fast_as_unavailable() {
+    // Nothing listens on port 1.
+    let store = RedisStore::new(
+        "redis://127.0.0.1:1",
+        "down",
+        None,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = store.health().await.unwrap_err();
+    assert!(
+        matches!(err, quiver_online::OnlineError::Unavailable { .. }),
+        "{err}"
+    );
+    let features = names(&["f"]);
+    let err = store.read("v", &[key(1)], &features).await.unwrap_err();
+    assert!(err.to_string().contains("unavailable"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
