@@ -89,7 +89,7 @@ const EXAMPLE: &[(&str, &str)] = &[
 async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::Result<()> {
     let started = Instant::now();
     out.say(format!(
-        "== 1/4 writing the churn example repository to {}",
+        "== 1/6 writing the churn example repository to {}",
         dir.display()
     ));
     for (name, text) in EXAMPLE {
@@ -98,7 +98,7 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
     }
     out.say(format!(
-        "== 2/4 generating data for {} users",
+        "== 2/6 generating data for {} users",
         thousands(users as u64)
     ));
     generate(
@@ -109,9 +109,9 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         },
         out,
     )?;
-    out.say("== 3/4 quiver apply");
+    out.say("== 3/6 quiver apply");
     crate::registry_cmd::apply(dir, false, true, out).await?;
-    out.say("== 4/4 quiver historical --entities data/labels.parquet --service churn_v1 --out train.parquet");
+    out.say("== 4/6 quiver historical --entities data/labels.parquet --service churn_v1 --out train.parquet");
     let args = HistoricalArgs {
         entities: dir.join("data/labels.parquet"),
         features: vec![],
@@ -122,15 +122,107 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         sample: 5,
     };
     let result = historical::run(dir, args, out).await?;
+    let end = START + DAYS * DAY;
+    // From long before the data starts (profiles carry their signup time) to its last day.
+    let (from, to) = (
+        "2000-01-01T00:00:00Z".to_string(),
+        quiver_online::format_time(end * 1_000_000),
+    );
+    out.say(format!("== 5/6 quiver materialize {from} {to}"));
+    crate::online::run_materialize(dir, Some(&from), &to, vec![], 10_000, out).await?;
+    out.say("== 6/6 quiver serve, and one request");
+    let served = serve_once(dir, out).await?;
     out.say(format!(
-        "\nDemo done in {:.1} s: {} training rows x {} columns in {}.\nTry: quiver --repo {} registry list features",
+        "\nDemo done in {:.1} s: {} training rows x {} columns in {}; {} online features served.\nNext: quiver --repo {dir} serve, then\n  curl -s -X POST http://127.0.0.1:6566/get-online-features -d '{REQUEST}'",
         started.elapsed().as_secs_f64(),
         thousands(result.num_rows() as u64),
         result.num_columns(),
         dir.join("train.parquet").display(),
-        dir.display()
+        served,
+        dir = dir.display(),
     ));
     Ok(())
+}
+
+/// The demo's example request.
+const REQUEST: &str = r#"{"feature_service": "churn_v1", "entities": {"user_id": [1, 2]}}"#;
+
+/// Starts the feature server on a free port, sends the example request over plain HTTP/1.1,
+/// prints the answer and stops the server. Returns how many feature values came back.
+async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<usize> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let applied = crate::registry_cmd::stored(dir).await?;
+    let settings = quiver_core::repo::RepoSettings::load(dir)?;
+    let store = quiver_online::open_store(&settings, dir, &applied.registry.project)?;
+    let meta = crate::registry_cmd::open_store(dir).await?;
+    let state = quiver_server::AppState::new(
+        applied.registry,
+        applied.version,
+        dir.to_path_buf(),
+        store,
+        meta,
+        quiver_server::ServerConfig::from_settings(&settings.server),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(quiver_server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let mut conn = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "POST /get-online-features HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{REQUEST}",
+        REQUEST.len()
+    );
+    conn.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await?;
+    let _ = stop.send(());
+    server.await??;
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
+    let json: serde_json::Value =
+        serde_json::from_str(body).with_context(|| format!("the server answered: {response}"))?;
+    out.say(format!(
+        "$ curl -s -X POST http://{addr}/get-online-features -d '{REQUEST}'"
+    ));
+    let names = json["metadata"]["feature_names"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let results = json["results"].as_array().cloned().unwrap_or_default();
+    let mut rows = Vec::new();
+    for (name, r) in names.iter().zip(&results) {
+        let cells = |k: &str| -> Vec<String> {
+            r[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (values, statuses) = (cells("values"), cells("statuses"));
+        let mut row = vec![name.as_str().unwrap_or("").to_string()];
+        for (v, s) in values.iter().zip(&statuses) {
+            row.push(if s == "PRESENT" {
+                v.clone()
+            } else {
+                format!("{v} ({s})")
+            });
+        }
+        rows.push(row);
+    }
+    out.table(&["feature", "user 1", "user 2"], rows);
+    out.emit(&json);
+    Ok(results
+        .iter()
+        .skip(1)
+        .map(|r| r["values"].as_array().map_or(0, Vec::len))
+        .sum())
 }
 
 /// SplitMix64: tiny, fast, and the same sequence everywhere for a seed.

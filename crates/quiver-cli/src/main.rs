@@ -3,6 +3,7 @@
 mod demo;
 mod historical;
 mod init;
+mod online;
 mod output;
 mod registry_cmd;
 
@@ -78,6 +79,23 @@ enum Command {
     ///
     /// Example: quiver historical --entities labels.parquet --service churn_v1 --out train.parquet
     Historical(historical::HistoricalArgs),
+    /// Load the latest feature values with event time in [START, END] into the online store.
+    ///
+    /// Every view with `online: true` (or --views); windowed aggregations are computed as of
+    /// END. Safe to interrupt and re-run: each entity keeps either its old or its new row, and
+    /// an older row never replaces a newer one. Example: quiver materialize 2025-01-01 now
+    Materialize(online::MaterializeArgs),
+    /// Load everything since each view's last materialization (its watermark) up to END.
+    ///
+    /// The watermark advances only after the view's rows are written. Example: quiver
+    /// materialize-incremental now
+    MaterializeIncremental(online::IncrementalArgs),
+    /// Serve features over HTTP (Feast's feature-server protocol) from the online store.
+    ///
+    /// POST /get-online-features, /push, /write-to-online-store, /materialize; GET /health,
+    /// /ready, /metrics, /docs. Write endpoints need `Authorization: Bearer $QUIVER_SERVER_TOKEN`.
+    /// Stops on SIGTERM or Ctrl-C after finishing in-flight requests.
+    Serve(online::ServeArgs),
     /// Demo data and the end-to-end demo.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -112,6 +130,22 @@ async fn run(cli: Cli, out: &output::Output) -> anyhow::Result<()> {
             .map(|_| ()),
         Command::Registry(cmd) => registry_cmd::run(&cli.repo, cmd, out).await,
         Command::Historical(args) => historical::run(&cli.repo, args, out).await.map(|_| ()),
+        Command::Materialize(a) => online::run_materialize(
+            &cli.repo,
+            Some(&a.start),
+            &a.end,
+            a.views,
+            a.batch_rows,
+            out,
+        )
+        .await
+        .map(|_| ()),
+        Command::MaterializeIncremental(a) => {
+            online::run_materialize(&cli.repo, None, &a.end, a.views, a.batch_rows, out)
+                .await
+                .map(|_| ())
+        }
+        Command::Serve(a) => online::serve(&cli.repo, a, out).await,
         Command::Demo(cmd) => demo::run(cmd, out).await,
     }
 }

@@ -1,0 +1,191 @@
+//! `quiver materialize`, `quiver materialize-incremental` and `quiver serve`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::ProgressBar;
+use quiver_core::repo::RepoSettings;
+use quiver_offline::OfflineEngine;
+use quiver_online::materialize::{
+    MaterializeOptions, MaterializeProgress, ViewReport, materialize,
+};
+use quiver_online::{format_time, parse_time};
+use serde_json::json;
+
+use crate::output::{Output, rate, thousands};
+use crate::registry_cmd::{open_store, stored};
+
+#[derive(Args, Debug)]
+pub struct MaterializeArgs {
+    /// Start of the event-time range (inclusive): 2025-01-01, '2025-01-01 12:00:00' (UTC),
+    /// 2025-01-01T12:00:00Z.
+    pub start: String,
+    /// End of the event-time range (inclusive); aggregations are computed as of it. `now` works.
+    pub end: String,
+    /// Only these views (comma-separated); default: every view with `online: true`.
+    #[arg(long, value_delimiter = ',')]
+    pub views: Vec<String>,
+    /// Rows per write batch.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_rows: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct IncrementalArgs {
+    /// End of the range (inclusive); each view starts from its watermark (the end of its last
+    /// successful run), or END minus its TTL the first time. `now` works.
+    pub end: String,
+    /// Only these views (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub views: Vec<String>,
+    /// Rows per write batch.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_rows: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 6566)]
+    pub port: u16,
+}
+
+struct Bar(ProgressBar);
+
+impl MaterializeProgress for Bar {
+    fn view_started(&self, view: &str, rows: u64) {
+        self.0.set_message(format!("materializing {view}"));
+        self.0.set_length(self.0.length().unwrap_or(0) + rows);
+    }
+    fn rows_written(&self, _view: &str, rows: u64) {
+        self.0.inc(rows);
+    }
+}
+
+fn time_arg(name: &str, v: &str) -> anyhow::Result<i64> {
+    parse_time(v).map_err(|m| anyhow::anyhow!("{name}: {m}"))
+}
+
+/// Runs `materialize` (incremental when `start` is `None`).
+pub async fn run_materialize(
+    repo: &Path,
+    start: Option<&str>,
+    end: &str,
+    views: Vec<String>,
+    batch_rows: usize,
+    out: &Output,
+) -> anyhow::Result<Vec<ViewReport>> {
+    let end_us = time_arg("END", end)?;
+    let start_us = start.map(|s| time_arg("START", s)).transpose()?;
+    if let Some(s) = start_us {
+        anyhow::ensure!(
+            s <= end_us,
+            "START ({}) is after END ({})",
+            format_time(s),
+            format_time(end_us)
+        );
+    }
+    let applied = stored(repo).await?;
+    let settings = RepoSettings::load(repo)?;
+    let project = applied.registry.project.clone();
+    let store = quiver_online::open_store(&settings, repo, &project)?;
+    let meta = open_store(repo).await?;
+    let engine = OfflineEngine::new(applied.registry, repo);
+    let opts = MaterializeOptions {
+        start_us: start_us.map(|s| s - 1),
+        end_us,
+        views,
+        incremental: start.is_none(),
+        batch_rows,
+    };
+    let started = Instant::now();
+    let bar = out.progress("materializing", Some(0), "rows");
+    let reports = materialize(&engine, &*store, &meta, &opts, Arc::new(Bar(bar.clone()))).await?;
+    bar.finish_and_clear();
+    let total: u64 = reports.iter().map(|r| r.stats.written).sum();
+    let entities: u64 = reports.iter().map(|r| r.entities).sum();
+    out.table(
+        &[
+            "view",
+            "from",
+            "to",
+            "entities",
+            "written",
+            "older, kept",
+            "seconds",
+        ],
+        reports
+            .iter()
+            .map(|r| {
+                vec![
+                    r.view.clone(),
+                    r.start_us
+                        .map(format_time)
+                        .unwrap_or_else(|| "(all)".into()),
+                    format_time(r.end_us),
+                    thousands(r.entities),
+                    thousands(r.stats.written),
+                    thousands(r.stats.skipped_older),
+                    format!("{:.2}", r.seconds),
+                ]
+            })
+            .collect(),
+    );
+    out.say(format!(
+        "materialized {} views into {}: {} entities, {}",
+        reports.len(),
+        store.describe(),
+        thousands(entities),
+        rate(total, started)
+    ));
+    out.emit(&json!({
+        "store": store.describe(),
+        "views": reports.iter().map(|r| json!({
+            "view": r.view, "start": r.start_us.map(format_time), "end": format_time(r.end_us),
+            "entities": r.entities, "written": r.stats.written,
+            "skipped_older": r.stats.skipped_older, "seconds": r.seconds,
+        })).collect::<Vec<_>>(),
+    }));
+    Ok(reports)
+}
+
+/// `quiver serve`.
+pub async fn serve(repo: &Path, args: ServeArgs, out: &Output) -> anyhow::Result<()> {
+    let applied = stored(repo).await?;
+    let settings = RepoSettings::load(repo)?;
+    let project = applied.registry.project.clone();
+    let store = quiver_online::open_store(&settings, repo, &project)?;
+    let meta = open_store(repo).await?;
+    let config = quiver_server::ServerConfig::from_settings(&settings.server);
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let described = store.describe();
+    let ready = match store.health().await {
+        Ok(()) => "reachable".to_string(),
+        Err(e) => format!("NOT reachable yet ({e}); requests get 503 until it is"),
+    };
+    let state = quiver_server::AppState::new(
+        applied.registry,
+        applied.version,
+        repo.to_path_buf(),
+        store,
+        meta,
+        config.clone(),
+    );
+    out.say(format!(
+        "serving project '{project}' (registry version {}) on http://{addr}\n  online store: {described}, {ready}\n  writes need a token: {}\n  try: curl -s -X POST http://{addr}/get-online-features -d '{{\"features\": [\"VIEW:FEATURE\"], \"entities\": {{\"KEY\": [1]}}}}'\n  API docs: http://{addr}/docs",
+        applied.version,
+        if config.token.is_some() { format!("yes ({})", config.token_source) } else { format!("none configured, write endpoints answer 403 (set {})", quiver_server::TOKEN_ENV) },
+    ));
+    quiver_server::serve(listener, state, quiver_server::shutdown_signal()).await?;
+    out.say("stopped (in-flight requests drained)");
+    Ok(())
+}

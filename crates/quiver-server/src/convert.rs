@@ -1,0 +1,128 @@
+//! JSON <-> online values and keys: one place decides how request values are typed.
+
+use quiver_core::ValueType;
+use quiver_online::{KeyValue, Value};
+use serde_json::Value as Json;
+
+/// A request's join-key value for a key of type `t`; the error names the column and row.
+pub fn key_value(column: &str, row: usize, v: &Json, t: ValueType) -> Result<KeyValue, String> {
+    let wrong = || {
+        format!(
+            "entities.{column}[{row}] is {}, but join key '{column}' is {t}",
+            short(v)
+        )
+    };
+    match t {
+        ValueType::String => match v {
+            Json::String(s) => Ok(KeyValue::Str(s.clone())),
+            _ => Err(wrong()),
+        },
+        _ => match v {
+            Json::Number(n) => n.as_i64().map(KeyValue::Int).ok_or_else(wrong),
+            _ => Err(wrong()),
+        },
+    }
+}
+
+/// A short rendering of a JSON value for messages.
+pub fn short(v: &Json) -> String {
+    let s = v.to_string();
+    if s.len() > 40 {
+        format!("{}...", &s[..s.floor_char_boundary(37)])
+    } else {
+        s
+    }
+}
+
+fn float_json(f: f64) -> Json {
+    if f.is_finite() {
+        serde_json::Number::from_f64(f)
+            .map(Json::Number)
+            .unwrap_or(Json::Null)
+    } else if f.is_nan() {
+        Json::String("NaN".into())
+    } else if f > 0.0 {
+        Json::String("Infinity".into())
+    } else {
+        Json::String("-Infinity".into())
+    }
+}
+
+/// A stored value as Feast's feature server renders it (non-finite floats as strings).
+pub fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Int64(x) => Json::from(*x),
+        Value::Int32(x) => Json::from(*x),
+        Value::Float64(x) => float_json(*x),
+        Value::Float32(x) => float_json(f64::from(*x)),
+        Value::String(s) => Json::String(s.clone()),
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Timestamp(us) => Json::String(quiver_online::format_time(*us)),
+        Value::Float32List(xs) => {
+            Json::Array(xs.iter().map(|x| float_json(f64::from(*x))).collect())
+        }
+        Value::Float64List(xs) => Json::Array(xs.iter().map(|x| float_json(*x)).collect()),
+        Value::Int64List(xs) => Json::Array(xs.iter().map(|x| Json::from(*x)).collect()),
+        Value::StringList(xs) => Json::Array(xs.iter().map(|x| Json::String(x.clone())).collect()),
+    }
+}
+
+fn as_f64(v: &Json) -> Option<f64> {
+    match v {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => match s.as_str() {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A request value (pushed rows) as a value of type `t`.
+pub fn from_json(v: &Json, t: ValueType) -> Result<Value, String> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let wrong = || format!("{} is not a {t}", short(v));
+    Ok(match t {
+        ValueType::Int64 => Value::Int64(v.as_i64().ok_or_else(wrong)?),
+        ValueType::Int32 => Value::Int32(
+            v.as_i64()
+                .and_then(|x| i32::try_from(x).ok())
+                .ok_or_else(wrong)?,
+        ),
+        ValueType::Float64 => Value::Float64(as_f64(v).ok_or_else(wrong)?),
+        ValueType::Float32 => Value::Float32(as_f64(v).ok_or_else(wrong)? as f32),
+        ValueType::String => Value::String(v.as_str().ok_or_else(wrong)?.to_string()),
+        ValueType::Bool => Value::Bool(v.as_bool().ok_or_else(wrong)?),
+        ValueType::Timestamp => Value::Timestamp(timestamp(v)?),
+        ValueType::Float32List
+        | ValueType::Float64List
+        | ValueType::Int64List
+        | ValueType::StringList => {
+            let items = v.as_array().ok_or_else(wrong)?;
+            let elem = t.element().expect("list type");
+            let items = items
+                .iter()
+                .map(|x| from_json(x, elem))
+                .collect::<Result<Vec<_>, _>>()?;
+            Value::list(t, items)?
+        }
+    })
+}
+
+/// An event time from JSON: a time string (RFC 3339, `YYYY-MM-DD HH:MM:SS`, a date) or epoch
+/// seconds (fractions allowed).
+pub fn timestamp(v: &Json) -> Result<i64, String> {
+    match v {
+        Json::String(s) => quiver_online::parse_time(s),
+        Json::Number(n) => n
+            .as_f64()
+            .map(|s| (s * 1e6).round() as i64)
+            .ok_or_else(|| format!("{n} is not a time")),
+        other => Err(format!("{} is not a time", short(other))),
+    }
+}

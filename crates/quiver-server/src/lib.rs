@@ -1,0 +1,305 @@
+//! # quiver-server
+//!
+//! The HTTP feature server behind `quiver serve`: Feast's feature-server protocol
+//! (`/get-online-features`, `/push`, `/write-to-online-store`, `/materialize`,
+//! `/materialize-incremental`) so that Feast clients work unchanged, plus `/health`, `/ready`,
+//! `/metrics` (Prometheus), `/openapi.json` with a docs page at `/docs`, and read-only registry
+//! endpoints.
+
+mod convert;
+mod error;
+mod info;
+mod online;
+mod write;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use quiver_core::Registry;
+use quiver_core::yaml::RawServer;
+use quiver_offline::OfflineEngine;
+use quiver_online::OnlineStore;
+use quiver_registry::SqlMetadataStore;
+use sha2::{Digest, Sha256};
+
+pub use error::ApiError;
+
+/// Server limits and security, from `server:` in quiver.yaml.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Largest request body (bytes); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Most entity rows per request; more gets 400.
+    pub max_entities: usize,
+    /// The bearer token for write and admin endpoints (and reads with `protect_reads`).
+    pub token: Option<String>,
+    /// Whether reads need the token too.
+    pub protect_reads: bool,
+    /// Where the token came from, for messages (never the token itself).
+    pub token_source: String,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_entities", &self.max_entities)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("protect_reads", &self.protect_reads)
+            .finish()
+    }
+}
+
+/// The default token variable.
+pub const TOKEN_ENV: &str = "QUIVER_SERVER_TOKEN";
+
+impl ServerConfig {
+    /// From `server:` settings and the environment.
+    pub fn from_settings(raw: &RawServer) -> ServerConfig {
+        let env_name = raw.token_env.clone().unwrap_or_else(|| TOKEN_ENV.into());
+        let from_env = std::env::var(&env_name).ok().filter(|t| !t.is_empty());
+        let (token, token_source) = match (from_env, &raw.token) {
+            (Some(t), _) => (Some(t), format!("environment variable {env_name}")),
+            (None, Some(t)) => (Some(t.clone()), "server.token in quiver.yaml".into()),
+            (None, None) => (None, format!("environment variable {env_name} (not set)")),
+        };
+        ServerConfig {
+            max_body_bytes: raw.max_body_bytes.unwrap_or(1 << 20),
+            max_entities: raw.max_entities.unwrap_or(10_000),
+            token,
+            protect_reads: raw.protect_reads.unwrap_or(false),
+            token_source,
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// The applied registry the server serves.
+    pub registry: Arc<Registry>,
+    /// The registry version.
+    pub registry_version: i64,
+    /// The offline engine (materialize, offline push).
+    pub engine: Arc<OfflineEngine>,
+    /// The online store.
+    pub store: Arc<dyn OnlineStore>,
+    /// The metadata store (watermarks).
+    pub meta: SqlMetadataStore,
+    /// Limits and security.
+    pub config: ServerConfig,
+    /// The repository root.
+    pub root: PathBuf,
+    metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(
+        registry: Registry,
+        registry_version: i64,
+        root: PathBuf,
+        store: Arc<dyn OnlineStore>,
+        meta: SqlMetadataStore,
+        config: ServerConfig,
+    ) -> Arc<AppState> {
+        let registry = Arc::new(registry);
+        Arc::new(AppState {
+            engine: Arc::new(OfflineEngine::new((*registry).clone(), root.clone())),
+            registry,
+            registry_version,
+            store,
+            meta,
+            config,
+            root,
+            metrics: metrics_handle(),
+        })
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once; every server in the process shares
+/// it).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .expect("buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding application's): then
+            // our metrics go there and /metrics renders an empty registry.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The router with every endpoint.
+pub fn router(state: Arc<AppState>) -> Router {
+    let reads = Router::new()
+        .route("/get-online-features", post(online::get_online_features))
+        .route("/registry/entities", get(info::list_entities))
+        .route("/registry/sources", get(info::list_sources))
+        .route("/registry/views", get(info::list_views))
+        .route("/registry/views/{name}", get(info::get_view))
+        .route("/registry/services", get(info::list_services))
+        .route("/registry/services/{name}", get(info::get_service))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth_reads));
+    let writes = Router::new()
+        .route("/push", post(write::push))
+        .route("/write-to-online-store", post(write::write_to_online_store))
+        .route("/materialize", post(write::materialize))
+        .route(
+            "/materialize-incremental",
+            post(write::materialize_incremental),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth_writes));
+    Router::new()
+        .route("/health", get(info::health))
+        .route("/ready", get(info::ready))
+        .route("/metrics", get(info::metrics))
+        .route("/openapi.json", get(info::openapi))
+        .route("/docs", get(info::docs))
+        .merge(reads)
+        .merge(writes)
+        .fallback(info::not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn(track))
+        .with_state(state)
+}
+
+/// Counts requests by endpoint and status and records their latency.
+async fn track(req: Request, next: Next) -> Response {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("quiver_http_requests_total", "endpoint" => endpoint.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("quiver_http_request_duration_seconds", "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Constant-time comparison of two secrets (their SHA-256 digests, so lengths leak nothing).
+fn same_secret(a: &str, b: &str) -> bool {
+    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
+}
+
+fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(expected) = &state.config.token else {
+        return Err(Box::new(ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
+                "this endpoint needs a bearer token and none is configured: set {} (or server.token_env / server.token in quiver.yaml) and restart",
+                state.config.token_source
+            ),
+        }
+        .into_response()));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        });
+    match given {
+        Some(t) if same_secret(t.trim(), expected) => Ok(()),
+        Some(_) => Err(Box::new(unauthorized("the bearer token is not valid"))),
+        None => Err(Box::new(unauthorized(
+            "missing `Authorization: Bearer <token>` header",
+        ))),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut r = ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        message: message.into(),
+    }
+    .into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("header"));
+    r
+}
+
+async fn auth_writes(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    match check_token(&state, &headers) {
+        Ok(()) => next.run(req).await,
+        Err(r) => *r,
+    }
+}
+
+async fn auth_reads(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.config.protect_reads
+        && let Err(r) = check_token(&state, &headers)
+    {
+        return *r;
+    }
+    next.run(req).await
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

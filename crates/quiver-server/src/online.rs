@@ -1,0 +1,214 @@
+//! `POST /get-online-features`, Feast's feature-server request and response.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use quiver_core::FeatureRef;
+use quiver_online::{EntityKey, format_time};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::AppState;
+use crate::convert::{key_value, to_json};
+use crate::error::{ApiError, parse_body};
+
+#[derive(Deserialize)]
+struct Request {
+    /// `view:feature` references.
+    #[serde(default)]
+    features: Vec<String>,
+    /// Or a feature service.
+    #[serde(default)]
+    feature_service: Option<String>,
+    /// Join-key columns: name -> values, one per entity row.
+    entities: serde_json::Map<String, Json>,
+    #[serde(default)]
+    full_feature_names: bool,
+}
+
+#[derive(Serialize)]
+struct Metadata {
+    feature_names: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct FeatureVector {
+    values: Vec<Json>,
+    statuses: Vec<&'static str>,
+    event_timestamps: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Answer {
+    metadata: Metadata,
+    results: Vec<FeatureVector>,
+}
+
+const EPOCH: &str = "1970-01-01T00:00:00Z";
+
+pub async fn get_online_features(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: Request = parse_body(&body)?;
+    let registry = &state.registry;
+    let refs: Vec<FeatureRef> = match (&req.feature_service, req.features.is_empty()) {
+        (Some(s), true) => registry
+            .service_features(s)
+            .map_err(|e| ApiError::not_found(e.to_string()))?
+            .to_vec(),
+        (Some(_), false) => {
+            return Err(ApiError::bad(
+                "give either \"features\" or \"feature_service\", not both",
+            ));
+        }
+        (None, true) => {
+            return Err(ApiError::bad(
+                "no features requested: give \"features\": [\"view:feature\", ...] or \"feature_service\": \"name\"",
+            ));
+        }
+        (None, false) => registry.resolve_features(&req.features)?,
+    };
+    // Entity columns: arrays of equal length.
+    let mut columns: Vec<(&str, &Vec<Json>)> = Vec::with_capacity(req.entities.len());
+    for (name, v) in &req.entities {
+        let Json::Array(values) = v else {
+            return Err(ApiError::bad(format!(
+                "entities.{name} must be a list of values, one per entity row"
+            )));
+        };
+        columns.push((name.as_str(), values));
+    }
+    let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
+    if let Some((name, v)) = columns.iter().find(|(_, v)| v.len() != n) {
+        return Err(ApiError::bad(format!(
+            "entities.{name} has {} values but entities.{} has {n}: every join key needs one value per row",
+            v.len(),
+            columns[0].0
+        )));
+    }
+    if n > state.config.max_entities {
+        return Err(ApiError::bad(format!(
+            "{n} entity rows in one request; the limit is {} (server.max_entities): split the request",
+            state.config.max_entities
+        )));
+    }
+
+    // Group the requested features by view, keeping the request order for the output.
+    let mut views: Vec<(&str, Vec<String>)> = Vec::new();
+    for r in &refs {
+        match views.iter_mut().find(|(v, _)| *v == r.view) {
+            Some((_, fs)) => fs.push(r.feature.clone()),
+            None => views.push((r.view.as_str(), vec![r.feature.clone()])),
+        }
+    }
+    let mut reads = Vec::with_capacity(views.len());
+    for (view_name, features) in &views {
+        let view = &registry.views[*view_name];
+        let join_keys = registry.view_join_keys(view);
+        let mut key_cols = Vec::with_capacity(join_keys.len());
+        for k in &join_keys {
+            let col = columns
+                .iter()
+                .find(|(c, _)| *c == k.name)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "feature view '{view_name}' is keyed by {}, but entities has no '{}' (it has: {})",
+                        join_keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", "),
+                        k.name,
+                        columns.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+            key_cols.push((k, col));
+        }
+        let mut keys = Vec::with_capacity(n);
+        for row in 0..n {
+            let parts = key_cols
+                .iter()
+                .map(|(k, col)| key_value(&k.name, row, &col[row], k.value_type))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ApiError::bad)?;
+            keys.push(EntityKey::new(&parts));
+        }
+        reads.push((view_name, features, keys));
+    }
+    let started = Instant::now();
+    let store = &state.store;
+    let results = futures::future::try_join_all(
+        reads
+            .iter()
+            .map(|(view, features, keys)| store.read(view, keys, features)),
+    )
+    .await;
+    metrics::histogram!("quiver_online_store_read_seconds").record(started.elapsed().as_secs_f64());
+    let results = results?;
+
+    let now = chrono::Utc::now().timestamp_micros();
+    let mut names: Vec<String> = columns.iter().map(|(c, _)| c.to_string()).collect();
+    let mut vectors: Vec<FeatureVector> = columns
+        .iter()
+        .map(|(_, values)| FeatureVector {
+            values: (*values).clone(),
+            statuses: vec!["PRESENT"; n],
+            event_timestamps: vec![EPOCH.to_string(); n],
+        })
+        .collect();
+    let mut not_found = 0u64;
+    for r in &refs {
+        let vi = views
+            .iter()
+            .position(|(v, _)| *v == r.view)
+            .expect("grouped");
+        let fi = views[vi]
+            .1
+            .iter()
+            .position(|f| *f == r.feature)
+            .expect("grouped");
+        let ttl = registry.views[&r.view].ttl;
+        let mut fv = FeatureVector {
+            values: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            event_timestamps: Vec::with_capacity(n),
+        };
+        for row in &results[vi] {
+            match row {
+                None => {
+                    fv.values.push(Json::Null);
+                    fv.statuses.push("NOT_FOUND");
+                    fv.event_timestamps.push(EPOCH.to_string());
+                    not_found += 1;
+                }
+                Some(stored) => {
+                    let expired = !ttl.is_zero() && now - stored.event_ts > ttl.micros();
+                    fv.values.push(to_json(&stored.values[fi]));
+                    fv.statuses.push(if expired {
+                        "OUTSIDE_MAX_AGE"
+                    } else {
+                        "PRESENT"
+                    });
+                    fv.event_timestamps.push(format_time(stored.event_ts));
+                }
+            }
+        }
+        names.push(if req.full_feature_names {
+            r.full_name()
+        } else {
+            r.feature.clone()
+        });
+        vectors.push(fv);
+    }
+    if not_found > 0 {
+        metrics::counter!("quiver_entities_not_found_total").increment(not_found);
+    }
+    Ok(axum::Json(Answer {
+        metadata: Metadata {
+            feature_names: names,
+        },
+        results: vectors,
+    })
+    .into_response())
+}
