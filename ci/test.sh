@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: formatting, lints, every Rust test (SQLite and the local PostgreSQL), and the
-# parity test against Feast 0.67 (installed once in a venv under the cargo target directory).
+# parity tests against Feast 0.67 (installed once in a venv under the cargo target directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -14,3 +14,5 @@ cargo test --workspace 2>&1 | tee "$CARGO_TARGET_DIR/test.log"
 echo "== Feast 0.67 parity"
 py="$(ci/peer-venv.sh)"
 PYTHONWARNINGS=ignore "$py" tests/parity/feast_parity.py "$CARGO_TARGET_DIR/debug/quiver"
+echo "== Feast 0.67 online parity (Feast SDK remote client against feast serve and quiver serve)"
+PATH="$(dirname "$py"):$PATH" PYTHONWARNINGS=ignore "$py" tests/parity/feast_online_parity.py "$CARGO_TARGET_DIR/debug/quiver"

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod kill;
+
 fn quiver(repo: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quiver"))
         .arg("--repo")
