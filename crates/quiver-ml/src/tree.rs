@@ -74,7 +74,10 @@ impl Tree {
                 return self.right[node];
             }
             let k = self.threshold[node] as usize;
-            let (lo, hi) = (self.cat_boundaries[k] as usize, self.cat_boundaries[k + 1] as usize);
+            let (lo, hi) = (
+                self.cat_boundaries[k] as usize,
+                self.cat_boundaries[k + 1] as usize,
+            );
             let word = (c / 32) as usize;
             if word < hi - lo && (self.cat_bitset[lo + word] >> (c % 32)) & 1 != 0 {
                 return self.left[node];
@@ -85,10 +88,20 @@ impl Tree {
         if x.is_nan() && missing != MissingType::NaN {
             x = 0.0;
         }
-        if (missing == MissingType::Zero && x.abs() <= ZERO_THRESHOLD) || (missing == MissingType::NaN && x.is_nan()) {
-            return if self.default_left(node) { self.left[node] } else { self.right[node] };
+        if (missing == MissingType::Zero && x.abs() <= ZERO_THRESHOLD)
+            || (missing == MissingType::NaN && x.is_nan())
+        {
+            return if self.default_left(node) {
+                self.left[node]
+            } else {
+                self.right[node]
+            };
         }
-        if x <= self.threshold[node] { self.left[node] } else { self.right[node] }
+        if x <= self.threshold[node] {
+            self.left[node]
+        } else {
+            self.right[node]
+        }
     }
 
     /// The leaf `row` falls into.
