@@ -34,7 +34,7 @@ impl Chunk {
             starts: features.iter().map(|&f| data.offsets[f] - base).collect(),
             lens: features
                 .iter()
-                .map(|&f| data.offsets[f + 1] - data.offsets[f])
+                .map(|&f| data.mappers[f].num_bins())
                 .collect(),
             base,
             end: data.offsets[hi],
