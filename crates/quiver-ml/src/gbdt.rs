@@ -946,12 +946,11 @@ mod tests {
             for i in 0..x.n_rows() {
                 x.row(i, &mut row);
                 model.predict_raw(&row, &mut raw);
-                for j in 0..k {
+                for (r, s) in raw.iter().zip(&scores) {
                     assert!(
-                        (raw[j] - scores[j][i]).abs() < 1e-9,
-                        "{objective:?} row {i}: {} vs {}",
-                        raw[j],
-                        scores[j][i]
+                        (r - s[i]).abs() < 1e-9,
+                        "{objective:?} row {i}: {r} vs {}",
+                        s[i]
                     );
                 }
             }
