@@ -139,7 +139,10 @@ fn numerical_mapper(col: &[f64], sample: &[usize], max_bin: usize) -> Mapper {
         .map(|&i| col[i] + 0.0)
         .filter(|x| !x.is_nan())
         .collect();
-    values.sort_unstable_by(f64::total_cmp);
+    // Sorting order-preserving integer keys is much faster than comparing floats.
+    let mut keys: Vec<u64> = values.iter().map(|&x| order_key(x)).collect();
+    keys.sort_unstable();
+    let values = keys.into_iter().map(from_order_key);
     let mut distinct: Vec<f64> = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
     for v in values {
@@ -179,6 +182,69 @@ fn numerical_mapper(col: &[f64], sample: &[usize], max_bin: usize) -> Mapper {
     }
     upper.push(f64::INFINITY);
     Mapper::Numerical { upper, has_nan }
+}
+
+/// A key whose unsigned order is the order of the (non-NaN) floats.
+fn order_key(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 { !b } else { b | 1 << 63 }
+}
+
+fn from_order_key(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+/// Fast numerical binning: buckets of equal width over the finite bin bounds narrow each
+/// value's bin down to a few candidates before the binary search.
+struct Lookup<'a> {
+    upper: &'a [f64],
+    lo: f64,
+    inv_width: f64,
+    /// `starts[k]`: the bin of bucket `k`'s lower edge.
+    starts: Vec<u32>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(upper: &'a [f64]) -> Option<Self> {
+        let finite = upper.len().checked_sub(1)?;
+        if finite < 2 {
+            return None;
+        }
+        let (lo, hi) = (upper[0], upper[finite - 1]);
+        let buckets = 4 * upper.len();
+        let inv_width = buckets as f64 / (hi - lo);
+        if !(inv_width.is_finite() && inv_width > 0.0) {
+            return None;
+        }
+        let starts = (0..buckets)
+            .map(|k| upper.partition_point(|&u| u < lo + k as f64 / inv_width) as u32)
+            .collect();
+        Some(Lookup {
+            upper,
+            lo,
+            inv_width,
+            starts,
+        })
+    }
+
+    #[inline]
+    fn bin(&self, x: f64) -> usize {
+        let last = self.upper.len() - 1;
+        let k = (x - self.lo) * self.inv_width;
+        let (a, b) = if !(k >= 0.0) {
+            (0, self.starts[0] as usize + 1)
+        } else {
+            let k = k as usize;
+            if k >= self.starts.len() - 1 {
+                (self.starts[self.starts.len() - 1] as usize, last)
+            } else {
+                // One bin of slack on each side absorbs rounding at bucket edges.
+                (self.starts[k] as usize, self.starts[k + 1] as usize + 1)
+            }
+        };
+        let (a, b) = (a.saturating_sub(1), b.min(last));
+        a + self.upper[a..=b].partition_point(|&u| u < x)
+    }
 }
 
 fn categorical_mapper(col: &[f64], max_bin: usize) -> Mapper {
@@ -261,10 +327,19 @@ impl<B: BinIndex> BinnedData<B> {
         let features: Vec<usize> = (0..f).collect();
         let cols: Vec<Vec<B>> = parallel::map(threads, features, |j| {
             let m = &mappers[j];
-            ds.columns[j]
-                .iter()
-                .map(|&x| B::from_usize(m.bin(x)))
-                .collect()
+            let col = &ds.columns[j];
+            match m {
+                Mapper::Numerical { upper, .. } => match Lookup::new(upper) {
+                    Some(l) => col
+                        .iter()
+                        .map(|&x| B::from_usize(if x.is_nan() { upper.len() } else { l.bin(x) }))
+                        .collect(),
+                    None => col.iter().map(|&x| B::from_usize(m.bin(x))).collect(),
+                },
+                Mapper::Categorical { .. } => {
+                    col.iter().map(|&x| B::from_usize(m.bin(x))).collect()
+                }
+            }
         });
         let stride = if f <= 64 {
             f.next_power_of_two()
@@ -317,5 +392,47 @@ impl<B: BinIndex> BinnedData<B> {
     /// True when every feature has [`DENSE_SLOTS`] histogram slots.
     pub(crate) fn dense(&self) -> bool {
         B::MAX_BINS == DENSE_SLOTS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gbdt::rng::Rng;
+
+    #[test]
+    fn lookup_bins_like_the_binary_search() {
+        let mut rng = Rng::new(3, 0);
+        // Skewed values with ties, so that bins are uneven.
+        let col: Vec<f64> = (0..20_000)
+            .map(|i| {
+                if i % 7 == 0 {
+                    1.0
+                } else {
+                    (rng.next_f64() * 8.0).exp() - 100.0
+                }
+            })
+            .collect();
+        let sample: Vec<usize> = (0..col.len()).collect();
+        let m = numerical_mapper(&col, &sample, 255);
+        let Mapper::Numerical { upper, .. } = &m else {
+            unreachable!()
+        };
+        let l = Lookup::new(upper).unwrap();
+        let mut probes = col.clone();
+        probes.extend(
+            upper
+                .iter()
+                .filter(|u| u.is_finite())
+                .flat_map(|&u| [u, u.next_down(), u.next_up()]),
+        );
+        probes.extend([-1e300, 1e300, -0.0, 0.0]);
+        for x in probes {
+            assert_eq!(l.bin(x), m.bin(x), "value {x}");
+        }
+        for x in [-3.5, 0.0, 7.25, 1e6] {
+            assert_eq!(order_key(x).cmp(&order_key(1.0)), x.total_cmp(&1.0));
+            assert_eq!(from_order_key(order_key(x)), x);
+        }
     }
 }
