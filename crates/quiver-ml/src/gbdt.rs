@@ -104,12 +104,7 @@ fn train_with_scores(
     };
     let widest = mappers.iter().map(Mapper::num_bins).max().unwrap_or(1);
     let (trees, mut report, scores) = if widest <= u8::MAX_BINS {
-        {
-            let t0 = Instant::now();
-            let d = BinnedData::<u8>::new(train, mappers, threads);
-            eprintln!("TRACE binned {:.3}", t0.elapsed().as_secs_f64());
-            boost(&setup, d)
-        }
+        boost(&setup, BinnedData::<u8>::new(train, mappers, threads))
     } else {
         boost(&setup, BinnedData::<u16>::new(train, mappers, threads))
     };

@@ -134,7 +134,7 @@ pub(crate) fn check_value(ds: &Dataset, j: usize, what: &str) -> Result<()> {
 fn numerical_mapper(col: &[f64], sample: &[usize], max_bin: usize) -> Mapper {
     let has_nan = col.iter().any(|x| x.is_nan());
     // `+ 0.0` turns -0.0 into 0.0 so that both land in one bin.
-    let mut values: Vec<f64> = sample
+    let values: Vec<f64> = sample
         .iter()
         .map(|&i| col[i] + 0.0)
         .filter(|x| !x.is_nan())
@@ -231,7 +231,8 @@ impl<'a> Lookup<'a> {
     fn bin(&self, x: f64) -> usize {
         let last = self.upper.len() - 1;
         let k = (x - self.lo) * self.inv_width;
-        let (a, b) = if !(k >= 0.0) {
+        // `k` is NaN or negative below the first bound.
+        let (a, b) = if k.is_nan() || k < 0.0 {
             (0, self.starts[0] as usize + 1)
         } else {
             let k = k as usize;
