@@ -216,7 +216,7 @@ fn boost<B: BinIndex>(s: &Setup, data: BinnedData<B>) -> (Vec<Tree>, TrainReport
         let mut new_trees = Vec::with_capacity(k);
         let mut any_split = false;
         for (j, score) in scores.iter_mut().enumerate() {
-            let scale = histogram::quantize(&gh[j], n, &mut quantized);
+            let scale = histogram::quantize(&gh[j], n, &mut quantized, s.threads);
             let mut tree = grower.grow(&quantized, scale, bagging.then_some(&bag[..]), &features);
             if tree.split_feature.is_empty() {
                 // Nothing to learn for this output: a constant tree (as LightGBM does).

@@ -6,6 +6,7 @@
 //! come out bit-identical.
 
 use super::binning::{BinIndex, DENSE_SLOTS};
+use super::parallel;
 
 /// Exact sums of quantized gradients `g`, hessians `h` and the row count `c`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,12 +41,21 @@ pub(crate) struct Scale {
 }
 
 /// Quantizes `gh` (per row) into `out`; `n` bounds the rows any sum runs over.
-pub(crate) fn quantize(gh: &[[f64; 2]], n: usize, out: &mut Vec<[i64; 2]>) -> Scale {
-    let (mut mg, mut mh) = (0.0f64, 0.0f64);
-    for &[g, h] in gh {
-        mg = mg.max(g.abs());
-        mh = mh.max(h.abs());
-    }
+pub(crate) fn quantize(
+    gh: &[[f64; 2]],
+    n: usize,
+    out: &mut Vec<[i64; 2]>,
+    threads: usize,
+) -> Scale {
+    let parts = parallel::ranges(gh.len(), threads);
+    let maxima = parallel::map(threads, parts.clone(), |r| {
+        gh[r].iter().fold((0.0f64, 0.0f64), |(mg, mh), &[g, h]| {
+            (mg.max(g.abs()), mh.max(h.abs()))
+        })
+    });
+    let (mg, mh) = maxima
+        .into_iter()
+        .fold((0.0f64, 0.0f64), |(a, b), (g, h)| (a.max(g), b.max(h)));
     // Largest power of two `s` with `n * max * s <= 2^62`.
     let exponent = |m: f64| {
         ((2f64.powi(62) / (n.max(1) as f64 * m.max(1e-300)))
@@ -55,11 +65,21 @@ pub(crate) fn quantize(gh: &[[f64; 2]], n: usize, out: &mut Vec<[i64; 2]>) -> Sc
     };
     let (eg, eh) = (exponent(mg), exponent(mh));
     let (sg, sh) = (2f64.powi(eg), 2f64.powi(eh));
-    out.clear();
-    out.extend(
-        gh.iter()
-            .map(|&[g, h]| [(g * sg).round() as i64, (h * sh).round() as i64]),
-    );
+    // Round half away from zero (`f64::round` is a library call on baseline x86-64).
+    let q = |x: f64| (x + 0.5f64.copysign(x)) as i64;
+    out.resize(gh.len(), [0, 0]);
+    let mut work = Vec::with_capacity(parts.len());
+    let mut rest = &mut out[..];
+    for r in parts {
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(r.len());
+        work.push((&gh[r], mine));
+        rest = tail;
+    }
+    parallel::map(threads, work, |(src, dst)| {
+        for (d, &[g, h]) in dst.iter_mut().zip(src) {
+            *d = [q(g * sg), q(h * sh)];
+        }
+    });
     Scale {
         g: 2f64.powi(-eg),
         h: 2f64.powi(-eh),

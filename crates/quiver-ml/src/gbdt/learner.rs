@@ -356,11 +356,16 @@ impl<'a, B: BinIndex> Grower<'a, B> {
         let col = &self.data.cols[split.feature];
         let seg = &mut self.idx[start..start + len];
         let tmp = &mut self.tmp[..len];
+        let threads = if len >= PARALLEL_PARTITION_ROWS {
+            self.threads
+        } else {
+            1
+        };
         match &self.data.mappers[split.feature] {
             m @ Mapper::Numerical { .. } => {
                 let nan_bin = m.nan_bin().unwrap_or(usize::MAX);
                 let (thr, dl) = (split.threshold_bin, split.default_left);
-                stable_partition(seg, tmp, |r| {
+                partition_rows(seg, tmp, threads, |r| {
                     let b = col[r as usize].idx();
                     if b == nan_bin { dl } else { b <= thr }
                 })
@@ -370,13 +375,51 @@ impl<'a, B: BinIndex> Grower<'a, B> {
                 for &b in &split.cat_left {
                     mask[b as usize] = true;
                 }
-                stable_partition(seg, tmp, |r| mask[col[r as usize].idx()])
+                partition_rows(seg, tmp, threads, |r| mask[col[r as usize].idx()])
             }
         }
     }
 }
 
-fn stable_partition(seg: &mut [u32], tmp: &mut [u32], left: impl Fn(u32) -> bool) -> usize {
+/// Rows below which one thread partitions a leaf alone.
+const PARALLEL_PARTITION_ROWS: usize = 65_536;
+
+/// Stable partition of `seg` (left rows first); with several threads, each partitions its
+/// share, and the shares' left and right runs are then laid out in order.
+fn partition_rows(
+    seg: &mut [u32],
+    tmp: &mut [u32],
+    threads: usize,
+    left: impl Fn(u32) -> bool + Sync,
+) -> usize {
+    if threads <= 1 {
+        return stable_partition(seg, tmp, &left);
+    }
+    let parts = parallel::ranges(seg.len(), threads);
+    let mut work = Vec::with_capacity(parts.len());
+    let (mut s_rest, mut t_rest) = (&mut seg[..], &mut tmp[..]);
+    for r in &parts {
+        let (s, s_tail) = std::mem::take(&mut s_rest).split_at_mut(r.len());
+        let (t, t_tail) = std::mem::take(&mut t_rest).split_at_mut(r.len());
+        work.push((s, t));
+        s_rest = s_tail;
+        t_rest = t_tail;
+    }
+    let lefts = parallel::map(threads, work, |(s, t)| stable_partition(s, t, &left));
+    let total_left: usize = lefts.iter().sum();
+    let (mut l, mut r) = (0, total_left);
+    for (p, nl) in parts.iter().zip(&lefts) {
+        let part = &seg[p.clone()];
+        tmp[l..l + nl].copy_from_slice(&part[..*nl]);
+        tmp[r..r + part.len() - nl].copy_from_slice(&part[*nl..]);
+        l += nl;
+        r += part.len() - nl;
+    }
+    seg.copy_from_slice(tmp);
+    total_left
+}
+
+fn stable_partition(seg: &mut [u32], tmp: &mut [u32], left: &impl Fn(u32) -> bool) -> usize {
     let (mut nl, mut nr) = (0, 0);
     for i in 0..seg.len() {
         let r = seg[i];
