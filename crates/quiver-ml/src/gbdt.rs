@@ -926,15 +926,18 @@ mod tests {
             .enumerate()
             .map(|(i, v)| v * 3.0 + (i % 10) as f64)
             .collect();
-        for (objective, y) in [
-            (BINARY, &y),
-            (Objective::Multiclass { num_class: 3 }, &multi),
-            (Objective::Regression, &real),
+        // The last case has more than 256 bins per feature (u16 bin indices).
+        for (objective, y, max_bin) in [
+            (BINARY, &y, 255),
+            (Objective::Multiclass { num_class: 3 }, &multi, 255),
+            (Objective::Regression, &real, 255),
+            (Objective::Regression, &real, 1000),
         ] {
             let params = GbdtParams {
                 num_trees: 12,
                 bagging_fraction: 0.8,
                 bagging_freq: 1,
+                max_bin,
                 ..small_params()
             };
             let (model, report, scores) =
