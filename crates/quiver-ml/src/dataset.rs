@@ -13,7 +13,11 @@ impl Dataset {
     pub fn new(names: Vec<String>, categorical: Vec<bool>, columns: Vec<Vec<f64>>) -> Self {
         assert_eq!(names.len(), columns.len());
         assert_eq!(names.len(), categorical.len());
-        Dataset { names, categorical, columns }
+        Dataset {
+            names,
+            categorical,
+            columns,
+        }
     }
     pub fn n_rows(&self) -> usize {
         self.columns.first().map_or(0, Vec::len)
@@ -31,7 +35,11 @@ impl Dataset {
         Dataset {
             names: self.names.clone(),
             categorical: self.categorical.clone(),
-            columns: self.columns.iter().map(|c| idx.iter().map(|&i| c[i]).collect()).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| idx.iter().map(|&i| c[i]).collect())
+                .collect(),
         }
     }
 }

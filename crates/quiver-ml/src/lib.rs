@@ -10,7 +10,9 @@
 //! - [`metrics`]: ROC-AUC, PR-AUC, log loss, Brier, calibration, confusion matrix, per-class P/R/F1.
 
 pub mod dataset;
+pub mod lightgbm;
 pub mod model;
+pub mod shap;
 pub mod tree;
 
 pub use dataset::Dataset;

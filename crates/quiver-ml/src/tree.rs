@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Values whose magnitude is at most this count as zero (LightGBM's `kZeroThreshold`).
-pub const ZERO_THRESHOLD: f64 = 1e-35;
+/// Values whose magnitude is at most this count as zero: LightGBM's `kZeroThreshold`, which is
+/// declared `const double kZeroThreshold = 1e-35f;`, i.e. the f32 nearest 1e-35 widened to f64.
+pub const ZERO_THRESHOLD: f64 = 1e-35_f32 as f64;
 
 /// Missing-value handling of a split, as LightGBM encodes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +75,10 @@ impl Tree {
                 return self.right[node];
             }
             let k = self.threshold[node] as usize;
-            let (lo, hi) = (self.cat_boundaries[k] as usize, self.cat_boundaries[k + 1] as usize);
+            let (lo, hi) = (
+                self.cat_boundaries[k] as usize,
+                self.cat_boundaries[k + 1] as usize,
+            );
             let word = (c / 32) as usize;
             if word < hi - lo && (self.cat_bitset[lo + word] >> (c % 32)) & 1 != 0 {
                 return self.left[node];
@@ -82,13 +86,25 @@ impl Tree {
             return self.right[node];
         }
         let missing = self.missing_type(node);
-        if x.is_nan() && missing != MissingType::NaN {
+        // LightGBM's prediction APIs drop the values it counts as zero (|x| <= kZeroThreshold)
+        // from every input row, so they reach the tree as 0.0.
+        if (x.is_nan() && missing != MissingType::NaN) || x.abs() <= ZERO_THRESHOLD {
             x = 0.0;
         }
-        if (missing == MissingType::Zero && x.abs() <= ZERO_THRESHOLD) || (missing == MissingType::NaN && x.is_nan()) {
-            return if self.default_left(node) { self.left[node] } else { self.right[node] };
+        if (missing == MissingType::Zero && x.abs() <= ZERO_THRESHOLD)
+            || (missing == MissingType::NaN && x.is_nan())
+        {
+            return if self.default_left(node) {
+                self.left[node]
+            } else {
+                self.right[node]
+            };
         }
-        if x <= self.threshold[node] { self.left[node] } else { self.right[node] }
+        if x <= self.threshold[node] {
+            self.left[node]
+        } else {
+            self.right[node]
+        }
     }
 
     /// The leaf `row` falls into.
