@@ -11,7 +11,9 @@
 
 pub mod dataset;
 pub mod gbdt;
+pub mod lightgbm;
 pub mod model;
+pub mod shap;
 pub mod tree;
 
 pub use dataset::Dataset;

@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Values whose magnitude is at most this count as zero (LightGBM's `kZeroThreshold`).
-pub const ZERO_THRESHOLD: f64 = 1e-35;
+/// Values whose magnitude is at most this count as zero: LightGBM's `kZeroThreshold`, which is
+/// declared `const double kZeroThreshold = 1e-35f;`, i.e. the f32 nearest 1e-35 widened to f64.
+pub const ZERO_THRESHOLD: f64 = 1e-35_f32 as f64;
 
 /// Missing-value handling of a split, as LightGBM encodes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +86,9 @@ impl Tree {
             return self.right[node];
         }
         let missing = self.missing_type(node);
-        if x.is_nan() && missing != MissingType::NaN {
+        // LightGBM's prediction APIs drop the values it counts as zero (|x| <= kZeroThreshold)
+        // from every input row, so they reach the tree as 0.0.
+        if (x.is_nan() && missing != MissingType::NaN) || x.abs() <= ZERO_THRESHOLD {
             x = 0.0;
         }
         if (missing == MissingType::Zero && x.abs() <= ZERO_THRESHOLD)
