@@ -10,6 +10,8 @@
 //! - [`metrics`]: ROC-AUC, PR-AUC, log loss, Brier, calibration, confusion matrix, per-class P/R/F1.
 
 pub mod dataset;
+pub mod linear;
+pub mod metrics;
 pub mod model;
 pub mod tree;
 
