@@ -715,8 +715,8 @@ mod tests {
         }
     }
 
-    // The sklearn reference data (computed with scikit-learn 1.9.1 / numpy 2.4.6; the script is
-    // quoted in each test's comment). Scores are rounded to one decimal, so there are many ties.
+    // The sklearn reference data (computed with scikit-learn 1.9.1 / numpy 2.4.6 by
+    // reference/sklearn_metrics.py; each test's comment names the sklearn call). Scores are rounded to one decimal, so there are many ties.
     const Y: [f64; 24] = [
         0., 1., 1., 0., 1., 0., 0., 1., 1., 0., 0., 1., 0., 1., 1., 0., 0., 0., 1., 1., 0., 1., 0.,
         1.,
