@@ -12,6 +12,8 @@
 pub mod dataset;
 pub mod gbdt;
 pub mod lightgbm;
+pub mod linear;
+pub mod metrics;
 pub mod model;
 pub mod shap;
 pub mod tree;
