@@ -89,7 +89,7 @@ const EXAMPLE: &[(&str, &str)] = &[
 async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::Result<()> {
     let started = Instant::now();
     out.say(format!(
-        "== 1/6 writing the churn example repository to {}",
+        "== 1/7 writing the churn example repository to {}",
         dir.display()
     ));
     for (name, text) in EXAMPLE {
@@ -98,7 +98,7 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
     }
     out.say(format!(
-        "== 2/6 generating data for {} users",
+        "== 2/7 generating data for {} users",
         thousands(users as u64)
     ));
     generate(
@@ -109,9 +109,9 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         },
         out,
     )?;
-    out.say("== 3/6 quiver apply");
+    out.say("== 3/7 quiver apply");
     crate::registry_cmd::apply(dir, false, true, out).await?;
-    out.say("== 4/6 quiver historical --entities data/labels.parquet --service churn_v1 --out train.parquet");
+    out.say("== 4/7 quiver historical --entities data/labels.parquet --service churn_v1 --out train.parquet");
     let args = HistoricalArgs {
         entities: dir.join("data/labels.parquet"),
         features: vec![],
@@ -128,16 +128,35 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         "2000-01-01T00:00:00Z".to_string(),
         quiver_online::format_time(end * 1_000_000),
     );
-    out.say(format!("== 5/6 quiver materialize {from} {to}"));
+    out.say("== 5/7 quiver train --service churn_v1 --labels data/labels.parquet --label churned --name churn --promote champion");
+    let (_, version, evaluation) = crate::train::run(
+        dir,
+        crate::train::TrainArgs {
+            service: "churn_v1".into(),
+            labels: dir.join("data/labels.parquet"),
+            label: "churned".into(),
+            timestamp_column: "event_timestamp".into(),
+            task: None,
+            model: crate::train::Algorithm::Gbdt,
+            params: vec![],
+            split: crate::train::Split::Time,
+            name: Some("churn".into()),
+            promote: Some("champion".into()),
+        },
+        out,
+    )
+    .await?;
+    out.say(format!("== 6/7 quiver materialize {from} {to}"));
     crate::online::run_materialize(dir, Some(&from), &to, vec![], 10_000, out).await?;
-    out.say("== 6/6 quiver serve, and one request");
+    out.say("== 7/7 quiver serve: features and a churn prediction");
     let served = serve_once(dir, out).await?;
     out.say(format!(
-        "\nDemo done in {:.1} s: {} training rows x {} columns in {}; {} online features served.\nNext: quiver --repo {dir} serve, then\n  curl -s -X POST http://127.0.0.1:6566/get-online-features -d '{REQUEST}'",
+        "\nDemo done in {:.1} s: {} training rows x {} columns in {}; churn model version {version} (test ROC-AUC {:.3}); {} online features served.\nNext: quiver --repo {dir} serve, then\n  curl -s -X POST http://127.0.0.1:6566/get-online-features -d '{REQUEST}'\n  curl -s -X POST http://127.0.0.1:6566/predict -d '{PREDICT}'",
         started.elapsed().as_secs_f64(),
         thousands(result.num_rows() as u64),
         result.num_columns(),
         dir.join("train.parquet").display(),
+        evaluation.roc_auc.unwrap_or(f64::NAN),
         served,
         dir = dir.display(),
     ));
@@ -146,11 +165,36 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
 
 /// The demo's example request.
 const REQUEST: &str = r#"{"feature_service": "churn_v1", "entities": {"user_id": [1, 2]}}"#;
+/// The demo's example prediction.
+const PREDICT: &str = r#"{"model": "churn", "entities": {"user_id": [1, 2]}}"#;
+
+/// One HTTP/1.1 POST over a plain TCP connection; returns the JSON body.
+async fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await?;
+    let text = response.split("\r\n\r\n").nth(1).unwrap_or("");
+    let json: serde_json::Value =
+        serde_json::from_str(text).with_context(|| format!("the server answered: {response}"))?;
+    if !response.starts_with("HTTP/1.1 200") {
+        anyhow::bail!("{path} answered: {response}");
+    }
+    Ok(json)
+}
 
 /// Starts the feature server on a free port, sends the example request over plain HTTP/1.1,
 /// prints the answer and stops the server. Returns how many feature values came back.
 async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<usize> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let applied = crate::registry_cmd::stored(dir).await?;
     let settings = quiver_core::repo::RepoSettings::load(dir)?;
     let store = quiver_online::open_store(&settings, dir, &applied.registry.project)?;
@@ -169,19 +213,11 @@ async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<usize> {
     let server = tokio::spawn(quiver_server::serve(listener, state, async {
         let _ = stopped.await;
     }));
-    let mut conn = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!(
-        "POST /get-online-features HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{REQUEST}",
-        REQUEST.len()
-    );
-    conn.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response).await?;
+    let json = post(addr, "/get-online-features", REQUEST).await;
+    let prediction = post(addr, "/predict", PREDICT).await;
     let _ = stop.send(());
     server.await??;
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
-    let json: serde_json::Value =
-        serde_json::from_str(body).with_context(|| format!("the server answered: {response}"))?;
+    let (json, prediction) = (json?, prediction?);
     out.say(format!(
         "$ curl -s -X POST http://{addr}/get-online-features -d '{REQUEST}'"
     ));
@@ -218,6 +254,24 @@ async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<usize> {
     }
     out.table(&["feature", "user 1", "user 2"], rows);
     out.emit(&json);
+    out.say(format!(
+        "$ curl -s -X POST http://{addr}/predict -d '{PREDICT}'"
+    ));
+    let scores: Vec<String> = prediction["predictions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| format!("{:.3}", p["score"].as_f64().unwrap_or(f64::NAN)))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.say(format!(
+        "churn probability (model churn version {}): user 1 {}, user 2 {}",
+        prediction["version"],
+        scores.first().map_or("?", String::as_str),
+        scores.get(1).map_or("?", String::as_str)
+    ));
+    out.emit(&prediction);
     Ok(results
         .iter()
         .skip(1)

@@ -3,9 +3,11 @@
 mod demo;
 mod historical;
 mod init;
+mod models;
 mod online;
 mod output;
 mod registry_cmd;
+mod train;
 
 use std::path::PathBuf;
 
@@ -96,6 +98,18 @@ enum Command {
     /// /ready, /metrics, /docs. Write endpoints need `Authorization: Bearer $QUIVER_SERVER_TOKEN`.
     /// Stops on SIGTERM or Ctrl-C after finishing in-flight requests.
     Serve(online::ServeArgs),
+    /// Train a model on a feature service and register it as a new version.
+    ///
+    /// Builds a point-in-time training set from the label table (join keys, timestamp, label),
+    /// splits it by time (oldest 70% train, 15% validation for early stopping, newest 15% test),
+    /// trains, evaluates on the test split and registers the version with its lineage.
+    ///
+    /// Example: quiver train --service churn_v1 --labels data/labels.parquet --label churned
+    /// --name churn --promote champion
+    Train(train::TrainArgs),
+    /// The model registry: list, show, promote, rollback, delete, import, score.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
     /// Demo data and the end-to-end demo.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -146,6 +160,8 @@ async fn run(cli: Cli, out: &output::Output) -> anyhow::Result<()> {
                 .map(|_| ())
         }
         Command::Serve(a) => online::serve(&cli.repo, a, out).await,
+        Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),
+        Command::Models(cmd) => models::run(&cli.repo, cmd, out).await,
         Command::Demo(cmd) => demo::run(cmd, out).await,
     }
 }

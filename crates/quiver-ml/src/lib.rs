@@ -9,6 +9,7 @@
 //! - [`shap`]: TreeSHAP contributions.
 //! - [`metrics`]: ROC-AUC, PR-AUC, log loss, Brier, calibration, confusion matrix, per-class P/R/F1.
 
+pub mod artifact;
 pub mod dataset;
 pub mod gbdt;
 pub mod lightgbm;
@@ -18,6 +19,7 @@ pub mod model;
 pub mod shap;
 pub mod tree;
 
+pub use artifact::{Encoding, Input, ModelArtifact};
 pub use dataset::Dataset;
 pub use model::{LinearModel, Model, Objective, TreeEnsemble};
 pub use tree::Tree;

@@ -23,6 +23,9 @@ use serde::Serialize;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+pub mod models;
+pub use models::{ModelVersion, NewModelVersion};
+
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -55,6 +58,10 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// A model-registry request that cannot be done (unknown model, version or alias; deleting
+    /// a version an alias names, ...). The message says what exists.
+    #[error("{0}")]
+    Model(String),
 }
 
 /// One applied registry.
@@ -124,7 +131,7 @@ pub trait MetadataStore {
 /// The SQL metadata store (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct SqlMetadataStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     url: String,
 }
 
@@ -209,13 +216,13 @@ impl SqlMetadataStore {
                 .await
                 .map_err(db)?;
         }
-        for stmt in SCHEMA {
+        for stmt in SCHEMA.iter().chain(models::MODEL_SCHEMA) {
             sqlx::query(stmt).execute(&pool).await.map_err(db)?;
         }
         Ok(SqlMetadataStore { pool, url: shown })
     }
 
-    fn err(&self, source: sqlx::Error) -> Error {
+    pub(crate) fn err(&self, source: sqlx::Error) -> Error {
         Error::Database {
             url: self.url.clone(),
             source,
@@ -285,7 +292,7 @@ impl SqlMetadataStore {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 

@@ -10,6 +10,7 @@ mod convert;
 mod error;
 mod info;
 mod online;
+mod predict;
 mod write;
 
 use std::path::PathBuf;
@@ -97,6 +98,8 @@ pub struct AppState {
     pub config: ServerConfig,
     /// The repository root.
     pub root: PathBuf,
+    /// Loaded model versions for /predict.
+    pub models: predict::ModelCache,
     metrics: PrometheusHandle,
 }
 
@@ -118,6 +121,7 @@ impl AppState {
             store,
             meta,
             config,
+            models: predict::ModelCache::default(),
             root,
             metrics: metrics_handle(),
         })
@@ -151,6 +155,8 @@ fn metrics_handle() -> PrometheusHandle {
 pub fn router(state: Arc<AppState>) -> Router {
     let reads = Router::new()
         .route("/get-online-features", post(online::get_online_features))
+        .route("/predict", post(predict::predict))
+        .route("/predict/batch", post(predict::predict_batch))
         .route("/registry/entities", get(info::list_entities))
         .route("/registry/sources", get(info::list_sources))
         .route("/registry/views", get(info::list_views))

@@ -72,81 +72,9 @@ pub async fn get_online_features(
         }
         (None, false) => registry.resolve_features(&req.features)?,
     };
-    // Entity columns: arrays of equal length.
-    let mut columns: Vec<(&str, &Vec<Json>)> = Vec::with_capacity(req.entities.len());
-    for (name, v) in &req.entities {
-        let Json::Array(values) = v else {
-            return Err(ApiError::bad(format!(
-                "entities.{name} must be a list of values, one per entity row"
-            )));
-        };
-        columns.push((name.as_str(), values));
-    }
+    let columns = entity_columns(&req.entities, state.config.max_entities)?;
     let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
-    if let Some((name, v)) = columns.iter().find(|(_, v)| v.len() != n) {
-        return Err(ApiError::bad(format!(
-            "entities.{name} has {} values but entities.{} has {n}: every join key needs one value per row",
-            v.len(),
-            columns[0].0
-        )));
-    }
-    if n > state.config.max_entities {
-        return Err(ApiError::bad(format!(
-            "{n} entity rows in one request; the limit is {} (server.max_entities): split the request",
-            state.config.max_entities
-        )));
-    }
-
-    // Group the requested features by view, keeping the request order for the output.
-    let mut views: Vec<(&str, Vec<String>)> = Vec::new();
-    for r in &refs {
-        match views.iter_mut().find(|(v, _)| *v == r.view) {
-            Some((_, fs)) => fs.push(r.feature.clone()),
-            None => views.push((r.view.as_str(), vec![r.feature.clone()])),
-        }
-    }
-    let mut reads = Vec::with_capacity(views.len());
-    for (view_name, features) in &views {
-        let view = &registry.views[*view_name];
-        let join_keys = registry.view_join_keys(view);
-        let mut key_cols = Vec::with_capacity(join_keys.len());
-        for k in &join_keys {
-            let col = columns
-                .iter()
-                .find(|(c, _)| *c == k.name)
-                .map(|(_, v)| *v)
-                .ok_or_else(|| {
-                    ApiError::bad(format!(
-                        "feature view '{view_name}' is keyed by {}, but entities has no '{}' (it has: {})",
-                        join_keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", "),
-                        k.name,
-                        columns.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
-                    ))
-                })?;
-            key_cols.push((k, col));
-        }
-        let mut keys = Vec::with_capacity(n);
-        for row in 0..n {
-            let parts = key_cols
-                .iter()
-                .map(|(k, col)| key_value(&k.name, row, &col[row], k.value_type))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(ApiError::bad)?;
-            keys.push(EntityKey::new(&parts));
-        }
-        reads.push((view_name, features, keys));
-    }
-    let started = Instant::now();
-    let store = &state.store;
-    let results = futures::future::try_join_all(
-        reads
-            .iter()
-            .map(|(view, features, keys)| store.read(view, keys, features)),
-    )
-    .await;
-    metrics::histogram!("quiver_online_store_read_seconds").record(started.elapsed().as_secs_f64());
-    let results = results?;
-
+    let (views, results) = read_features(&state, &refs, &columns, n).await?;
     let now = chrono::Utc::now().timestamp_micros();
     let mut names: Vec<String> = columns.iter().map(|(c, _)| c.to_string()).collect();
     let mut vectors: Vec<FeatureVector> = columns
@@ -211,4 +139,100 @@ pub async fn get_online_features(
         results: vectors,
     })
     .into_response())
+}
+
+/// The request's entity columns (join key -> one value per row), checked for equal lengths and
+/// the entity limit.
+pub(crate) fn entity_columns(
+    entities: &serde_json::Map<String, Json>,
+    max_entities: usize,
+) -> Result<Vec<(&str, &Vec<Json>)>, ApiError> {
+    let mut columns: Vec<(&str, &Vec<Json>)> = Vec::with_capacity(entities.len());
+    for (name, v) in entities {
+        let Json::Array(values) = v else {
+            return Err(ApiError::bad(format!(
+                "entities.{name} must be a list of values, one per entity row"
+            )));
+        };
+        columns.push((name.as_str(), values));
+    }
+    let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
+    if let Some((name, v)) = columns.iter().find(|(_, v)| v.len() != n) {
+        return Err(ApiError::bad(format!(
+            "entities.{name} has {} values but entities.{} has {n}: every join key needs one value per row",
+            v.len(),
+            columns[0].0
+        )));
+    }
+    if n > max_entities {
+        return Err(ApiError::bad(format!(
+            "{n} entity rows in one request; the limit is {max_entities} (server.max_entities): split the request"
+        )));
+    }
+    Ok(columns)
+}
+
+/// Features grouped by view (in first-seen order) and, per view, the stored row of each entity.
+pub(crate) type ViewReads<'a> = (
+    Vec<(&'a str, Vec<String>)>,
+    Vec<Vec<Option<quiver_online::StoredRow>>>,
+);
+
+/// Reads `refs` for `n` entity rows from the online store, one read per view.
+pub(crate) async fn read_features<'a>(
+    state: &AppState,
+    refs: &'a [FeatureRef],
+    columns: &[(&str, &Vec<Json>)],
+    n: usize,
+) -> Result<ViewReads<'a>, ApiError> {
+    let registry = &state.registry;
+    // Group the requested features by view, keeping the request order for the output.
+    let mut views: Vec<(&str, Vec<String>)> = Vec::new();
+    for r in refs {
+        match views.iter_mut().find(|(v, _)| *v == r.view) {
+            Some((_, fs)) => fs.push(r.feature.clone()),
+            None => views.push((r.view.as_str(), vec![r.feature.clone()])),
+        }
+    }
+    let mut reads = Vec::with_capacity(views.len());
+    for (view_name, features) in &views {
+        let view = &registry.views[*view_name];
+        let join_keys = registry.view_join_keys(view);
+        let mut key_cols = Vec::with_capacity(join_keys.len());
+        for k in &join_keys {
+            let col = columns
+                .iter()
+                .find(|(c, _)| *c == k.name)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "feature view '{view_name}' is keyed by {}, but entities has no '{}' (it has: {})",
+                        join_keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", "),
+                        k.name,
+                        columns.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+            key_cols.push((k, col));
+        }
+        let mut keys = Vec::with_capacity(n);
+        for row in 0..n {
+            let parts = key_cols
+                .iter()
+                .map(|(k, col)| key_value(&k.name, row, &col[row], k.value_type))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ApiError::bad)?;
+            keys.push(EntityKey::new(&parts));
+        }
+        reads.push((view_name, features, keys));
+    }
+    let started = Instant::now();
+    let store = &state.store;
+    let results = futures::future::try_join_all(
+        reads
+            .iter()
+            .map(|(view, features, keys)| store.read(view, keys, features)),
+    )
+    .await;
+    metrics::histogram!("quiver_online_store_read_seconds").record(started.elapsed().as_secs_f64());
+    Ok((views, results?))
 }

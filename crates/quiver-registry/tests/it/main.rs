@@ -167,3 +167,181 @@ async fn postgres_store_runs_the_same_suite() {
         suite(store).await;
     }
 }
+
+fn new_version(name: &str, hash: &str) -> quiver_registry::NewModelVersion {
+    quiver_registry::NewModelVersion {
+        name: name.into(),
+        task: "binary".into(),
+        algorithm: "gbdt".into(),
+        feature_service: "svc".into(),
+        service_hash: hash.into(),
+        artifact: format!("models/{name}/{hash}"),
+        details: serde_json::json!({"metrics": {"roc_auc": 0.9}}),
+    }
+}
+
+/// The model registry: versions, aliases, promotion, rollback, refused deletes.
+async fn model_suite(store: SqlMetadataStore) {
+    assert!(store.model_versions(None).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .register_model(&new_version("churn", "h1"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .register_model(&new_version("churn", "h2"))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .register_model(&new_version("other", "h9"))
+            .await
+            .unwrap(),
+        1
+    );
+    let e = store
+        .register_model(&new_version("1bad name", "x"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not a valid model name"), "{e}");
+
+    let v2 = store.model_version("churn", 2).await.unwrap();
+    assert_eq!(
+        (v2.service_hash.as_str(), v2.artifact.as_str()),
+        ("h2", "models/churn/h2")
+    );
+    assert_eq!(v2.details["metrics"]["roc_auc"], 0.9);
+    let e = store
+        .model_version("churn", 7)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no version 7 (versions: 1, 2)"), "{e}");
+    let e = store
+        .model_version("nope", 1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no model named 'nope'"), "{e}");
+
+    // No alias yet.
+    let e = store
+        .model_by_alias("churn", "champion")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no alias 'champion'") && e.contains("quiver models promote"),
+        "{e}"
+    );
+    assert_eq!(
+        store.promote_model("churn", 1, "champion").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .model_by_alias("churn", "champion")
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        store.promote_model("churn", 2, "champion").await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.promote_model("churn", 1, "challenger").await.unwrap(),
+        None
+    );
+    let all = store.model_versions(Some("churn")).await.unwrap();
+    assert_eq!(all[0].aliases, vec!["challenger".to_string()]);
+    assert_eq!(all[1].aliases, vec!["champion".to_string()]);
+    // Promoting a version that does not exist changes nothing.
+    assert!(store.promote_model("churn", 5, "champion").await.is_err());
+    assert_eq!(
+        store
+            .model_by_alias("churn", "champion")
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    assert!(
+        store.promote_model("churn", 1, "42").await.is_err(),
+        "numeric alias"
+    );
+
+    // Deleting a version an alias names is refused; nothing changes.
+    let e = store
+        .delete_model_version("churn", 2)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("named by alias champion"), "{e}");
+    assert_eq!(store.model_versions(Some("churn")).await.unwrap().len(), 2);
+
+    // Rollback restores the previous champion, and again toggles forward.
+    assert_eq!(
+        store.rollback_model("churn", "champion").await.unwrap(),
+        (2, 1)
+    );
+    assert_eq!(
+        store
+            .model_by_alias("churn", "champion")
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    let e = store
+        .rollback_model("churn", "challenger")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing to roll back to"), "{e}");
+    let e = store
+        .rollback_model("other", "champion")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no alias 'champion' to roll back"), "{e}");
+
+    // Version 2 is free now: it can be deleted, and rollback skips deleted versions.
+    assert_eq!(
+        store.delete_model_version("churn", 2).await.unwrap(),
+        "models/churn/h2"
+    );
+    assert_eq!(store.model_versions(Some("churn")).await.unwrap().len(), 1);
+    assert!(store.rollback_model("churn", "champion").await.is_err());
+    // A deleted version's number is never given out again.
+    assert_eq!(
+        store
+            .register_model(&new_version("churn", "h3"))
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(store.model_version("churn", 2).await.is_err());
+}
+
+#[tokio::test]
+async fn sqlite_model_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlMetadataStore::open(".quiver/registry.db", dir.path())
+        .await
+        .unwrap();
+    model_suite(store).await;
+}
+
+#[tokio::test]
+async fn postgres_model_registry() {
+    if let Some(store) = postgres_store().await {
+        model_suite(store).await;
+    }
+}

@@ -1,0 +1,426 @@
+//! `quiver models`: the model registry (list, show, promote, rollback, delete, import) and
+//! batch scoring of a table with a registered version.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Subcommand, ValueEnum};
+use quiver_core::registry::ObjectKind;
+use quiver_ml::lightgbm::parse_lightgbm_text;
+use quiver_ml::{Encoding, Input, Model, ModelArtifact};
+use quiver_registry::{ModelVersion, NewModelVersion};
+use serde_json::json;
+
+use crate::output::Output;
+use crate::registry_cmd::{open_store, stored};
+use crate::train::{importance, write_artifact};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    /// A LightGBM text model (`Booster.save_model`).
+    Lightgbm,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Every model and version, with aliases and headline test metrics.
+    List {
+        /// Only this model.
+        name: Option<String>,
+    },
+    /// One version in full: lineage (feature service and hash, label, time range, registry
+    /// version, git commit), params, metrics, feature importance. NAME or NAME:VERSION or
+    /// NAME@ALIAS (default: the champion, else the latest).
+    Show { model: String },
+    /// Point an alias (champion, challenger, ...) at a version, atomically.
+    Promote {
+        name: String,
+        version: i64,
+        #[arg(long, default_value = "champion")]
+        alias: String,
+    },
+    /// Move an alias back to the version it named before.
+    Rollback {
+        name: String,
+        #[arg(long, default_value = "champion")]
+        alias: String,
+    },
+    /// Delete a version (refused while an alias names it).
+    Delete { name: String, version: i64 },
+    /// Register a model trained elsewhere. Its feature names must be the service's features
+    /// (view__feature or feature), in the service's order or any order.
+    Import {
+        /// The model file.
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "lightgbm")]
+        format: ImportFormat,
+        /// The feature service the model reads.
+        #[arg(long)]
+        service: String,
+        /// Registry name (default: the service's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Point this alias at the new version.
+        #[arg(long)]
+        promote: Option<String>,
+    },
+    /// Score a CSV of feature values (header = the model's features, in its order) with a
+    /// version; prints one JSON line per row with the prediction and its SHAP contributions.
+    Score {
+        /// NAME, NAME:VERSION or NAME@ALIAS.
+        model: String,
+        /// CSV file (empty field or nan = missing).
+        csv: PathBuf,
+    },
+}
+
+/// Parses NAME, NAME:VERSION, NAME@ALIAS.
+pub async fn resolve(
+    store: &quiver_registry::SqlMetadataStore,
+    spec: &str,
+) -> anyhow::Result<ModelVersion> {
+    if let Some((n, v)) = spec.split_once(':') {
+        let v: i64 = v
+            .parse()
+            .with_context(|| format!("{spec}: the version after ':' must be a number"))?;
+        return Ok(store.model_version(n, v).await?);
+    }
+    if let Some((n, a)) = spec.split_once('@') {
+        return Ok(store.model_by_alias(n, a).await?);
+    }
+    match store.model_by_alias(spec, "champion").await {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            let all = store.model_versions(Some(spec)).await?;
+            all.into_iter()
+                .last()
+                .with_context(|| format!("no model named '{spec}'"))
+        }
+    }
+}
+
+/// Loads a version's model file.
+pub fn load_artifact(repo: &Path, v: &ModelVersion) -> anyhow::Result<ModelArtifact> {
+    let path = crate::train::artifact_root(repo)
+        .join(&v.artifact)
+        .join("model.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "model {} version {}: cannot read {}",
+            v.name,
+            v.version,
+            path.display()
+        )
+    })?;
+    ModelArtifact::from_json(&text).with_context(|| format!("{}", path.display()))
+}
+
+fn metric(v: &ModelVersion, k: &str) -> String {
+    v.details["metrics"][k]
+        .as_f64()
+        .map(|x| format!("{x:.4}"))
+        .unwrap_or_default()
+}
+
+pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Result<()> {
+    let store = open_store(repo).await?;
+    match cmd {
+        ModelsCommand::List { name } => {
+            let all = store.model_versions(name.as_deref()).await?;
+            if all.is_empty() {
+                out.say("no models registered: train one with `quiver train --service S --labels L --label COL`");
+            }
+            out.table(
+                &[
+                    "model",
+                    "version",
+                    "aliases",
+                    "task",
+                    "algorithm",
+                    "service",
+                    "roc_auc / rmse",
+                    "created",
+                ],
+                all.iter()
+                    .map(|v| {
+                        vec![
+                            v.name.clone(),
+                            v.version.to_string(),
+                            v.aliases.join(","),
+                            v.task.clone(),
+                            v.algorithm.clone(),
+                            v.feature_service.clone(),
+                            if v.task == "regression" {
+                                metric(v, "rmse")
+                            } else if v.task == "binary" {
+                                metric(v, "roc_auc")
+                            } else {
+                                metric(v, "accuracy")
+                            },
+                            v.created_at.chars().take(19).collect(),
+                        ]
+                    })
+                    .collect(),
+            );
+            out.emit(&serde_json::to_value(&all)?);
+        }
+        ModelsCommand::Show { model } => {
+            let v = resolve(&store, &model).await?;
+            let applied = stored(repo).await?;
+            let now_hash = applied
+                .registry
+                .object_hash(ObjectKind::FeatureService, &v.feature_service);
+            let state = match &now_hash {
+                Some(h) if *h == v.service_hash => "matches the registry".to_string(),
+                Some(_) => "CHANGED since training: /predict refuses this version".to_string(),
+                None => "the service no longer exists: /predict refuses this version".to_string(),
+            };
+            out.say(format!(
+                "model {} version {}{}: {} {} on service {} ({})\nartifact: {}\n",
+                v.name,
+                v.version,
+                if v.aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", v.aliases.join(", "))
+                },
+                v.task,
+                v.algorithm,
+                v.feature_service,
+                state,
+                crate::train::artifact_root(repo)
+                    .join(&v.artifact)
+                    .display()
+            ));
+            let mut rows = vec![];
+            if let Some(m) = v.details["metrics"].as_object() {
+                for (k, x) in m {
+                    rows.push(vec![
+                        format!("test {k}"),
+                        x.as_f64()
+                            .map(|x| format!("{x:.4}"))
+                            .unwrap_or_else(|| x.to_string()),
+                    ]);
+                }
+            }
+            for k in [
+                "best_iteration",
+                "train_seconds",
+                "registry_version",
+                "git_commit",
+            ] {
+                if !v.details[k].is_null() {
+                    rows.push(vec![k.to_string(), v.details[k].to_string()]);
+                }
+            }
+            for (k, x) in [
+                ("label", &v.details["label"]),
+                ("split", &v.details["split"]),
+                ("time_range", &v.details["time_range"]),
+            ] {
+                if !x.is_null() {
+                    rows.push(vec![k.to_string(), x.to_string()]);
+                }
+            }
+            out.table(&["field", "value"], rows);
+            if let Some(imp) = v.details["importance"].as_array() {
+                out.table(
+                    &["feature", "gain", "splits"],
+                    imp.iter()
+                        .take(15)
+                        .map(|i| {
+                            vec![
+                                i["feature"].as_str().unwrap_or("").to_string(),
+                                format!("{:.1}", i["gain"].as_f64().unwrap_or(0.0)),
+                                i["splits"].to_string(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            out.emit(&serde_json::to_value(&v)?);
+        }
+        ModelsCommand::Promote {
+            name,
+            version,
+            alias,
+        } => {
+            let before = store.promote_model(&name, version, &alias).await?;
+            out.say(format!(
+                "{alias} of {name} -> version {version}{}",
+                before
+                    .map(|b| format!(
+                        " (was {b}; `quiver models rollback {name} --alias {alias}` restores it)"
+                    ))
+                    .unwrap_or_default()
+            ));
+            out.emit(
+                &json!({"name": name, "alias": alias, "version": version, "previous": before}),
+            );
+        }
+        ModelsCommand::Rollback { name, alias } => {
+            let (from, to) = store.rollback_model(&name, &alias).await?;
+            out.say(format!("{alias} of {name}: version {from} -> {to}"));
+            out.emit(&json!({"name": name, "alias": alias, "from": from, "to": to}));
+        }
+        ModelsCommand::Delete { name, version } => {
+            let artifact = store.delete_model_version(&name, version).await?;
+            let dir = crate::train::artifact_root(repo).join(&artifact);
+            // Another version with identical content may share the directory.
+            let shared = store
+                .model_versions(Some(&name))
+                .await?
+                .iter()
+                .any(|v| v.artifact == artifact);
+            if !shared && dir.is_dir() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot remove {}", dir.display()))?;
+            }
+            out.say(format!("deleted {name} version {version}"));
+        }
+        ModelsCommand::Import {
+            file,
+            format: ImportFormat::Lightgbm,
+            service,
+            name,
+            promote,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let mut ensemble =
+                parse_lightgbm_text(&text).with_context(|| format!("{}", file.display()))?;
+            let applied = stored(repo).await?;
+            let features = applied.registry.service_features(&service)?.to_vec();
+            let service_hash = applied
+                .registry
+                .object_hash(ObjectKind::FeatureService, &service)
+                .context("service hash")?;
+            // Map each model feature to a service feature by full or short name.
+            let mut inputs = Vec::with_capacity(ensemble.feature_names.len());
+            for (j, fname) in ensemble.feature_names.iter().enumerate() {
+                let found = features
+                    .iter()
+                    .find(|f| f.full_name() == *fname || f.to_string() == *fname)
+                    .or_else(|| {
+                        let short: Vec<_> =
+                            features.iter().filter(|f| f.feature == *fname).collect();
+                        (short.len() == 1).then(|| short[0])
+                    });
+                let Some(f) = found else {
+                    bail!(
+                        "{}: model feature '{fname}' is not a feature of service {service} (it has: {})",
+                        file.display(),
+                        features
+                            .iter()
+                            .map(|f| f.full_name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                };
+                if ensemble.categorical[j] {
+                    bail!(
+                        "{}: feature '{fname}' is categorical in the LightGBM model; import needs the category codes' vocabulary, which a LightGBM file does not carry: encode it as a number",
+                        file.display()
+                    );
+                }
+                inputs.push(Input {
+                    feature: f.to_string(),
+                    encoding: Encoding::Number,
+                });
+            }
+            ensemble.feature_names = inputs
+                .iter()
+                .map(|i| i.feature.replace(':', "__"))
+                .collect();
+            let model = Model::Trees(ensemble);
+            let task = match model.objective() {
+                quiver_ml::Objective::Binary { .. } => "binary",
+                quiver_ml::Objective::Multiclass { .. } => "multiclass",
+                quiver_ml::Objective::Regression => "regression",
+            };
+            let imp = importance(&model);
+            let name = name.unwrap_or_else(|| service.clone());
+            let artifact = ModelArtifact {
+                format: ModelArtifact::FORMAT,
+                inputs,
+                model,
+                classes: vec![],
+            };
+            let rel = write_artifact(repo, &name, &artifact, None)?;
+            let version = store
+                .register_model(&NewModelVersion {
+                    name: name.clone(),
+                    task: task.into(),
+                    algorithm: "lightgbm".into(),
+                    feature_service: service.clone(),
+                    service_hash,
+                    artifact: rel,
+                    details: json!({
+                        "imported_from": file,
+                        "registry_version": applied.version,
+                        "importance": imp.iter().map(|(n, g, s)| json!({"feature": n, "gain": g, "splits": s})).collect::<Vec<_>>(),
+                    }),
+                })
+                .await?;
+            if let Some(alias) = &promote {
+                store.promote_model(&name, version, alias).await?;
+            }
+            out.say(format!(
+                "imported {} as model {name} version {version} ({task})",
+                file.display()
+            ));
+            out.emit(&json!({"name": name, "version": version}));
+        }
+        ModelsCommand::Score { model, csv } => {
+            let v = resolve(&store, &model).await?;
+            let artifact = load_artifact(repo, &v)?;
+            let text = std::fs::read_to_string(&csv)
+                .with_context(|| format!("cannot read {}", csv.display()))?;
+            let mut lines = text.lines();
+            let header: Vec<&str> = lines
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .collect();
+            let n = artifact.inputs.len();
+            if header.len() != n {
+                bail!(
+                    "{}: header has {} columns, model {} expects {n} ({})",
+                    csv.display(),
+                    header.len(),
+                    v.name,
+                    artifact.model.feature_names().join(", ")
+                );
+            }
+            let mut row = vec![0.0; n];
+            for (ln, line) in lines.enumerate() {
+                for (j, cell) in line.split(',').enumerate().take(n) {
+                    let cell = cell.trim();
+                    row[j] = if cell.is_empty() || cell.eq_ignore_ascii_case("nan") {
+                        f64::NAN
+                    } else {
+                        cell.parse().with_context(|| {
+                            format!(
+                                "{} line {}: column {}: '{cell}' is not a number",
+                                csv.display(),
+                                ln + 2,
+                                header[j]
+                            )
+                        })?
+                    };
+                }
+                let pred = artifact.model.predict(&row);
+                let contrib: Vec<f64> = match &artifact.model {
+                    Model::Trees(t) => quiver_ml::shap::tree_shap(t, &row)
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                    Model::Linear(_) => vec![],
+                };
+                println!("{}", json!({"pred": pred, "contrib": contrib}));
+            }
+        }
+    }
+    Ok(())
+}

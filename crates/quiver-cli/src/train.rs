@@ -1,0 +1,649 @@
+//! `quiver train`: a point-in-time training set from a feature service and a label table, a
+//! time-based (or stratified random) train / validation / test split, a GBDT or logistic model,
+//! its evaluation on the test split, and a new version in the model registry.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use quiver_core::FeatureRef;
+use quiver_core::registry::ObjectKind;
+use quiver_ml::gbdt::{GbdtParams, train as train_gbdt};
+use quiver_ml::linear::{LinearParams, train_linear};
+use quiver_ml::metrics::{Evaluation, evaluate};
+use quiver_ml::{Dataset, Encoding, Input, Model, ModelArtifact, Objective};
+use quiver_offline::engine::Progress;
+use quiver_offline::{HistoricalOptions, OfflineEngine};
+use quiver_registry::NewModelVersion;
+use serde_json::json;
+
+use crate::output::{Output, thousands};
+use crate::registry_cmd::{open_store, stored};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Task {
+    Binary,
+    Multiclass,
+    Regression,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Algorithm {
+    /// Histogram gradient-boosted trees (native missing values and categories).
+    Gbdt,
+    /// Logistic regression (linear regression for --task regression), standardized inputs.
+    Logistic,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Split {
+    /// Oldest 70% train, next 15% validation, newest 15% test (by label time).
+    Time,
+    /// Stratified random 70/15/15 (seeded).
+    Random,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The feature service whose features the model reads.
+    #[arg(long)]
+    pub service: String,
+    /// The label table (Parquet or CSV): join keys, a timestamp column and the label.
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// The label column.
+    #[arg(long)]
+    pub label: String,
+    /// The label table's timestamp column.
+    #[arg(long, default_value = "event_timestamp")]
+    pub timestamp_column: String,
+    /// What to predict (default: binary for a boolean or 0/1 label, multiclass for text,
+    /// regression for other numbers).
+    #[arg(long, value_enum)]
+    pub task: Option<Task>,
+    /// The learner.
+    #[arg(long, value_enum, default_value = "gbdt")]
+    pub model: Algorithm,
+    /// Learner parameters, LightGBM names for gbdt (num_trees=300,num_leaves=63,
+    /// learning_rate=0.05,early_stopping_rounds=20,class_weight=balanced,seed=7), l2/C,
+    /// max_iter for logistic.
+    #[arg(long, value_delimiter = ',')]
+    pub params: Vec<String>,
+    /// How rows are split into train / validation / test.
+    #[arg(long, value_enum, default_value = "time")]
+    pub split: Split,
+    /// The model's name in the registry (default: the service's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Point this alias (e.g. champion) at the new version.
+    #[arg(long)]
+    pub promote: Option<String>,
+}
+
+struct Quiet;
+impl Progress for Quiet {
+    fn rows_read(&self, _view: &str, _rows: usize) {}
+}
+
+/// A label column turned into numbers, with the task it implies.
+struct Labels {
+    y: Vec<f64>,
+    objective: Objective,
+    classes: Vec<String>,
+}
+
+fn labels(batch: &RecordBatch, column: &str, task: Option<Task>) -> anyhow::Result<Labels> {
+    let Some(col) = batch.column_by_name(column) else {
+        bail!(
+            "--label {column}: the label table has no column '{column}' (it has: {})",
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    if let Some(row) = (0..col.len()).find(|&i| col.is_null(i)) {
+        bail!(
+            "label column '{column}' is null at row {}: drop or fill such rows",
+            row + 1
+        );
+    }
+    let dt = col.data_type().clone();
+    let is_text = matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
+    let numeric = dt.is_numeric() || dt == DataType::Boolean;
+    if !is_text && !numeric {
+        bail!("label column '{column}' has type {dt}: use a boolean, number or text label");
+    }
+    if is_text {
+        let s = cast(col, &DataType::Utf8)?;
+        let s = s.as_string::<i32>();
+        let mut classes: Vec<String> = s.iter().map(|v| v.unwrap_or("").to_string()).collect();
+        classes.sort();
+        classes.dedup();
+        let task = task.unwrap_or(if classes.len() == 2 {
+            Task::Binary
+        } else {
+            Task::Multiclass
+        });
+        if task == Task::Regression {
+            bail!("label column '{column}' is text: --task regression needs a numeric label");
+        }
+        let y = s
+            .iter()
+            .map(|v| {
+                classes
+                    .binary_search(&v.unwrap_or("").to_string())
+                    .expect("known") as f64
+            })
+            .collect();
+        let objective = match task {
+            Task::Binary if classes.len() == 2 => Objective::Binary { sigmoid: 1.0 },
+            Task::Binary => bail!(
+                "label column '{column}' has {} classes ({}): --task binary needs exactly 2",
+                classes.len(),
+                classes
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => Objective::Multiclass {
+                num_class: classes.len(),
+            },
+        };
+        return Ok(Labels {
+            y,
+            objective,
+            classes,
+        });
+    }
+    let f = cast(col, &DataType::Float64)?;
+    let y: Vec<f64> = f.as_primitive::<Float64Type>().values().to_vec();
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "label column '{column}' is {} at row {}: labels must be finite",
+            y[i],
+            i + 1
+        );
+    }
+    let integral = y.iter().all(|v| v.fract() == 0.0 && *v >= 0.0);
+    let binary01 = y.iter().all(|v| *v == 0.0 || *v == 1.0);
+    let task = task.unwrap_or(if dt == DataType::Boolean || binary01 {
+        Task::Binary
+    } else if dt.is_integer() && integral && y.iter().cloned().fold(0.0, f64::max) < 100.0 {
+        Task::Multiclass
+    } else {
+        Task::Regression
+    });
+    let objective = match task {
+        Task::Binary => {
+            if !binary01 {
+                let bad = y
+                    .iter()
+                    .position(|v| *v != 0.0 && *v != 1.0)
+                    .expect("exists");
+                bail!(
+                    "label column '{column}' has {} at row {}: --task binary needs 0/1 or true/false",
+                    y[bad],
+                    bad + 1
+                );
+            }
+            Objective::Binary { sigmoid: 1.0 }
+        }
+        Task::Multiclass => {
+            if !integral {
+                bail!(
+                    "label column '{column}' is not a non-negative integer: --task multiclass needs class codes 0..k-1 or text classes"
+                );
+            }
+            Objective::Multiclass {
+                num_class: y.iter().cloned().fold(0.0, f64::max) as usize + 1,
+            }
+        }
+        Task::Regression => Objective::Regression,
+    };
+    Ok(Labels {
+        y,
+        objective,
+        classes: vec![],
+    })
+}
+
+/// Encodes one feature column: numbers (and booleans) as f64, text as category codes learned on
+/// the training rows.
+fn encode(
+    name: &str,
+    col: &dyn Array,
+    train_rows: &[usize],
+) -> anyhow::Result<(Encoding, Vec<f64>)> {
+    let dt = col.data_type();
+    if dt.is_numeric() || *dt == DataType::Boolean {
+        let f = cast(col, &DataType::Float64)?;
+        let f = f.as_primitive::<Float64Type>();
+        let v: Vec<f64> = (0..f.len())
+            .map(|i| if f.is_null(i) { f64::NAN } else { f.value(i) })
+            .collect();
+        if let Some(i) = v.iter().position(|x| x.is_infinite()) {
+            bail!(
+                "feature '{name}' is {} at training-set row {}: features must be finite (null is fine: it is treated as missing)",
+                v[i],
+                i + 1
+            );
+        }
+        return Ok((Encoding::Number, v));
+    }
+    if matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) {
+        let s = cast(col, &DataType::Utf8)?;
+        let s = s.as_string::<i32>();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for &i in train_rows {
+            if !s.is_null(i) {
+                *counts.entry(s.value(i)).or_default() += 1;
+            }
+        }
+        let mut vocabulary: Vec<String> = counts.keys().map(|k| k.to_string()).collect();
+        vocabulary.sort();
+        let v = s
+            .iter()
+            .map(|x| x.map_or(f64::NAN, |x| Encoding::category_code(&vocabulary, x)))
+            .collect();
+        return Ok((Encoding::Category { vocabulary }, v));
+    }
+    bail!(
+        "feature '{name}' has type {dt}, which the model cannot take yet (numbers, booleans and text are supported): remove it from the service or train on another service"
+    )
+}
+
+/// Train / validation / test row indices.
+fn split_rows(
+    kind: Split,
+    ts: &[i64],
+    y: &[f64],
+    objective: Objective,
+    seed: u64,
+) -> [Vec<usize>; 3] {
+    let n = ts.len();
+    match kind {
+        Split::Time => {
+            let mut idx: Vec<usize> = (0..n).collect();
+            idx.sort_by_key(|&i| (ts[i], i));
+            let a = n * 70 / 100;
+            let b = n * 85 / 100;
+            [idx[..a].to_vec(), idx[a..b].to_vec(), idx[b..].to_vec()]
+        }
+        Split::Random => {
+            // Stratified by class (one group for regression), shuffled with a seeded SplitMix64.
+            let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+            let mut next = move || {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            };
+            let mut groups: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+            for (i, label) in y.iter().enumerate() {
+                let g = if matches!(objective, Objective::Regression) {
+                    0
+                } else {
+                    *label as i64
+                };
+                groups.entry(g).or_default().push(i);
+            }
+            let mut out = [Vec::new(), Vec::new(), Vec::new()];
+            for (_, mut g) in groups {
+                for i in (1..g.len()).rev() {
+                    let j = (next() % (i as u64 + 1)) as usize;
+                    g.swap(i, j);
+                }
+                let a = g.len() * 70 / 100;
+                let b = g.len() * 85 / 100;
+                out[0].extend_from_slice(&g[..a]);
+                out[1].extend_from_slice(&g[a..b]);
+                out[2].extend_from_slice(&g[b..]);
+            }
+            for part in &mut out {
+                part.sort_unstable();
+            }
+            out
+        }
+    }
+}
+
+/// Gain and split-count importance per feature of a tree model.
+pub fn importance(model: &Model) -> Vec<(String, f64, u64)> {
+    let names = model.feature_names();
+    let mut gain = vec![0.0; names.len()];
+    let mut splits = vec![0u64; names.len()];
+    if let Model::Trees(t) = model {
+        for tree in &t.trees {
+            for (node, f) in tree.split_feature.iter().enumerate() {
+                gain[*f as usize] += tree.split_gain[node];
+                splits[*f as usize] += 1;
+            }
+        }
+    }
+    let mut out: Vec<_> = names
+        .iter()
+        .cloned()
+        .zip(gain)
+        .zip(splits)
+        .map(|((n, g), s)| (n, g, s))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.2.cmp(&a.2)));
+    out
+}
+
+fn git_commit(repo: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The artifact root of a repository.
+pub fn artifact_root(repo: &Path) -> PathBuf {
+    quiver_registry::models::artifact_root(repo)
+}
+
+/// Writes a model version's files into a fresh directory named by their content and returns
+/// the directory relative to the artifact root.
+pub fn write_artifact(
+    repo: &Path,
+    name: &str,
+    artifact: &ModelArtifact,
+    evaluation: Option<&serde_json::Value>,
+) -> anyhow::Result<String> {
+    let text = artifact.to_json();
+    let hash = quiver_core::registry::content_hash(&text);
+    let rel = format!("models/{name}/{}", &hash[..16]);
+    let dir = artifact_root(repo).join(&rel);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join("model.json.tmp");
+    std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join("model.json"))?;
+    if let Some(e) = evaluation {
+        std::fs::write(
+            dir.join("evaluation.json"),
+            serde_json::to_string_pretty(e)?,
+        )?;
+    }
+    Ok(rel)
+}
+
+fn task_name(o: Objective) -> &'static str {
+    match o {
+        Objective::Binary { .. } => "binary",
+        Objective::Multiclass { .. } => "multiclass",
+        Objective::Regression => "regression",
+    }
+}
+
+/// Trains, evaluates and registers; returns (name, version, evaluation).
+pub async fn run(
+    repo: &Path,
+    args: TrainArgs,
+    out: &Output,
+) -> anyhow::Result<(String, i64, Evaluation)> {
+    let started = Instant::now();
+    let applied = stored(repo).await?;
+    let registry = applied.registry;
+    let features: Vec<FeatureRef> = registry.service_features(&args.service)?.to_vec();
+    let service_hash = registry
+        .object_hash(ObjectKind::FeatureService, &args.service)
+        .context("service hash")?;
+    let name = args.name.clone().unwrap_or_else(|| args.service.clone());
+    if !quiver_registry::models::valid_name(&name) {
+        bail!("--name {name}: use letters, digits, _ - . and start with a letter");
+    }
+    let engine = OfflineEngine::new(registry.clone(), repo);
+    let label_table = engine.read_table(&args.labels).await?;
+    if label_table.num_rows() == 0 {
+        bail!("{}: the label table has no rows", args.labels.display());
+    }
+    let lab = labels(&label_table, &args.label, args.task)
+        .with_context(|| format!("{}", args.labels.display()))?;
+
+    out.say(format!(
+        "== building the training set: {} label rows x {} features of service {}",
+        thousands(label_table.num_rows() as u64),
+        features.len(),
+        args.service
+    ));
+    let opts = HistoricalOptions {
+        timestamp_column: args.timestamp_column.clone(),
+        full_names: true,
+    };
+    let progress: Arc<dyn Progress> = Arc::new(Quiet);
+    let set = engine
+        .historical(
+            &label_table,
+            &features,
+            &opts,
+            &args.labels.display().to_string(),
+            &progress,
+        )
+        .await?;
+    let ts_col = cast(
+        set.column_by_name(&args.timestamp_column)
+            .context("timestamp column")?,
+        &DataType::Int64,
+    )
+    .or_else(|_| {
+        cast(
+            &cast(
+                set.column_by_name(&args.timestamp_column).expect("checked"),
+                &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+            )?,
+            &DataType::Int64,
+        )
+    })?;
+    let ts: Vec<i64> = ts_col
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .values()
+        .to_vec();
+
+    // Split, then learn encodings on the training rows only.
+    let mut gparams = GbdtParams {
+        early_stopping_rounds: Some(20),
+        ..GbdtParams::default()
+    };
+    let mut lparams = LinearParams::default();
+    for kv in &args.params {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--params {kv}: write key=value, e.g. --params num_trees=300,learning_rate=0.05");
+        };
+        match args.model {
+            Algorithm::Gbdt => gparams.set(k.trim(), v.trim())?,
+            Algorithm::Logistic => lparams.set(k.trim(), v.trim())?,
+        }
+    }
+    let [train_idx, valid_idx, test_idx] =
+        split_rows(args.split, &ts, &lab.y, lab.objective, gparams.seed);
+    for (part, idx) in [
+        ("train", &train_idx),
+        ("validation", &valid_idx),
+        ("test", &test_idx),
+    ] {
+        if idx.is_empty() {
+            bail!(
+                "the {part} split is empty ({} label rows): give more label rows",
+                ts.len()
+            );
+        }
+    }
+    let mut inputs = Vec::with_capacity(features.len());
+    let mut columns = Vec::with_capacity(features.len());
+    let mut categorical = Vec::with_capacity(features.len());
+    for f in &features {
+        let col = set
+            .column_by_name(&f.full_name())
+            .with_context(|| format!("training set has no column {}", f.full_name()))?;
+        let (encoding, values) = encode(&f.to_string(), col.as_ref(), &train_idx)?;
+        categorical.push(matches!(encoding, Encoding::Category { .. }));
+        inputs.push(Input {
+            feature: f.to_string(),
+            encoding,
+        });
+        columns.push(values);
+    }
+    let all = Dataset::new(
+        features.iter().map(|f| f.full_name()).collect(),
+        categorical,
+        columns,
+    );
+    let take_y = |idx: &[usize]| idx.iter().map(|&i| lab.y[i]).collect::<Vec<f64>>();
+    let (train, valid, test) = (
+        all.take(&train_idx),
+        all.take(&valid_idx),
+        all.take(&test_idx),
+    );
+    let (y_train, y_valid, y_test) = (take_y(&train_idx), take_y(&valid_idx), take_y(&test_idx));
+    let time_range = (
+        ts.iter().min().map(|t| quiver_online::format_time(*t)),
+        ts.iter().max().map(|t| quiver_online::format_time(*t)),
+    );
+
+    out.say(format!(
+        "== training {} ({}) on {} rows, early stopping on {} validation rows",
+        match args.model {
+            Algorithm::Gbdt => "gbdt",
+            Algorithm::Logistic => "logistic",
+        },
+        task_name(lab.objective),
+        thousands(train.n_rows() as u64),
+        thousands(valid.n_rows() as u64)
+    ));
+    let t0 = Instant::now();
+    let (model, params_json, best_iteration) = match args.model {
+        Algorithm::Gbdt => {
+            let (m, report) = tokio::task::block_in_place(|| {
+                train_gbdt(
+                    lab.objective,
+                    &train,
+                    &y_train,
+                    None,
+                    Some((&valid, &y_valid)),
+                    &gparams,
+                )
+            })?;
+            (
+                Model::Trees(m),
+                format!("{gparams:?}"),
+                Some(report.best_iteration),
+            )
+        }
+        Algorithm::Logistic => {
+            let m = tokio::task::block_in_place(|| {
+                train_linear(lab.objective, &train, &y_train, None, &lparams)
+            })?;
+            (Model::Linear(m), format!("{lparams:?}"), None)
+        }
+    };
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let mut row = Vec::new();
+    let preds: Vec<Vec<f64>> = (0..test.n_rows())
+        .map(|i| {
+            test.row(i, &mut row);
+            model.predict(&row)
+        })
+        .collect();
+    let evaluation = evaluate(lab.objective, &y_test, &preds)?;
+    let imp = importance(&model);
+    let artifact = ModelArtifact {
+        format: ModelArtifact::FORMAT,
+        inputs,
+        model,
+        classes: lab.classes.clone(),
+    };
+    let eval_json = serde_json::to_value(&evaluation)?;
+    let rel = write_artifact(repo, &name, &artifact, Some(&eval_json))?;
+    let details = json!({
+        "params": params_json,
+        "param_overrides": args.params,
+        "best_iteration": best_iteration,
+        "train_seconds": train_seconds,
+        "metrics": headline(&evaluation),
+        "importance": imp.iter().map(|(n, g, s)| json!({"feature": n, "gain": g, "splits": s})).collect::<Vec<_>>(),
+        "label": {"file": args.labels, "column": args.label, "timestamp_column": args.timestamp_column, "classes": lab.classes},
+        "split": {"kind": format!("{:?}", args.split).to_lowercase(), "train_rows": train.n_rows(), "validation_rows": valid.n_rows(), "test_rows": test.n_rows()},
+        "time_range": {"start": time_range.0, "end": time_range.1},
+        "registry_version": applied.version,
+        "git_commit": git_commit(repo),
+        "features": features.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+    });
+    let store = open_store(repo).await?;
+    let version = store
+        .register_model(&NewModelVersion {
+            name: name.clone(),
+            task: task_name(lab.objective).into(),
+            algorithm: match args.model {
+                Algorithm::Gbdt => "gbdt",
+                Algorithm::Logistic => "logistic",
+            }
+            .into(),
+            feature_service: args.service.clone(),
+            service_hash,
+            artifact: rel,
+            details,
+        })
+        .await?;
+    if let Some(alias) = &args.promote {
+        store.promote_model(&name, version, alias).await?;
+    }
+    let mut rows = vec![];
+    for (k, v) in headline(&evaluation).as_object().expect("object") {
+        if let Some(x) = v.as_f64() {
+            rows.push(vec![k.clone(), format!("{x:.4}")]);
+        }
+    }
+    out.table(&["test metric", "value"], rows);
+    out.table(
+        &["feature", "gain", "splits"],
+        imp.iter()
+            .take(10)
+            .map(|(n, g, s)| vec![n.clone(), format!("{g:.1}"), s.to_string()])
+            .collect(),
+    );
+    out.say(format!(
+        "registered model {name} version {version}{} ({} on {} training rows, {:.1} s; total {:.1} s)",
+        args.promote.as_ref().map(|a| format!(" as {a}")).unwrap_or_default(),
+        task_name(lab.objective),
+        thousands(train.n_rows() as u64),
+        train_seconds,
+        started.elapsed().as_secs_f64()
+    ));
+    out.emit(&json!({"name": name, "version": version, "metrics": headline(&evaluation)}));
+    Ok((name, version, evaluation))
+}
+
+/// The scalar metrics of an evaluation (no curves or tables).
+pub fn headline(e: &Evaluation) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).expect("serializes");
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|_, x| x.is_number());
+    }
+    v
+}

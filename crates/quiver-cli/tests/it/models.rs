@@ -1,0 +1,274 @@
+//! `quiver train`, `quiver models` and `/predict` end to end on the demo repository.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{demo, fails, ok, quiver};
+
+fn json(o: &str) -> serde_json::Value {
+    serde_json::from_str(o.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {o}"))
+}
+
+/// `quiver serve` on a free port, killed on drop.
+struct Server(Child, u16);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(repo: &Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .arg("--repo")
+        .arg(repo)
+        .args(["-q", "serve", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server(child, port)
+}
+
+/// POST over plain HTTP/1.1; returns (status, JSON body).
+fn post(port: u16, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let status = r[9..12].parse().unwrap();
+    let body = r.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, json(body))
+}
+
+#[test]
+fn train_register_promote_rollback_and_predict() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    demo(repo); // trains churn version 1 and makes it champion
+
+    let list = json(&ok(quiver(repo, &["--json", "models", "list"])));
+    let v1 = &list[0];
+    assert_eq!(
+        (v1["name"].as_str(), v1["version"].as_i64()),
+        (Some("churn"), Some(1))
+    );
+    assert_eq!(v1["aliases"], serde_json::json!(["champion"]));
+    let auc = v1["details"]["metrics"]["roc_auc"].as_f64().unwrap();
+    // The demo's churners go quiet before the label time: the model must learn it.
+    assert!(auc > 0.75, "test ROC-AUC {auc}");
+    assert!(v1["details"]["importance"].as_array().unwrap().len() > 5);
+    let artifact = repo
+        .join(".quiver/artifacts")
+        .join(v1["artifact"].as_str().unwrap());
+    assert!(artifact.join("model.json").is_file() && artifact.join("evaluation.json").is_file());
+
+    // A second version: random split, fewer trees; the champion stays on version 1.
+    let o = ok(quiver(
+        repo,
+        &[
+            "train",
+            "--service",
+            "churn_v1",
+            "--labels",
+            "data/labels.parquet",
+            "--label",
+            "churned",
+            "--name",
+            "churn",
+            "--split",
+            "random",
+            "--params",
+            "num_trees=30,num_leaves=7",
+        ],
+    ));
+    assert!(o.contains("registered model churn version 2"), "{o}");
+    let shown = ok(quiver(repo, &["models", "show", "churn"]));
+    assert!(
+        shown.contains("model churn version 1 [champion]")
+            && shown.contains("matches the registry"),
+        "{shown}"
+    );
+
+    // Bad input: each names the culprit, nothing is registered.
+    let base = [
+        "train",
+        "--service",
+        "churn_v1",
+        "--labels",
+        "data/labels.parquet",
+    ];
+    let e = fails(quiver(repo, &[&base[..], &["--label", "nope"]].concat()));
+    assert!(e.contains("no column 'nope'"), "{e}");
+    let e = fails(quiver(
+        repo,
+        &[&base[..], &["--label", "user_id", "--task", "binary"]].concat(),
+    ));
+    assert!(e.contains("--task binary needs 0/1"), "{e}");
+    let e = fails(quiver(
+        repo,
+        &[
+            &base[..],
+            &["--label", "churned", "--params", "num_treez=3"],
+        ]
+        .concat(),
+    ));
+    assert!(e.contains("num_treez"), "{e}");
+    let e = fails(quiver(
+        repo,
+        &[&base[..], &["--label", "churned", "--model", "logistic"]].concat(),
+    ));
+    assert!(e.contains("categorical") || e.contains("encode"), "{e}");
+    let e = fails(quiver(
+        repo,
+        &[
+            "train",
+            "--service",
+            "nope",
+            "--labels",
+            "data/labels.parquet",
+            "--label",
+            "churned",
+        ],
+    ));
+    assert!(e.contains("nope"), "{e}");
+    assert_eq!(
+        json(&ok(quiver(repo, &["--json", "models", "list"])))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Aliases.
+    let e = fails(quiver(repo, &["models", "delete", "churn", "1"]));
+    assert!(e.contains("named by alias champion"), "{e}");
+    ok(quiver(
+        repo,
+        &["models", "promote", "churn", "2", "--alias", "champion"],
+    ));
+    ok(quiver(
+        repo,
+        &["models", "promote", "churn", "1", "--alias", "challenger"],
+    ));
+
+    let server = serve(repo);
+    let port = server.1;
+    let (status, p) = post(
+        port,
+        "/predict",
+        r#"{"model": "churn", "entities": {"user_id": [1, 2, 999999]}}"#,
+    );
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["version"], 2);
+    let preds = p["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 3);
+    for q in preds {
+        let s = q["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&s), "{q}");
+    }
+    assert!(
+        preds[0]["missing"].as_array().unwrap().len()
+            < preds[2]["missing"].as_array().unwrap().len(),
+        "an unknown user misses every feature: {p}"
+    );
+    let (status, p1) = post(
+        port,
+        "/predict",
+        r#"{"model": "churn", "alias": "challenger", "entities": {"user_id": [1]}}"#,
+    );
+    assert_eq!((status, p1["version"].as_i64()), (200, Some(1)), "{p1}");
+    let (status, p1v) = post(
+        port,
+        "/predict",
+        r#"{"model": "churn", "version": 1, "entities": {"user_id": [1]}}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(p1v["predictions"], p1["predictions"]);
+
+    // Errors.
+    let (status, e) = post(
+        port,
+        "/predict",
+        r#"{"model": "nope", "entities": {"user_id": [1]}}"#,
+    );
+    assert_eq!(status, 404, "{e}");
+    let (status, e) = post(
+        port,
+        "/predict",
+        r#"{"model": "churn", "alias": "staging", "entities": {"user_id": [1]}}"#,
+    );
+    assert_eq!(status, 404, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("no alias 'staging'"),
+        "{e}"
+    );
+    let (status, _) = post(
+        port,
+        "/predict",
+        r#"{"model": "churn", "entities": {"user_id": [1]"#,
+    );
+    assert_eq!(status, 400);
+    let (status, e) = post(
+        port,
+        "/predict",
+        r#"{"model": "churn", "entities": {"user_id": ["x"]}}"#,
+    );
+    assert_eq!(status, 400, "{e}");
+
+    // Rollback moves the champion back; the server picks it up without a restart.
+    let o = ok(quiver(
+        repo,
+        &["models", "rollback", "churn", "--alias", "champion"],
+    ));
+    assert!(o.contains("version 2 -> 1"), "{o}");
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, p) = post(
+        port,
+        "/predict",
+        r#"{"model": "churn", "entities": {"user_id": [1]}}"#,
+    );
+    assert_eq!((status, p["version"].as_i64()), (200, Some(1)), "{p}");
+    drop(server);
+
+    // Change what the service reads: the old models are refused, never scored on other features.
+    let services = repo.join("features/services.yaml");
+    let text = std::fs::read_to_string(&services).unwrap();
+    std::fs::write(&services, text.replace("      - \"user_reviews:*\"\n", "")).unwrap();
+    ok(quiver(repo, &["apply", "--allow-breaking"]));
+    let server = serve(repo);
+    let (status, e) = post(
+        server.1,
+        "/predict",
+        r#"{"model": "churn", "entities": {"user_id": [1]}}"#,
+    );
+    assert_eq!(status, 409, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("has changed since"),
+        "{e}"
+    );
+    let shown = ok(quiver(repo, &["models", "show", "churn:1"]));
+    assert!(shown.contains("CHANGED since training"), "{shown}");
+}
