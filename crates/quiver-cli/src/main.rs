@@ -165,3 +165,12 @@ async fn run(cli: Cli, out: &output::Output) -> anyhow::Result<()> {
         Command::Demo(cmd) => demo::run(cmd, out).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

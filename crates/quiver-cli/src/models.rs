@@ -35,7 +35,8 @@ pub enum ModelsCommand {
     /// Point an alias (champion, challenger, ...) at a version, atomically.
     Promote {
         name: String,
-        version: i64,
+        #[arg(value_name = "VERSION")]
+        number: i64,
         #[arg(long, default_value = "champion")]
         alias: String,
     },
@@ -46,7 +47,11 @@ pub enum ModelsCommand {
         alias: String,
     },
     /// Delete a version (refused while an alias names it).
-    Delete { name: String, version: i64 },
+    Delete {
+        name: String,
+        #[arg(value_name = "VERSION")]
+        number: i64,
+    },
     /// Register a model trained elsewhere. Its feature names must be the service's features
     /// (view__feature or feature), in the service's order or any order.
     Import {
@@ -242,7 +247,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         }
         ModelsCommand::Promote {
             name,
-            version,
+            number: version,
             alias,
         } => {
             let before = store.promote_model(&name, version, &alias).await?;
@@ -263,7 +268,10 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
             out.say(format!("{alias} of {name}: version {from} -> {to}"));
             out.emit(&json!({"name": name, "alias": alias, "from": from, "to": to}));
         }
-        ModelsCommand::Delete { name, version } => {
+        ModelsCommand::Delete {
+            name,
+            number: version,
+        } => {
             let artifact = store.delete_model_version(&name, version).await?;
             let dir = crate::train::artifact_root(repo).join(&artifact);
             // Another version with identical content may share the directory.
@@ -297,7 +305,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                 .context("service hash")?;
             // Map each model feature to a service feature by full or short name.
             let mut inputs = Vec::with_capacity(ensemble.feature_names.len());
-            for (j, fname) in ensemble.feature_names.iter().enumerate() {
+            for fname in &ensemble.feature_names {
                 let found = features
                     .iter()
                     .find(|f| f.full_name() == *fname || f.to_string() == *fname)
@@ -317,12 +325,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                             .join(", ")
                     );
                 };
-                if ensemble.categorical[j] {
-                    bail!(
-                        "{}: feature '{fname}' is categorical in the LightGBM model; import needs the category codes' vocabulary, which a LightGBM file does not carry: encode it as a number",
-                        file.display()
-                    );
-                }
+                // LightGBM categorical features take integer codes: the value itself.
                 inputs.push(Input {
                     feature: f.to_string(),
                     encoding: Encoding::Number,

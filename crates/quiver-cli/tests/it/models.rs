@@ -68,6 +68,8 @@ fn train_register_promote_rollback_and_predict() {
     let d = tempfile::tempdir().unwrap();
     let repo = d.path();
     demo(repo); // trains churn version 1 and makes it champion
+    let labels = repo.join("data/labels.parquet");
+    let labels = labels.to_str().unwrap();
 
     let list = json(&ok(quiver(repo, &["--json", "models", "list"])));
     let v1 = &list[0];
@@ -93,7 +95,7 @@ fn train_register_promote_rollback_and_predict() {
             "--service",
             "churn_v1",
             "--labels",
-            "data/labels.parquet",
+            labels,
             "--label",
             "churned",
             "--name",
@@ -113,13 +115,7 @@ fn train_register_promote_rollback_and_predict() {
     );
 
     // Bad input: each names the culprit, nothing is registered.
-    let base = [
-        "train",
-        "--service",
-        "churn_v1",
-        "--labels",
-        "data/labels.parquet",
-    ];
+    let base = ["train", "--service", "churn_v1", "--labels", labels];
     let e = fails(quiver(repo, &[&base[..], &["--label", "nope"]].concat()));
     assert!(e.contains("no column 'nope'"), "{e}");
     let e = fails(quiver(
@@ -148,7 +144,7 @@ fn train_register_promote_rollback_and_predict() {
             "--service",
             "nope",
             "--labels",
-            "data/labels.parquet",
+            labels,
             "--label",
             "churned",
         ],
