@@ -69,6 +69,15 @@ pub enum ModelsCommand {
         #[arg(long)]
         promote: Option<String>,
     },
+    /// Write a self-contained HTML report of a version (metrics, ROC / PR / calibration plots,
+    /// feature importance, SHAP summary); opens without a network.
+    Report {
+        /// NAME, NAME:VERSION or NAME@ALIAS.
+        model: String,
+        /// Output file (default: NAME-vVERSION.html in the current folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Score a CSV of feature values (header = the model's features, in its order) with a
     /// version; prints one JSON line per row with the prediction and its SHAP contributions.
     Score {
@@ -373,6 +382,82 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                 file.display()
             ));
             out.emit(&json!({"name": name, "version": version}));
+        }
+        ModelsCommand::Report { model, out: file } => {
+            let v = resolve(&store, &model).await?;
+            let dir = crate::train::artifact_root(repo).join(&v.artifact);
+            let evaluation: Option<quiver_ml::metrics::Evaluation> =
+                match std::fs::read_to_string(dir.join("evaluation.json")) {
+                    Ok(t) => {
+                        Some(serde_json::from_str(&t).with_context(|| {
+                            format!("{}", dir.join("evaluation.json").display())
+                        })?)
+                    }
+                    Err(_) => None,
+                };
+            let bars = |key: &str, field: &str| -> Vec<quiver_ml::report::FeatureBar> {
+                let mut b: Vec<_> = v.details[key]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|i| quiver_ml::report::FeatureBar {
+                                feature: i["feature"].as_str().unwrap_or("").to_string(),
+                                value: i[field].as_f64().unwrap_or(0.0),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                b.sort_by(|x, y| y.value.total_cmp(&x.value));
+                b
+            };
+            let mut facts = vec![
+                (
+                    "model".to_string(),
+                    format!("{} version {}", v.name, v.version),
+                ),
+                ("aliases".to_string(), v.aliases.join(", ")),
+                (
+                    "task / algorithm".to_string(),
+                    format!("{} / {}", v.task, v.algorithm),
+                ),
+                (
+                    "feature service".to_string(),
+                    format!(
+                        "{} (hash {})",
+                        v.feature_service,
+                        &v.service_hash[..12.min(v.service_hash.len())]
+                    ),
+                ),
+                ("created".to_string(), v.created_at.clone()),
+            ];
+            for k in [
+                "label",
+                "split",
+                "time_range",
+                "param_overrides",
+                "best_iteration",
+                "registry_version",
+                "git_commit",
+                "imported_from",
+            ] {
+                if !v.details[k].is_null() {
+                    facts.push((k.replace('_', " "), v.details[k].to_string()));
+                }
+            }
+            let html = quiver_ml::report::html(&quiver_ml::report::ReportInput {
+                title: format!("Quiver model {} version {}", v.name, v.version),
+                facts,
+                evaluation: evaluation.as_ref(),
+                gain: bars("importance", "gain"),
+                splits: bars("importance", "splits"),
+                shap: bars("shap_summary", "mean_abs_shap"),
+            });
+            let file =
+                file.unwrap_or_else(|| PathBuf::from(format!("{}-v{}.html", v.name, v.version)));
+            std::fs::write(&file, html)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            out.say(format!("wrote {}", file.display()));
+            out.emit(&json!({"report": file}));
         }
         ModelsCommand::Score { model, csv } => {
             let v = resolve(&store, &model).await?;

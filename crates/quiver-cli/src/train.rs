@@ -350,6 +350,33 @@ pub fn importance(model: &Model) -> Vec<(String, f64, u64)> {
     out
 }
 
+/// Mean |SHAP value| per feature over up to 1,000 test rows (all outputs summed), largest
+/// first; empty for linear models.
+pub fn shap_summary(model: &Model, test: &Dataset) -> Vec<(String, f64)> {
+    let Model::Trees(t) = model else {
+        return vec![];
+    };
+    let n = test.n_rows().min(1000);
+    let mut sums = vec![0.0; t.feature_names.len()];
+    let mut row = Vec::new();
+    for i in 0..n {
+        test.row(i, &mut row);
+        for per_output in quiver_ml::shap::tree_shap(t, &row) {
+            for (j, v) in per_output.iter().take(sums.len()).enumerate() {
+                sums[j] += v.abs();
+            }
+        }
+    }
+    let mut out: Vec<(String, f64)> = t
+        .feature_names
+        .iter()
+        .cloned()
+        .zip(sums.into_iter().map(|s| s / n.max(1) as f64))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
 fn git_commit(repo: &Path) -> Option<String> {
     let out = std::process::Command::new("git")
         .arg("-C")
@@ -572,6 +599,7 @@ pub async fn run(
         .collect();
     let evaluation = evaluate(lab.objective, &y_test, &preds)?;
     let imp = importance(&model);
+    let shap = shap_summary(&model, &test);
     let artifact = ModelArtifact {
         format: ModelArtifact::FORMAT,
         inputs,
@@ -587,6 +615,7 @@ pub async fn run(
         "train_seconds": train_seconds,
         "metrics": headline(&evaluation),
         "importance": imp.iter().map(|(n, g, s)| json!({"feature": n, "gain": g, "splits": s})).collect::<Vec<_>>(),
+        "shap_summary": shap.iter().map(|(n, v)| json!({"feature": n, "mean_abs_shap": v})).collect::<Vec<_>>(),
         "label": {"file": args.labels, "column": args.label, "timestamp_column": args.timestamp_column, "classes": lab.classes},
         "split": {"kind": format!("{:?}", args.split).to_lowercase(), "train_rows": train.n_rows(), "validation_rows": valid.n_rows(), "test_rows": test.n_rows()},
         "time_range": {"start": time_range.0, "end": time_range.1},

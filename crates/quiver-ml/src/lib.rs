@@ -16,6 +16,7 @@ pub mod lightgbm;
 pub mod linear;
 pub mod metrics;
 pub mod model;
+pub mod report;
 pub mod shap;
 pub mod tree;
 

@@ -87,6 +87,30 @@ fn train_register_promote_rollback_and_predict() {
         .join(v1["artifact"].as_str().unwrap());
     assert!(artifact.join("model.json").is_file() && artifact.join("evaluation.json").is_file());
 
+    // The HTML report: plots inline, no network.
+    let report = repo.join("churn.html");
+    ok(quiver(
+        repo,
+        &[
+            "models",
+            "report",
+            "churn:1",
+            "--out",
+            report.to_str().unwrap(),
+        ],
+    ));
+    let html = std::fs::read_to_string(&report).unwrap();
+    for needle in [
+        "ROC (AUC",
+        "Calibration",
+        "total gain",
+        "SHAP summary",
+        "user_engagement__",
+    ] {
+        assert!(html.contains(needle), "report lacks {needle}");
+    }
+    assert!(!v1["details"]["shap_summary"].as_array().unwrap().is_empty());
+
     // A second version: random split, fewer trees; the champion stays on version 1.
     let o = ok(quiver(
         repo,
