@@ -21,6 +21,13 @@ pub enum ImportFormat {
     Lightgbm,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RolloutMode {
+    Off,
+    Shadow,
+    Canary,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ModelsCommand {
     /// Every model and version, with aliases and headline test metrics.
@@ -45,6 +52,16 @@ pub enum ModelsCommand {
         name: String,
         #[arg(long, default_value = "champion")]
         alias: String,
+    },
+    /// How /predict uses the challenger: off, shadow (scored and compared, not returned) or
+    /// canary (a stable share of entities, by a hash of the entity key, get its score).
+    Rollout {
+        name: String,
+        #[arg(long, value_enum)]
+        mode: RolloutMode,
+        /// Canary share of entities, 0 to 1.
+        #[arg(long, default_value_t = 0.1)]
+        share: f64,
     },
     /// Delete a version (refused while an alias names it).
     Delete {
@@ -271,6 +288,27 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
             out.emit(
                 &json!({"name": name, "alias": alias, "version": version, "previous": before}),
             );
+        }
+        ModelsCommand::Rollout { name, mode, share } => {
+            let r = match mode {
+                RolloutMode::Off => quiver_registry::Rollout::Off,
+                RolloutMode::Shadow => quiver_registry::Rollout::Shadow,
+                RolloutMode::Canary => quiver_registry::Rollout::Canary { share },
+            };
+            store.set_rollout(&name, r).await?;
+            out.say(format!(
+                "rollout of {name}: {}",
+                match r {
+                    quiver_registry::Rollout::Off => "off (champion only)".to_string(),
+                    quiver_registry::Rollout::Shadow =>
+                        "shadow (challenger scored and compared, champion returned)".to_string(),
+                    quiver_registry::Rollout::Canary { share } => format!(
+                        "canary ({:.1}% of entities get the challenger)",
+                        share * 100.0
+                    ),
+                }
+            ));
+            out.emit(&serde_json::to_value(r)?);
         }
         ModelsCommand::Rollback { name, alias } => {
             let (from, to) = store.rollback_model(&name, &alias).await?;

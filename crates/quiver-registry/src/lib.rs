@@ -24,7 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 pub mod models;
-pub use models::{ModelVersion, NewModelVersion};
+pub use models::{ModelVersion, NewModelVersion, Rollout};
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

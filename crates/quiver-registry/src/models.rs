@@ -30,7 +30,26 @@ pub(crate) const MODEL_SCHEMA: &[&str] = &[
         version BIGINT NOT NULL,
         changed_at TEXT NOT NULL,
         PRIMARY KEY (name, alias, seq))",
+    "CREATE TABLE IF NOT EXISTS quiver_model_rollouts (
+        name TEXT PRIMARY KEY,
+        config TEXT NOT NULL,
+        changed_at TEXT NOT NULL)",
 ];
+
+/// How `/predict` uses a model's `challenger` next to its `champion`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Rollout {
+    /// Only the champion is scored.
+    Off,
+    /// The challenger is scored too and compared, but only the champion's score is returned.
+    Shadow,
+    /// A stable `share` of entities (by a hash of the entity key) get the challenger's score.
+    Canary {
+        /// 0.0 to 1.0.
+        share: f64,
+    },
+}
 
 /// A version to register.
 #[derive(Debug, Clone, Serialize)]
@@ -337,6 +356,56 @@ impl SqlMetadataStore {
         .await
         .map_err(|e| self.err(e))?;
         Ok(v.artifact)
+    }
+}
+
+impl SqlMetadataStore {
+    /// Sets how `/predict` uses the challenger of `name`.
+    pub async fn set_rollout(&self, name: &str, rollout: Rollout) -> Result<()> {
+        if let Rollout::Canary { share } = rollout
+            && !(0.0..=1.0).contains(&share)
+        {
+            return Err(Error::Model(format!(
+                "canary share {share} is not between 0 and 1"
+            )));
+        }
+        if rollout != Rollout::Off {
+            self.model_by_alias(name, "challenger").await.map_err(|e| {
+                Error::Model(format!(
+                    "{e}: a shadow or canary rollout needs a challenger"
+                ))
+            })?;
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        sqlx::query("DELETE FROM quiver_model_rollouts WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        sqlx::query(
+            "INSERT INTO quiver_model_rollouts (name, config, changed_at) VALUES ($1, $2, $3)",
+        )
+        .bind(name)
+        .bind(serde_json::to_string(&rollout).expect("serializes"))
+        .bind(now())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// The rollout of `name` (`Off` unless set).
+    pub async fn rollout(&self, name: &str) -> Result<Rollout> {
+        let row = sqlx::query("SELECT config FROM quiver_model_rollouts WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        match row {
+            None => Ok(Rollout::Off),
+            Some(r) => serde_json::from_str(&r.get::<String, _>(0))
+                .map_err(|e| Error::Model(format!("rollout of {name} unreadable: {e}"))),
+        }
     }
 }
 

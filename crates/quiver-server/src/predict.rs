@@ -19,7 +19,7 @@ use quiver_core::FeatureRef;
 use quiver_core::registry::ObjectKind;
 use quiver_ml::{Encoding, ModelArtifact, Objective};
 use quiver_online::Value;
-use quiver_registry::ModelVersion;
+use quiver_registry::{ModelVersion, Rollout};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -55,6 +55,7 @@ pub struct Loaded {
 #[derive(Default)]
 pub struct ModelCache {
     entries: RwLock<HashMap<String, Arc<Loaded>>>,
+    rollouts: RwLock<HashMap<String, (Rollout, i64)>>,
 }
 
 fn now_ms() -> i64 {
@@ -201,23 +202,15 @@ fn encode(value: &Value, encoding: &Encoding) -> f64 {
     }
 }
 
-async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let req: Request = parse_body(body)?;
-    if req.request_data.as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(ApiError::bad(
-            "request_data: this server has no request-time feature views yet; send only entities",
-        ));
-    }
-    let loaded = resolve(state, &req.model, req.version, req.alias.as_deref()).await?;
-    let columns = entity_columns(&req.entities, max_rows)?;
-    let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
-    if n == 0 {
-        return Err(ApiError::bad(
-            "entities: give at least one entity row, e.g. {\"user_id\": [1, 2]}",
-        ));
-    }
-    let (views, results) = read_features(state, &loaded.refs, &columns, n).await?;
+/// Scores one loaded version on the request's entity rows: per row the prediction and the
+/// inputs that had no fresh online value.
+async fn run_model<'a>(
+    state: &AppState,
+    loaded: &'a Loaded,
+    columns: &[(&str, &Vec<Json>)],
+    n: usize,
+) -> Result<Vec<(Vec<f64>, Vec<&'a str>)>, ApiError> {
+    let (views, results) = read_features(state, &loaded.refs, columns, n).await?;
     // Where each model input's value sits: (view index, feature index).
     let slots: Vec<(usize, usize)> = loaded
         .refs
@@ -237,10 +230,8 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
         .map(|(v, _)| state.registry.views[*v].ttl.micros())
         .collect();
     let now = chrono::Utc::now().timestamp_micros();
-    let objective = loaded.artifact.model.objective();
     let mut row = vec![f64::NAN; slots.len()];
-    let mut predictions = Vec::with_capacity(n);
-    let label = loaded.version.name.clone();
+    let mut out = Vec::with_capacity(n);
     #[allow(clippy::needless_range_loop)]
     for e in 0..n {
         let mut missing = Vec::new();
@@ -255,44 +246,186 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
                 missing.push(loaded.artifact.inputs[j].feature.as_str());
             }
         }
-        let p = loaded.artifact.model.predict(&row);
-        let mut out = serde_json::Map::new();
-        match objective {
-            Objective::Multiclass { .. } => {
-                let classes = &loaded.artifact.classes;
-                let name = |k: usize| classes.get(k).cloned().unwrap_or_else(|| k.to_string());
-                let best = (0..p.len())
-                    .max_by(|a, b| p[*a].total_cmp(&p[*b]))
-                    .unwrap_or(0);
-                out.insert("class".into(), json!(name(best)));
-                out.insert(
-                    "probabilities".into(),
-                    Json::Object((0..p.len()).map(|k| (name(k), json!(p[k]))).collect()),
-                );
-            }
-            _ => {
-                metrics::histogram!("quiver_prediction_score", "model" => label.clone())
-                    .record(p[0]);
-                out.insert("score".into(), json!(p[0]));
-            }
+        out.push((loaded.artifact.model.predict(&row), missing));
+    }
+    Ok(out)
+}
+
+/// One row's answer.
+fn render(loaded: &Loaded, p: &[f64], missing: &[&str]) -> serde_json::Map<String, Json> {
+    let mut out = serde_json::Map::new();
+    match loaded.artifact.model.objective() {
+        Objective::Multiclass { .. } => {
+            let classes = &loaded.artifact.classes;
+            let name = |k: usize| classes.get(k).cloned().unwrap_or_else(|| k.to_string());
+            out.insert("class".into(), json!(name(decision(loaded, p) as usize)));
+            out.insert(
+                "probabilities".into(),
+                Json::Object((0..p.len()).map(|k| (name(k), json!(p[k]))).collect()),
+            );
         }
-        out.insert("missing".into(), json!(missing));
+        _ => {
+            out.insert("score".into(), json!(p[0]));
+        }
+    }
+    out.insert("missing".into(), json!(missing));
+    out
+}
+
+/// The decision a prediction implies: the class (binary at 0.5, multiclass arg-max), or the
+/// value for regression.
+fn decision(loaded: &Loaded, p: &[f64]) -> f64 {
+    match loaded.artifact.model.objective() {
+        Objective::Binary { .. } => f64::from(u8::from(p[0] >= 0.5)),
+        Objective::Multiclass { .. } => (0..p.len())
+            .max_by(|a, b| p[*a].total_cmp(&p[*b]))
+            .unwrap_or(0) as f64,
+        Objective::Regression => p[0],
+    }
+}
+
+/// A stable position in [0, 1) for an entity row: FNV-1a (64-bit) over its join-key values as
+/// JSON text, in the request's key order. The same entity always lands in the same arm.
+fn canary_point(columns: &[(&str, &Vec<Json>)], row: usize) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (_, values) in columns {
+        for b in values[row].to_string().bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The model's rollout, re-read at most once a second.
+async fn rollout_of(state: &AppState, model: &str) -> Result<Rollout, ApiError> {
+    if let Some((r, at)) = state.models.rollouts.read().expect("lock").get(model)
+        && now_ms() - at < ALIAS_REFRESH_MS
+    {
+        return Ok(*r);
+    }
+    let r = state.meta.rollout(model).await.map_err(registry_error)?;
+    state
+        .models
+        .rollouts
+        .write()
+        .expect("lock")
+        .insert(model.to_string(), (r, now_ms()));
+    Ok(r)
+}
+
+async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let req: Request = parse_body(body)?;
+    if req.request_data.as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::bad(
+            "request_data: this server has no request-time feature views yet; send only entities",
+        ));
+    }
+    let loaded = resolve(state, &req.model, req.version, req.alias.as_deref()).await?;
+    let columns = entity_columns(&req.entities, max_rows)?;
+    let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
+    if n == 0 {
+        return Err(ApiError::bad(
+            "entities: give at least one entity row, e.g. {\"user_id\": [1, 2]}",
+        ));
+    }
+    // The rollout applies to requests that let the server choose (no version or alias).
+    let rollout = if req.version.is_none() && req.alias.is_none() {
+        rollout_of(state, &req.model).await?
+    } else {
+        Rollout::Off
+    };
+    let label = loaded.version.name.clone();
+    let challenger = match rollout {
+        Rollout::Off => None,
+        _ => match resolve(state, &req.model, None, Some("challenger")).await {
+            Ok(c) if c.version.version != loaded.version.version => Some(c),
+            Ok(_) => None,
+            Err(e) => {
+                // A broken challenger never breaks the champion's answers.
+                metrics::counter!("quiver_challenger_errors_total", "model" => label.clone())
+                    .increment(1);
+                tracing_free_log(&format!("challenger of {}: {}", req.model, e.message));
+                None
+            }
+        },
+    };
+    let champion_rows = run_model(state, &loaded, &columns, n).await?;
+    let challenger_rows = match &challenger {
+        Some(c) => Some(run_model(state, c, &columns, n).await?),
+        None => None,
+    };
+    let mut predictions = Vec::with_capacity(n);
+    let (mut served_challenger, mut disagreements) = (0u64, 0u64);
+    for (e, (p, missing)) in champion_rows.iter().enumerate() {
+        let (arm, from, p, missing) = match (&rollout, &challenger, &challenger_rows) {
+            (Rollout::Canary { share }, Some(c), Some(rows))
+                if canary_point(&columns, e) < *share =>
+            {
+                served_challenger += 1;
+                ("challenger", c.as_ref(), &rows[e].0, &rows[e].1)
+            }
+            _ => ("champion", loaded.as_ref(), p, missing),
+        };
+        if let (Rollout::Shadow, Some(c), Some(rows)) = (&rollout, &challenger, &challenger_rows) {
+            let q = &rows[e].0;
+            if decision(&loaded, p) != decision(c, q) {
+                disagreements += 1;
+            }
+            metrics::histogram!("quiver_shadow_score_diff", "model" => label.clone())
+                .record((q[0] - p[0]).abs());
+        }
+        if from.artifact.model.objective().num_outputs() == 1 {
+            metrics::histogram!("quiver_prediction_score", "model" => label.clone(), "version" => from.version.version.to_string())
+                .record(p[0]);
+        }
+        let mut out = render(from, p, missing);
+        if challenger.is_some() {
+            out.insert("version".into(), json!(from.version.version));
+            out.insert("arm".into(), json!(arm));
+        }
         predictions.push(Json::Object(out));
     }
     let version = loaded.version.version.to_string();
     metrics::counter!("quiver_predictions_total", "model" => label.clone(), "version" => version.clone())
-        .increment(n as u64);
+        .increment(n as u64 - served_challenger);
+    if let Some(c) = &challenger {
+        let cv = c.version.version.to_string();
+        metrics::counter!("quiver_predictions_total", "model" => label.clone(), "version" => cv.clone())
+            .increment(served_challenger);
+        if rollout == Rollout::Shadow {
+            metrics::counter!("quiver_shadow_predictions_total", "model" => label.clone(), "version" => cv)
+                .increment(n as u64);
+            metrics::counter!("quiver_shadow_disagreements_total", "model" => label.clone())
+                .increment(disagreements);
+        }
+    }
     metrics::histogram!("quiver_predict_seconds", "model" => label, "version" => version)
         .record(started.elapsed().as_secs_f64());
-    Ok(axum::Json(json!({
+    let mut answer = json!({
         "model": loaded.version.name,
         "version": loaded.version.version,
         "aliases": loaded.version.aliases,
         "task": loaded.version.task,
         "features": loaded.artifact.inputs.iter().map(|i| i.feature.as_str()).collect::<Vec<_>>(),
         "predictions": predictions,
-    }))
-    .into_response())
+    });
+    if let Some(c) = &challenger {
+        answer["rollout"] = json!(match rollout {
+            Rollout::Shadow =>
+                json!({"mode": "shadow", "challenger_version": c.version.version, "disagreements": disagreements}),
+            Rollout::Canary { share } =>
+                json!({"mode": "canary", "share": share, "challenger_version": c.version.version, "served_by_challenger": served_challenger}),
+            Rollout::Off => Json::Null,
+        });
+    }
+    Ok(axum::Json(answer).into_response())
+}
+
+/// Server-side notes go to stderr (the server has no log framework yet); never secrets.
+fn tracing_free_log(message: &str) {
+    eprintln!("quiver serve: {message}");
 }
 
 pub async fn predict(

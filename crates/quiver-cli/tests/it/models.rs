@@ -258,6 +258,104 @@ fn train_register_promote_rollback_and_predict() {
     );
     assert_eq!(status, 400, "{e}");
 
+    // Canary: a stable ~30% of entities get the challenger (version 1).
+    let e = fails(quiver(
+        repo,
+        &["models", "rollout", "nope", "--mode", "shadow"],
+    ));
+    assert!(e.contains("needs a challenger"), "{e}");
+    ok(quiver(
+        repo,
+        &[
+            "models", "rollout", "churn", "--mode", "canary", "--share", "0.3",
+        ],
+    ));
+    let ids: Vec<String> = (1..=2000).map(|i| i.to_string()).collect();
+    let body = format!(
+        r#"{{"model": "churn", "entities": {{"user_id": [{}]}}}}"#,
+        ids.join(",")
+    );
+    let arms = |p: &serde_json::Value| -> Vec<(String, i64)> {
+        p["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["arm"].as_str().unwrap().to_string(),
+                    r["version"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, c1) = post(port, "/predict/batch", &body);
+    assert_eq!(status, 200, "{c1}");
+    let a1 = arms(&c1);
+    let to_challenger = a1
+        .iter()
+        .filter(|(a, v)| a == "challenger" && *v == 1)
+        .count();
+    assert_eq!(
+        a1.iter()
+            .filter(|(a, v)| a == "champion" && *v == 2)
+            .count(),
+        2000 - to_challenger
+    );
+    // 2000 x 0.3 = 600, sd 20.5: 4.4 sd either side.
+    assert!(
+        (510..=690).contains(&to_challenger),
+        "{to_challenger} of 2000 to the challenger"
+    );
+    assert_eq!(c1["rollout"]["served_by_challenger"], to_challenger as u64);
+    let (_, c2) = post(port, "/predict/batch", &body);
+    assert_eq!(arms(&c2), a1, "an entity always lands in the same arm");
+    // Naming a version or alias bypasses the rollout.
+    let (_, pinned) = post(
+        port,
+        "/predict",
+        r#"{"model": "churn", "alias": "champion", "entities": {"user_id": [1, 2, 3]}}"#,
+    );
+    assert!(
+        pinned.get("rollout").is_none() && pinned["predictions"][0].get("arm").is_none(),
+        "{pinned}"
+    );
+
+    // Shadow: everyone gets the champion; the challenger is scored and compared.
+    ok(quiver(
+        repo,
+        &["models", "rollout", "churn", "--mode", "shadow"],
+    ));
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, sh) = post(port, "/predict/batch", &body);
+    assert_eq!(status, 200, "{sh}");
+    assert!(arms(&sh).iter().all(|(a, v)| a == "champion" && *v == 2));
+    assert_eq!(sh["rollout"]["mode"], "shadow");
+    assert_eq!(sh["rollout"]["challenger_version"], 1);
+    let metrics = {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    };
+    for m in [
+        "quiver_shadow_predictions_total",
+        "quiver_shadow_disagreements_total",
+        "quiver_predictions_total",
+        "quiver_predict_seconds",
+    ] {
+        assert!(metrics.contains(m), "/metrics lacks {m}");
+    }
+    ok(quiver(
+        repo,
+        &["models", "rollout", "churn", "--mode", "off"],
+    ));
+
     // Rollback moves the champion back; the server picks it up without a restart.
     let o = ok(quiver(
         repo,

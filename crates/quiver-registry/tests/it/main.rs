@@ -277,6 +277,38 @@ async fn model_suite(store: SqlMetadataStore) {
         "numeric alias"
     );
 
+    // Rollouts: off by default, need a challenger, share checked.
+    use quiver_registry::Rollout;
+    assert_eq!(store.rollout("churn").await.unwrap(), Rollout::Off);
+    store
+        .set_rollout("churn", Rollout::Canary { share: 0.25 })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rollout("churn").await.unwrap(),
+        Rollout::Canary { share: 0.25 }
+    );
+    store.set_rollout("churn", Rollout::Shadow).await.unwrap();
+    assert_eq!(store.rollout("churn").await.unwrap(), Rollout::Shadow);
+    assert!(
+        store
+            .set_rollout("churn", Rollout::Canary { share: 1.5 })
+            .await
+            .is_err()
+    );
+    let e = store
+        .set_rollout("other", Rollout::Shadow)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs a challenger"), "{e}");
+    assert_eq!(
+        store.rollout("churn").await.unwrap(),
+        Rollout::Shadow,
+        "a refused change keeps the old"
+    );
+    store.set_rollout("churn", Rollout::Off).await.unwrap();
+
     // Deleting a version an alias names is refused; nothing changes.
     let e = store
         .delete_model_version("churn", 2)
