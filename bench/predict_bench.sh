@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# /predict throughput and latency: the demo's churn GBDT (21 features of service churn_v1) on
+# /predict throughput and latency: the demo's churn GBDT (20 features of service churn_v1) on
 # 10k demo users, served from the embedded store and from Redis, driven by
 # wrk -t1 -c16 --latency with one random user per request.
 #
 # usage: bench/predict_bench.sh [USERS] [DURATION]     (defaults 10000, 20s)
+# QUIVER_BIN=... uses that binary instead of building one.
 # needs: wrk (apt-get install wrk), Redis at 127.0.0.1:6379 for the Redis run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 users="${1:-10000}"
 dur="${2:-20s}"
 out="$CARGO_TARGET_DIR/bench-predict"
-cargo build --release -q -p quiver-cli
-quiver="$CARGO_TARGET_DIR/release/quiver"
+# QUIVER_BIN=path skips the build (a release build takes long on 2 cores).
+[ -n "${QUIVER_BIN:-}" ] || cargo build --release -q -p quiver-cli
+quiver="${QUIVER_BIN:-$CARGO_TARGET_DIR/release/quiver}"
 rm -rf "$out" && mkdir -p "$out"
 echo "== demo run with $users users (data, apply, train churn, materialize)"
 "$quiver" demo run --dir "$out/demo" --users "$users" | grep -E "registered model|Demo done"
@@ -42,7 +44,7 @@ printf "\nonline_store: {type: redis, url: 'redis://127.0.0.1:6379'}\n" >> "$out
 run "redis"
 
 echo
-echo "== Summary (/predict, 1 user x 21 features per request; wrk -t1 -c16 -d$dur --latency)"
+echo "== Summary (/predict, 1 user x 20 features per request; wrk -t1 -c16 -d$dur --latency)"
 printf "%-12s %10s %10s %10s %8s\n" store req/s p50 p99 non-2xx
 for k in embedded redis; do
   IFS='|' read -r rps p50 p99 err <<< "${result[$k]}"
