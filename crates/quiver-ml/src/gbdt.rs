@@ -537,21 +537,7 @@ mod tests {
 
     /// ROC-AUC, ties sharing their average rank.
     fn auc(scores: &[f64], y: &[f64]) -> f64 {
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-        let (mut rank_sum, mut i) = (0.0, 0);
-        while i < order.len() {
-            let mut j = i;
-            while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-                j += 1;
-            }
-            let avg = (i + j) as f64 / 2.0 + 1.0;
-            rank_sum += (i..=j).filter(|&k| y[order[k]] > 0.5).count() as f64 * avg;
-            i = j + 1;
-        }
-        let pos = y.iter().filter(|&&v| v > 0.5).count() as f64;
-        let neg = y.len() as f64 - pos;
-        (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+        crate::metrics::roc_auc(y, scores, None).expect("two classes")
     }
 
     fn small_params() -> GbdtParams {
