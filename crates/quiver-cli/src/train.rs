@@ -473,20 +473,15 @@ pub async fn run(
             &progress,
         )
         .await?;
+    // Any time unit or zone -> microseconds since the epoch.
     let ts_col = cast(
-        set.column_by_name(&args.timestamp_column)
-            .context("timestamp column")?,
+        &cast(
+            set.column_by_name(&args.timestamp_column)
+                .context("timestamp column")?,
+            &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+        )?,
         &DataType::Int64,
-    )
-    .or_else(|_| {
-        cast(
-            &cast(
-                set.column_by_name(&args.timestamp_column).expect("checked"),
-                &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
-            )?,
-            &DataType::Int64,
-        )
-    })?;
+    )?;
     let ts: Vec<i64> = ts_col
         .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
         .values()

@@ -168,25 +168,35 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// The report as one HTML document.
-pub fn html(input: &ReportInput) -> String {
-    let mut body = String::new();
-    let _ = write!(body, "<h1>{}</h1><table class=facts>", esc(&input.title));
-    for (k, v) in &input.facts {
+/// A two-column table of (label, value), escaped.
+fn facts_table(body: &mut String, rows: &[(String, String)]) {
+    body.push_str("<table class=facts>");
+    for (k, v) in rows {
         let _ = write!(body, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
     }
     body.push_str("</table>");
+}
+
+/// The report as one HTML document.
+pub fn html(input: &ReportInput) -> String {
+    let mut body = String::new();
+    let _ = write!(body, "<h1>{}</h1>", esc(&input.title));
+    facts_table(&mut body, &input.facts);
     if let Some(e) = input.evaluation {
-        body.push_str("<h2>Test metrics</h2><table class=facts>");
+        body.push_str("<h2>Test metrics</h2>");
         let v = serde_json::to_value(e).expect("serializes");
-        for (k, x) in v.as_object().expect("object") {
-            if let Some(f) = x.as_f64() {
-                let _ = write!(body, "<tr><th>{}</th><td>{}</td></tr>", esc(k), fmt_num(f));
-            } else if let Some(t) = x.as_str() {
-                let _ = write!(body, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(t));
-            }
-        }
-        body.push_str("</table>");
+        let metrics: Vec<(String, String)> = v
+            .as_object()
+            .expect("object")
+            .iter()
+            .filter_map(|(k, x)| {
+                x.as_f64()
+                    .map(fmt_num)
+                    .or_else(|| x.as_str().map(str::to_string))
+                    .map(|x| (k.clone(), x))
+            })
+            .collect();
+        facts_table(&mut body, &metrics);
         if let Some(cm) = &e.confusion_matrix {
             body.push_str(
                 "<h2>Confusion matrix (rows: true class, columns: predicted)</h2><table class=cm>",

@@ -74,7 +74,7 @@ pub async fn get_online_features(
     };
     let columns = entity_columns(&req.entities, state.config.max_entities)?;
     let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
-    let (views, results) = read_features(&state, &refs, &columns, n).await?;
+    let reads = read_features(&state, &refs, &columns, n).await?;
     let now = chrono::Utc::now().timestamp_micros();
     let mut names: Vec<String> = columns.iter().map(|(c, _)| c.to_string()).collect();
     let mut vectors: Vec<FeatureVector> = columns
@@ -86,23 +86,14 @@ pub async fn get_online_features(
         })
         .collect();
     let mut not_found = 0u64;
-    for r in &refs {
-        let vi = views
-            .iter()
-            .position(|(v, _)| *v == r.view)
-            .expect("grouped");
-        let fi = views[vi]
-            .1
-            .iter()
-            .position(|f| *f == r.feature)
-            .expect("grouped");
-        let ttl = registry.views[&r.view].ttl;
+    for (r, &(vi, fi)) in refs.iter().zip(&reads.slots) {
+        let ttl = reads.ttl_us[vi];
         let mut fv = FeatureVector {
             values: Vec::with_capacity(n),
             statuses: Vec::with_capacity(n),
             event_timestamps: Vec::with_capacity(n),
         };
-        for row in &results[vi] {
+        for row in &reads.rows[vi] {
             match row {
                 None => {
                     fv.values.push(Json::Null);
@@ -111,7 +102,7 @@ pub async fn get_online_features(
                     not_found += 1;
                 }
                 Some(stored) => {
-                    let expired = !ttl.is_zero() && now - stored.event_ts > ttl.micros();
+                    let expired = ttl != 0 && now - stored.event_ts > ttl;
                     fv.values.push(to_json(&stored.values[fi]));
                     fv.statuses.push(if expired {
                         "OUTSIDE_MAX_AGE"
@@ -172,28 +163,47 @@ pub(crate) fn entity_columns(
     Ok(columns)
 }
 
-/// Features grouped by view (in first-seen order) and, per view, the stored row of each entity.
-pub(crate) type ViewReads<'a> = (
-    Vec<(&'a str, Vec<String>)>,
-    Vec<Vec<Option<quiver_online::StoredRow>>>,
-);
+/// What [`read_features`] read: per view (in first-seen order of the refs) the stored row of
+/// each entity and the view's TTL (µs, 0 = none); per requested ref, where its value sits.
+pub(crate) struct FeatureReads {
+    /// `rows[view][entity]`.
+    pub rows: Vec<Vec<Option<quiver_online::StoredRow>>>,
+    /// `ttl_us[view]`.
+    pub ttl_us: Vec<i64>,
+    /// `slots[i]` = (view index, index of the feature among the view's values) of `refs[i]`.
+    pub slots: Vec<(usize, usize)>,
+}
 
 /// Reads `refs` for `n` entity rows from the online store, one read per view.
-pub(crate) async fn read_features<'a>(
+pub(crate) async fn read_features(
     state: &AppState,
-    refs: &'a [FeatureRef],
+    refs: &[FeatureRef],
     columns: &[(&str, &Vec<Json>)],
     n: usize,
-) -> Result<ViewReads<'a>, ApiError> {
+) -> Result<FeatureReads, ApiError> {
     let registry = &state.registry;
-    // Group the requested features by view, keeping the request order for the output.
+    // Group the requested features by view, remembering where each ref's value lands.
     let mut views: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut slots = Vec::with_capacity(refs.len());
     for r in refs {
-        match views.iter_mut().find(|(v, _)| *v == r.view) {
-            Some((_, fs)) => fs.push(r.feature.clone()),
-            None => views.push((r.view.as_str(), vec![r.feature.clone()])),
-        }
+        let vi = match views.iter().position(|(v, _)| *v == r.view) {
+            Some(vi) => vi,
+            None => {
+                views.push((r.view.as_str(), Vec::new()));
+                views.len() - 1
+            }
+        };
+        let fs = &mut views[vi].1;
+        let fi = fs.iter().position(|f| *f == r.feature).unwrap_or_else(|| {
+            fs.push(r.feature.clone());
+            fs.len() - 1
+        });
+        slots.push((vi, fi));
     }
+    let ttl_us = views
+        .iter()
+        .map(|(v, _)| registry.views[*v].ttl.micros())
+        .collect();
     let mut reads = Vec::with_capacity(views.len());
     for (view_name, features) in &views {
         let view = &registry.views[*view_name];
@@ -234,5 +244,9 @@ pub(crate) async fn read_features<'a>(
     )
     .await;
     metrics::histogram!("quiver_online_store_read_seconds").record(started.elapsed().as_secs_f64());
-    Ok((views, results?))
+    Ok(FeatureReads {
+        rows: results?,
+        ttl_us,
+        slots,
+    })
 }

@@ -210,35 +210,17 @@ async fn run_model<'a>(
     columns: &[(&str, &Vec<Json>)],
     n: usize,
 ) -> Result<Vec<(Vec<f64>, Vec<&'a str>)>, ApiError> {
-    let (views, results) = read_features(state, &loaded.refs, columns, n).await?;
-    // Where each model input's value sits: (view index, feature index).
-    let slots: Vec<(usize, usize)> = loaded
-        .refs
-        .iter()
-        .map(|r| {
-            let vi = views.iter().position(|(v, _)| *v == r.view).expect("read");
-            let fi = views[vi]
-                .1
-                .iter()
-                .position(|f| *f == r.feature)
-                .expect("read");
-            (vi, fi)
-        })
-        .collect();
-    let ttls: Vec<i64> = views
-        .iter()
-        .map(|(v, _)| state.registry.views[*v].ttl.micros())
-        .collect();
+    let reads = read_features(state, &loaded.refs, columns, n).await?;
     let now = chrono::Utc::now().timestamp_micros();
-    let mut row = vec![f64::NAN; slots.len()];
+    let mut row = vec![f64::NAN; reads.slots.len()];
     let mut out = Vec::with_capacity(n);
-    #[allow(clippy::needless_range_loop)]
     for e in 0..n {
         let mut missing = Vec::new();
-        for (j, (vi, fi)) in slots.iter().enumerate() {
-            row[j] = match &results[*vi][e] {
-                Some(stored) if ttls[*vi] == 0 || now - stored.event_ts <= ttls[*vi] => {
-                    encode(&stored.values[*fi], &loaded.artifact.inputs[j].encoding)
+        for (j, &(vi, fi)) in reads.slots.iter().enumerate() {
+            let ttl = reads.ttl_us[vi];
+            row[j] = match &reads.rows[vi][e] {
+                Some(stored) if ttl == 0 || now - stored.event_ts <= ttl => {
+                    encode(&stored.values[fi], &loaded.artifact.inputs[j].encoding)
                 }
                 _ => f64::NAN,
             };
@@ -346,7 +328,7 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
                 // A broken challenger never breaks the champion's answers.
                 metrics::counter!("quiver_challenger_errors_total", "model" => label.clone())
                     .increment(1);
-                tracing_free_log(&format!("challenger of {}: {}", req.model, e.message));
+                log_note(&format!("challenger of {}: {}", req.model, e.message));
                 None
             }
         },
@@ -424,7 +406,7 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
 }
 
 /// Server-side notes go to stderr (the server has no log framework yet); never secrets.
-fn tracing_free_log(message: &str) {
+fn log_note(message: &str) {
     eprintln!("quiver serve: {message}");
 }
 
