@@ -5,9 +5,9 @@
 set -euo pipefail
 target="${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}"
 venv="$target/ml-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import lightgbm, sklearn, numpy" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import lightgbm, sklearn, numpy, mlflow" 2>/dev/null; then
   mkdir -p "$target"
   python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install -q --disable-pip-version-check "lightgbm==4.*" scikit-learn numpy >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "lightgbm==4.*" scikit-learn numpy "mlflow==3.*" >&2
 fi
 echo "$venv/bin/python"

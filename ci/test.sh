@@ -19,3 +19,5 @@ PATH="$(dirname "$py"):$PATH" PYTHONWARNINGS=ignore "$py" tests/parity/feast_onl
 echo "== LightGBM 4 parity (quiver models import + score vs Booster.predict, pred_contrib)"
 mlpy="$(ci/ml-venv.sh)"
 PYTHONWARNINGS=ignore "$mlpy" tests/parity/lightgbm_parity.py bash tests/parity/quiver_import_score.sh "$CARGO_TARGET_DIR/debug/quiver"
+echo "== MLflow round trip (quiver train/promote/track/rollback/delete against a real mlflow server, read back with MlflowClient)"
+PYTHONWARNINGS=ignore "$mlpy" tests/parity/mlflow_roundtrip.py "$CARGO_TARGET_DIR/debug/quiver"

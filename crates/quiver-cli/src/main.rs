@@ -7,6 +7,7 @@ mod models;
 mod online;
 mod output;
 mod registry_cmd;
+mod tracking;
 mod train;
 
 use std::path::PathBuf;

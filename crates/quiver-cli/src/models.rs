@@ -95,6 +95,13 @@ pub enum ModelsCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Log a version to the MLflow tracking server of `tracking: {mlflow: URL}` (a run with its
+    /// params, metrics, model file and report; a registered model version with the same
+    /// aliases). `quiver train` does this itself; use it to re-send after MLflow was down.
+    Track {
+        /// NAME, NAME:VERSION or NAME@ALIAS.
+        model: String,
+    },
     /// Score a CSV of feature values (header = the model's features, in its order) with a
     /// version; prints one JSON line per row with the prediction and its SHAP contributions.
     Score {
@@ -144,6 +151,89 @@ pub fn load_artifact(repo: &Path, v: &ModelVersion) -> anyhow::Result<ModelArtif
         )
     })?;
     ModelArtifact::from_json(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// A version's self-contained HTML report (metrics, plots, importance, SHAP summary).
+pub fn report_html(repo: &Path, v: &ModelVersion) -> anyhow::Result<String> {
+    let dir = crate::train::artifact_root(repo).join(&v.artifact);
+    let evaluation: Option<quiver_ml::metrics::Evaluation> =
+        match std::fs::read_to_string(dir.join("evaluation.json")) {
+            Ok(t) => Some(
+                serde_json::from_str(&t)
+                    .with_context(|| format!("{}", dir.join("evaluation.json").display()))?,
+            ),
+            Err(_) => None,
+        };
+    let bars = |key: &str, field: &str| -> Vec<quiver_ml::report::FeatureBar> {
+        let mut b: Vec<_> = v.details[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|i| quiver_ml::report::FeatureBar {
+                        feature: i["feature"].as_str().unwrap_or("").to_string(),
+                        value: i[field].as_f64().unwrap_or(0.0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        b.sort_by(|x, y| y.value.total_cmp(&x.value));
+        b
+    };
+    let mut facts = vec![
+        (
+            "model".to_string(),
+            format!("{} version {}", v.name, v.version),
+        ),
+        ("aliases".to_string(), v.aliases.join(", ")),
+        (
+            "task / algorithm".to_string(),
+            format!("{} / {}", v.task, v.algorithm),
+        ),
+        (
+            "feature service".to_string(),
+            format!(
+                "{} (hash {})",
+                v.feature_service,
+                &v.service_hash[..12.min(v.service_hash.len())]
+            ),
+        ),
+        ("created".to_string(), v.created_at.clone()),
+    ];
+    for k in [
+        "label",
+        "split",
+        "time_range",
+        "param_overrides",
+        "best_iteration",
+        "registry_version",
+        "git_commit",
+        "imported_from",
+    ] {
+        if !v.details[k].is_null() {
+            facts.push((k.replace('_', " "), v.details[k].to_string()));
+        }
+    }
+    Ok(quiver_ml::report::html(&quiver_ml::report::ReportInput {
+        title: format!("Quiver model {} version {}", v.name, v.version),
+        facts,
+        evaluation: evaluation.as_ref(),
+        gain: bars("importance", "gain"),
+        splits: bars("importance", "splits"),
+        shap: bars("shap_summary", "mean_abs_shap"),
+    }))
+}
+
+/// With MLflow tracking on, points the same alias there.
+async fn mirror(repo: &Path, name: &str, alias: &str, version: i64) -> anyhow::Result<()> {
+    let Some(t) = crate::tracking::tracking(repo)? else {
+        return Ok(());
+    };
+    let (n, a) = (name.to_string(), alias.to_string());
+    crate::tracking::off_thread(
+        format!("{alias} of {name} now names version {version} in Quiver, but MLflow's alias was not moved"),
+        move || crate::tracking::mirror_alias(&t, &n, &a, version),
+    )
+    .await
 }
 
 fn metric(v: &ModelVersion, k: &str) -> String {
@@ -277,6 +367,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
             alias,
         } => {
             let before = store.promote_model(&name, version, &alias).await?;
+            mirror(repo, &name, &alias, version).await?;
             out.say(format!(
                 "{alias} of {name} -> version {version}{}",
                 before
@@ -312,6 +403,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         }
         ModelsCommand::Rollback { name, alias } => {
             let (from, to) = store.rollback_model(&name, &alias).await?;
+            mirror(repo, &name, &alias, to).await?;
             out.say(format!("{alias} of {name}: version {from} -> {to}"));
             out.emit(&json!({"name": name, "alias": alias, "from": from, "to": to}));
         }
@@ -330,6 +422,19 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
             if !shared && dir.is_dir() {
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("cannot remove {}", dir.display()))?;
+            }
+            if let Some(t) = crate::tracking::tracking(repo)? {
+                let n = name.clone();
+                crate::tracking::off_thread(
+                    format!("deleted {name} version {version} in Quiver, but not in MLflow"),
+                    move || {
+                        if let Some(mv) = t.client.find_version(&n, version)? {
+                            t.client.delete_version(&n, &mv)?;
+                        }
+                        Ok(())
+                    },
+                )
+                .await?;
             }
             out.say(format!("deleted {name} version {version}"));
         }
@@ -415,6 +520,15 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
             if let Some(alias) = &promote {
                 store.promote_model(&name, version, alias).await?;
             }
+            if let Some(t) = crate::tracking::tracking(repo)? {
+                let v = store.model_version(&name, version).await?;
+                let repo = repo.to_path_buf();
+                crate::tracking::off_thread(
+                    format!("model {name} version {version} is registered in Quiver, but logging it to MLflow failed (re-send it with `quiver models track {name}:{version}`)"),
+                    move || crate::tracking::log_version(&repo, &t, &v),
+                )
+                .await?;
+            }
             out.say(format!(
                 "imported {} as model {name} version {version} ({task})",
                 file.display()
@@ -423,79 +537,34 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         }
         ModelsCommand::Report { model, out: file } => {
             let v = resolve(&store, &model).await?;
-            let dir = crate::train::artifact_root(repo).join(&v.artifact);
-            let evaluation: Option<quiver_ml::metrics::Evaluation> =
-                match std::fs::read_to_string(dir.join("evaluation.json")) {
-                    Ok(t) => {
-                        Some(serde_json::from_str(&t).with_context(|| {
-                            format!("{}", dir.join("evaluation.json").display())
-                        })?)
-                    }
-                    Err(_) => None,
-                };
-            let bars = |key: &str, field: &str| -> Vec<quiver_ml::report::FeatureBar> {
-                let mut b: Vec<_> = v.details[key]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|i| quiver_ml::report::FeatureBar {
-                                feature: i["feature"].as_str().unwrap_or("").to_string(),
-                                value: i[field].as_f64().unwrap_or(0.0),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                b.sort_by(|x, y| y.value.total_cmp(&x.value));
-                b
-            };
-            let mut facts = vec![
-                (
-                    "model".to_string(),
-                    format!("{} version {}", v.name, v.version),
-                ),
-                ("aliases".to_string(), v.aliases.join(", ")),
-                (
-                    "task / algorithm".to_string(),
-                    format!("{} / {}", v.task, v.algorithm),
-                ),
-                (
-                    "feature service".to_string(),
-                    format!(
-                        "{} (hash {})",
-                        v.feature_service,
-                        &v.service_hash[..12.min(v.service_hash.len())]
-                    ),
-                ),
-                ("created".to_string(), v.created_at.clone()),
-            ];
-            for k in [
-                "label",
-                "split",
-                "time_range",
-                "param_overrides",
-                "best_iteration",
-                "registry_version",
-                "git_commit",
-                "imported_from",
-            ] {
-                if !v.details[k].is_null() {
-                    facts.push((k.replace('_', " "), v.details[k].to_string()));
-                }
-            }
-            let html = quiver_ml::report::html(&quiver_ml::report::ReportInput {
-                title: format!("Quiver model {} version {}", v.name, v.version),
-                facts,
-                evaluation: evaluation.as_ref(),
-                gain: bars("importance", "gain"),
-                splits: bars("importance", "splits"),
-                shap: bars("shap_summary", "mean_abs_shap"),
-            });
+            let html = report_html(repo, &v)?;
             let file =
                 file.unwrap_or_else(|| PathBuf::from(format!("{}-v{}.html", v.name, v.version)));
             std::fs::write(&file, html)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             out.say(format!("wrote {}", file.display()));
             out.emit(&json!({"report": file}));
+        }
+        ModelsCommand::Track { model } => {
+            let v = resolve(&store, &model).await?;
+            let Some(t) = crate::tracking::tracking(repo)? else {
+                bail!(
+                    "no MLflow server configured: add `tracking: {{mlflow: http://127.0.0.1:5000}}` to quiver.yaml (or set QUIVER__TRACKING__MLFLOW)"
+                );
+            };
+            let url = t.client.url().to_string();
+            let (name, version) = (v.name.clone(), v.version);
+            let repo = repo.to_path_buf();
+            let l = crate::tracking::off_thread(
+                format!("logging model {name} version {version} to MLflow"),
+                move || crate::tracking::log_version(&repo, &t, &v),
+            )
+            .await?;
+            out.say(format!(
+                "logged {name} version {version} to MLflow {url}: run {} in experiment {}, model version {}",
+                l.run_id, l.experiment_id, l.mlflow_version
+            ));
+            out.emit(&json!({"name": name, "version": version, "run_id": l.run_id, "experiment_id": l.experiment_id, "mlflow_version": l.mlflow_version}));
         }
         ModelsCommand::Score { model, csv } => {
             let v = resolve(&store, &model).await?;

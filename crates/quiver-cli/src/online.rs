@@ -185,7 +185,16 @@ pub async fn serve(repo: &Path, args: ServeArgs, out: &Output) -> anyhow::Result
         applied.version,
         if config.token.is_some() { format!("yes ({})", config.token_source) } else { format!("none configured, write endpoints answer 403 (set {})", quiver_server::TOKEN_ENV) },
     ));
-    quiver_server::serve(listener, state, quiver_server::shutdown_signal()).await?;
-    out.say("stopped (in-flight requests drained)");
+    quiver_server::serve(
+        listener,
+        Arc::clone(&state),
+        quiver_server::shutdown_signal(),
+    )
+    .await?;
+    state.prediction_log.flush().await;
+    out.say(format!(
+        "stopped (in-flight requests drained, prediction log written to {})",
+        state.prediction_log.dir().display()
+    ));
     Ok(())
 }

@@ -573,7 +573,7 @@ pub async fn run(
             })?;
             (
                 Model::Trees(m),
-                format!("{gparams:?}"),
+                gparams.pairs(),
                 Some(report.best_iteration),
             )
         }
@@ -581,7 +581,7 @@ pub async fn run(
             let m = tokio::task::block_in_place(|| {
                 train_linear(lab.objective, &train, &y_train, None, &lparams)
             })?;
-            (Model::Linear(m), format!("{lparams:?}"), None)
+            (Model::Linear(m), lparams.pairs(), None)
         }
     };
     let train_seconds = t0.elapsed().as_secs_f64();
@@ -604,7 +604,7 @@ pub async fn run(
     let eval_json = serde_json::to_value(&evaluation)?;
     let rel = write_artifact(repo, &name, &artifact, Some(&eval_json))?;
     let details = json!({
-        "params": params_json,
+        "params": params_json.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "param_overrides": args.params,
         "best_iteration": best_iteration,
         "train_seconds": train_seconds,
@@ -637,6 +637,22 @@ pub async fn run(
     if let Some(alias) = &args.promote {
         store.promote_model(&name, version, alias).await?;
     }
+    let tracked = match crate::tracking::tracking(repo)? {
+        Some(t) => {
+            let v = store.model_version(&name, version).await?;
+            let url = t.client.url().to_string();
+            let repo = repo.to_path_buf();
+            let logged = crate::tracking::off_thread(
+                format!(
+                    "model {name} version {version} is registered in Quiver, but logging it to MLflow failed (re-send it with `quiver models track {name}:{version}`)"
+                ),
+                move || crate::tracking::log_version(&repo, &t, &v),
+            )
+            .await?;
+            Some((url, logged))
+        }
+        None => None,
+    };
     let mut rows = vec![];
     for (k, v) in headline(&evaluation).as_object().expect("object") {
         if let Some(x) = v.as_f64() {
@@ -659,7 +675,18 @@ pub async fn run(
         train_seconds,
         started.elapsed().as_secs_f64()
     ));
-    out.emit(&json!({"name": name, "version": version, "metrics": headline(&evaluation)}));
+    if let Some((url, l)) = &tracked {
+        out.say(format!(
+            "logged to MLflow {url}: run {} in experiment {}, model version {}",
+            l.run_id, l.experiment_id, l.mlflow_version
+        ));
+    }
+    out.emit(&json!({
+        "name": name,
+        "version": version,
+        "metrics": headline(&evaluation),
+        "mlflow": tracked.as_ref().map(|(url, l)| json!({"url": url, "run_id": l.run_id, "experiment_id": l.experiment_id, "version": l.mlflow_version})),
+    }));
     Ok((name, version, evaluation))
 }
 

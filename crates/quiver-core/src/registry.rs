@@ -674,6 +674,7 @@ impl Builder {
                         defs.online_store.as_ref().map(|p| self.at(p)),
                     ),
                     ("server", defs.server.as_ref().map(|p| self.at(p))),
+                    ("tracking", defs.tracking.as_ref().map(|p| self.at(p))),
                 ] {
                     if let Some(at) = present {
                         return Err(Error::invalid(

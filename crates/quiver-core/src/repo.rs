@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Located, Result};
 use crate::registry::Registry;
-use crate::yaml::{DefinitionFile, RawOnlineStore, RawServer};
+use crate::yaml::{DefinitionFile, RawOnlineStore, RawServer, RawTracking};
 
 /// The main file of a repository.
 pub const MAIN_FILE: &str = "quiver.yaml";
@@ -133,6 +133,10 @@ pub struct RepoSettings {
     pub online_store: Option<(Located, RawOnlineStore)>,
     /// `server:` settings.
     pub server: RawServer,
+    /// `tracking:` settings.
+    pub tracking: RawTracking,
+    /// `project:`.
+    pub project: Option<String>,
 }
 
 impl RepoSettings {
@@ -155,6 +159,8 @@ impl RepoSettings {
                 .online_store
                 .map(|o| (at(o.referenced.line(), o.referenced.column()), o.value)),
             server: defs.server.map(|s| s.value).unwrap_or_default(),
+            tracking: defs.tracking.map(|t| t.value).unwrap_or_default(),
+            project: defs.project.map(|p| p.value),
         })
     }
 }

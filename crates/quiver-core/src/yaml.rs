@@ -26,6 +26,8 @@ pub struct DefinitionFile {
     pub online_store: Option<S<RawOnlineStore>>,
     /// Feature-server settings (only in `quiver.yaml`).
     pub server: Option<S<RawServer>>,
+    /// Experiment tracking (only in `quiver.yaml`).
+    pub tracking: Option<S<RawTracking>>,
     /// Entities.
     #[serde(default)]
     pub entities: Vec<RawEntity>,
@@ -59,6 +61,17 @@ pub struct RawOnlineStore {
     pub timeout_ms: Option<u64>,
 }
 
+/// `tracking:` in `quiver.yaml`.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracking {
+    /// An MLflow tracking server, e.g. `http://127.0.0.1:5000`: training runs are logged there
+    /// and model versions registered there with the same aliases.
+    pub mlflow: Option<String>,
+    /// The MLflow experiment runs go to (default: the project name).
+    pub experiment: Option<String>,
+}
+
 /// `server:` in `quiver.yaml`.
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +86,22 @@ pub struct RawServer {
     pub token: Option<String>,
     /// Require the token on read endpoints too (default false: only writes and admin calls).
     pub protect_reads: Option<bool>,
+    /// The /predict log (default: every request, under `.quiver/prediction_log`).
+    pub prediction_log: Option<RawPredictionLog>,
+}
+
+/// `server: {prediction_log: ...}` in `quiver.yaml`.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawPredictionLog {
+    /// Share of /predict requests logged, 0 to 1 (default 1; 0 turns the log off).
+    pub sample_rate: Option<f64>,
+    /// Folder of the Parquet files, relative to the repository (default `.quiver/prediction_log`).
+    pub path: Option<String>,
+    /// Most rows per file (default 100,000).
+    pub flush_rows: Option<usize>,
+    /// Longest a logged row waits in memory before it is written, in milliseconds (default 10,000).
+    pub flush_interval_ms: Option<u64>,
 }
 
 /// `entities:` item.

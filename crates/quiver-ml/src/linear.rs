@@ -48,6 +48,15 @@ impl Default for LinearParams {
 pub const LINEAR_PARAM_KEYS: &str = "l2, C (= 1/l2), max_iter, tol";
 
 impl LinearParams {
+    /// Every parameter as (name, value text): what a run logs.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        vec![
+            ("l2".to_string(), self.l2.to_string()),
+            ("max_iter".to_string(), self.max_iter.to_string()),
+            ("tol".to_string(), self.tol.to_string()),
+        ]
+    }
+
     /// Sets one parameter from a `key=value` pair (`--params l2=0.5`). Keys: `l2`, `C`
     /// (inverse regularization, `l2 = 1/C`), `max_iter`, `tol`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {

@@ -23,6 +23,7 @@ use serde::Serialize;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+pub mod mlflow;
 pub mod models;
 pub use models::{ModelVersion, NewModelVersion, Rollout};
 

@@ -11,6 +11,7 @@ mod error;
 mod info;
 mod online;
 mod predict;
+pub mod prediction_log;
 mod write;
 
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     pub protect_reads: bool,
     /// Where the token came from, for messages (never the token itself).
     pub token_source: String,
+    /// The /predict log (its folder relative to the repository).
+    pub prediction_log: prediction_log::PredictionLogConfig,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -78,6 +81,10 @@ impl ServerConfig {
             token,
             protect_reads: raw.protect_reads.unwrap_or(false),
             token_source,
+            prediction_log: prediction_log::PredictionLogConfig::from_settings(
+                raw.prediction_log.as_ref(),
+                std::path::Path::new(""),
+            ),
         }
     }
 }
@@ -100,6 +107,8 @@ pub struct AppState {
     pub root: PathBuf,
     /// Loaded model versions for /predict.
     pub models: predict::ModelCache,
+    /// The /predict log.
+    pub prediction_log: prediction_log::PredictionLog,
     metrics: PrometheusHandle,
 }
 
@@ -114,6 +123,9 @@ impl AppState {
         config: ServerConfig,
     ) -> Arc<AppState> {
         let registry = Arc::new(registry);
+        let mut log_config = config.prediction_log.clone();
+        log_config.dir = root.join(&log_config.dir);
+        let prediction_log = prediction_log::PredictionLog::start(log_config);
         Arc::new(AppState {
             engine: Arc::new(OfflineEngine::new((*registry).clone(), root.clone())),
             registry,
@@ -122,6 +134,7 @@ impl AppState {
             meta,
             config,
             models: predict::ModelCache::default(),
+            prediction_log,
             root,
             metrics: metrics_handle(),
         })

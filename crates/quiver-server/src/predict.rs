@@ -25,7 +25,8 @@ use serde_json::{Value as Json, json};
 
 use crate::AppState;
 use crate::error::{ApiError, parse_body};
-use crate::online::{entity_columns, read_features};
+use crate::online::{FeatureReads, entity_columns, read_features};
+use crate::prediction_log::{Cell, Row as LogRow, VersionShape};
 
 /// How often an alias is re-resolved against the metadata store.
 const ALIAS_REFRESH_MS: i64 = 1000;
@@ -48,6 +49,7 @@ pub struct Loaded {
     version: ModelVersion,
     artifact: ModelArtifact,
     refs: Vec<FeatureRef>,
+    shape: Arc<VersionShape>,
     checked_ms: AtomicI64,
 }
 
@@ -122,10 +124,33 @@ async fn load(state: &AppState, v: ModelVersion) -> Result<Loaded, ApiError> {
             status: StatusCode::CONFLICT,
             message: format!("model {} version {}: {e}", v.name, v.version),
         })?;
+    let shape = Arc::new(VersionShape {
+        model: v.name.clone(),
+        version: v.version,
+        inputs: refs.iter().map(FeatureRef::full_name).collect(),
+        text: artifact
+            .inputs
+            .iter()
+            .map(|i| matches!(i.encoding, Encoding::Category { .. }))
+            .collect(),
+        classes: match artifact.model.objective() {
+            Objective::Multiclass { num_class } => (0..num_class)
+                .map(|k| {
+                    artifact
+                        .classes
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| k.to_string())
+                })
+                .collect(),
+            _ => vec![],
+        },
+    });
     Ok(Loaded {
         version: v,
         artifact,
         refs,
+        shape,
         checked_ms: AtomicI64::new(now_ms()),
     })
 }
@@ -202,35 +227,56 @@ fn encode(value: &Value, encoding: &Encoding) -> f64 {
     }
 }
 
-/// Scores one loaded version on the request's entity rows: per row the prediction and the
-/// inputs that had no fresh online value.
-async fn run_model<'a>(
-    state: &AppState,
-    loaded: &'a Loaded,
-    columns: &[(&str, &Vec<Json>)],
-    n: usize,
-) -> Result<Vec<(Vec<f64>, Vec<&'a str>)>, ApiError> {
-    let reads = read_features(state, &loaded.refs, columns, n).await?;
+/// One scored entity row.
+struct Scored<'a> {
+    /// The model's outputs.
+    p: Vec<f64>,
+    /// Inputs that had no fresh online value.
+    missing: Vec<&'a str>,
+    /// The inputs as the model saw them (only when the request is logged).
+    cells: Vec<Cell>,
+}
+
+/// Scores one loaded version on the request's entity rows from their online values.
+fn run_model<'a>(loaded: &'a Loaded, reads: &FeatureReads, n: usize, log: bool) -> Vec<Scored<'a>> {
     let now = chrono::Utc::now().timestamp_micros();
     let mut row = vec![f64::NAN; reads.slots.len()];
     let mut out = Vec::with_capacity(n);
     for e in 0..n {
         let mut missing = Vec::new();
+        let mut cells = Vec::with_capacity(if log { row.len() } else { 0 });
         for (j, &(vi, fi)) in reads.slots.iter().enumerate() {
             let ttl = reads.ttl_us[vi];
-            row[j] = match &reads.rows[vi][e] {
+            let encoding = &loaded.artifact.inputs[j].encoding;
+            let fresh = match &reads.rows[vi][e] {
                 Some(stored) if ttl == 0 || now - stored.event_ts <= ttl => {
-                    encode(&stored.values[fi], &loaded.artifact.inputs[j].encoding)
+                    Some(&stored.values[fi])
                 }
-                _ => f64::NAN,
+                _ => None,
             };
+            row[j] = fresh.map_or(f64::NAN, |v| encode(v, encoding));
             if row[j].is_nan() {
                 missing.push(loaded.artifact.inputs[j].feature.as_str());
             }
+            if log {
+                cells.push(match encoding {
+                    Encoding::Number => Cell::Number(row[j]),
+                    Encoding::Category { .. } => Cell::Text(match fresh {
+                        Some(Value::String(s)) => Some(s.clone()),
+                        Some(Value::Int64(v)) => Some(v.to_string()),
+                        Some(Value::Null) | None => None,
+                        Some(other) => Some(format!("{other:?}")),
+                    }),
+                });
+            }
         }
-        out.push((loaded.artifact.model.predict(&row), missing));
+        out.push(Scored {
+            p: loaded.artifact.model.predict(&row),
+            missing,
+            cells,
+        });
     }
-    Ok(out)
+    out
 }
 
 /// One row's answer.
@@ -333,41 +379,77 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
             }
         },
     };
-    let champion_rows = run_model(state, &loaded, &columns, n).await?;
+    let log = state.prediction_log.sample();
+    let reads = read_features(state, &loaded.refs, &columns, n).await?;
+    let champion_rows = run_model(&loaded, &reads, n, log);
     let challenger_rows = match &challenger {
-        Some(c) => Some(run_model(state, c, &columns, n).await?),
+        // The same features (the usual case: one service) are read once.
+        Some(c) if c.refs == loaded.refs => Some(run_model(c, &reads, n, log)),
+        Some(c) => {
+            let creads = read_features(state, &c.refs, &columns, n).await?;
+            Some(run_model(c, &creads, n, log))
+        }
         None => None,
     };
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let mut logged = Vec::with_capacity(if log { n } else { 0 });
     let mut predictions = Vec::with_capacity(n);
     let (mut served_challenger, mut disagreements) = (0u64, 0u64);
-    for (e, (p, missing)) in champion_rows.iter().enumerate() {
-        let (arm, from, p, missing) = match (&rollout, &challenger, &challenger_rows) {
-            (Rollout::Canary { share }, Some(c), Some(rows))
-                if canary_point(&columns, e) < *share =>
-            {
+    for (e, champ) in champion_rows.into_iter().enumerate() {
+        let canary =
+            matches!(rollout, Rollout::Canary { share } if canary_point(&columns, e) < share);
+        let (arm, from, served) = match (&challenger, &challenger_rows) {
+            (Some(c), Some(rows)) if canary => {
                 served_challenger += 1;
-                ("challenger", c.as_ref(), &rows[e].0, &rows[e].1)
+                ("challenger", c.as_ref(), &rows[e])
             }
-            _ => ("champion", loaded.as_ref(), p, missing),
+            _ => ("champion", loaded.as_ref(), &champ),
         };
-        if let (Rollout::Shadow, Some(c), Some(rows)) = (&rollout, &challenger, &challenger_rows) {
-            let q = &rows[e].0;
-            if decision(&loaded, p) != decision(c, q) {
+        let p = &served.p;
+        let shadow = match (&rollout, &challenger, &challenger_rows) {
+            (Rollout::Shadow, Some(c), Some(rows)) => Some((c.as_ref(), &rows[e])),
+            _ => None,
+        };
+        if let Some((c, q)) = shadow {
+            if decision(&loaded, p) != decision(c, &q.p) {
                 disagreements += 1;
             }
             metrics::histogram!("quiver_shadow_score_diff", "model" => label.clone())
-                .record((q[0] - p[0]).abs());
+                .record((q.p[0] - p[0]).abs());
         }
         if from.artifact.model.objective().num_outputs() == 1 {
             metrics::histogram!("quiver_prediction_score", "model" => label.clone(), "version" => from.version.version.to_string())
                 .record(p[0]);
         }
-        let mut out = render(from, p, missing);
+        let mut out = render(from, p, &served.missing);
         if challenger.is_some() {
             out.insert("version".into(), json!(from.version.version));
             out.insert("arm".into(), json!(arm));
         }
         predictions.push(Json::Object(out));
+        if log {
+            let entity: Vec<(String, Json)> = columns
+                .iter()
+                .map(|(k, v)| (k.to_string(), v[e].clone()))
+                .collect();
+            let mut push = |arm: &'static str, model: &Loaded, s: &Scored| {
+                logged.push(LogRow {
+                    shape: Arc::clone(&model.shape),
+                    ts_us: now_us,
+                    arm,
+                    entity: entity.clone(),
+                    cells: s.cells.clone(),
+                    scores: s.p.clone(),
+                })
+            };
+            push(arm, from, served);
+            if let Some((c, q)) = shadow {
+                push("shadow", c, q);
+            }
+        }
+    }
+    if log {
+        state.prediction_log.log(logged);
     }
     let version = loaded.version.version.to_string();
     metrics::counter!("quiver_predictions_total", "model" => label.clone(), "version" => version.clone())

@@ -207,6 +207,51 @@ fn parse_optional(key: &str, value: &str) -> Result<Option<usize>> {
 }
 
 impl GbdtParams {
+    /// Every parameter as (LightGBM name, value text), in declaration order: what a run logs.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let p = self;
+        let opt = |v: Option<usize>| v.map(|x| x.to_string()).unwrap_or_else(|| "none".into());
+        vec![
+            ("num_trees", p.num_trees.to_string()),
+            ("num_leaves", p.num_leaves.to_string()),
+            ("learning_rate", p.learning_rate.to_string()),
+            ("max_bin", p.max_bin.to_string()),
+            ("min_data_in_leaf", p.min_data_in_leaf.to_string()),
+            (
+                "min_sum_hessian_in_leaf",
+                p.min_sum_hessian_in_leaf.to_string(),
+            ),
+            ("lambda_l1", p.lambda_l1.to_string()),
+            ("lambda_l2", p.lambda_l2.to_string()),
+            ("max_depth", opt(p.max_depth)),
+            ("feature_fraction", p.feature_fraction.to_string()),
+            ("bagging_fraction", p.bagging_fraction.to_string()),
+            ("bagging_freq", p.bagging_freq.to_string()),
+            ("early_stopping_rounds", opt(p.early_stopping_rounds)),
+            (
+                "class_weight",
+                match &p.class_weight {
+                    ClassWeight::None => "none".to_string(),
+                    ClassWeight::Balanced => "balanced".to_string(),
+                    ClassWeight::Given(w) => {
+                        w.iter().map(f64::to_string).collect::<Vec<_>>().join(",")
+                    }
+                },
+            ),
+            ("seed", p.seed.to_string()),
+            ("threads", p.threads.to_string()),
+            ("max_cat_to_onehot", p.max_cat_to_onehot.to_string()),
+            ("cat_smooth", p.cat_smooth.to_string()),
+            ("cat_l2", p.cat_l2.to_string()),
+            ("max_cat_threshold", p.max_cat_threshold.to_string()),
+            ("min_gain_to_split", p.min_gain_to_split.to_string()),
+            ("min_data_per_group", p.min_data_per_group.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// Sets one parameter from its LightGBM name or an alias (`num_iterations`, `n_estimators`,
     /// `eta`, `min_child_samples`, `reg_lambda`, `subsample`, `colsample_bytree`,
     /// `class_weight=balanced` or `class_weight=1,3.5`, ...). Unknown keys and bad values are

@@ -144,6 +144,10 @@ pub fn config(token: Option<&str>) -> ServerConfig {
         token: token.map(str::to_string),
         protect_reads: false,
         token_source: "test".into(),
+        prediction_log: quiver_server::prediction_log::PredictionLogConfig::from_settings(
+            None,
+            Path::new(""),
+        ),
     }
 }
 

@@ -1,0 +1,465 @@
+//! The prediction log: a sampled record of what `/predict` served, written as Parquet for drift
+//! monitoring and retraining.
+//!
+//! Each logged row has the time, the model, version and arm (`champion`, `challenger` for canary
+//! traffic, `shadow` for a shadow challenger's unreturned score), the entity key, every model
+//! input as the model saw it (numbers; text for categorical inputs) and the scores. Files go to
+//! `DIR/model=NAME/version=N/date=YYYY-MM-DD/part-<ms>-<seq>.parquet` (hive layout, so a
+//! Parquet source with `path: .quiver/prediction_log/model=churn` reads a model's log back), one
+//! schema per version.
+//!
+//! Requests never wait on the log: rows go through a bounded channel to a writer task, which
+//! buffers them per model version and writes a file every `flush_rows` rows or
+//! `flush_interval_ms`, and on shutdown. When the channel is full, rows are dropped and counted
+//! (`quiver_prediction_log_dropped_total`), never queued without bound. Sampling is
+//! deterministic: with rate r, request i is logged when floor((i+1)r) > floor(ir), so exactly
+//! the configured share is logged.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, Float64Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::parquet::arrow::ArrowWriter;
+use quiver_core::yaml::RawPredictionLog;
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, oneshot};
+
+/// Settings, from `server: {prediction_log: ...}` in `quiver.yaml`.
+#[derive(Debug, Clone)]
+pub struct PredictionLogConfig {
+    /// Share of /predict requests logged, 0 to 1 (0 turns the log off).
+    pub sample_rate: f64,
+    /// Folder of the log.
+    pub dir: PathBuf,
+    /// Rows per file at most.
+    pub flush_rows: usize,
+    /// Longest a row waits in memory.
+    pub flush_interval: Duration,
+}
+
+impl PredictionLogConfig {
+    /// From settings; `root` resolves a relative `path`. Default: every request, under
+    /// `.quiver/prediction_log`, files of up to 100,000 rows at least every 10 s.
+    pub fn from_settings(raw: Option<&RawPredictionLog>, root: &Path) -> PredictionLogConfig {
+        let raw = raw.cloned().unwrap_or_default();
+        PredictionLogConfig {
+            sample_rate: raw.sample_rate.unwrap_or(1.0).clamp(0.0, 1.0),
+            dir: root.join(raw.path.as_deref().unwrap_or(".quiver/prediction_log")),
+            flush_rows: raw.flush_rows.unwrap_or(100_000).max(1),
+            flush_interval: Duration::from_millis(raw.flush_interval_ms.unwrap_or(10_000).max(10)),
+        }
+    }
+}
+
+/// One input as the model saw it.
+#[derive(Debug, Clone)]
+pub enum Cell {
+    /// A number (NaN: missing).
+    Number(f64),
+    /// A categorical value's text (None: missing).
+    Text(Option<String>),
+}
+
+/// The columns shared by a model version's rows.
+#[derive(Debug)]
+pub struct VersionShape {
+    /// Model name.
+    pub model: String,
+    /// Version.
+    pub version: i64,
+    /// Input column names (`view__feature`).
+    pub inputs: Vec<String>,
+    /// Which inputs are text.
+    pub text: Vec<bool>,
+    /// Class names of a multiclass model (empty otherwise).
+    pub classes: Vec<String>,
+}
+
+/// One logged prediction.
+#[derive(Debug)]
+pub struct Row {
+    /// Which model version.
+    pub shape: Arc<VersionShape>,
+    /// Microseconds since the epoch.
+    pub ts_us: i64,
+    /// `champion`, `challenger` or `shadow`.
+    pub arm: &'static str,
+    /// Join-key names and values.
+    pub entity: Vec<(String, Json)>,
+    /// Inputs, in the shape's order.
+    pub cells: Vec<Cell>,
+    /// The model's outputs (one, or one per class).
+    pub scores: Vec<f64>,
+}
+
+enum Message {
+    Rows(Vec<Row>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The handle /predict logs through.
+pub struct PredictionLog {
+    config: PredictionLogConfig,
+    tx: Option<mpsc::Sender<Message>>,
+    requests: AtomicU64,
+}
+
+/// Requests' worth of rows the channel holds before dropping.
+const CHANNEL_REQUESTS: usize = 4096;
+
+impl PredictionLog {
+    /// Starts the writer task (none when the rate is 0). Needs a Tokio runtime.
+    pub fn start(config: PredictionLogConfig) -> PredictionLog {
+        let tx = (config.sample_rate > 0.0).then(|| {
+            let (tx, rx) = mpsc::channel(CHANNEL_REQUESTS);
+            tokio::spawn(writer(config.clone(), rx));
+            tx
+        });
+        PredictionLog {
+            config,
+            tx,
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether this request is logged (deterministic sampling at the configured rate).
+    pub fn sample(&self) -> bool {
+        if self.tx.is_none() {
+            return false;
+        }
+        let r = self.config.sample_rate;
+        if r >= 1.0 {
+            return true;
+        }
+        let i = self.requests.fetch_add(1, Ordering::Relaxed) as f64;
+        ((i + 1.0) * r).floor() > (i * r).floor()
+    }
+
+    /// Hands a request's rows to the writer; drops them (counted) when it is behind.
+    pub fn log(&self, rows: Vec<Row>) {
+        let Some(tx) = &self.tx else { return };
+        let n = rows.len() as u64;
+        if tx.try_send(Message::Rows(rows)).is_err() {
+            metrics::counter!("quiver_prediction_log_dropped_total").increment(n);
+        }
+    }
+
+    /// Writes every buffered row now and waits for it (shutdown, tests).
+    pub async fn flush(&self) {
+        let Some(tx) = &self.tx else { return };
+        let (done, wait) = oneshot::channel();
+        if tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// The log's folder.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+}
+
+async fn writer(config: PredictionLogConfig, mut rx: mpsc::Receiver<Message>) {
+    let mut buffers: BTreeMap<(String, i64), Vec<Row>> = BTreeMap::new();
+    let mut tick = tokio::time::interval(config.flush_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq: u64 = 0;
+    loop {
+        let flush_all = tokio::select! {
+            m = rx.recv() => match m {
+                Some(Message::Rows(rows)) => {
+                    for r in rows {
+                        let key = (r.shape.model.clone(), r.shape.version);
+                        buffers.entry(key).or_default().push(r);
+                    }
+                    None
+                }
+                Some(Message::Flush(done)) => Some(Some(done)),
+                None => Some(None),
+            },
+            _ = tick.tick() => Some(None),
+        };
+        let closed = rx.is_closed() && rx.is_empty();
+        let full: Vec<(String, i64)> = buffers
+            .iter()
+            .filter(|(_, rows)| flush_all.is_some() || rows.len() >= config.flush_rows)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in full {
+            let rows = buffers.remove(&key).unwrap_or_default();
+            if rows.is_empty() {
+                continue;
+            }
+            seq += 1;
+            let dir = config.dir.clone();
+            let n = rows.len() as u64;
+            let written = tokio::task::spawn_blocking(move || write_file(&dir, &rows, seq)).await;
+            match written {
+                Ok(Ok(())) => metrics::counter!("quiver_prediction_log_rows_total").increment(n),
+                Ok(Err(e)) => {
+                    metrics::counter!("quiver_prediction_log_dropped_total").increment(n);
+                    eprintln!("quiver serve: prediction log: {e}");
+                }
+                Err(e) => eprintln!("quiver serve: prediction log writer failed: {e}"),
+            }
+        }
+        if let Some(Some(done)) = flush_all {
+            let _ = done.send(());
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+/// Writes one version's rows as one Parquet file (written to a temporary name, then renamed,
+/// so readers never see half a file).
+fn write_file(dir: &Path, rows: &[Row], seq: u64) -> Result<(), String> {
+    let shape = &rows[0].shape;
+    let date = chrono::DateTime::from_timestamp_micros(rows[0].ts_us)
+        .unwrap_or_default()
+        .format("%Y-%m-%d");
+    let folder = dir
+        .join(format!("model={}", shape.model))
+        .join(format!("version={}", shape.version))
+        .join(format!("date={date}"));
+    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    let batch = to_batch(rows).map_err(|e| format!("building a batch: {e}"))?;
+    let name = format!(
+        "part-{}-{seq:06}.parquet",
+        chrono::Utc::now().timestamp_millis()
+    );
+    let tmp = folder.join(format!(".{name}.tmp"));
+    let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| e.to_string())?;
+    w.write(&batch).map_err(|e| e.to_string())?;
+    w.close().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, folder.join(&name)).map_err(|e| format!("{}: {e}", tmp.display()))
+}
+
+fn to_batch(rows: &[Row]) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let shape = &rows[0].shape;
+    let mut fields = vec![
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("arm", DataType::Utf8, false),
+    ];
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    let mut ts = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+    let mut model = StringBuilder::new();
+    let mut version = Int64Builder::new();
+    let mut arm = StringBuilder::new();
+    for r in rows {
+        ts.append_value(r.ts_us);
+        model.append_value(&shape.model);
+        version.append_value(shape.version);
+        arm.append_value(r.arm);
+    }
+    columns.push(Arc::new(ts.finish()));
+    columns.push(Arc::new(model.finish()));
+    columns.push(Arc::new(version.finish()));
+    columns.push(Arc::new(arm.finish()));
+
+    // Entity keys: the union of names in first-seen order; integers stay Int64, anything else
+    // is text (strings as themselves, other JSON as its text).
+    let mut keys: Vec<&str> = Vec::new();
+    for r in rows {
+        for (k, _) in &r.entity {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    for key in keys {
+        let values: Vec<Option<&Json>> = rows
+            .iter()
+            .map(|r| r.entity.iter().find(|(k, _)| k == key).map(|(_, v)| v))
+            .collect();
+        let integral = values.iter().flatten().all(|v| v.is_i64());
+        if integral {
+            let mut b = Int64Builder::with_capacity(rows.len());
+            for v in &values {
+                b.append_option(v.and_then(Json::as_i64));
+            }
+            fields.push(Field::new(key, DataType::Int64, true));
+            columns.push(Arc::new(b.finish()));
+        } else {
+            let mut b = StringBuilder::new();
+            for v in &values {
+                b.append_option(v.map(|v| match v {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                }));
+            }
+            fields.push(Field::new(key, DataType::Utf8, true));
+            columns.push(Arc::new(b.finish()));
+        }
+    }
+    for (j, name) in shape.inputs.iter().enumerate() {
+        if shape.text[j] {
+            let mut b = StringBuilder::new();
+            for r in rows {
+                match &r.cells[j] {
+                    Cell::Text(t) => b.append_option(t.as_deref()),
+                    Cell::Number(_) => b.append_null(),
+                }
+            }
+            fields.push(Field::new(name, DataType::Utf8, true));
+            columns.push(Arc::new(b.finish()));
+        } else {
+            let mut b = Float64Builder::with_capacity(rows.len());
+            for r in rows {
+                match &r.cells[j] {
+                    Cell::Number(x) if !x.is_nan() => b.append_value(*x),
+                    _ => b.append_null(),
+                }
+            }
+            fields.push(Field::new(name, DataType::Float64, true));
+            columns.push(Arc::new(b.finish()));
+        }
+    }
+    let multiclass = !shape.classes.is_empty();
+    let mut score = Float64Builder::with_capacity(rows.len());
+    let mut class = StringBuilder::new();
+    let mut scores = ListBuilder::new(Float64Builder::new());
+    for r in rows {
+        if multiclass {
+            let best = (0..r.scores.len())
+                .max_by(|a, b| r.scores[*a].total_cmp(&r.scores[*b]))
+                .unwrap_or(0);
+            score.append_value(r.scores.get(best).copied().unwrap_or(f64::NAN));
+            class.append_option(shape.classes.get(best));
+        } else {
+            score.append_value(r.scores.first().copied().unwrap_or(f64::NAN));
+            class.append_null();
+        }
+        scores.values().append_slice(&r.scores);
+        scores.append(true);
+    }
+    fields.push(Field::new("score", DataType::Float64, false));
+    columns.push(Arc::new(score.finish()));
+    fields.push(Field::new("class", DataType::Utf8, true));
+    columns.push(Arc::new(class.finish()));
+    let scores = scores.finish();
+    fields.push(Field::new("scores", scores.data_type().clone(), false));
+    columns.push(Arc::new(scores));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_logs_exactly_the_configured_share() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let dir = tempfile::tempdir().unwrap();
+        for (rate, expect) in [(0.25, 250), (0.1, 100), (1.0, 1000), (0.0, 0)] {
+            let log = PredictionLog::start(PredictionLogConfig {
+                sample_rate: rate,
+                dir: dir.path().into(),
+                flush_rows: 10,
+                flush_interval: Duration::from_secs(60),
+            });
+            let n = (0..1000).filter(|_| log.sample()).count();
+            assert_eq!(n, expect, "rate {rate}");
+        }
+    }
+
+    #[test]
+    fn rows_become_one_parquet_file_per_version() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        rt.block_on(async {
+            let log = PredictionLog::start(PredictionLogConfig {
+                sample_rate: 1.0,
+                dir: dir.path().into(),
+                flush_rows: 1000,
+                flush_interval: Duration::from_secs(60),
+            });
+            let shape = Arc::new(VersionShape {
+                model: "m".into(),
+                version: 2,
+                inputs: vec!["v__x".into(), "v__c".into()],
+                text: vec![false, true],
+                classes: vec![],
+            });
+            let rows = (0..3)
+                .map(|i| Row {
+                    shape: Arc::clone(&shape),
+                    ts_us: 1_700_000_000_000_000 + i,
+                    arm: if i == 2 { "shadow" } else { "champion" },
+                    entity: vec![("user_id".into(), serde_json::json!(i))],
+                    cells: vec![
+                        Cell::Number(if i == 1 { f64::NAN } else { i as f64 }),
+                        Cell::Text(Some(format!("c{i}"))),
+                    ],
+                    scores: vec![0.5 + i as f64 / 10.0],
+                })
+                .collect();
+            log.log(rows);
+            log.flush().await;
+        });
+        let folder = dir.path().join("model=m/version=2/date=2023-11-14");
+        let files: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&files[0]).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        let batch = reader.map(|b| b.unwrap()).next().unwrap();
+        assert_eq!(batch.num_rows(), 3);
+        let names: Vec<_> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "event_timestamp",
+                "model",
+                "version",
+                "arm",
+                "user_id",
+                "v__x",
+                "v__c",
+                "score",
+                "class",
+                "scores"
+            ]
+        );
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Float64Type;
+        let x = batch.column(5).as_primitive::<Float64Type>();
+        assert!(x.is_null(1) && x.value(2) == 2.0);
+        assert_eq!(batch.column(3).as_string::<i32>().value(2), "shadow");
+        assert_eq!(batch.column(7).as_primitive::<Float64Type>().value(2), 0.7);
+    }
+}
