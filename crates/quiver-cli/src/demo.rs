@@ -142,6 +142,7 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
             split: crate::train::Split::Time,
             name: Some("churn".into()),
             promote: Some("champion".into()),
+            allow_unknown_entities: false,
         },
         out,
     )

@@ -2,9 +2,12 @@
 //! batch scoring of a table with a registered version.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use quiver_core::registry::ObjectKind;
 use quiver_ml::lightgbm::parse_lightgbm_text;
 use quiver_ml::{Encoding, Input, Model, ModelArtifact};
@@ -94,6 +97,23 @@ pub enum ModelsCommand {
         /// Output file (default: NAME-vVERSION.html in the current folder).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Batch scoring offline: point-in-time features for each entity row (as `historical`
+    /// builds them), encoded as in training, scored. Writes the entity rows with `score`
+    /// (binary, regression) or `class` and `p_<class>` columns (multiclass). With entity
+    /// timestamps of now, the scores equal what /predict answers from the online store.
+    Predict {
+        /// NAME, NAME:VERSION or NAME@ALIAS.
+        model: String,
+        /// Entity rows: join keys and a timestamp column (CSV or Parquet).
+        #[arg(long)]
+        entities: PathBuf,
+        /// Output file (.parquet or .csv).
+        #[arg(long)]
+        out: PathBuf,
+        /// The entity timestamp column.
+        #[arg(long, default_value = "event_timestamp")]
+        timestamp_column: String,
     },
     /// Log a version to the MLflow tracking server of `tracking: {mlflow: URL}` (a run with its
     /// params, metrics, model file and report; a registered model version with the same
@@ -221,6 +241,114 @@ pub fn report_html(repo: &Path, v: &ModelVersion) -> anyhow::Result<String> {
         splits: bars("importance", "splits"),
         shap: bars("shap_summary", "mean_abs_shap"),
     }))
+}
+
+/// Scores entity rows offline with point-in-time features; returns the entity rows (every
+/// non-feature column) followed by the scores.
+async fn predict_offline(
+    repo: &Path,
+    v: &ModelVersion,
+    entities: &Path,
+    timestamp_column: &str,
+) -> anyhow::Result<RecordBatch> {
+    let artifact = load_artifact(repo, v)?;
+    let applied = stored(repo).await?;
+    let current = applied
+        .registry
+        .object_hash(ObjectKind::FeatureService, &v.feature_service);
+    if current.as_deref() != Some(v.service_hash.as_str()) {
+        bail!(
+            "model {} version {} was trained on feature service '{}' as it was then, but the service has changed or is gone since: retrain it (quiver train) or roll back the definitions",
+            v.name,
+            v.version,
+            v.feature_service
+        );
+    }
+    let names: Vec<String> = artifact.inputs.iter().map(|i| i.feature.clone()).collect();
+    let refs = applied.registry.resolve_features(&names)?;
+    let engine = quiver_offline::OfflineEngine::new(applied.registry, repo);
+    let table = engine.read_table(entities).await?;
+    let progress: Arc<dyn quiver_offline::engine::Progress> = Arc::new(crate::train::Quiet);
+    let set = engine
+        .historical(
+            &table,
+            &refs,
+            &quiver_offline::HistoricalOptions {
+                timestamp_column: timestamp_column.to_string(),
+                full_names: true,
+            },
+            &entities.display().to_string(),
+            &progress,
+        )
+        .await?;
+    let mut columns = Vec::with_capacity(refs.len());
+    for (r, input) in refs.iter().zip(&artifact.inputs) {
+        let col = set
+            .column_by_name(&r.full_name())
+            .with_context(|| format!("no column {}", r.full_name()))?;
+        columns.push(crate::train::apply_encoding(
+            &input.feature,
+            col.as_ref(),
+            &input.encoding,
+        )?);
+    }
+    let n = set.num_rows();
+    let mut row = vec![f64::NAN; columns.len()];
+    let preds: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            for (j, c) in columns.iter().enumerate() {
+                row[j] = c[i];
+            }
+            artifact.model.predict(&row)
+        })
+        .collect();
+    let feature_names: Vec<String> = refs.iter().map(|r| r.full_name()).collect();
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (f, a) in set.schema().fields().iter().zip(set.columns()) {
+        if !feature_names.contains(f.name()) {
+            fields.push(f.as_ref().clone());
+            arrays.push(Arc::clone(a));
+        }
+    }
+    match artifact.model.objective() {
+        quiver_ml::Objective::Multiclass { num_class } => {
+            let name = |k: usize| {
+                artifact
+                    .classes
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| k.to_string())
+            };
+            let class: StringArray = preds
+                .iter()
+                .map(|p| {
+                    (0..p.len())
+                        .max_by(|a, b| p[*a].total_cmp(&p[*b]))
+                        .map(name)
+                })
+                .collect();
+            fields.push(Field::new("class", DataType::Utf8, true));
+            arrays.push(Arc::new(class));
+            for k in 0..num_class {
+                fields.push(Field::new(
+                    format!("p_{}", name(k)),
+                    DataType::Float64,
+                    false,
+                ));
+                arrays.push(Arc::new(Float64Array::from_iter_values(
+                    preds.iter().map(|p| p[k]),
+                )));
+            }
+        }
+        _ => {
+            fields.push(Field::new("score", DataType::Float64, false));
+            arrays.push(Arc::new(Float64Array::from_iter_values(
+                preds.iter().map(|p| p[0]),
+            )));
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
 
 /// With MLflow tracking on, points the same alias there.
@@ -544,6 +672,26 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                 .with_context(|| format!("cannot write {}", file.display()))?;
             out.say(format!("wrote {}", file.display()));
             out.emit(&json!({"report": file}));
+        }
+        ModelsCommand::Predict {
+            model,
+            entities,
+            out: file,
+            timestamp_column,
+        } => {
+            let v = resolve(&store, &model).await?;
+            let started = std::time::Instant::now();
+            let batch = predict_offline(repo, &v, &entities, &timestamp_column).await?;
+            crate::historical::write(&file, &batch)?;
+            out.say(format!(
+                "scored {} rows with {} version {} -> {} ({:.1} s)",
+                crate::output::thousands(batch.num_rows() as u64),
+                v.name,
+                v.version,
+                file.display(),
+                started.elapsed().as_secs_f64()
+            ));
+            out.emit(&json!({"name": v.name, "version": v.version, "rows": batch.num_rows(), "out": file}));
         }
         ModelsCommand::Track { model } => {
             let v = resolve(&store, &model).await?;

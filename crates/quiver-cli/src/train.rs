@@ -84,9 +84,13 @@ pub struct TrainArgs {
     /// Point this alias (e.g. champion) at the new version.
     #[arg(long)]
     pub promote: Option<String>,
+    /// Train even when some label rows name entities that no feature view knows (their
+    /// features are all missing); by default such rows are an error.
+    #[arg(long)]
+    pub allow_unknown_entities: bool,
 }
 
-struct Quiet;
+pub struct Quiet;
 impl Progress for Quiet {
     fn rows_read(&self, _view: &str, _rows: usize) {}
 }
@@ -222,6 +226,85 @@ fn labels(batch: &RecordBatch, column: &str, task: Option<Task>) -> anyhow::Resu
     })
 }
 
+/// Label rows must name an entity: a null join key is an error, and so is a row whose entity
+/// no view knows (every feature null apart from counts, which are 0 for anyone), unless
+/// `--allow-unknown-entities`.
+fn check_entities(
+    registry: &quiver_core::Registry,
+    features: &[FeatureRef],
+    set: &RecordBatch,
+    args: &TrainArgs,
+) -> anyhow::Result<()> {
+    let mut keys: Vec<String> = Vec::new();
+    for f in features {
+        for k in registry.view_join_keys(&registry.views[&f.view]) {
+            if !keys.contains(&k.name) {
+                keys.push(k.name);
+            }
+        }
+    }
+    let key_cols: Vec<(&str, &dyn Array)> = keys
+        .iter()
+        .filter_map(|k| set.column_by_name(k).map(|c| (k.as_str(), c.as_ref())))
+        .collect();
+    for (k, c) in &key_cols {
+        if let Some(i) = (0..c.len()).find(|&i| c.is_null(i)) {
+            bail!(
+                "{}: label row {} has no {k} (null): every label row must name its entity",
+                args.labels.display(),
+                i + 1
+            );
+        }
+    }
+    let informative: Vec<&dyn Array> = features
+        .iter()
+        .filter(|f| {
+            !registry.views[&f.view].aggregations.iter().any(|a| {
+                a.name == f.feature
+                    && matches!(
+                        a.function,
+                        quiver_core::registry::AggFunction::Count
+                            | quiver_core::registry::AggFunction::CountDistinct
+                    )
+            })
+        })
+        .filter_map(|f| set.column_by_name(&f.full_name()).map(|c| c.as_ref()))
+        .collect();
+    if informative.is_empty() || args.allow_unknown_entities {
+        return Ok(());
+    }
+    let unknown: Vec<usize> = (0..set.num_rows())
+        .filter(|&i| informative.iter().all(|c| c.is_null(i)))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let show = |i: usize| {
+        let key = key_cols
+            .iter()
+            .map(|(k, c)| {
+                let v = datafusion::arrow::util::display::array_value_to_string(*c, i)
+                    .unwrap_or_default();
+                format!("{k}={v}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        format!("{key} at row {}", i + 1)
+    };
+    bail!(
+        "{}: {} of {} label rows name entities that no feature view knows as of their label time (every feature is missing), e.g. {}: fix the labels, or pass --allow-unknown-entities to train on them anyway",
+        args.labels.display(),
+        unknown.len(),
+        set.num_rows(),
+        unknown
+            .iter()
+            .take(3)
+            .map(|&i| show(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// Encodes one feature column: numbers (and booleans) as f64, text as category codes learned on
 /// the training rows.
 fn encode(
@@ -268,6 +351,37 @@ fn encode(
     bail!(
         "feature '{name}' has type {dt}, which the model cannot take yet (numbers, booleans and text are supported): remove it from the service or train on another service"
     )
+}
+
+/// Encodes a feature column for scoring with a trained encoding: numbers as f64 (null: NaN),
+/// text (or integers, by their decimal text) as the training vocabulary's codes (unknown or
+/// null: NaN) — exactly what /predict does to online values.
+pub fn apply_encoding(
+    name: &str,
+    col: &dyn Array,
+    encoding: &Encoding,
+) -> anyhow::Result<Vec<f64>> {
+    let dt = col.data_type();
+    match encoding {
+        Encoding::Number => {
+            if !(dt.is_numeric() || *dt == DataType::Boolean) {
+                bail!("feature '{name}' has type {dt}, but the model takes a number there");
+            }
+            let f = cast(col, &DataType::Float64)?;
+            let f = f.as_primitive::<Float64Type>();
+            Ok((0..f.len())
+                .map(|i| if f.is_null(i) { f64::NAN } else { f.value(i) })
+                .collect())
+        }
+        Encoding::Category { vocabulary } => {
+            let s = cast(col, &DataType::Utf8)
+                .with_context(|| format!("feature '{name}' ({dt}) as text"))?;
+            Ok(s.as_string::<i32>()
+                .iter()
+                .map(|x| x.map_or(f64::NAN, |x| Encoding::category_code(vocabulary, x)))
+                .collect())
+        }
+    }
 }
 
 /// Train / validation / test row indices.
@@ -473,6 +587,7 @@ pub async fn run(
             &progress,
         )
         .await?;
+    check_entities(&registry, &features, &set, &args)?;
     // Any time unit or zone -> microseconds since the epoch.
     let ts_col = cast(
         &cast(

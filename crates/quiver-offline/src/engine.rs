@@ -652,9 +652,11 @@ impl OfflineEngine {
                     .map(|a| a.window.micros())
                     .max()
                     .unwrap_or(0);
-                let lower = since
-                    .unwrap_or(i64::MIN)
-                    .max(as_of.saturating_sub(max_window));
+                // Every entity whose aggregates may differ from the previous run's (as of
+                // `since`): those with an event in (since - window, as_of]. Entities whose events
+                // have all left the windows get their empty-window values (count 0, others
+                // null), as `historical` gives them, instead of keeping a stale row.
+                let lower = since.map_or(i64::MIN, |s| s.saturating_sub(max_window));
                 let df = self.view_frame_keys_only(view).await?;
                 let df = df.filter(
                     ident(TS)

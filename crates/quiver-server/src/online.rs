@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use quiver_core::FeatureRef;
+use quiver_core::registry::AggFunction;
 use quiver_online::{EntityKey, format_time};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -244,8 +245,41 @@ pub(crate) async fn read_features(
     )
     .await;
     metrics::histogram!("quiver_online_store_read_seconds").record(started.elapsed().as_secs_f64());
+    let mut rows = results?;
+    // An aggregation view has no row for an entity without events in its windows; offline, such
+    // an entity gets 0 for `count` and `count_distinct` (and null for the rest). Serve the same.
+    for ((view_name, features), view_rows) in views.iter().zip(rows.iter_mut()) {
+        let view = &registry.views[*view_name];
+        if !view.is_aggregation() || view_rows.iter().all(Option::is_some) {
+            continue;
+        }
+        let defaults: Vec<quiver_online::Value> = features
+            .iter()
+            .map(|f| match view.aggregations.iter().find(|a| a.name == *f) {
+                Some(a)
+                    if matches!(a.function, AggFunction::Count | AggFunction::CountDistinct) =>
+                {
+                    quiver_online::Value::Int64(0)
+                }
+                _ => quiver_online::Value::Null,
+            })
+            .collect();
+        if defaults
+            .iter()
+            .all(|v| matches!(v, quiver_online::Value::Null))
+        {
+            continue;
+        }
+        let now = chrono::Utc::now().timestamp_micros();
+        for r in view_rows.iter_mut().filter(|r| r.is_none()) {
+            *r = Some(quiver_online::StoredRow {
+                event_ts: now,
+                values: defaults.clone(),
+            });
+        }
+    }
     Ok(FeatureReads {
-        rows: results?,
+        rows,
         ttl_us,
         slots,
     })

@@ -163,5 +163,9 @@ async fn killed_materialization_into_redis_leaves_no_mixed_rows() {
         eprintln!("SKIPPED: Redis is not reachable");
         return;
     }
-    kill_and_rerun("online_store: {type: redis, url: \"redis://127.0.0.1:6379\"}").await;
+    // A 20,000-key check read on a loaded CI machine may take more than the 1 s default.
+    kill_and_rerun(
+        "online_store: {type: redis, url: \"redis://127.0.0.1:6379\", timeout_ms: 30000}",
+    )
+    .await;
 }

@@ -174,6 +174,37 @@ fn train_register_promote_rollback_and_predict() {
         ],
     ));
     assert!(e.contains("nope"), "{e}");
+    // Labels naming an unknown entity, or none: each refused, naming the row.
+    let train_on = |file: &str, rows: &str| {
+        let path = repo.join(file);
+        std::fs::write(&path, format!("user_id,event_timestamp,churned\n{rows}")).unwrap();
+        let args = [
+            "train",
+            "--service",
+            "churn_v1",
+            "--label",
+            "churned",
+            "--labels",
+        ];
+        fails(quiver(
+            repo,
+            &[&args[..], &[path.to_str().unwrap()]].concat(),
+        ))
+    };
+    let e = train_on(
+        "labels_unknown.csv",
+        "1,2025-06-01T00:00:00Z,1\n999999,2025-06-01T00:00:00Z,0\n2,2025-06-01T00:00:00Z,0\n",
+    );
+    assert!(
+        e.contains("1 of 3 label rows name entities that no feature view knows")
+            && e.contains("user_id=999999 at row 2"),
+        "{e}"
+    );
+    let e = train_on(
+        "labels_no_key.csv",
+        "1,2025-06-01T00:00:00Z,1\n,2025-06-01T00:00:00Z,0\n",
+    );
+    assert!(e.contains("label row 2 has no user_id"), "{e}");
     assert_eq!(
         json(&ok(quiver(repo, &["--json", "models", "list"])))
             .as_array()
@@ -389,4 +420,185 @@ fn train_register_promote_rollback_and_predict() {
     );
     let shown = ok(quiver(repo, &["models", "show", "churn:1"]));
     assert!(shown.contains("CHANGED since training"), "{shown}");
+}
+
+/// Train/serve parity and the prediction log: `quiver models predict` (offline, point-in-time
+/// features as of T) and `/predict` (online store materialized as of T) give bit-identical
+/// scores, unknown entities included; sampled requests land in the Parquet prediction log with
+/// their inputs and scores.
+#[test]
+fn offline_scores_equal_online_scores_and_predictions_are_logged() {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    demo(repo); // churn version 1, champion; materialized as of the data's last day
+    let mut yaml = std::fs::read_to_string(repo.join("quiver.yaml")).unwrap();
+    yaml.push_str("\nserver:\n  prediction_log: {sample_rate: 0.5, flush_interval_ms: 100}\n");
+    std::fs::write(repo.join("quiver.yaml"), yaml).unwrap();
+
+    // Materialize as of T, long after the data ends: every aggregation window is empty then, so
+    // rows materialized earlier must not linger.
+    let t = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    ok(quiver(repo, &["materialize", "2000-01-01", &t]));
+    let users: Vec<i64> = (1..=60).chain([999_999]).collect();
+    let mut csv = String::from("user_id,event_timestamp\n");
+    for u in &users {
+        csv.push_str(&format!("{u},{t}\n"));
+    }
+    let entities = repo.join("entities.csv");
+    std::fs::write(&entities, csv).unwrap();
+    let preds = repo.join("preds.csv");
+    ok(quiver(
+        repo,
+        &[
+            "models",
+            "predict",
+            "churn",
+            "--entities",
+            entities.to_str().unwrap(),
+            "--out",
+            preds.to_str().unwrap(),
+        ],
+    ));
+    let offline: Vec<f64> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(offline.len(), users.len());
+
+    // The demo's own request was logged; start from an empty log.
+    let log_dir = repo.join(".quiver/prediction_log");
+    assert!(log_dir.is_dir(), "the demo's /predict call was logged");
+    std::fs::remove_dir_all(&log_dir).unwrap();
+    let server = serve(repo);
+    let port = server.1;
+    let mut single = Vec::new();
+    for u in 1..=10 {
+        let (status, p) = post(
+            port,
+            "/predict",
+            &format!(r#"{{"model": "churn", "entities": {{"user_id": [{u}]}}}}"#),
+        );
+        assert_eq!(status, 200, "{p}");
+        single.push(p["predictions"][0]["score"].as_f64().unwrap());
+    }
+    let ids: Vec<String> = users.iter().map(i64::to_string).collect();
+    let (status, p) = post(
+        port,
+        "/predict",
+        &format!(
+            r#"{{"model": "churn", "entities": {{"user_id": [{}]}}}}"#,
+            ids.join(",")
+        ),
+    );
+    assert_eq!(status, 200, "{p}");
+    let online: Vec<f64> = p["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["score"].as_f64().unwrap())
+        .collect();
+    for (i, (a, b)) in offline.iter().zip(&online).enumerate() {
+        assert_eq!(
+            a.to_bits(),
+            b.to_bits(),
+            "user {}: offline {a} != online {b}",
+            users[i]
+        );
+    }
+    assert_eq!(
+        &online[..10],
+        &single[..],
+        "batch and single requests agree"
+    );
+    let (_, features) = post(
+        port,
+        "/get-online-features",
+        r#"{"features": ["user_profile:age"], "entities": {"user_id": [2, 4, 6, 8, 10]}}"#,
+    );
+    let ages: Vec<f64> = features["results"][1]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+
+    // Sampling 0.5 logs requests 2, 4, ..., 10 (users 2, 4, ..., 10); the batch request is the
+    // 11th, not logged. The writer flushes every 100 ms.
+    let dir = repo.join(".quiver/prediction_log/model=churn/version=1");
+    let started = Instant::now();
+    let rows = loop {
+        let mut batches = Vec::new();
+        if let Ok(dates) = std::fs::read_dir(&dir) {
+            for date in dates {
+                for f in std::fs::read_dir(date.unwrap().path()).unwrap() {
+                    let path = f.unwrap().path();
+                    if path.extension().is_some_and(|e| e == "parquet") {
+                        let r = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                            std::fs::File::open(&path).unwrap(),
+                        )
+                        .unwrap()
+                        .build()
+                        .unwrap();
+                        batches.extend(r.map(Result::unwrap));
+                    }
+                }
+            }
+        }
+        let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if n >= 5 || started.elapsed() > Duration::from_secs(10) {
+            break batches;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut logged: Vec<(i64, f64, f64, String)> = Vec::new();
+    for b in &rows {
+        let user = b
+            .column_by_name("user_id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let score = b
+            .column_by_name("score")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let age = b
+            .column_by_name("user_profile__age")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let arm = b.column_by_name("arm").unwrap().as_string::<i32>();
+        let version = b
+            .column_by_name("version")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert!(b.column_by_name("user_profile__country").is_some());
+        for i in 0..b.num_rows() {
+            assert_eq!(version.value(i), 1);
+            assert!(!age.is_null(i));
+            logged.push((
+                user.value(i),
+                score.value(i),
+                age.value(i),
+                arm.value(i).to_string(),
+            ));
+        }
+    }
+    logged.sort_by_key(|r| r.0);
+    assert_eq!(
+        logged.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [2, 4, 6, 8, 10],
+        "{logged:?}"
+    );
+    for (k, (user, score, age, arm)) in logged.iter().enumerate() {
+        assert_eq!(
+            *score,
+            single[*user as usize - 1],
+            "logged score of user {user}"
+        );
+        assert_eq!(*age, ages[k], "logged age of user {user}");
+        assert_eq!(arm, "champion");
+    }
 }
