@@ -18,7 +18,8 @@ pub mod value;
 
 pub use config::open_store;
 pub use store::{
-    EntityKey, KeyValue, OnlineError, OnlineRow, OnlineStore, StoredRow, ViewWrite, WriteStats,
+    EntityKey, KeyValue, OnlineError, OnlineRow, OnlineStore, StoredRow, ViewRead, ViewWrite,
+    WriteStats,
 };
 pub use value::Value;
 

@@ -11,7 +11,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 
 use crate::store::{
-    EntityKey, OnlineError, OnlineRow, OnlineStore, Result, StoredRow, ViewWrite, WriteStats,
+    EntityKey, OnlineError, OnlineRow, OnlineStore, Result, StoredRow, ViewRead, ViewWrite,
+    WriteStats,
 };
 use crate::value::Value;
 
@@ -93,6 +94,30 @@ impl RedisStore {
         .map_err(|e| self.unavailable(e))?;
         *guard = Some(c.clone());
         Ok(c)
+    }
+
+    /// One HMGET reply (`_ts` first, then the features) as a stored row.
+    fn decode_row(&self, view: &str, fields: Vec<Option<Vec<u8>>>) -> Result<Option<StoredRow>> {
+        let corrupt = |message: String| OnlineError::Corrupt {
+            store: self.describe(),
+            view: view.to_string(),
+            message,
+        };
+        let mut fields = fields.into_iter();
+        let Some(Some(ts)) = fields.next() else {
+            return Ok(None);
+        };
+        let event_ts = std::str::from_utf8(&ts)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| corrupt("bad _ts field".into()))?;
+        let values = fields
+            .map(|f| match f {
+                None => Ok(Value::Null),
+                Some(b) => Value::from_bytes(&b).map_err(|e| corrupt(e.to_string())),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(StoredRow { event_ts, values }))
     }
 
     /// Runs one call with the store's timeout.
@@ -181,42 +206,45 @@ impl OnlineStore for RedisStore {
         features: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Option<StoredRow>>>> {
         Box::pin(async move {
-            if keys.is_empty() {
-                return Ok(Vec::new());
+            let reads = [ViewRead {
+                view,
+                keys,
+                features,
+            }];
+            Ok(self.read_views(&reads).await?.pop().unwrap_or_default())
+        })
+    }
+
+    /// Every view's HMGETs go in one pipeline: one round trip whatever the number of views.
+    fn read_views<'a>(
+        &'a self,
+        reads: &'a [ViewRead<'a>],
+    ) -> BoxFuture<'a, Result<Vec<Vec<Option<StoredRow>>>>> {
+        Box::pin(async move {
+            if reads.iter().all(|r| r.keys.is_empty()) {
+                return Ok(reads.iter().map(|_| Vec::new()).collect());
             }
             let mut pipe = redis::pipe();
-            for key in keys {
-                let cmd = pipe.cmd("HMGET").arg(self.key(view, key)).arg("_ts");
-                for f in features {
-                    cmd.arg(f.as_str());
+            for r in reads {
+                for key in r.keys {
+                    let cmd = pipe.cmd("HMGET").arg(self.key(r.view, key)).arg("_ts");
+                    for f in r.features {
+                        cmd.arg(f.as_str());
+                    }
                 }
             }
             let replies: Vec<Vec<Option<Vec<u8>>>> = self
                 .call(async |mut c| pipe.query_async(&mut c).await)
                 .await?;
-            let corrupt = |message: String| OnlineError::Corrupt {
-                store: self.describe(),
-                view: view.to_string(),
-                message,
-            };
-            replies
-                .into_iter()
-                .map(|fields| {
-                    let mut fields = fields.into_iter();
-                    let Some(Some(ts)) = fields.next() else {
-                        return Ok(None);
-                    };
-                    let event_ts = std::str::from_utf8(&ts)
-                        .ok()
-                        .and_then(|s| s.parse::<i64>().ok())
-                        .ok_or_else(|| corrupt("bad _ts field".into()))?;
-                    let values = fields
-                        .map(|f| match f {
-                            None => Ok(Value::Null),
-                            Some(b) => Value::from_bytes(&b).map_err(|e| corrupt(e.to_string())),
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    Ok(Some(StoredRow { event_ts, values }))
+            let mut replies = replies.into_iter();
+            reads
+                .iter()
+                .map(|r| {
+                    replies
+                        .by_ref()
+                        .take(r.keys.len())
+                        .map(|fields| self.decode_row(r.view, fields))
+                        .collect()
                 })
                 .collect()
         })

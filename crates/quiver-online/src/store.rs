@@ -98,6 +98,17 @@ pub struct OnlineRow {
     pub values: Vec<Value>,
 }
 
+/// One view's part of a [`OnlineStore::read_views`] call.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewRead<'a> {
+    /// The view.
+    pub view: &'a str,
+    /// The entities, in answer order.
+    pub keys: &'a [EntityKey],
+    /// The features, in value order.
+    pub features: &'a [String],
+}
+
 /// What a read found for one entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRow {
@@ -147,6 +158,17 @@ pub trait OnlineStore: Send + Sync {
         keys: &'a [EntityKey],
         features: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Option<StoredRow>>>>;
+
+    /// Reads several views at once: for each `(view, keys, features)`, what [`read`](Self::read)
+    /// gives. Backends that can answer in one round trip (Redis: one pipeline) override it.
+    fn read_views<'a>(
+        &'a self,
+        reads: &'a [ViewRead<'a>],
+    ) -> BoxFuture<'a, Result<Vec<Vec<Option<StoredRow>>>>> {
+        Box::pin(futures::future::try_join_all(
+            reads.iter().map(|r| self.read(r.view, r.keys, r.features)),
+        ))
+    }
 
     /// Deletes every row of a view; returns how many there were.
     fn delete_view<'a>(&'a self, view: &'a str) -> BoxFuture<'a, Result<u64>>;

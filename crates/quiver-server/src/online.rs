@@ -238,12 +238,15 @@ pub(crate) async fn read_features(
     }
     let started = Instant::now();
     let store = &state.store;
-    let results = futures::future::try_join_all(
-        reads
-            .iter()
-            .map(|(view, features, keys)| store.read(view, keys, features)),
-    )
-    .await;
+    let parts: Vec<quiver_online::ViewRead> = reads
+        .iter()
+        .map(|(view, features, keys)| quiver_online::ViewRead {
+            view,
+            keys,
+            features,
+        })
+        .collect();
+    let results = store.read_views(&parts).await;
     metrics::histogram!("quiver_online_store_read_seconds").record(started.elapsed().as_secs_f64());
     let mut rows = results?;
     // An aggregation view has no row for an entity without events in its windows; offline, such

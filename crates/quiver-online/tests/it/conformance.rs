@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use quiver_online::embedded::EmbeddedStore;
 use quiver_online::redis_store::RedisStore;
-use quiver_online::{EntityKey, KeyValue, OnlineRow, OnlineStore, Value, ViewWrite};
+use quiver_online::{EntityKey, KeyValue, OnlineRow, OnlineStore, Value, ViewRead, ViewWrite};
 
 use crate::{redis_available, redis_url, unique_project};
 
@@ -68,6 +68,35 @@ async fn suite(store: &dyn OnlineStore) {
     assert!(got[1].is_none());
     assert_eq!(got[2].as_ref().unwrap().values, vec![Value::Null; 9]);
     assert_eq!(got[2].as_ref().unwrap().event_ts, t - 10);
+
+    // Several views in one call answer as the single reads do, each in its own key order.
+    let other = names(&["f"]);
+    let several = store
+        .read_views(&[
+            ViewRead {
+                view: "stats",
+                keys: &[key(2), key(1)],
+                features: &features,
+            },
+            ViewRead {
+                view: "absent_view",
+                keys: &[key(1)],
+                features: &other,
+            },
+            ViewRead {
+                view: "stats",
+                keys: &[],
+                features: &other,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(several.len(), 3);
+    assert_eq!(several[0].len(), 2);
+    assert_eq!(several[0][1].as_ref().unwrap().values, all_types);
+    assert_eq!(several[0][0].as_ref().unwrap().event_ts, t - 10);
+    assert_eq!(several[1], vec![None]);
+    assert!(several[2].is_empty());
 
     // A subset in any order, and a feature the row does not have, read as null.
     let got = store
