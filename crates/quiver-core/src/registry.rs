@@ -263,6 +263,9 @@ pub struct FeatureView {
     pub aggregations: Vec<Aggregation>,
     /// Materialized online.
     pub online: bool,
+    /// For a request-time view: the request fields and input views its expressions read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestSpec>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -277,7 +280,32 @@ pub struct FeatureView {
     pub at: Located,
 }
 
+/// What a request-time view computes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSpec {
+    /// Fields sent with each request, in declaration order.
+    pub fields: Vec<RequestField>,
+    /// Views whose features the expressions read (as `view__feature`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
+}
+
+/// A request field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestField {
+    /// Name.
+    pub name: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub value_type: ValueType,
+}
+
 impl FeatureView {
+    /// Whether the view is computed at request time (from request data and other views).
+    pub fn is_request(&self) -> bool {
+        self.request.is_some()
+    }
+
     /// Whether the view is made of windowed aggregations.
     pub fn is_aggregation(&self) -> bool {
         !self.aggregations.is_empty()
@@ -449,6 +477,11 @@ impl Registry {
             ObjectKind::FeatureView => self.views.get(name).map(|v| {
                 let mut parts = vec![content_hash(v)];
                 parts.extend(self.sources.get(&v.source).map(content_hash));
+                for input in v.request.iter().flat_map(|r| &r.inputs) {
+                    if input != name {
+                        parts.extend(self.object_hash(ObjectKind::FeatureView, input));
+                    }
+                }
                 parts.extend(
                     v.entities
                         .iter()
@@ -733,6 +766,24 @@ impl Builder {
             check_dup("feature view", &v.name, &v.at)?;
             reg.views.insert(v.name.clone(), v);
         }
+        for v in reg.views.values() {
+            let Some(spec) = &v.request else { continue };
+            for input in &spec.inputs {
+                let problem = match reg.views.get(input) {
+                    None => Some(format!(
+                        "no feature view '{input}'{}",
+                        suggest(input, reg.views.keys())
+                    )),
+                    Some(i) if i.is_request() => Some(format!(
+                        "'{input}' is itself a request-time view: list the views it reads instead"
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(message) = problem {
+                    return Err(Error::invalid(&v.at, "feature view", &v.name, "inputs", message));
+                }
+            }
+        }
         for (file, raw) in raw_services {
             self.file = file;
             let s = self.service(raw, &reg)?;
@@ -969,7 +1020,8 @@ impl Builder {
         const K: &str = "feature view";
         let name = self.name(K, &raw.name)?;
         let at = self.at(&raw.name);
-        if raw.entities.is_empty() {
+        let is_request = raw.request_data.is_some() || raw.inputs.is_some();
+        if raw.entities.is_empty() && !is_request {
             return Err(Error::invalid(
                 &at,
                 K,
@@ -995,19 +1047,91 @@ impl Builder {
             };
             key_names.extend(entity.join_keys.iter().map(|k| k.name.clone()));
         }
-        if !reg.sources.contains_key(&raw.source.value) {
-            return Err(Error::invalid(
-                &self.at(&raw.source),
-                K,
-                &name,
-                "source",
-                format!(
-                    "no source '{}'{}",
-                    raw.source.value,
-                    suggest(&raw.source.value, reg.sources.keys())
-                ),
-            ));
-        }
+        let source = match (&raw.source, is_request) {
+            (Some(src), true) => {
+                return Err(Error::invalid(
+                    &self.at(src),
+                    K,
+                    &name,
+                    "source",
+                    "a request-time view (request_data / inputs) reads no source: remove 'source'",
+                ));
+            }
+            (None, true) => String::new(),
+            (None, false) => {
+                return Err(Error::invalid(
+                    &at,
+                    K,
+                    &name,
+                    "source",
+                    "needs a source (or request_data and inputs, for a view computed at request time)",
+                ));
+            }
+            (Some(src), false) => {
+                if !reg.sources.contains_key(&src.value) {
+                    return Err(Error::invalid(
+                        &self.at(src),
+                        K,
+                        &name,
+                        "source",
+                        format!(
+                            "no source '{}'{}",
+                            src.value,
+                            suggest(&src.value, reg.sources.keys())
+                        ),
+                    ));
+                }
+                src.value.clone()
+            }
+        };
+        let request = if is_request {
+            if !raw.aggregations.is_empty() {
+                return Err(Error::invalid(
+                    &self.at(&raw.aggregations[0].name),
+                    K,
+                    &name,
+                    "aggregations",
+                    "a request-time view computes features from request data and other views; aggregate in an input view instead",
+                ));
+            }
+            if let Some(f) = raw.features.iter().find(|f| f.expr.is_none()) {
+                return Err(Error::invalid(
+                    &self.at(&f.name),
+                    K,
+                    &name,
+                    &format!("features.{}.expr", f.name.value),
+                    "every feature of a request-time view is an 'expr' over request fields and input views' features (view__feature)",
+                ));
+            }
+            let mut fields = Vec::new();
+            for f in raw.request_data.iter().flatten() {
+                let fname = self.name(K, &f.name)?;
+                if fields.iter().any(|x: &RequestField| x.name == fname) {
+                    return Err(Error::invalid(
+                        &self.at(&f.name),
+                        K,
+                        &name,
+                        "request_data",
+                        format!("field '{fname}' is declared twice"),
+                    ));
+                }
+                let value_type =
+                    self.value_type(K, &name, &format!("request_data.{fname}.type"), &f.ty)?;
+                fields.push(RequestField {
+                    name: fname,
+                    value_type,
+                });
+            }
+            let inputs: Vec<String> = raw
+                .inputs
+                .iter()
+                .flatten()
+                .map(|i| i.value.clone())
+                .collect();
+            Some(RequestSpec { fields, inputs })
+        } else {
+            None
+        };
         let ttl = match &raw.ttl {
             Some(t) => self.duration(&name, "ttl", t)?,
             None => Duration::default(),
@@ -1073,11 +1197,12 @@ impl Builder {
         Ok(FeatureView {
             name,
             entities: raw.entities.into_iter().map(|e| e.value).collect(),
-            source: raw.source.value,
+            source,
             ttl,
             features,
             aggregations,
-            online: raw.online.unwrap_or(true),
+            online: raw.online.unwrap_or(true) && request.is_none(),
+            request,
             description: raw.description,
             owner: raw.owner,
             tags: raw.tags,

@@ -165,8 +165,13 @@ pub struct RawFeatureView {
     pub name: S<String>,
     /// Entities whose join keys key the view.
     pub entities: Vec<S<String>>,
-    /// The source it reads.
-    pub source: S<String>,
+    /// The source it reads (absent for a request-time view).
+    pub source: Option<S<String>>,
+    /// Fields the caller sends with each request: makes this a request-time view, whose
+    /// features are SQL expressions over these fields and the `inputs` views' features.
+    pub request_data: Option<Vec<RawRequestField>>,
+    /// Views whose features a request-time view's expressions read, as `view__feature`.
+    pub inputs: Option<Vec<S<String>>>,
     /// Maximum age of a value (`30d`); absent or `0` means unbounded.
     pub ttl: Option<S<String>>,
     /// Features read from source columns or derived by SQL expressions.
@@ -184,6 +189,17 @@ pub struct RawFeatureView {
     /// Labels.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+/// `request_data:` item of a request-time view.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequestField {
+    /// Name.
+    pub name: S<String>,
+    /// Value type.
+    #[serde(rename = "type")]
+    pub ty: S<String>,
 }
 
 /// `features:` item of a view.
