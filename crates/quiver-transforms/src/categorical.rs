@@ -103,9 +103,15 @@ mod tests {
 
     #[test]
     fn buckets() {
-        assert_eq!(hash_bucket("a", 1000), (0xaf63dc4c8601ec8c_u64 % 1000) as i64);
+        assert_eq!(
+            hash_bucket("a", 1000),
+            (0xaf63dc4c8601ec8c_u64 % 1000) as i64
+        );
         assert_eq!(hash_bucket("x", 1), 0);
-        assert_ne!(cross_hash(["ab", "c"], 1 << 40), cross_hash(["a", "bc"], 1 << 40));
+        assert_ne!(
+            cross_hash(["ab", "c"], 1 << 40),
+            cross_hash(["a", "bc"], 1 << 40)
+        );
         assert_eq!(one_hot(Some("7"), "7"), 1.0);
         assert_eq!(one_hot(None, "7"), 0.0);
     }

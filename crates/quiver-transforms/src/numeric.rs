@@ -62,11 +62,32 @@ mod tests {
     #[test]
     fn hand_worked_values() {
         let b = Boundaries::parse("0, 10,100").unwrap();
-        let got: Vec<_> = [-5.0, 0.0, 9.9, 10.0, 100.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN]
-            .into_iter()
-            .map(|x| b.bucket(x))
-            .collect();
-        assert_eq!(got, [Some(0), Some(1), Some(1), Some(2), Some(3), Some(3), Some(0), None]);
+        let got: Vec<_> = [
+            -5.0,
+            0.0,
+            9.9,
+            10.0,
+            100.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ]
+        .into_iter()
+        .map(|x| b.bucket(x))
+        .collect();
+        assert_eq!(
+            got,
+            [
+                Some(0),
+                Some(1),
+                Some(1),
+                Some(2),
+                Some(3),
+                Some(3),
+                Some(0),
+                None
+            ]
+        );
         assert!(Boundaries::parse("1,1").is_err());
         assert!(Boundaries::parse("1,x").is_err());
         assert!(Boundaries::parse("").is_err());

@@ -6,6 +6,7 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
+use datafusion::optimizer::simplify_expressions::{ExprSimplifier, SimplifyContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -26,6 +27,10 @@ pub fn session() -> &'static SessionContext {
 
 /// A SQL feature expression (e.g. `word_count(review)`) compiled once to a DataFusion
 /// `PhysicalExpr` for a given input schema, then evaluated per request with no parsing or planning.
+///
+/// Compiling simplifies the expression the way DataFusion's optimizer does offline, which folds
+/// constant sub-expressions once — including stable functions such as `now()`, which therefore
+/// read the compile time, not the request time: keep them out of online features.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -59,6 +64,17 @@ impl RowExpr {
         let ctx = session();
         let df_schema = DFSchema::try_from(Arc::clone(&input)).map_err(err)?;
         let logical = ctx.parse_sql_expr(sql, &df_schema).map_err(err)?;
+        // Simplify as DataFusion's optimizer does offline: some functions (coalesce, nvl, ...)
+        // only run after being rewritten, and constant sub-expressions are folded once here.
+        let state = ctx.state();
+        let simplify = SimplifyContext::builder()
+            .with_schema(Arc::new(df_schema.clone()))
+            .with_config_options(Arc::clone(state.config_options()))
+            .with_query_execution_start_time(state.execution_props().query_execution_start_time)
+            .build();
+        let simplifier = ExprSimplifier::new(simplify);
+        let logical = simplifier.coerce(logical, &df_schema).map_err(err)?;
+        let logical = simplifier.simplify(logical).map_err(err)?;
         let expr = ctx.create_physical_expr(logical, &df_schema).map_err(err)?;
         let output = expr.return_field(&input).map_err(err)?;
         Ok(RowExpr {

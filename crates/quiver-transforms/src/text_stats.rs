@@ -162,7 +162,9 @@ impl Keywords {
     /// `has_keyword(s, list)`: whether [`Keywords::count`] is above zero.
     pub fn any(&self, s: &str, scratch: &mut String) -> bool {
         normalize_text_into(s, scratch);
-        scratch.split(' ').any(|w| self.words.iter().any(|k| k == w))
+        scratch
+            .split(' ')
+            .any(|w| self.words.iter().any(|k| k == w))
     }
 }
 
@@ -179,7 +181,7 @@ mod tests {
         assert_eq!(avg_word_length("   "), 0.0);
         assert_eq!(digit_count("call 0800 123"), 7);
         assert_eq!(exclamation_count("win!! now!"), 3);
-        assert_eq!(uppercase_ratio("FREE prize"), 0.4);
+        assert_eq!(uppercase_ratio("FREE prize"), 4.0 / 9.0);
         assert_eq!(uppercase_ratio("123 !!"), 0.0);
         assert_eq!(normalize_text("  Hello,   WORLD!! "), "hello world");
         assert_eq!(normalize_text("don't—stop…"), "don t stop");

@@ -36,30 +36,155 @@ const C_INCR: f64 = 0.733;
 const N_SCALAR: f64 = -0.74;
 
 const NEGATE: &[&str] = &[
-    "aint", "arent", "cannot", "cant", "couldnt", "darent", "didnt", "doesnt", "ain't", "aren't",
-    "can't", "couldn't", "daren't", "didn't", "doesn't", "dont", "hadnt", "hasnt", "havent",
-    "isnt", "mightnt", "mustnt", "neither", "don't", "hadn't", "hasn't", "haven't", "isn't",
-    "mightn't", "mustn't", "neednt", "needn't", "never", "none", "nope", "nor", "not", "nothing",
-    "nowhere", "oughtnt", "shant", "shouldnt", "uhuh", "wasnt", "werent", "oughtn't", "shan't",
-    "shouldn't", "uh-uh", "wasn't", "weren't", "without", "wont", "wouldnt", "won't", "wouldn't",
-    "rarely", "seldom", "despite",
+    "aint",
+    "arent",
+    "cannot",
+    "cant",
+    "couldnt",
+    "darent",
+    "didnt",
+    "doesnt",
+    "ain't",
+    "aren't",
+    "can't",
+    "couldn't",
+    "daren't",
+    "didn't",
+    "doesn't",
+    "dont",
+    "hadnt",
+    "hasnt",
+    "havent",
+    "isnt",
+    "mightnt",
+    "mustnt",
+    "neither",
+    "don't",
+    "hadn't",
+    "hasn't",
+    "haven't",
+    "isn't",
+    "mightn't",
+    "mustn't",
+    "neednt",
+    "needn't",
+    "never",
+    "none",
+    "nope",
+    "nor",
+    "not",
+    "nothing",
+    "nowhere",
+    "oughtnt",
+    "shant",
+    "shouldnt",
+    "uhuh",
+    "wasnt",
+    "werent",
+    "oughtn't",
+    "shan't",
+    "shouldn't",
+    "uh-uh",
+    "wasn't",
+    "weren't",
+    "without",
+    "wont",
+    "wouldnt",
+    "won't",
+    "wouldn't",
+    "rarely",
+    "seldom",
+    "despite",
 ];
 
 const BOOSTERS_UP: &[&str] = &[
-    "absolutely", "amazingly", "awfully", "completely", "considerable", "considerably",
-    "decidedly", "deeply", "effing", "enormous", "enormously", "entirely", "especially",
-    "exceptional", "exceptionally", "extreme", "extremely", "fabulously", "flipping", "flippin",
-    "frackin", "fracking", "fricking", "frickin", "frigging", "friggin", "fully", "fuckin",
-    "fucking", "fuggin", "fugging", "greatly", "hella", "highly", "hugely", "incredible",
-    "incredibly", "intensely", "major", "majorly", "more", "most", "particularly", "purely",
-    "quite", "really", "remarkably", "so", "substantially", "thoroughly", "total", "totally",
-    "tremendous", "tremendously", "uber", "unbelievably", "unusually", "utter", "utterly", "very",
+    "absolutely",
+    "amazingly",
+    "awfully",
+    "completely",
+    "considerable",
+    "considerably",
+    "decidedly",
+    "deeply",
+    "effing",
+    "enormous",
+    "enormously",
+    "entirely",
+    "especially",
+    "exceptional",
+    "exceptionally",
+    "extreme",
+    "extremely",
+    "fabulously",
+    "flipping",
+    "flippin",
+    "frackin",
+    "fracking",
+    "fricking",
+    "frickin",
+    "frigging",
+    "friggin",
+    "fully",
+    "fuckin",
+    "fucking",
+    "fuggin",
+    "fugging",
+    "greatly",
+    "hella",
+    "highly",
+    "hugely",
+    "incredible",
+    "incredibly",
+    "intensely",
+    "major",
+    "majorly",
+    "more",
+    "most",
+    "particularly",
+    "purely",
+    "quite",
+    "really",
+    "remarkably",
+    "so",
+    "substantially",
+    "thoroughly",
+    "total",
+    "totally",
+    "tremendous",
+    "tremendously",
+    "uber",
+    "unbelievably",
+    "unusually",
+    "utter",
+    "utterly",
+    "very",
 ];
 
 const BOOSTERS_DOWN: &[&str] = &[
-    "almost", "barely", "hardly", "just enough", "kind of", "kinda", "kindof", "kind-of", "less",
-    "little", "marginal", "marginally", "occasional", "occasionally", "partly", "scarce",
-    "scarcely", "slight", "slightly", "somewhat", "sort of", "sorta", "sortof", "sort-of",
+    "almost",
+    "barely",
+    "hardly",
+    "just enough",
+    "kind of",
+    "kinda",
+    "kindof",
+    "kind-of",
+    "less",
+    "little",
+    "marginal",
+    "marginally",
+    "occasional",
+    "occasionally",
+    "partly",
+    "scarce",
+    "scarcely",
+    "slight",
+    "slightly",
+    "somewhat",
+    "sort of",
+    "sorta",
+    "sortof",
+    "sort-of",
 ];
 
 const SPECIAL_CASES: &[(&str, f64)] = &[
@@ -172,7 +297,13 @@ fn negated(word_lower: &str) -> bool {
     NEGATE.contains(&word_lower) || word_lower.contains("n't")
 }
 
-fn scalar_inc_dec(lex: &Lexicons, word: &str, word_lower: &str, valence: f64, cap_diff: bool) -> f64 {
+fn scalar_inc_dec(
+    lex: &Lexicons,
+    word: &str,
+    word_lower: &str,
+    valence: f64,
+    cap_diff: bool,
+) -> f64 {
     let mut scalar = 0.0;
     if let Some(&b) = lex.boosters.get(word_lower) {
         scalar = b;
@@ -191,7 +322,10 @@ fn scalar_inc_dec(lex: &Lexicons, word: &str, word_lower: &str, valence: f64, ca
 }
 
 fn special_case(seq: &str) -> Option<f64> {
-    SPECIAL_CASES.iter().find(|(k, _)| *k == seq).map(|(_, v)| *v)
+    SPECIAL_CASES
+        .iter()
+        .find(|(k, _)| *k == seq)
+        .map(|(_, v)| *v)
 }
 
 struct Tokens<'a> {
@@ -226,8 +360,7 @@ fn negation_check(mut valence: f64, t: &Tokens, start_i: usize, i: usize) -> f64
                 || (t.lw(i - 1) == "so" || t.lw(i - 1) == "this")
             {
                 valence *= 1.25;
-            } else if t.lw(i - 3) == "without"
-                && (t.lw(i - 2) == "doubt" || t.lw(i - 1) == "doubt")
+            } else if t.lw(i - 3) == "without" && (t.lw(i - 2) == "doubt" || t.lw(i - 1) == "doubt")
             {
             } else if negated(t.lw(i - 3)) {
                 valence *= N_SCALAR;

@@ -146,7 +146,10 @@ pub(crate) fn scalar_str<'a>(name: &str, args: &'a [ColumnarValue], i: usize) ->
     let v = scalar_arg(name, args, i)?;
     match literal_text(v) {
         Some(s) => Ok(s),
-        None => exec_err!("{name}: argument {} must be a string literal, got {v}", i + 1),
+        None => exec_err!(
+            "{name}: argument {} must be a string literal, got {v}",
+            i + 1
+        ),
     }
 }
 

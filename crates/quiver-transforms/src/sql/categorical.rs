@@ -62,7 +62,10 @@ impl ScalarUDFImpl for HashBucket {
         let col = KeyCol::new(&input)?;
         let mut buf = String::new();
         let out: Int64Array = (0..input.len())
-            .map(|i| col.text(i, &mut buf).map(|t| categorical::hash_bucket(t, n)))
+            .map(|i| {
+                col.text(i, &mut buf)
+                    .map(|t| categorical::hash_bucket(t, n))
+            })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
@@ -114,10 +117,7 @@ impl ScalarUDFImpl for CrossHash {
             .iter()
             .map(|a| key_array(name, a.to_array(args.number_rows)?))
             .collect::<Result<Vec<ArrayRef>>>()?;
-        let cols = inputs
-            .iter()
-            .map(KeyCol::new)
-            .collect::<Result<Vec<_>>>()?;
+        let cols = inputs.iter().map(KeyCol::new).collect::<Result<Vec<_>>>()?;
         let mut buf = String::new();
         let mut out = Int64Array::builder(args.number_rows);
         'rows: for i in 0..args.number_rows {
