@@ -91,9 +91,7 @@ impl OfflineEngine {
             .with_information_schema(false);
         config.options_mut().sql_parser.enable_ident_normalization = false;
         let ctx = SessionContext::new_with_config(config);
-        for f in crate::udf::functions() {
-            ctx.register_udf(f);
-        }
+        quiver_transforms::register(&ctx);
         OfflineEngine {
             registry,
             root: root.into(),

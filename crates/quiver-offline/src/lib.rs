@@ -23,7 +23,6 @@ pub mod key;
 pub mod pit_join;
 pub mod source;
 pub mod types;
-mod udf;
 pub mod window_agg;
 
 pub use engine::{HistoricalOptions, OfflineEngine};
