@@ -780,7 +780,13 @@ impl Builder {
                     Some(_) => None,
                 };
                 if let Some(message) = problem {
-                    return Err(Error::invalid(&v.at, "feature view", &v.name, "inputs", message));
+                    return Err(Error::invalid(
+                        &v.at,
+                        "feature view",
+                        &v.name,
+                        "inputs",
+                        message,
+                    ));
                 }
             }
         }

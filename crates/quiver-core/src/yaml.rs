@@ -163,7 +163,8 @@ pub struct RawSource {
 pub struct RawFeatureView {
     /// Name.
     pub name: S<String>,
-    /// Entities whose join keys key the view.
+    /// Entities whose join keys key the view (none for a request-time view).
+    #[serde(default)]
     pub entities: Vec<S<String>>,
     /// The source it reads (absent for a request-time view).
     pub source: Option<S<String>>,

@@ -22,6 +22,7 @@ use quiver_core::{Aggregation, FeatureRef, FeatureView, Registry, Source};
 use crate::error::{Error, Result};
 use crate::key::{BatchKeys, Key, cast_keys, encode_keys};
 use crate::pit_join::{Candidates, EntityIndex, LatestPerKey, PitJoin};
+use crate::request_view::CompiledRequestView;
 use crate::source::{clean, source_error, source_frame};
 use crate::types::{arrow_type, compatible, describe, is_timestamp_like, timestamp_type};
 use crate::window_agg::{AggSpec, EventIndex, aggregate};
@@ -294,7 +295,11 @@ impl OfflineEngine {
     /// Checks every view against its source: files readable, columns present, types matching,
     /// expressions valid. `quiver apply` runs this before storing anything.
     pub async fn validate(&self) -> Result<()> {
+        crate::request_view::CompiledRequestView::compile_all(&self.registry)?;
         for view in self.registry.views.values() {
+            if view.is_request() {
+                continue;
+            }
             if view.is_aggregation() {
                 for (_, aggs) in group_by_filter(view) {
                     self.agg_frame(view, &aggs).await?;
@@ -354,6 +359,135 @@ impl OfflineEngine {
     /// followed by the requested features as of the row's timestamp. `file` names the entity
     /// rows in error messages.
     pub async fn historical(
+        &self,
+        entities: &RecordBatch,
+        features: &[FeatureRef],
+        opts: &HistoricalOptions,
+        file: &str,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<RecordBatch> {
+        let is_request = |f: &FeatureRef| {
+            self.registry
+                .views
+                .get(&f.view)
+                .is_some_and(|v| v.is_request())
+        };
+        if !features.iter().any(is_request) {
+            return self
+                .historical_stored(entities, features, opts, file, progress)
+                .await;
+        }
+        // Request-time features: their inputs are read point in time like any feature, the
+        // request fields come from the entity rows, and the compiled expressions run on both.
+        let mut views: Vec<CompiledRequestView> = Vec::new();
+        for f in features.iter().filter(|f| is_request(f)) {
+            if !views.iter().any(|v| v.view == f.view) {
+                views.push(CompiledRequestView::compile(
+                    &self.registry,
+                    &self.registry.views[&f.view],
+                )?);
+            }
+        }
+        let mut stored: Vec<FeatureRef> = features
+            .iter()
+            .filter(|f| !is_request(f))
+            .cloned()
+            .collect();
+        for v in &views {
+            for (r, _) in &v.inputs {
+                if !stored.contains(r) {
+                    stored.push(r.clone());
+                }
+            }
+        }
+        let inner = HistoricalOptions {
+            full_names: true,
+            ..opts.clone()
+        };
+        let base = self
+            .historical_stored(entities, &stored, &inner, file, progress)
+            .await?;
+        let n = base.num_rows();
+        let mut computed: Vec<(FeatureRef, ArrayRef)> = Vec::new();
+        for v in &views {
+            let request: Vec<Option<ArrayRef>> = v
+                .fields
+                .iter()
+                .map(|f| base.column_by_name(&f.name).cloned())
+                .collect();
+            if let Some(missing) = v
+                .fields
+                .iter()
+                .find(|f| base.column_by_name(&f.name).is_none())
+            {
+                return Err(Error::Entities {
+                    file: if file.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({file})")
+                    },
+                    message: format!(
+                        "request-time view '{}' needs the request field '{}' as a column of the entity rows; columns: {}",
+                        v.view,
+                        missing.name,
+                        column_list(entities.schema().fields())
+                    ),
+                });
+            }
+            let inputs: Vec<ArrayRef> = v
+                .inputs
+                .iter()
+                .map(|(r, _)| {
+                    base.column_by_name(&r.full_name())
+                        .cloned()
+                        .ok_or_else(|| Error::Internal(format!("no column {}", r.full_name())))
+                })
+                .collect::<Result<_>>()?;
+            for ((name, _), col) in v.features().zip(v.evaluate(request, inputs, n)?) {
+                computed.push((
+                    FeatureRef {
+                        view: v.view.clone(),
+                        feature: name.to_string(),
+                    },
+                    col,
+                ));
+            }
+        }
+        // Entity columns, then the requested features in order, named as asked.
+        let mut fields: Vec<Field> = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for (i, f) in entities.schema().fields().iter().enumerate() {
+            fields.push(f.as_ref().clone());
+            columns.push(Arc::clone(base.column(i)));
+        }
+        for f in features {
+            let name = if opts.full_names {
+                f.full_name()
+            } else {
+                f.feature.clone()
+            };
+            if fields.iter().any(|x| *x.name() == name) {
+                return Err(Error::Output(format!(
+                    "output column '{name}' (from {f}) collides with another column: use full feature names (--full-names)"
+                )));
+            }
+            let col = match computed.iter().find(|(r, _)| r == f) {
+                Some((_, c)) => Arc::clone(c),
+                None => base
+                    .column_by_name(&f.full_name())
+                    .cloned()
+                    .ok_or_else(|| Error::Internal(format!("no column {}", f.full_name())))?,
+            };
+            fields.push(Field::new(name, col.data_type().clone(), true));
+            columns.push(col);
+        }
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+
+    async fn historical_stored(
         &self,
         entities: &RecordBatch,
         features: &[FeatureRef],

@@ -21,9 +21,11 @@ pub mod engine;
 pub mod error;
 pub mod key;
 pub mod pit_join;
+pub mod request_view;
 pub mod source;
 pub mod types;
 pub mod window_agg;
 
 pub use engine::{HistoricalOptions, OfflineEngine};
 pub use error::{Error, Result};
+pub use request_view::CompiledRequestView;

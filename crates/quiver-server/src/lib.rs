@@ -109,6 +109,9 @@ pub struct AppState {
     pub models: predict::ModelCache,
     /// The /predict log.
     pub prediction_log: prediction_log::PredictionLog,
+    /// Request-time views, compiled once (an error is kept and answered with 500 on use).
+    pub request_views:
+        std::collections::HashMap<String, Result<quiver_offline::CompiledRequestView, String>>,
     metrics: PrometheusHandle,
 }
 
@@ -126,7 +129,20 @@ impl AppState {
         let mut log_config = config.prediction_log.clone();
         log_config.dir = root.join(&log_config.dir);
         let prediction_log = prediction_log::PredictionLog::start(log_config);
+        let request_views = registry
+            .views
+            .values()
+            .filter(|v| v.is_request())
+            .map(|v| {
+                (
+                    v.name.clone(),
+                    quiver_offline::CompiledRequestView::compile(&registry, v)
+                        .map_err(|e| e.to_string()),
+                )
+            })
+            .collect();
         Arc::new(AppState {
+            request_views,
             engine: Arc::new(OfflineEngine::new((*registry).clone(), root.clone())),
             registry,
             registry_version,

@@ -15,6 +15,7 @@ use serde_json::Value as Json;
 use crate::AppState;
 use crate::convert::{key_value, to_json};
 use crate::error::{ApiError, parse_body};
+use quiver_offline::types::arrow_type;
 
 #[derive(Deserialize)]
 struct Request {
@@ -183,25 +184,60 @@ pub(crate) async fn read_features(
     n: usize,
 ) -> Result<FeatureReads, ApiError> {
     let registry = &state.registry;
-    // Group the requested features by view, remembering where each ref's value lands.
+    // Group the requested features by view, remembering where each ref's value lands. A
+    // request-time view's features are computed after the read, from request fields and its
+    // input views' values, which are read with the rest.
     let mut views: Vec<(&str, Vec<String>)> = Vec::new();
-    let mut slots = Vec::with_capacity(refs.len());
-    for r in refs {
-        let vi = match views.iter().position(|(v, _)| *v == r.view) {
+    fn slot<'v>(
+        views: &mut Vec<(&'v str, Vec<String>)>,
+        view: &'v str,
+        feature: &str,
+    ) -> (usize, usize) {
+        let vi = match views.iter().position(|(v, _)| *v == view) {
             Some(vi) => vi,
             None => {
-                views.push((r.view.as_str(), Vec::new()));
+                views.push((view, Vec::new()));
                 views.len() - 1
             }
         };
         let fs = &mut views[vi].1;
-        let fi = fs.iter().position(|f| *f == r.feature).unwrap_or_else(|| {
-            fs.push(r.feature.clone());
+        let fi = fs.iter().position(|f| *f == feature).unwrap_or_else(|| {
+            fs.push(feature.to_string());
             fs.len() - 1
         });
-        slots.push((vi, fi));
+        (vi, fi)
     }
-    let ttl_us = views
+    let mut slots = vec![(usize::MAX, 0); refs.len()];
+    let mut computed: Vec<&quiver_offline::CompiledRequestView> = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        if !registry.views[&r.view].is_request() {
+            slots[i] = slot(&mut views, &r.view, &r.feature);
+            continue;
+        }
+        if computed.iter().any(|c| c.view == r.view) {
+            continue;
+        }
+        let cv = match state.request_views.get(&r.view) {
+            Some(Ok(cv)) => cv,
+            Some(Err(e)) => {
+                return Err(ApiError::internal(format!(
+                    "request-time view '{}' cannot be computed: {e}",
+                    r.view
+                )));
+            }
+            None => {
+                return Err(ApiError::internal(format!(
+                    "request-time view '{}' was not compiled",
+                    r.view
+                )));
+            }
+        };
+        for (input, _) in &cv.inputs {
+            slot(&mut views, &input.view, &input.feature);
+        }
+        computed.push(cv);
+    }
+    let mut ttl_us: Vec<i64> = views
         .iter()
         .map(|(v, _)| registry.views[*v].ttl.micros())
         .collect();
@@ -279,6 +315,82 @@ pub(crate) async fn read_features(
                 event_ts: now,
                 values: defaults.clone(),
             });
+        }
+    }
+    let now = chrono::Utc::now().timestamp_micros();
+    for cv in computed {
+        let mut request = Vec::with_capacity(cv.fields.len());
+        for f in &cv.fields {
+            let Some((_, values)) = columns.iter().find(|(c, _)| *c == f.name) else {
+                return Err(ApiError::bad(format!(
+                    "request-time view '{}' needs the request field '{}' ({}): send it in \"request_data\" (or as a column of \"entities\")",
+                    cv.view, f.name, f.value_type
+                )));
+            };
+            let array = crate::write::column_array(values, &arrow_type(f.value_type))
+                .map_err(|m| ApiError::bad(format!("request field '{}': {m}", f.name)))?;
+            request.push(Some(array));
+        }
+        let mut inputs = Vec::with_capacity(cv.inputs.len());
+        for (input, t) in &cv.inputs {
+            let vi = views
+                .iter()
+                .position(|(v, _)| *v == input.view)
+                .expect("inputs were read");
+            let fi = views[vi]
+                .1
+                .iter()
+                .position(|f| *f == input.feature)
+                .expect("inputs were read");
+            let ttl = ttl_us[vi];
+            let values: Vec<Json> = rows[vi]
+                .iter()
+                .map(|row| match row {
+                    Some(s) if ttl == 0 || now - s.event_ts <= ttl => to_json(&s.values[fi]),
+                    _ => Json::Null,
+                })
+                .collect();
+            inputs.push(
+                crate::write::column_array(&values, &arrow_type(*t))
+                    .map_err(|m| ApiError::internal(format!("input {input}: {m}")))?,
+            );
+        }
+        let out = cv
+            .evaluate(request, inputs, n)
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+        let types: Vec<_> = cv.features().map(|(_, t)| t).collect();
+        let vi = views.len();
+        views.push((
+            cv.view.as_str(),
+            cv.features().map(|(f, _)| f.to_string()).collect(),
+        ));
+        ttl_us.push(0);
+        rows.push(
+            (0..n)
+                .map(|e| {
+                    Some(quiver_online::StoredRow {
+                        event_ts: now,
+                        values: out
+                            .iter()
+                            .zip(&types)
+                            .map(|(a, t)| {
+                                quiver_online::Value::from_array(a, e, *t)
+                                    .unwrap_or(quiver_online::Value::Null)
+                            })
+                            .collect(),
+                    })
+                })
+                .collect(),
+        );
+        for (i, r) in refs.iter().enumerate() {
+            if r.view == cv.view {
+                let fi = views[vi]
+                    .1
+                    .iter()
+                    .position(|f| *f == r.feature)
+                    .unwrap_or(0);
+                slots[i] = (vi, fi);
+            }
         }
     }
     Ok(FeatureReads {

@@ -345,18 +345,37 @@ async fn rollout_of(state: &AppState, model: &str) -> Result<Rollout, ApiError> 
 async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: Request = parse_body(body)?;
-    if req.request_data.as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(ApiError::bad(
-            "request_data: this server has no request-time feature views yet; send only entities",
-        ));
-    }
     let loaded = resolve(state, &req.model, req.version, req.alias.as_deref()).await?;
-    let columns = entity_columns(&req.entities, max_rows)?;
+    let mut columns = entity_columns(&req.entities, max_rows)?;
+    let entity_cols = columns.len();
     let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
     if n == 0 {
         return Err(ApiError::bad(
             "entities: give at least one entity row, e.g. {\"user_id\": [1, 2]}",
         ));
+    }
+    // Request data for request-time features: a list per field (one value per entity row), or
+    // one value for every row.
+    let request_data: Vec<(&str, Vec<Json>)> = req
+        .request_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| match v {
+            Json::Array(a) if a.len() == n => Ok((k.as_str(), a.clone())),
+            Json::Array(a) => Err(ApiError::bad(format!(
+                "request_data.{k}: {} values for {n} entity rows",
+                a.len()
+            ))),
+            scalar => Ok((k.as_str(), vec![scalar.clone(); n])),
+        })
+        .collect::<Result<_, _>>()?;
+    for (k, v) in &request_data {
+        if columns.iter().any(|(c, _)| c == k) {
+            return Err(ApiError::bad(format!(
+                "request_data.{k} is also an entities column: send it once"
+            )));
+        }
+        columns.push((k, v));
     }
     // The rollout applies to requests that let the server choose (no version or alias).
     let rollout = if req.version.is_none() && req.alias.is_none() {
@@ -396,8 +415,7 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
     let mut predictions = Vec::with_capacity(n);
     let (mut served_challenger, mut disagreements) = (0u64, 0u64);
     for (e, champ) in champion_rows.into_iter().enumerate() {
-        let canary =
-            matches!(rollout, Rollout::Canary { share } if canary_point(&columns, e) < share);
+        let canary = matches!(rollout, Rollout::Canary { share } if canary_point(&columns[..entity_cols], e) < share);
         let (arm, from, served) = match (&challenger, &challenger_rows) {
             (Some(c), Some(rows)) if canary => {
                 served_challenger += 1;
@@ -428,7 +446,7 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
         }
         predictions.push(Json::Object(out));
         if log {
-            let entity: Vec<(String, Json)> = columns
+            let entity: Vec<(String, Json)> = columns[..entity_cols]
                 .iter()
                 .map(|(k, v)| (k.to_string(), v[e].clone()))
                 .collect();

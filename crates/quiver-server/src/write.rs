@@ -410,7 +410,7 @@ fn infer(values: &[Json]) -> DataType {
     }
 }
 
-fn column_array(values: &[Json], t: &DataType) -> Result<ArrayRef, String> {
+pub(crate) fn column_array(values: &[Json], t: &DataType) -> Result<ArrayRef, String> {
     let vt = |t: ValueType| -> Result<Vec<Value>, String> {
         values
             .iter()

@@ -602,3 +602,204 @@ fn offline_scores_equal_online_scores_and_predictions_are_logged() {
         assert_eq!(arm, "champion");
     }
 }
+
+fn read_parquet(path: &Path) -> Vec<datafusion::arrow::array::RecordBatch> {
+    datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(path).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Request-time features (the demo's `basket_context`: request field `basket_amount` and the
+/// user's purchase statistics): `historical` (basket_amount from the entity rows, statistics point
+/// in time) and `/get-online-features` (basket_amount from the request, statistics from the
+/// online store) give identical values; a model trained on them scores identically offline
+/// (`models predict`) and through `/predict` with `request_data`.
+#[test]
+fn request_time_features_are_the_same_offline_and_online() {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Float64Type;
+
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    demo(repo);
+    // The data's last day: aggregation windows are full there.
+    let t = "2025-06-30T00:00:00Z";
+    ok(quiver(repo, &["materialize", "2000-01-01", t]));
+    let users: Vec<i64> = (1..=300).collect();
+    let amount = |u: i64| -> Option<f64> { (u % 17 != 0).then_some((u * 37 % 200) as f64 + 0.25) };
+    let mut csv = String::from("user_id,event_timestamp,basket_amount,large\n");
+    for &u in &users {
+        let a = amount(u);
+        let label = a.is_some_and(|a| a > 120.0);
+        csv.push_str(&format!(
+            "{u},{t},{},{}\n",
+            a.map(|a| a.to_string()).unwrap_or_default(),
+            u8::from(label)
+        ));
+    }
+    let entities = repo.join("baskets.csv");
+    std::fs::write(&entities, csv).unwrap();
+    let hist = repo.join("baskets.parquet");
+    ok(quiver(
+        repo,
+        &[
+            "historical",
+            "--entities",
+            entities.to_str().unwrap(),
+            "--features",
+            "basket_context:*",
+            "--full-names",
+            "--out",
+            hist.to_str().unwrap(),
+        ],
+    ));
+    let offline = read_parquet(&hist);
+    let b = &offline[0];
+    assert_eq!(b.num_rows(), users.len());
+    let ratio = b
+        .column_by_name("basket_context__basket_vs_avg_30d")
+        .unwrap()
+        .as_primitive::<Float64Type>()
+        .clone();
+    let log = b
+        .column_by_name("basket_context__basket_log")
+        .unwrap()
+        .as_primitive::<Float64Type>()
+        .clone();
+    assert!(
+        (0..ratio.len()).filter(|&i| !ratio.is_null(i)).count() > 20,
+        "some users have a 30-day average at the data's end"
+    );
+    assert_eq!(log.value(0), (amount(1).unwrap()).ln_1p());
+
+    std::fs::write(
+        repo.join("features/basket.yaml"),
+        "feature_services:\n  - name: basket_v1\n    features: [\"user_purchases:*\", \"basket_context:*\"]\n",
+    )
+    .unwrap();
+    ok(quiver(repo, &["apply"]));
+    ok(quiver(
+        repo,
+        &[
+            "train",
+            "--service",
+            "basket_v1",
+            "--labels",
+            entities.to_str().unwrap(),
+            "--label",
+            "large",
+            "--name",
+            "basket",
+            "--split",
+            "random",
+            "--promote",
+            "champion",
+            "--allow-unknown-entities",
+        ],
+    ));
+    let preds = repo.join("basket_preds.csv");
+    ok(quiver(
+        repo,
+        &[
+            "models",
+            "predict",
+            "basket",
+            "--entities",
+            entities.to_str().unwrap(),
+            "--out",
+            preds.to_str().unwrap(),
+        ],
+    ));
+    let offline_scores: Vec<f64> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+
+    let server = serve(repo);
+    let port = server.1;
+    let ids: Vec<String> = users.iter().map(i64::to_string).collect();
+    let amounts: Vec<String> = users
+        .iter()
+        .map(|&u| amount(u).map(|a| a.to_string()).unwrap_or("null".into()))
+        .collect();
+    let (status, online) = post(
+        port,
+        "/get-online-features",
+        &format!(
+            r#"{{"features": ["basket_context:basket_vs_avg_30d", "basket_context:basket_log"], "entities": {{"user_id": [{}], "basket_amount": [{}]}}}}"#,
+            ids.join(","),
+            amounts.join(",")
+        ),
+    );
+    assert_eq!(status, 200, "{online}");
+    let values = |k: usize| -> Vec<Option<f64>> {
+        online["results"][k]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64())
+            .collect()
+    };
+    let col = |a: &datafusion::arrow::array::Float64Array| -> Vec<Option<f64>> {
+        (0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+            .collect()
+    };
+    assert_eq!(
+        values(2),
+        col(&ratio),
+        "basket_vs_avg_30d offline vs online"
+    );
+    assert_eq!(values(3), col(&log), "basket_log offline vs online");
+
+    let (status, p) = post(
+        port,
+        "/predict/batch",
+        &format!(
+            r#"{{"model": "basket", "entities": {{"user_id": [{}]}}, "request_data": {{"basket_amount": [{}]}}}}"#,
+            ids.join(","),
+            amounts.join(",")
+        ),
+    );
+    assert_eq!(status, 200, "{p}");
+    let online_scores: Vec<f64> = p["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["score"].as_f64().unwrap())
+        .collect();
+    assert_eq!(online_scores.len(), offline_scores.len());
+    for (i, (a, b)) in offline_scores.iter().zip(&online_scores).enumerate() {
+        assert_eq!(
+            a.to_bits(),
+            b.to_bits(),
+            "user {}: offline {a} != online {b}",
+            i + 1
+        );
+    }
+    // A missing request field is a 400 naming it; one value applies to every row.
+    let (status, e) = post(
+        port,
+        "/predict",
+        r#"{"model": "basket", "entities": {"user_id": [1]}}"#,
+    );
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("'basket_amount'"),
+        "{e}"
+    );
+    let (status, one) = post(
+        port,
+        "/predict",
+        r#"{"model": "basket", "entities": {"user_id": [1, 2]}, "request_data": {"basket_amount": 150.25}}"#,
+    );
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["predictions"].as_array().unwrap().len(), 2);
+}
