@@ -127,6 +127,16 @@ pub struct Evaluation {
     /// Binary: ROC curve points for plotting (at most [`MAX_CURVE_POINTS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roc_curve: Option<Vec<RocPoint>>,
+    /// Binary: precision of the positive class at the decision threshold (0 if nothing is
+    /// predicted positive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<f64>,
+    /// Binary: recall of the positive class at the decision threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recall: Option<f64>,
+    /// Binary: F1 of the positive class at the decision threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f1: Option<f64>,
     /// Binary: precision-recall curve points for plotting (at most [`MAX_CURVE_POINTS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr_curve: Option<Vec<PrPoint>>,
@@ -156,6 +166,9 @@ impl Evaluation {
             confusion_matrix: None,
             per_class: None,
             macro_f1: None,
+            precision: None,
+            recall: None,
+            f1: None,
             calibration: None,
             roc_curve: None,
             pr_curve: None,
@@ -668,7 +681,12 @@ pub fn evaluate(objective: Objective, y: &[f64], preds: &[Vec<f64>]) -> Result<E
             e.brier = Some(brier(y, &p)?);
             e.accuracy = Some(accuracy(&truth, &pred)?);
             e.decision_threshold = Some(BINARY_THRESHOLD);
-            e.confusion_matrix = Some(confusion_matrix(&truth, &pred, 2)?);
+            let cm = confusion_matrix(&truth, &pred, 2)?;
+            let positive = &per_class(&cm)[1];
+            e.precision = Some(positive.precision);
+            e.recall = Some(positive.recall);
+            e.f1 = Some(positive.f1);
+            e.confusion_matrix = Some(cm);
             e.calibration = Some(calibration(y, &p, 10)?);
             e.roc_curve = Some(roc_curve(y, &p, None)?);
             e.pr_curve = Some(pr_curve(y, &p, None)?);
@@ -992,6 +1010,10 @@ mod tests {
             &vec![vec![9, 3], vec![2, 10]]
         );
         close(e.accuracy.unwrap(), 19.0 / 24.0, 1e-15);
+        // Positive class: precision 10/13, recall 10/12, F1 = 2pr/(p+r) = 20/25.
+        close(e.precision.unwrap(), 10.0 / 13.0, 1e-15);
+        close(e.recall.unwrap(), 10.0 / 12.0, 1e-15);
+        close(e.f1.unwrap(), 0.8, 1e-12);
         let cal = e.calibration.as_ref().unwrap();
         assert_eq!(cal.iter().map(|b| b.count).sum::<usize>(), 24);
         assert_eq!(e.roc_curve.as_ref().unwrap().len(), 11);
