@@ -23,3 +23,5 @@ echo "== MLflow round trip (quiver train/promote/track/rollback/delete against a
 PYTHONWARNINGS=ignore "$mlpy" tests/parity/mlflow_roundtrip.py "$CARGO_TARGET_DIR/debug/quiver"
 echo "== examples/sms_spam (real SMS data: text statistics, logistic regression, request-time scoring)"
 bash examples/sms_spam/run.sh "$CARGO_TARGET_DIR/debug/quiver"
+echo "== examples/product_categorization (hashed ids, brand x price-range cross, title keywords; multiclass GBDT; a new product as request data)"
+bash examples/product_categorization/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d)" 4000
