@@ -2,6 +2,7 @@
 
 mod load;
 mod plan;
+mod request_views;
 
 use std::path::PathBuf;
 
