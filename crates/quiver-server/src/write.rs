@@ -105,6 +105,71 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// The values of `view`'s SQL-expression features for the pushed rows, computed by the same
+/// compiled expressions as the offline engine's (quiver-transforms), over the pushed columns
+/// typed as the source's files are (or as declared, for a source without files). `None` for a
+/// plain feature.
+fn derived_columns(
+    state: &AppState,
+    view: &FeatureView,
+    source: &Source,
+    frame: &Frame<'_>,
+) -> Result<Vec<Option<ArrayRef>>, ApiError> {
+    if view.features.iter().all(|f| f.expr.is_none()) {
+        return Ok(vec![None; view.features.len()]);
+    }
+    let existing = match &source.kind {
+        SourceKind::Parquet { path } if state.root.join(path).is_dir() => {
+            existing_schema(&state.root.join(path))?
+        }
+        _ => None,
+    };
+    let schema = existing.unwrap_or_else(|| declared_schema(state, source, frame));
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for field in schema.fields() {
+        if let Some((_, col)) = frame.columns.iter().find(|(c, _)| c == field.name()) {
+            arrays.push(
+                column_array(col, field.data_type())
+                    .map_err(|m| ApiError::bad(format!("df.{}: {m}", field.name())))?,
+            );
+            fields.push(field.as_ref().clone());
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    view.features
+        .iter()
+        .map(|f| {
+            let Some(expr) = &f.expr else { return Ok(None) };
+            let bad = |m: String| {
+                ApiError::bad(format!(
+                    "feature '{}:{}' = {expr}: {m} (pushed columns: {})",
+                    view.name,
+                    f.name,
+                    frame
+                        .columns
+                        .iter()
+                        .map(|(c, _)| *c)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            };
+            let compiled = quiver_transforms::RowExpr::compile(expr, Arc::clone(&schema))
+                .map_err(|e| bad(e.to_string()))?;
+            let out = compiled.evaluate(&batch).map_err(|e| bad(e.to_string()))?;
+            let want = quiver_offline::types::arrow_type(f.value_type);
+            let out = if out.data_type() == &want {
+                out
+            } else {
+                datafusion::arrow::compute::cast(&out, &want).map_err(|e| bad(e.to_string()))?
+            };
+            Ok(Some(out))
+        })
+        .collect()
+}
+
 /// The online rows of `view` in `df`, all checked before anything is written.
 fn view_rows(
     state: &AppState,
@@ -118,26 +183,24 @@ fn view_rows(
             view.name
         )));
     }
-    if let Some(f) = view.features.iter().find(|f| f.expr.is_some()) {
-        return Err(ApiError::bad(format!(
-            "feature view '{}' derives '{}' with a SQL expression, which the push path does not evaluate yet; push the source rows with \"to\": \"offline\" and materialize",
-            view.name, f.name
-        )));
-    }
+    let derived = derived_columns(state, view, source, frame)?;
     let join_keys = state.registry.view_join_keys(view);
     let key_cols = join_keys
         .iter()
         .map(|k| Ok((k, frame.column(&k.name, "a join key")?)))
         .collect::<Result<Vec<_>, ApiError>>()?;
     let ts_col = frame.column(&source.timestamp_field, "the event timestamp")?;
+    // Plain features are read from the JSON; derived ones were computed above.
     let feat_cols = view
         .features
         .iter()
-        .map(|f| {
-            Ok((
+        .zip(&derived)
+        .map(|(f, d)| match d {
+            Some(_) => Ok((f, None)),
+            None => Ok((
                 f,
-                frame.column(f.source_column(), &format!("feature '{}'", f.name))?,
-            ))
+                Some(frame.column(f.source_column(), &format!("feature '{}'", f.name))?),
+            )),
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let mut rows = Vec::with_capacity(frame.rows);
@@ -151,7 +214,17 @@ fn view_rows(
             .map_err(|m| ApiError::bad(format!("df.{}[{i}]: {m}", source.timestamp_field)))?;
         let values = feat_cols
             .iter()
-            .map(|(f, col)| {
+            .zip(&derived)
+            .map(|((f, col), d)| {
+                let Some(col) = col else {
+                    let array = d.as_ref().expect("derived");
+                    return Value::from_array(array, i, f.value_type).map_err(|m| {
+                        ApiError::bad(format!(
+                            "df row {i} (feature '{}:{}'): {m}",
+                            view.name, f.name
+                        ))
+                    });
+                };
                 from_json(&col[i], f.value_type).map_err(|m| {
                     ApiError::bad(format!(
                         "df.{}[{i}] (feature '{}:{}'): {m}",

@@ -698,3 +698,62 @@ async fn health_ready_metrics_openapi_docs_and_registry() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(v["error"].as_str().unwrap().contains("svc"), "{v}");
 }
+
+/// A view of SQL-expression features takes online pushes: the server computes them with the
+/// same compiled expressions as the offline engine, so materializing the pushed rows afterwards
+/// (computed offline by DataFusion) leaves identical values.
+#[tokio::test]
+async fn pushed_rows_of_expression_views_equal_their_materialized_values() {
+    let dir = repo();
+    let main = dir.path().join("quiver.yaml");
+    let yaml = std::fs::read_to_string(&main).unwrap().replace(
+        "feature_services:",
+        r#"  - name: derived
+    entities: [user]
+    source: stats_src
+    features:
+      - {name: tier_len, type: int64, expr: "text_length(tier)"}
+      - {name: ratio, type: float64, expr: "f0 / nullif(f1, 0)"}
+      - {name: tier_bucket, type: int64, expr: "hash_bucket(tier, 16)"}
+      - {name: loud, type: float64, expr: "uppercase_ratio(tier) + log1p(f0)"}
+feature_services:"#,
+    );
+    std::fs::write(&main, yaml).unwrap();
+    let app = router(state(dir.path(), embedded(dir.path()), config(Some(TOKEN))).await);
+    let rows = json!({"user_id": [1, 7], "event_timestamp": ["2025-03-01T00:00:00Z", "2025-03-01T00:00:00Z"], "f0": [100.5, 7.0], "f1": [0.0, 70.0], "tier": ["GOLD tier", "new"]});
+    let (s, v) = post(
+        &app,
+        "/push",
+        json!({"push_source_name": "stats_src", "df": rows, "to": "online_and_offline"}),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let read = json!({"features": ["derived:tier_len", "derived:ratio", "derived:tier_bucket", "derived:loud"], "entities": {"user_id": [1, 7]}});
+    let (_, pushed) = post(&app, "/get-online-features", read.clone(), None).await;
+    assert_eq!(pushed["results"][1]["values"], json!([9, 3]));
+    assert_eq!(pushed["results"][2]["values"], json!([null, 0.1]));
+    let (s, v) = post(
+        &app,
+        "/materialize",
+        json!({"start_ts": "2025-02-28", "end_ts": "2025-03-02", "feature_views": ["derived"]}),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["views"][0]["entities"], 2,
+        "the pushed rows were rewritten offline: {v}"
+    );
+    let (_, materialized) = post(&app, "/get-online-features", read, None).await;
+    assert_eq!(pushed["results"], materialized["results"]);
+    // An expression over a column the push lacks is refused, naming the feature.
+    let (s, v) = post(
+        &app,
+        "/push",
+        json!({"push_source_name": "stats_src", "df": {"user_id": [1], "event_timestamp": ["2025-03-02T00:00:00Z"], "f0": [1.0], "f1": [1.0]}, "to": "online"}),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
