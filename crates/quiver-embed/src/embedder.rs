@@ -20,6 +20,14 @@ pub const MAX_SEQ_LEN: usize = 256;
 /// How many texts go through the model at once (sentence-transformers' default `batch_size`).
 pub const BATCH_SIZE: usize = 64;
 
+/// The most padded word pieces one forward pass takes: a batch of [`BATCH_SIZE`] long texts is
+/// run in slices (e.g. 2 texts of 256 pieces, 64 of 8) so that the attention scores (`rows × 12 × width²`
+/// floats) and the other intermediates stay small enough to be reused by the allocator and to sit
+/// in cache. Rows are independent, so slicing does not change any result.
+/// Measured on 200 reviews (1 thread, CPU seconds): 4096 → 17.0, 2048 → 13.9, 1024 → 13.3,
+/// 512 → 12.4, no slicing → 28.9 (a third of it in the kernel, faulting in fresh pages).
+const MAX_FORWARD_TOKENS: usize = 512;
+
 /// The `[PAD]` token id of the BERT uncased vocabulary.
 const PAD_ID: u32 = 0;
 
@@ -35,7 +43,9 @@ pub struct Embedder {
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder").field("dim", &DIM).finish_non_exhaustive()
+        f.debug_struct("Embedder")
+            .field("dim", &DIM)
+            .finish_non_exhaustive()
     }
 }
 
@@ -110,8 +120,12 @@ impl Embedder {
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(BATCH_SIZE) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
-            for (&i, vector) in chunk.iter().zip(self.embed_batch(&batch)?) {
-                out[i] = vector;
+            let width = batch[0].len(); // the longest: `order` is longest first
+            let rows = (MAX_FORWARD_TOKENS / width.max(1)).max(1);
+            for (slice, indices) in batch.chunks(rows).zip(chunk.chunks(rows)) {
+                for (&i, vector) in indices.iter().zip(self.embed_batch(slice)?) {
+                    out[i] = vector;
+                }
             }
         }
         Ok(out)
@@ -146,7 +160,11 @@ impl Embedder {
         let mean = summed.broadcast_div(&counts)?;
         // sentence_transformers.models.Normalize = torch.nn.functional.normalize(p=2, dim=1):
         // x / max(||x||, 1e-12).
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        let norms = mean
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
         Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
     }
 }
@@ -159,8 +177,8 @@ fn read_config(files: &ModelFiles) -> Result<Config> {
         reason,
     };
     let text = std::fs::read_to_string(&path).map_err(|e| invalid(e.to_string()))?;
-    let config: Config = serde_json::from_str(&text)
-        .map_err(|e| invalid(format!("not a BERT config.json: {e}")))?;
+    let config: Config =
+        serde_json::from_str(&text).map_err(|e| invalid(format!("not a BERT config.json: {e}")))?;
     if config.hidden_size != DIM {
         return Err(invalid(format!(
             "hidden_size is {}, all-MiniLM-L6-v2 has {DIM}",

@@ -39,7 +39,14 @@ pub fn fetch_model(dest: impl AsRef<Path>) -> Result<()> {
 fn fetch_into(dest: &Path, tmp: &Path) -> Result<()> {
     let python = std::env::var("QUIVER_PYTHON").unwrap_or_else(|_| "python3".to_string());
     run(Command::new(&python)
-        .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+        ])
         .arg("-d")
         .arg(tmp)
         .arg(WHEEL))?;

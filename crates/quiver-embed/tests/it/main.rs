@@ -32,7 +32,11 @@ fn model_dir() -> PathBuf {
             .arg(&dir)
             .status()
             .expect("run scripts/fetch-minilm.sh");
-        assert!(status.success(), "scripts/fetch-minilm.sh {} failed", dir.display());
+        assert!(
+            status.success(),
+            "scripts/fetch-minilm.sh {} failed",
+            dir.display()
+        );
     }
     dir
 }
@@ -87,7 +91,12 @@ fn check_against_reference(items: &[reference::Item], what: &str) {
         min.1,
         sum / items.len() as f64
     );
-    assert!(min.0 >= 0.999, "{what} #{}: cosine {} < 0.999", min.1, min.0);
+    assert!(
+        min.0 >= 0.999,
+        "{what} #{}: cosine {} < 0.999",
+        min.1,
+        min.0
+    );
 }
 
 #[test]
@@ -119,7 +128,9 @@ fn empty_text_works() {
 fn long_text_is_truncated_to_its_first_256_word_pieces() {
     // Each of these words is one word piece, so the first 254 words are exactly what is kept
     // between [CLS] and [SEP].
-    let words = ["good", "coffee", "with", "a", "fine", "taste", "and", "smell"];
+    let words = [
+        "good", "coffee", "with", "a", "fine", "taste", "and", "smell",
+    ];
     let long: Vec<&str> = (0..5000).map(|i| words[i % words.len()]).collect();
     let long_text = long.join(" ");
     let head_text = long[..MAX_SEQ_LEN - 2].join(" ");
