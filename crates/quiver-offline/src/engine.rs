@@ -93,6 +93,7 @@ impl OfflineEngine {
         config.options_mut().sql_parser.enable_ident_normalization = false;
         let ctx = SessionContext::new_with_config(config);
         quiver_transforms::register(&ctx);
+        ctx.register_udf(crate::embed_udf::embed_text());
         OfflineEngine {
             registry,
             root: root.into(),

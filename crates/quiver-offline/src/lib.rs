@@ -17,6 +17,7 @@
 //!
 //! Timestamps are UTC microseconds; naive timestamps are read as UTC.
 
+pub mod embed_udf;
 pub mod engine;
 pub mod error;
 pub mod key;

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod embeddings;
 mod kill;
 mod models;
 

@@ -13,7 +13,7 @@ fn json(o: &str) -> serde_json::Value {
 }
 
 /// `quiver serve` on a free port, killed on drop.
-struct Server(Child, u16);
+pub struct Server(Child, pub u16);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -22,7 +22,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(repo: &Path) -> Server {
+pub fn serve(repo: &Path) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -48,7 +48,7 @@ fn serve(repo: &Path) -> Server {
 }
 
 /// POST over plain HTTP/1.1; returns (status, JSON body).
-fn post(port: u16, path: &str, body: &str) -> (u16, serde_json::Value) {
+pub fn post(port: u16, path: &str, body: &str) -> (u16, serde_json::Value) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         s,
