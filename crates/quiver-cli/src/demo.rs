@@ -211,13 +211,19 @@ async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<usize> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(quiver_server::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(quiver_server::serve(
+        listener,
+        std::sync::Arc::clone(&state),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let json = post(addr, "/get-online-features", REQUEST).await;
     let prediction = post(addr, "/predict", PREDICT).await;
     let _ = stop.send(());
     server.await??;
+    // Write the prediction log before the process ends, as `quiver serve` does on shutdown.
+    state.prediction_log.flush().await;
     let (json, prediction) = (json?, prediction?);
     out.say(format!(
         "$ curl -s -X POST http://{addr}/get-online-features -d '{REQUEST}'"
