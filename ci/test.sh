@@ -21,6 +21,8 @@ mlpy="$(ci/ml-venv.sh)"
 PYTHONWARNINGS=ignore "$mlpy" tests/parity/lightgbm_parity.py bash tests/parity/quiver_import_score.sh "$CARGO_TARGET_DIR/debug/quiver"
 echo "== MLflow round trip (quiver train/promote/track/rollback/delete against a real mlflow server, read back with MlflowClient)"
 PYTHONWARNINGS=ignore "$mlpy" tests/parity/mlflow_roundtrip.py "$CARGO_TARGET_DIR/debug/quiver"
+echo "== examples/churn (synthetic shop, 2,000 users: GBDT churn model, mean review embeddings offline and served)"
+QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/churn/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d)" 2000
 echo "== examples/sms_spam (real SMS data: text statistics, logistic regression, request-time scoring)"
 bash examples/sms_spam/run.sh "$CARGO_TARGET_DIR/debug/quiver"
 echo "== examples/product_categorization (hashed ids, brand x price-range cross, title keywords; multiclass GBDT; a new product as request data)"

@@ -143,6 +143,7 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
             name: Some("churn".into()),
             promote: Some("champion".into()),
             allow_unknown_entities: false,
+            frequency_encode: vec![],
         },
         out,
     )

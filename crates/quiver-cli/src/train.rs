@@ -88,6 +88,13 @@ pub struct TrainArgs {
     /// features are all missing); by default such rows are an error.
     #[arg(long)]
     pub allow_unknown_entities: bool,
+    /// Encode these features (`view:feature` or just `feature`, comma-separated) by their
+    /// frequency in the training split instead of category codes: each value becomes the share
+    /// of training rows holding it (unseen values 0). For high-cardinality ids (sellers,
+    /// merchants); text or integer features. The table is stored in the model, so `/predict`
+    /// and `models predict` encode exactly as training did.
+    #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
+    pub frequency_encode: Vec<String>,
 }
 
 pub struct Quiet;
@@ -353,6 +360,37 @@ fn encode(
     )
 }
 
+/// Encodes one text or integer feature column by its frequency in the training rows.
+fn encode_frequency(
+    name: &str,
+    col: &dyn Array,
+    train_rows: &[usize],
+) -> anyhow::Result<(Encoding, Vec<f64>)> {
+    let dt = col.data_type();
+    if !(matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) || dt.is_integer())
+    {
+        bail!(
+            "--frequency-encode {name}: the feature is {dt}; frequency encoding takes text or integers"
+        );
+    }
+    let s = cast(col, &DataType::Utf8)?;
+    let s = s.as_string::<i32>();
+    let frequencies = Encoding::learn_frequencies(
+        train_rows
+            .iter()
+            .filter(|&&i| !s.is_null(i))
+            .map(|&i| s.value(i)),
+    );
+    let v = s
+        .iter()
+        .map(|x| x.map_or(f64::NAN, |x| Encoding::frequency(&frequencies, x)))
+        .collect();
+    Ok((Encoding::Frequency { frequencies }, v))
+}
+
 /// Encodes a feature column for scoring with a trained encoding: numbers as f64 (null: NaN),
 /// text (or integers, by their decimal text) as the training vocabulary's codes (unknown or
 /// null: NaN) — exactly what /predict does to online values.
@@ -374,14 +412,23 @@ pub fn apply_encoding(
                 .collect())
         }
         Encoding::Category { vocabulary } => {
-            let s = cast(col, &DataType::Utf8)
-                .with_context(|| format!("feature '{name}' ({dt}) as text"))?;
-            Ok(s.as_string::<i32>()
-                .iter()
-                .map(|x| x.map_or(f64::NAN, |x| Encoding::category_code(vocabulary, x)))
-                .collect())
+            text_codes(name, col, |x| Encoding::category_code(vocabulary, x))
+        }
+        Encoding::Frequency { frequencies } => {
+            text_codes(name, col, |x| Encoding::frequency(frequencies, x))
         }
     }
+}
+
+/// A column read as text (integers by their decimal text), each value mapped by `code`; null is
+/// missing (NaN).
+fn text_codes(name: &str, col: &dyn Array, code: impl Fn(&str) -> f64) -> anyhow::Result<Vec<f64>> {
+    let s = cast(col, &DataType::Utf8)
+        .with_context(|| format!("feature '{name}' ({}) as text", col.data_type()))?;
+    Ok(s.as_string::<i32>()
+        .iter()
+        .map(|x| x.map_or(f64::NAN, &code))
+        .collect())
 }
 
 /// Train / validation / test row indices.
@@ -631,6 +678,23 @@ pub async fn run(
             );
         }
     }
+    for n in &args.frequency_encode {
+        let n = n.trim();
+        if !features
+            .iter()
+            .any(|f| n == f.to_string() || n == f.feature)
+        {
+            bail!(
+                "--frequency-encode {n}: service {} has no such feature (it has {})",
+                args.service,
+                features
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     let mut inputs = Vec::with_capacity(features.len());
     let mut columns = Vec::with_capacity(features.len());
     let mut categorical = Vec::with_capacity(features.len());
@@ -638,7 +702,15 @@ pub async fn run(
         let col = set
             .column_by_name(&f.full_name())
             .with_context(|| format!("training set has no column {}", f.full_name()))?;
-        let (encoding, values) = encode(&f.to_string(), col.as_ref(), &train_idx)?;
+        let frequency = args
+            .frequency_encode
+            .iter()
+            .any(|n| n.trim() == f.to_string() || n.trim() == f.feature);
+        let (encoding, values) = if frequency {
+            encode_frequency(&f.to_string(), col.as_ref(), &train_idx)?
+        } else {
+            encode(&f.to_string(), col.as_ref(), &train_idx)?
+        };
         categorical.push(matches!(encoding, Encoding::Category { .. }));
         inputs.push(Input {
             feature: f.to_string(),

@@ -1303,6 +1303,20 @@ impl Builder {
             Some(t) => self.value_type(K, view, &field("type"), t)?,
             None => function.default_type(),
         };
+        if value_type.element().is_some()
+            && !matches!(function, AggFunction::Mean | AggFunction::Last)
+        {
+            return Err(Error::invalid(
+                &self.at(raw.ty.as_ref().expect("a list type is declared")),
+                K,
+                view,
+                &field("type"),
+                format!(
+                    "'{}' gives one number, not a {value_type}: only mean (element-wise, for embeddings) and last take vectors",
+                    raw.function.value
+                ),
+            ));
+        }
         let unit = match &raw.unit {
             Some(u) if function == AggFunction::TimeSinceLast => {
                 let d = self.duration(view, &field("unit"), u)?;

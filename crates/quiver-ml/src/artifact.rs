@@ -2,6 +2,8 @@
 //! feature values a feature service yields. The same encoding runs when a training set is built
 //! and when `/predict` scores online values, so training and serving see identical numbers.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Model, Result};
@@ -17,6 +19,14 @@ pub enum Encoding {
     Category {
         /// Categories seen in training, in code order.
         vocabulary: Vec<String>,
+    },
+    /// Strings (or integers) as their share of the training rows (frequency encoding, learned on
+    /// the training split only, so no validation or test row leaks into it). A value not seen in
+    /// training is 0; null is missing. Suits high-cardinality columns (sellers, merchants) whose
+    /// codes would mean nothing to a tree.
+    Frequency {
+        /// Share of the training rows (non-null values) holding each value.
+        frequencies: BTreeMap<String, f64>,
     },
 }
 
@@ -82,6 +92,30 @@ impl Encoding {
             .position(|v| v == value)
             .map_or(f64::NAN, |i| i as f64)
     }
+
+    /// Encodes a value (as text) by its training frequency: 0 when unseen.
+    pub fn frequency(frequencies: &BTreeMap<String, f64>, value: &str) -> f64 {
+        frequencies.get(value).copied().unwrap_or(0.0)
+    }
+
+    /// Learns frequencies from the training values (nulls skipped).
+    pub fn learn_frequencies<'a>(values: impl Iterator<Item = &'a str>) -> BTreeMap<String, f64> {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut total = 0u64;
+        for v in values {
+            *counts.entry(v.to_string()).or_default() += 1;
+            total += 1;
+        }
+        counts
+            .into_iter()
+            .map(|(k, c)| (k, c as f64 / total as f64))
+            .collect()
+    }
+
+    /// Whether the input is read as text (category codes or frequencies).
+    pub fn is_text(&self) -> bool {
+        !matches!(self, Encoding::Number)
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +147,17 @@ mod tests {
         assert_eq!(back, a);
         assert_eq!(Encoding::category_code(&["a".into(), "b".into()], "b"), 1.0);
         assert!(Encoding::category_code(&["a".into()], "zz").is_nan());
+        let f = Encoding::learn_frequencies(["x", "y", "x", "x"].into_iter());
+        assert_eq!(Encoding::frequency(&f, "x"), 0.75);
+        assert_eq!(Encoding::frequency(&f, "y"), 0.25);
+        assert_eq!(Encoding::frequency(&f, "unseen"), 0.0);
+        let freq = Encoding::Frequency { frequencies: f };
+        let text = serde_json::to_string(&freq).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"frequency","frequencies":{"x":0.75,"y":0.25}}"#
+        );
+        assert_eq!(serde_json::from_str::<Encoding>(&text).unwrap(), freq);
         let newer = a.to_json().replace("\"format\":1", "\"format\":9");
         let e = ModelArtifact::from_json(&newer).unwrap_err().to_string();
         assert!(e.contains("format 9"), "{e}");

@@ -8,11 +8,18 @@
 //! the command that fetches it (`scripts/fetch-minilm.sh DIR`). A column is embedded in batches
 //! of 64 (texts sorted by length, as sentence-transformers does). Null in gives null out.
 //!
+//! Embeddings are cached by text for the life of the process (a text repeated in a column, or
+//! embedded again by the next materialization or retrieval, runs the model once). The cache holds
+//! up to `QUIVER_EMBED_CACHE` texts per generation (default 20,000, about 30 MiB); when one
+//! generation fills, it becomes the old one and the one before is dropped, so recently used
+//! texts stay.
+//!
 //! Only the offline engine has it: an embedding costs tens of milliseconds of CPU per text on
 //! this kind of machine, so embeddings are materialized, not computed per request.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float32Builder, ListBuilder};
 use datafusion::arrow::compute::cast;
@@ -38,6 +45,83 @@ fn embedder() -> std::result::Result<&'static Embedder, String> {
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// Embeddings by text, in two generations (see the module docs).
+#[derive(Default)]
+struct Cache {
+    young: HashMap<String, Arc<[f32]>>,
+    old: HashMap<String, Arc<[f32]>>,
+    capacity: usize,
+}
+
+impl Cache {
+    fn get(&mut self, text: &str) -> Option<Arc<[f32]>> {
+        if let Some(v) = self.young.get(text) {
+            return Some(v.clone());
+        }
+        let v = self.old.remove(text)?;
+        self.insert(text.to_string(), v.clone());
+        Some(v)
+    }
+    fn insert(&mut self, text: String, v: Arc<[f32]>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.young.len() >= self.capacity {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(text, v);
+    }
+}
+
+fn cache() -> &'static Mutex<Cache> {
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let capacity = std::env::var("QUIVER_EMBED_CACHE")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(20_000);
+        Mutex::new(Cache {
+            capacity,
+            ..Cache::default()
+        })
+    })
+}
+
+/// The embeddings of `texts`, from the cache or the model (each distinct missing text once).
+fn embed_cached(texts: &[&str]) -> std::result::Result<Vec<Arc<[f32]>>, String> {
+    let mut found: Vec<Option<Arc<[f32]>>> = {
+        let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
+        texts.iter().map(|t| c.get(t)).collect()
+    };
+    let mut missing: Vec<&str> = texts
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(t, _)| *t)
+        .collect();
+    if !missing.is_empty() {
+        missing.sort_unstable();
+        missing.dedup();
+        let vectors = embedder()?.embed(&missing).map_err(|e| e.to_string())?;
+        let fresh: HashMap<&str, Arc<[f32]>> = missing
+            .iter()
+            .zip(vectors)
+            .map(|(t, v)| (*t, Arc::from(v)))
+            .collect();
+        let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
+        for (t, v) in &fresh {
+            c.insert(t.to_string(), v.clone());
+        }
+        drop(c);
+        for (t, f) in texts.iter().zip(found.iter_mut()) {
+            if f.is_none() {
+                *f = fresh.get(t).cloned();
+            }
+        }
+    }
+    Ok(found.into_iter().map(|f| f.expect("embedded")).collect())
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -71,13 +155,9 @@ impl ScalarUDFImpl for EmbedText {
         let vectors = if present.is_empty() {
             Vec::new()
         } else {
-            let e = match embedder() {
-                Ok(e) => e,
-                Err(message) => return exec_err!("embed_text: {message}"),
-            };
-            match e.embed(&present) {
+            match embed_cached(&present) {
                 Ok(v) => v,
-                Err(err) => return exec_err!("embed_text: {err}"),
+                Err(message) => return exec_err!("embed_text: {message}"),
             }
         };
         let mut out = ListBuilder::new(Float32Builder::new());
@@ -87,7 +167,7 @@ impl ScalarUDFImpl for EmbedText {
                 out.append(false);
             } else {
                 out.values()
-                    .append_slice(next.next().map(Vec::as_slice).unwrap_or(&[]));
+                    .append_slice(next.next().map(|v| &v[..]).unwrap_or(&[]));
                 out.append(true);
             }
         }

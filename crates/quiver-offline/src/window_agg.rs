@@ -4,18 +4,21 @@
 //! pass the aggregation's filter). Events are grouped by key and sorted by time once; each entity
 //! row then binary-searches its window. Empty windows give 0 for `count` and `count_distinct` and
 //! null for every other function; `stddev` is the sample standard deviation (null below 2 values).
+//! `mean` of a vector column (an embedding, `list<float32>`) is the element-wise mean of the
+//! window's non-null vectors: a user's mean review embedding over 90 days, say.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Builder, Int64Builder, UInt32Array,
+    Array, ArrayRef, AsArray, Float32Builder, Float64Builder, Int64Builder, ListBuilder,
+    UInt32Array,
 };
 use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type};
 use quiver_core::AggFunction;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::{Key, KeyGroups};
 
 /// One aggregation to compute.
@@ -63,6 +66,9 @@ pub fn aggregate(
     let n = windows.len();
     let idx = |w: &(usize, usize)| events.rows[w.0..w.1].iter().map(|i| *i as usize);
     let out: ArrayRef = match spec.function {
+        Mean if values.is_some_and(|v| is_vector(v.data_type())) => {
+            vector_mean(values.expect("checked"), &windows, &idx)?
+        }
         Count | CountDistinct => {
             let mut b = Int64Builder::with_capacity(n);
             let floats = match values {
@@ -179,9 +185,78 @@ pub fn aggregate(
             Arc::new(b.finish())
         }
     };
+    if is_vector(out.data_type()) != is_vector(&spec.output) {
+        return Err(Error::Output(format!(
+            "the values are {} but the declared type is {}: a mean (or last) of vectors is declared `type: list<float32>`; other aggregations of vectors are not supported",
+            values.map_or(DataType::Null, |v| v.data_type().clone()),
+            spec.output
+        )));
+    }
     Ok(if out.data_type() == &spec.output {
         out
     } else {
         cast(&out, &spec.output)?
     })
+}
+
+/// Whether a column holds vectors of numbers (list, large list or fixed-size list).
+fn is_vector(t: &DataType) -> bool {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            f.data_type().is_numeric()
+        }
+        _ => false,
+    }
+}
+
+/// The element-wise mean of each window's non-null vectors (null for none), as `list<float32>`;
+/// sums are kept in f64. Vectors of different lengths in one window are an error.
+fn vector_mean<'a, I: Iterator<Item = usize>>(
+    values: &ArrayRef,
+    windows: &'a [Option<(usize, usize)>],
+    idx: &impl Fn(&'a (usize, usize)) -> I,
+) -> Result<ArrayRef> {
+    let item = Arc::new(Field::new_list_field(DataType::Float64, true));
+    let v = cast(values, &DataType::List(item))?;
+    let v = v.as_list::<i32>();
+    let flat = v.values().as_primitive::<Float64Type>();
+    let offsets = v.value_offsets();
+    let mut out = ListBuilder::new(Float32Builder::new());
+    let mut sum: Vec<f64> = Vec::new();
+    for w in windows {
+        let mut count = 0usize;
+        for i in w.iter().flat_map(idx) {
+            if v.is_null(i) {
+                continue;
+            }
+            let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+            if count == 0 {
+                sum.clear();
+                sum.resize(b - a, 0.0);
+            } else if b - a != sum.len() {
+                return Err(Error::Output(format!(
+                    "vectors of different lengths ({} and {}) in one window: a mean needs equal lengths",
+                    sum.len(),
+                    b - a
+                )));
+            }
+            for (s, j) in sum.iter_mut().zip(a..b) {
+                *s += if flat.is_null(j) {
+                    f64::NAN
+                } else {
+                    flat.value(j)
+                };
+            }
+            count += 1;
+        }
+        if count == 0 {
+            out.append(false);
+        } else {
+            let c = count as f64;
+            out.values()
+                .extend(sum.iter().map(|s| Some((s / c) as f32)));
+            out.append(true);
+        }
+    }
+    Ok(Arc::new(out.finish()))
 }

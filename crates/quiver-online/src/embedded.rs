@@ -10,10 +10,10 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::row_codec::{decode_row, encode_row, row_ts};
 use crate::store::{
     EntityKey, OnlineError, OnlineRow, OnlineStore, Result, StoredRow, ViewWrite, WriteStats,
 };
-use crate::value::Value;
 
 const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
 
@@ -30,51 +30,6 @@ fn row_key(view: &str, key: &EntityKey) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(&key.0);
     k
-}
-
-fn encode_row(features: &[String], row: &OnlineRow) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + 16 * features.len());
-    out.extend_from_slice(&row.event_ts.to_le_bytes());
-    out.extend_from_slice(&(features.len() as u32).to_le_bytes());
-    for (name, v) in features.iter().zip(&row.values) {
-        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        out.extend_from_slice(name.as_bytes());
-        v.encode(&mut out);
-    }
-    out
-}
-
-fn row_ts(bytes: &[u8]) -> Option<i64> {
-    Some(i64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
-}
-
-fn decode_row(mut bytes: &[u8], features: &[String]) -> Result<StoredRow, String> {
-    let take = |input: &mut &[u8], n: usize| -> Result<Vec<u8>, String> {
-        if input.len() < n {
-            return Err("truncated row".into());
-        }
-        let (h, r) = input.split_at(n);
-        *input = r;
-        Ok(h.to_vec())
-    };
-    let ts = i64::from_le_bytes(take(&mut bytes, 8)?.try_into().expect("8 bytes"));
-    let n = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().expect("4 bytes")) as usize;
-    let mut values = vec![Value::Null; features.len()];
-    for _ in 0..n {
-        let len = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().expect("4 bytes")) as usize;
-        let name = take(&mut bytes, len)?;
-        let v = Value::decode(&mut bytes).map_err(|e| e.to_string())?;
-        if let Some(i) = features
-            .iter()
-            .position(|f| f.as_bytes() == name.as_slice())
-        {
-            values[i] = v;
-        }
-    }
-    Ok(StoredRow {
-        event_ts: ts,
-        values,
-    })
 }
 
 impl EmbeddedStore {

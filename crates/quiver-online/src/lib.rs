@@ -13,6 +13,7 @@ pub mod config;
 pub mod embedded;
 pub mod materialize;
 pub mod redis_store;
+mod row_codec;
 pub mod store;
 pub mod value;
 

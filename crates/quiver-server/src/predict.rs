@@ -131,7 +131,7 @@ async fn load(state: &AppState, v: ModelVersion) -> Result<Loaded, ApiError> {
         text: artifact
             .inputs
             .iter()
-            .map(|i| matches!(i.encoding, Encoding::Category { .. }))
+            .map(|i| i.encoding.is_text())
             .collect(),
         classes: match artifact.model.objective() {
             Objective::Multiclass { num_class } => (0..num_class)
@@ -223,6 +223,15 @@ fn encode(value: &Value, encoding: &Encoding) -> f64 {
         (Encoding::Category { vocabulary }, Value::Int64(v)) => {
             Encoding::category_code(vocabulary, &v.to_string())
         }
+        (Encoding::Frequency { frequencies }, Value::String(s)) => {
+            Encoding::frequency(frequencies, s)
+        }
+        (Encoding::Frequency { frequencies }, Value::Int64(v)) => {
+            Encoding::frequency(frequencies, &v.to_string())
+        }
+        (Encoding::Frequency { frequencies }, Value::Int32(v)) => {
+            Encoding::frequency(frequencies, &v.to_string())
+        }
         _ => f64::NAN,
     }
 }
@@ -261,12 +270,14 @@ fn run_model<'a>(loaded: &'a Loaded, reads: &FeatureReads, n: usize, log: bool) 
             if log {
                 cells.push(match encoding {
                     Encoding::Number => Cell::Number(row[j]),
-                    Encoding::Category { .. } => Cell::Text(match fresh {
-                        Some(Value::String(s)) => Some(s.clone()),
-                        Some(Value::Int64(v)) => Some(v.to_string()),
-                        Some(Value::Null) | None => None,
-                        Some(other) => Some(format!("{other:?}")),
-                    }),
+                    Encoding::Category { .. } | Encoding::Frequency { .. } => {
+                        Cell::Text(match fresh {
+                            Some(Value::String(s)) => Some(s.clone()),
+                            Some(Value::Int64(v)) => Some(v.to_string()),
+                            Some(Value::Null) | None => None,
+                            Some(other) => Some(format!("{other:?}")),
+                        })
+                    }
                 });
             }
         }

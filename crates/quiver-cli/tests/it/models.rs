@@ -434,6 +434,51 @@ fn offline_scores_equal_online_scores_and_predictions_are_logged() {
     let d = tempfile::tempdir().unwrap();
     let repo = d.path();
     demo(repo); // churn version 1, champion; materialized as of the data's last day
+    // Version 2 encodes country and plan by their frequency in the training split: the table
+    // travels in the model, so offline and online scores must still agree bit for bit.
+    let labels = repo.join("data/labels.parquet");
+    let train = |more: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--service",
+            "churn_v1",
+            "--labels",
+            labels.to_str().unwrap(),
+            "--label",
+            "churned",
+        ];
+        args.extend_from_slice(more);
+        quiver(repo, &args)
+    };
+    ok(train(&[
+        "--name",
+        "churn",
+        "--frequency-encode",
+        "user_profile:country,plan",
+        "--promote",
+        "champion",
+    ]));
+    let mut model_files = vec![repo.join(".quiver")];
+    let mut frequency_tables = 0;
+    while let Some(p) = model_files.pop() {
+        if p.is_dir() {
+            model_files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if p.file_name().is_some_and(|n| n == "model.json") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            frequency_tables += text.matches(r#""type":"frequency""#).count();
+        }
+    }
+    assert_eq!(
+        frequency_tables, 2,
+        "country and plan are frequency-encoded in version 2"
+    );
+    let e = train(&["--frequency-encode", "user_profile:nope"]);
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("--frequency-encode user_profile:nope"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
     let mut yaml = std::fs::read_to_string(repo.join("quiver.yaml")).unwrap();
     yaml.push_str("\nserver:\n  prediction_log: {sample_rate: 0.5, flush_interval_ms: 100}\n");
     std::fs::write(repo.join("quiver.yaml"), yaml).unwrap();
@@ -529,7 +574,7 @@ fn offline_scores_equal_online_scores_and_predictions_are_logged() {
 
     // Sampling 0.5 logs requests 2, 4, ..., 10 (users 2, 4, ..., 10); the batch request is the
     // 11th, not logged. The writer flushes every 100 ms.
-    let dir = repo.join(".quiver/prediction_log/model=churn/version=1");
+    let dir = repo.join(".quiver/prediction_log/model=churn/version=2");
     let started = Instant::now();
     let rows = loop {
         let mut batches = Vec::new();
@@ -576,7 +621,7 @@ fn offline_scores_equal_online_scores_and_predictions_are_logged() {
             .as_primitive::<Int64Type>();
         assert!(b.column_by_name("user_profile__country").is_some());
         for i in 0..b.num_rows() {
-            assert_eq!(version.value(i), 1);
+            assert_eq!(version.value(i), 2);
             assert!(!age.is_null(i));
             logged.push((
                 user.value(i),

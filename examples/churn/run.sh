@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The churn example, end to end, in one command:
+#   examples/churn/run.sh [QUIVER_BINARY] [WORK_DIR] [USERS]
+# generates the synthetic shop (users, products, events, reviews, churn labels), applies every
+# definition (including the review embedding mean, which needs the all-MiniLM-L6-v2 files:
+# fetched with scripts/fetch-minilm.sh into $QUIVER_MINILM_DIR, default
+# ~/.cache/quiver/minilm, when missing), trains the GBDT churn model on the `churn_v1` service,
+# builds the `churn_semantic` training set (mean review embeddings as of each label time),
+# materializes everything, starts the server, predicts churn for two users and reads the first
+# 50 users' embedding means online. Exits non-zero if the model is no better than chance, or if a served
+# embedding mean is not the 384-number vector the offline engine computed. Needs python3 and curl.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+q="${1:-quiver}"
+work="${2:-$(mktemp -d)}"
+users="${3:-5000}"
+export QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$HOME/.cache/quiver/minilm}"
+if [ ! -s "$QUIVER_MINILM_DIR/model.safetensors" ]; then
+  "$root/scripts/fetch-minilm.sh" "$QUIVER_MINILM_DIR"
+fi
+mkdir -p "$work"
+cp -r "$here/quiver.yaml" "$here/features" "$here/.gitignore" "$work/"
+"$q" -q demo data --out "$work/data" --users "$users"
+"$q" --repo "$work" apply
+"$q" --repo "$work" --json train --service churn_v1 --labels "$work/data/labels.parquet" \
+  --label churned --model gbdt --name churn --promote champion > "$work/train.json"
+python3 - "$work/train.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+print(f"churn GBDT, test: ROC-AUC {m['roc_auc']:.3f}  PR-AUC {m['pr_auc']:.3f}  ({m['n_rows']} test rows)")
+if m["roc_auc"] < 0.7:
+    sys.exit(f"ROC-AUC {m['roc_auc']:.3f}: the churn features should do far better than chance")
+PY
+"$q" --repo "$work" historical --entities "$work/data/labels.parquet" --service churn_semantic \
+  --out "$work/semantic.parquet"
+"$q" --repo "$work" -q materialize 2000-01-01 2025-06-30
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$q" --repo "$work" -q serve --port "$port" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.1; done
+echo "== churn predictions for users 1 and 2"
+curl -s -X POST "http://127.0.0.1:$port/predict" -d '{"model": "churn", "entities": {"user_id": [1, 2]}}'
+echo
+echo "== review embedding means served for the first 50 users"
+python3 - "$work" "$port" <<'PY'
+import json, math, sys, urllib.request
+work, port = sys.argv[1], sys.argv[2]
+# Every user with a review in the 90 days before the end (2025-06-30) must get a 384-number
+# mean of unit vectors; the others get null.
+body = json.dumps({"features": ["user_review_embeddings:review_embedding_mean_90d",
+                                "user_review_embeddings:embedded_reviews_90d"],
+                   "entities": {"user_id": list(range(1, 51))}}).encode()
+req = urllib.request.Request(f"http://127.0.0.1:{port}/get-online-features", data=body)
+res = json.load(urllib.request.urlopen(req))
+vectors, counts = res["results"][1]["values"], res["results"][2]["values"]
+with_reviews = [(u, v, c) for u, v, c in zip(range(1, 51), vectors, counts) if c]
+if not with_reviews:
+    sys.exit("no user among the first 50 has a review in the last 90 days")
+for u, v, c in with_reviews:
+    if v is None or len(v) != 384:
+        sys.exit(f"user {u}: {c} reviews in 90 days but the served mean is {v!r:.80}")
+    norm = math.sqrt(sum(x * x for x in v))
+    if not 0 < norm <= 1.0001:
+        sys.exit(f"user {u}: the mean of unit vectors has norm {norm}")
+for u, v, c in zip(range(1, 51), vectors, counts):
+    if not c and v is not None:
+        sys.exit(f"user {u}: no review in 90 days but a mean embedding is served")
+u, v, c = with_reviews[0]
+print(f"user {u}: {c} reviews in 90 days, mean embedding served ({len(v)} numbers, norm "
+      f"{math.sqrt(sum(x * x for x in v)):.3f}); {len(with_reviews)} of 50 users have one")
+PY
