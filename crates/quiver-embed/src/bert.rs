@@ -3,9 +3,9 @@
 //!
 //! Every step of BERT but attention works on each token alone, so a forward pass takes the
 //! tokens of several texts as one `(tokens, 384)` matrix: the matrix products (candle's `matmul`
-//! on contiguous tensors, gemm underneath) see no padding rows, and [`kernels::attention`]
-//! lets each token attend to its own text only, which is exactly what the attention mask does
-//! to a padded batch. Bias, GELU, residual and layer norm are fused into one pass over each
+//! on contiguous tensors, gemm underneath) see no padding rows, and attention is computed per
+//! text over its own tokens only, which is exactly what the attention mask does to a padded
+//! batch. Bias, GELU, residual and layer norm are fused into one pass over each
 //! product's output ([`crate::kernels`]). The result of a text does not depend on the others
 //! it shares a pass with (up to float rounding in the matrix products).
 
@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Storage, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use crate::kernels::{self, AttentionScratch};
+use crate::kernels::{self, HEAD_DIM};
 
 /// A layer norm's scale and shift.
 struct Norm {
@@ -57,10 +57,14 @@ impl Dense {
         })
     }
 
-    /// `x · W^T` (without the bias) of `x` = `rows` rows of `in` floats, as a contiguous tensor.
-    fn product(&self, x: &[f32], rows: usize) -> candle_core::Result<Tensor> {
-        let input = self.weight.dim(0)?;
-        Tensor::from_slice(x, (rows, input), &Device::Cpu)?.matmul(&self.weight)
+    /// `x · W^T` (without the bias), a new contiguous `(rows, out)` tensor.
+    fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.weight)
+    }
+
+    /// The output width.
+    fn width(&self) -> usize {
+        self.bias.len()
     }
 }
 
@@ -83,20 +87,9 @@ pub(crate) struct Bert {
     embedding_norm: Norm,
     layers: Vec<Layer>,
     width: usize,
-    heads: usize,
     max_positions: usize,
     eps: f32,
     arch: pulp::Arch,
-}
-
-/// Buffers of one forward pass, reused from layer to layer.
-#[derive(Default)]
-struct Scratch {
-    hidden: Vec<f32>,
-    attended: Vec<f32>,
-    context: Vec<f32>,
-    intermediate: Vec<f32>,
-    attention: AttentionScratch,
 }
 
 impl Bert {
@@ -105,9 +98,9 @@ impl Bert {
         if config.hidden_act != HiddenAct::Gelu {
             candle_core::bail!("hidden_act {:?}: only gelu is supported", config.hidden_act);
         }
-        if config.hidden_size != 32 * config.num_attention_heads {
+        if config.hidden_size != HEAD_DIM * config.num_attention_heads {
             candle_core::bail!(
-                "hidden_size {} is not 32 per head for {} heads",
+                "hidden_size {} is not {HEAD_DIM} per head for {} heads",
                 config.hidden_size,
                 config.num_attention_heads
             );
@@ -156,7 +149,6 @@ impl Bert {
             embedding_norm: Norm::load(emb.pp("LayerNorm"), width)?,
             layers,
             width,
-            heads: config.num_attention_heads,
             max_positions: config.max_position_embeddings,
             eps: config.layer_norm_eps as f32,
             arch: pulp::Arch::new(),
@@ -171,19 +163,16 @@ impl Bert {
             candle_core::bail!("{len} tokens, more than {} positions", self.max_positions);
         }
         let tokens: usize = lens.iter().sum();
-        let w = self.width;
-        let mut s = Scratch::default();
-        s.hidden.resize(tokens * w, 0.0);
-        s.attended.resize(tokens * w, 0.0);
-        s.context.resize(tokens * w, 0.0);
+        let mut hidden = vec![0f32; tokens * self.width];
         self.vectorized(
             #[inline(always)]
-            || self.embeddings(seqs, &mut s.hidden),
+            || self.embeddings(seqs, &mut hidden),
         );
+        let mut hidden = Tensor::from_vec(hidden, (tokens, self.width), &Device::Cpu)?;
         for layer in &self.layers {
-            self.layer(layer, &lens, &mut s)?;
+            hidden = self.layer(layer, &lens, &hidden)?;
         }
-        Ok(pool(&s.hidden, &lens, w))
+        with_data(&hidden, |hidden| pool(hidden, &lens, self.width))
     }
 
     /// Runs `f` compiled for the best vector instructions of this CPU. `f` must be a closure
@@ -218,72 +207,106 @@ impl Bert {
         }
     }
 
-    /// One encoder layer, `s.hidden` in and out.
-    fn layer(&self, layer: &Layer, lens: &[usize], s: &mut Scratch) -> candle_core::Result<()> {
-        let (w, eps, tokens) = (self.width, self.eps, s.hidden.len() / self.width);
-        let qkv = layer.qkv.product(&s.hidden, tokens)?;
-        with_data(&qkv, |qkv| {
-            self.vectorized(
-                #[inline(always)]
-                || {
-                    s.intermediate.clear();
-                    s.intermediate.extend_from_slice(qkv);
-                    kernels::add_bias(&mut s.intermediate, &layer.qkv.bias);
-                    kernels::attention(
-                        &s.intermediate,
-                        lens,
-                        w,
-                        self.heads,
-                        &mut s.context,
-                        &mut s.attention,
-                    );
-                },
-            )
-        })?;
-        let out = layer.attention_out.product(&s.context, tokens)?;
-        with_data(&out, |out| {
-            self.vectorized(
-                #[inline(always)]
-                || {
-                    kernels::bias_residual_layer_norm(
-                        &mut s.attended,
-                        out,
-                        &layer.attention_out.bias,
-                        &s.hidden,
-                        layer.attention_norm.parts(),
-                        eps,
-                    )
-                },
-            )
-        })?;
-        let inter = layer.intermediate.product(&s.attended, tokens)?;
+    /// One encoder layer: `(tokens, width)` hidden states in, the next ones out. Each fused
+    /// kernel writes a fresh buffer that becomes the next product's input without a copy.
+    fn layer(&self, layer: &Layer, lens: &[usize], hidden: &Tensor) -> candle_core::Result<Tensor> {
+        let w = self.width;
+        let tokens = hidden.dim(0)?;
+        let qkv = layer.qkv.product(hidden)?;
+        let mut context = vec![0f32; tokens * w];
+        let mut start = 0;
+        for &len in lens {
+            let rows = start * 3 * w..(start + len) * 3 * w;
+            let out = &mut context[start * w..(start + len) * w];
+            with_data(&qkv, |qkv| self.attention(&qkv[rows], &layer.qkv.bias, out))??;
+            start += len;
+        }
+        let context = Tensor::from_vec(context, (tokens, w), &Device::Cpu)?;
+        let attended = self.add_norm(
+            &layer.attention_out.product(&context)?,
+            &layer.attention_out.bias,
+            hidden,
+            &layer.attention_norm,
+        )?;
+        let inter = layer.intermediate.product(&attended)?;
+        let mut activated = vec![0f32; tokens * layer.intermediate.width()];
         with_data(&inter, |inter| {
             self.vectorized(
                 #[inline(always)]
-                || {
-                    s.intermediate.clear();
-                    s.intermediate.extend_from_slice(inter);
-                    kernels::bias_gelu(&mut s.intermediate, &layer.intermediate.bias);
-                },
+                || kernels::bias_gelu(&mut activated, inter, &layer.intermediate.bias),
             )
         })?;
-        let out = layer.output.product(&s.intermediate, tokens)?;
-        with_data(&out, |out| {
+        let activated = Tensor::from_vec(activated, inter.shape(), &Device::Cpu)?;
+        self.add_norm(
+            &layer.output.product(&activated)?,
+            &layer.output.bias,
+            &attended,
+            &layer.output_norm,
+        )
+    }
+
+    /// Multi-head self-attention of one sequence: `qkv` holds its tokens' `[query | key |
+    /// value]` rows before `bias`, `out` gets their `width`-wide outputs. Per head,
+    /// `softmax(q k^T / sqrt(d)) v` with two batched candle matmuls over the heads; the
+    /// `(heads, len, len)` scores are one sequence's, never padded.
+    fn attention(&self, qkv: &[f32], bias: &[f32], out: &mut [f32]) -> candle_core::Result<()> {
+        let w = self.width;
+        let len = qkv.len() / (3 * w);
+        let heads = w / HEAD_DIM;
+        let part = |part: usize| {
+            let mut x = vec![0f32; len * w];
             self.vectorized(
                 #[inline(always)]
-                || {
-                    kernels::bias_residual_layer_norm(
-                        &mut s.hidden,
-                        out,
-                        &layer.output.bias,
-                        &s.attended,
-                        layer.output_norm.parts(),
-                        eps,
-                    )
-                },
+                || kernels::split_heads(&mut x, qkv, bias, part, w),
+            );
+            Tensor::from_vec(x, (heads, len, HEAD_DIM), &Device::Cpu)
+        };
+        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let scores = q.matmul(&k.t()?)?;
+        let mut probs = vec![0f32; heads * len * len];
+        with_data(&scores, |scores| {
+            self.vectorized(
+                #[inline(always)]
+                || kernels::attention_softmax(&mut probs, scores, len),
             )
         })?;
-        Ok(())
+        let probs = Tensor::from_vec(probs, (heads, len, len), &Device::Cpu)?;
+        let context = probs.matmul(&v)?;
+        with_data(&context, |context| {
+            self.vectorized(
+                #[inline(always)]
+                || kernels::merge_heads(out, context, w),
+            )
+        })
+    }
+
+    /// `layer_norm(x + bias + residual)`, a new `(tokens, width)` tensor.
+    fn add_norm(
+        &self,
+        x: &Tensor,
+        bias: &[f32],
+        residual: &Tensor,
+        norm: &Norm,
+    ) -> candle_core::Result<Tensor> {
+        let mut out = vec![0f32; x.elem_count()];
+        with_data(x, |x| {
+            with_data(residual, |residual| {
+                self.vectorized(
+                    #[inline(always)]
+                    || {
+                        kernels::bias_residual_layer_norm(
+                            &mut out,
+                            x,
+                            bias,
+                            residual,
+                            norm.parts(),
+                            self.eps,
+                        )
+                    },
+                )
+            })
+        })??;
+        Tensor::from_vec(out, x.shape(), &Device::Cpu)
     }
 }
 

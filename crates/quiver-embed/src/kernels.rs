@@ -54,23 +54,15 @@ pub(crate) fn erf(x: f32) -> f32 {
     (e * t).mul_add(r, 1.0).copysign(x)
 }
 
-/// Exact (erf) GELU, in place after adding `bias` to each row: `x / 2 * (1 + erf(x / sqrt 2))`.
+/// Exact (erf) GELU of `x` plus `bias` (added to each row) into `out`:
+/// `y / 2 * (1 + erf(y / sqrt 2))`, as PyTorch computes it.
 #[inline(always)]
-pub(crate) fn bias_gelu(x: &mut [f32], bias: &[f32]) {
-    for row in x.chunks_exact_mut(bias.len()) {
-        for (v, b) in row.iter_mut().zip(bias) {
-            let y = *v + b;
-            *v = y * 0.5 * (1.0 + erf(y * std::f32::consts::FRAC_1_SQRT_2));
-        }
-    }
-}
-
-/// Adds `bias` to each row of `x`, in place.
-#[inline(always)]
-pub(crate) fn add_bias(x: &mut [f32], bias: &[f32]) {
-    for row in x.chunks_exact_mut(bias.len()) {
-        for (v, b) in row.iter_mut().zip(bias) {
-            *v += b;
+pub(crate) fn bias_gelu(out: &mut [f32], x: &[f32], bias: &[f32]) {
+    let width = bias.len();
+    for (o, x) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
+        for ((o, x), b) in o.iter_mut().zip(x).zip(bias) {
+            let y = x + b;
+            *o = y * 0.5 * (1.0 + erf(y * std::f32::consts::FRAC_1_SQRT_2));
         }
     }
 }
@@ -155,85 +147,60 @@ pub(crate) fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: 
     }
 }
 
-/// Reusable buffers of [`attention`], sized for the longest sequence seen.
-#[derive(Default)]
-pub(crate) struct AttentionScratch {
-    keys_t: Vec<f32>,
-    values: Vec<f32>,
-    scores: Vec<f32>,
-}
+/// The width of one attention head of all-MiniLM-L6-v2 (384 / 12).
+pub(crate) const HEAD_DIM: usize = 32;
 
-/// Multi-head self-attention of sequences laid end to end, without padding: `qkv` holds one row
-/// of `[query | key | value]` (each `width` wide, `heads` heads of `width / heads`) per token,
-/// `lens` the token count of each sequence in order; `out` gets one row of `width` per token.
-/// A token attends to the tokens of its own sequence only, which is what BERT's attention mask
-/// does to padded batches (masked scores are `-inf`-like and weigh exactly 0 after the softmax).
-/// Per head: `softmax(q k^T / sqrt(head_dim)) v`, one query row at a time, the scores of a row
-/// never more than one sequence long (no `heads × len²` tensor).
+/// One of `[query | key | value]` (`part` 0, 1, 2) of `len` tokens' rows of `qkv` (each
+/// `3 * width` wide, before `bias`), head by head: `out` is `(width / HEAD_DIM, len, HEAD_DIM)`.
 #[inline(always)]
-pub(crate) fn attention(
-    qkv: &[f32],
-    lens: &[usize],
-    width: usize,
-    heads: usize,
-    out: &mut [f32],
-    scratch: &mut AttentionScratch,
-) {
-    const HEAD_DIM: usize = 32;
-    assert_eq!(width, heads * HEAD_DIM, "head width must be {HEAD_DIM}");
-    let sqrt_d = (HEAD_DIM as f32).sqrt();
+pub(crate) fn split_heads(out: &mut [f32], qkv: &[f32], bias: &[f32], part: usize, width: usize) {
     let stride = 3 * width;
-    let mut start = 0;
-    for &len in lens {
-        let tokens = &qkv[start * stride..(start + len) * stride];
-        let out_rows = &mut out[start * width..(start + len) * width];
-        scratch.keys_t.resize(HEAD_DIM * len, 0.0);
-        scratch.values.resize(len * HEAD_DIM, 0.0);
-        scratch.scores.resize(len, 0.0);
-        for h in 0..heads {
-            let q_at = h * HEAD_DIM;
-            let k_at = width + h * HEAD_DIM;
-            let v_at = 2 * width + h * HEAD_DIM;
-            // Keys transposed (head_dim × len) so that one query's scores are axpys over
-            // contiguous rows; values (len × head_dim) contiguous.
-            for (j, token) in tokens.chunks_exact(stride).enumerate() {
-                for (d, &k) in token[k_at..k_at + HEAD_DIM].iter().enumerate() {
-                    scratch.keys_t[d * len + j] = k;
-                }
-                scratch.values[j * HEAD_DIM..(j + 1) * HEAD_DIM]
-                    .copy_from_slice(&token[v_at..v_at + HEAD_DIM]);
-            }
-            for (token, o) in tokens
-                .chunks_exact(stride)
-                .zip(out_rows.chunks_exact_mut(width))
-            {
-                let q = &token[q_at..q_at + HEAD_DIM];
-                let scores = &mut scratch.scores[..len];
-                scores.fill(0.0);
-                for (&qd, kd) in q.iter().zip(scratch.keys_t.chunks_exact(len)) {
-                    for (s, &k) in scores.iter_mut().zip(kd) {
-                        *s = qd.mul_add(k, *s);
-                    }
-                }
-                for s in scores.iter_mut() {
-                    *s /= sqrt_d;
-                }
-                let m = max(scores);
-                for s in scores.iter_mut() {
-                    *s = exp(*s - m);
-                }
-                let total = sum(scores);
-                let mut acc = [0f32; HEAD_DIM];
-                for (&s, v) in scores.iter().zip(scratch.values.chunks_exact(HEAD_DIM)) {
-                    let p = s / total;
-                    for (a, &v) in acc.iter_mut().zip(v) {
-                        *a = p.mul_add(v, *a);
-                    }
-                }
-                o[q_at..q_at + HEAD_DIM].copy_from_slice(&acc);
+    let len = qkv.len() / stride;
+    for (h, head) in out.chunks_exact_mut(len * HEAD_DIM).enumerate() {
+        let at = part * width + h * HEAD_DIM;
+        let bias = &bias[at..at + HEAD_DIM];
+        for (o, token) in head
+            .chunks_exact_mut(HEAD_DIM)
+            .zip(qkv.chunks_exact(stride))
+        {
+            for ((o, x), b) in o.iter_mut().zip(&token[at..at + HEAD_DIM]).zip(bias) {
+                *o = x + b;
             }
         }
-        start += len;
+    }
+}
+
+/// The inverse of [`split_heads`] for one sequence's attention output: `heads` is
+/// `(width / HEAD_DIM, len, HEAD_DIM)`, `out` gets `len` rows of `width`.
+#[inline(always)]
+pub(crate) fn merge_heads(out: &mut [f32], heads: &[f32], width: usize) {
+    let len = out.len() / width;
+    for (h, head) in heads.chunks_exact(len * HEAD_DIM).enumerate() {
+        for (o, x) in out.chunks_exact_mut(width).zip(head.chunks_exact(HEAD_DIM)) {
+            o[h * HEAD_DIM..(h + 1) * HEAD_DIM].copy_from_slice(x);
+        }
+    }
+}
+
+/// `softmax(scores / sqrt(HEAD_DIM))` of each row of `len` scores into `out`, as BERT's
+/// attention does (`q k^T / sqrt(d)`, then softmax over the keys). No mask: the rows span one
+/// sequence's tokens only, which is what the mask does to a padded batch (masked scores weigh
+/// exactly 0 after the softmax).
+#[inline(always)]
+pub(crate) fn attention_softmax(out: &mut [f32], scores: &[f32], len: usize) {
+    let sqrt_d = (HEAD_DIM as f32).sqrt();
+    for (o, s) in out.chunks_exact_mut(len).zip(scores.chunks_exact(len)) {
+        for (o, s) in o.iter_mut().zip(s) {
+            *o = s / sqrt_d;
+        }
+        let m = max(o);
+        for o in o.iter_mut() {
+            *o = exp(*o - m);
+        }
+        let total = sum(o);
+        for o in o.iter_mut() {
+            *o /= total;
+        }
     }
 }
 
@@ -289,19 +256,32 @@ mod tests {
     }
 
     #[test]
-    fn attention_of_one_token_is_its_value() {
-        let width = 384;
-        let qkv: Vec<f32> = (0..3 * width).map(|i| i as f32 * 0.01).collect();
-        let mut out = vec![0.0; width];
-        attention(
-            &qkv,
-            &[1],
-            width,
-            12,
-            &mut out,
-            &mut AttentionScratch::default(),
-        );
-        assert_eq!(out, qkv[2 * width..]);
+    fn heads_split_and_merge_back() {
+        let width = 64;
+        let qkv: Vec<f32> = (0..3 * 3 * width).map(|i| i as f32).collect();
+        let bias = vec![0.0; 3 * width];
+        let mut heads = vec![0.0; 3 * width];
+        let mut merged = vec![0.0; 3 * width];
+        for part in 0..3 {
+            split_heads(&mut heads, &qkv, &bias, part, width);
+            merge_heads(&mut merged, &heads, width);
+            let want: Vec<f32> = qkv
+                .chunks_exact(3 * width)
+                .flat_map(|t| t[part * width..(part + 1) * width].to_vec())
+                .collect();
+            assert_eq!(merged, want);
+        }
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one() {
+        let scores = [1.0, 2.0, 3.0, -1e30, 0.0, 0.0];
+        let mut out = [0.0; 6];
+        attention_softmax(&mut out, &scores, 3);
+        assert!((out[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(out[0] < out[1] && out[1] < out[2]);
+        assert!(out[3] < 1e-37);
+        assert_eq!(out[4], 0.5);
     }
 
     #[test]

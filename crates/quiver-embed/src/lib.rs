@@ -14,8 +14,7 @@
 //!    rayon's pool and results come back in input order.
 //! 3. **Forward** through the BERT encoder (6 layers, 384 wide, 12 heads; `bert.rs`): the
 //!    matrix products are candle `matmul`s (gemm) over all the tokens of a pass, attention is
-//!    computed per text and head one query row at a time (no padding, no `len²` score tensor),
-//!    and bias, exact GELU, residual and layer norm are fused kernels compiled for the CPU's
+//!    two batched matmuls per text over its own tokens (no padding, no mask), and bias, exact GELU, residual and layer norm are fused kernels compiled for the CPU's
 //!    vector instructions (`kernels.rs`; `erf` is PyTorch's own Abramowitz–Stegun formula).
 //! 4. **Mean pooling** of each text's last hidden states (as sentence-transformers' mask-weighted
 //!    mean, where padding does not count), then **L2 normalization**: every vector has norm 1 and [`DIM`] = 384 components.
