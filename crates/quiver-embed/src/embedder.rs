@@ -26,7 +26,7 @@ pub const BATCH_SIZE: usize = 64;
 /// this only sizes the matrix products: big enough for gemm to run at full speed, small enough
 /// for the intermediates (`tokens × 1536` floats) to stay in cache and for the passes of a call
 /// to spread over the threads.
-const MAX_FORWARD_TOKENS: usize = 1024;
+const MAX_FORWARD_TOKENS: usize = 512;
 
 /// The all-MiniLM-L6-v2 sentence embedder, on the CPU.
 ///

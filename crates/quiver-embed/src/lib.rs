@@ -10,7 +10,7 @@
 //!    `tokenizer.json` that ships with the model says 128 and pads every text to 128: like
 //!    sentence-transformers, Quiver truncates at 256; it never pads (see 2). Truncation is never an error; the empty string is `[CLS] [SEP]`.
 //! 2. **Pack**: consecutive texts go into forward passes of at most [`BATCH_SIZE`] = 64 texts
-//!    and 1,024 word pieces, laid end to end without padding; the passes run in parallel on
+//!    and 512 word pieces, laid end to end without padding; the passes run in parallel on
 //!    rayon's pool and results come back in input order.
 //! 3. **Forward** through the BERT encoder (6 layers, 384 wide, 12 heads; `bert.rs`): the
 //!    matrix products are candle `matmul`s (gemm) over all the tokens of a pass, attention is
