@@ -24,6 +24,6 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import sentence_trans
   "$venv/bin/pip" install -q --disable-pip-version-check sentence-transformers
 fi
 
-echo "== $(nproc) cores; $n texts; batch 64"
+echo "== $(nproc --all) cores; $n texts; batch 64"
 cargo run --quiet --release -p quiver-embed --example embed_bench -- "$model_dir" "$csv" "$n"
 "$venv/bin/python" bench/embed_bench.py "$model_dir" "$csv" "$n" 2>/dev/null

@@ -2,11 +2,13 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
+use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::bert::Bert;
 use crate::model_files::{ModelFile, ModelFiles};
 use crate::{Error, Result};
 
@@ -17,28 +19,23 @@ pub const DIM: usize = 384;
 /// all-MiniLM-L6-v2's `sentence_bert_config.json`. Longer texts are truncated, never refused.
 pub const MAX_SEQ_LEN: usize = 256;
 
-/// How many texts go through the model at once (sentence-transformers' default `batch_size`).
+/// The most texts one forward pass takes (sentence-transformers' default `batch_size`).
 pub const BATCH_SIZE: usize = 64;
 
-/// The most padded word pieces one forward pass takes: a batch of [`BATCH_SIZE`] long texts is
-/// run in slices (e.g. 2 texts of 256 pieces, 64 of 8) so that the attention scores
-/// (`rows × 12 × width²` floats) and the other intermediates stay small enough to be reused by the
-/// allocator and to sit in cache. Rows are independent, so slicing does not change any result.
-/// Measured on 200 reviews (1 thread, CPU seconds): 4096 → 17.0, 2048 → 13.9, 1024 → 13.3,
-/// 512 → 12.4, no slicing → 28.9 (a third of it in the kernel, faulting in fresh pages).
+/// The most word pieces one forward pass takes. Texts are not padded (see [`crate::bert`]), so
+/// this only sizes the matrix products: big enough for gemm to run at full speed, small enough
+/// for the intermediates (`tokens × 1536` floats) to stay in cache and for the passes of a call
+/// to spread over the threads.
 const MAX_FORWARD_TOKENS: usize = 512;
-
-/// The `[PAD]` token id of the BERT uncased vocabulary.
-const PAD_ID: u32 = 0;
 
 /// The all-MiniLM-L6-v2 sentence embedder, on the CPU.
 ///
-/// Cheap to share across threads by reference (`embed` takes `&self`); candle spreads each
-/// matrix product over the machine's cores (set `RAYON_NUM_THREADS` to change how many).
+/// Cheap to share across threads by reference (`embed` takes `&self`). The forward passes of one
+/// call run in parallel on rayon's global pool, and a matrix product is split further when a
+/// thread is idle (set `RAYON_NUM_THREADS` to change how many threads).
 pub struct Embedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -77,13 +74,9 @@ impl Embedder {
         let bytes = std::fs::read(&path).map_err(|e| invalid(e.to_string()))?;
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)
             .map_err(|e| invalid(format!("not a safetensors file: {e}")))?;
-        let model = BertModel::load(vb, &config)
+        let model = Bert::load(vb, &config)
             .map_err(|e| invalid(format!("not the BERT weights config.json describes: {e}")))?;
-        Ok(Self {
-            model,
-            tokenizer,
-            device,
-        })
+        Ok(Self { model, tokenizer })
     }
 
     /// The embedding width, 384.
@@ -101,9 +94,10 @@ impl Embedder {
         Ok(encoding.get_ids().to_vec())
     }
 
-    /// The unit-norm embedding of each text, in input order. Texts are processed in batches of
-    /// [`BATCH_SIZE`], longest first, so that little padding is computed; the result of a text
-    /// does not depend on the batch it shares (up to float rounding, ~1e-7).
+    /// The unit-norm embedding of each text, in input order. Consecutive texts are packed into
+    /// forward passes of at most [`BATCH_SIZE`] texts and `MAX_FORWARD_TOKENS` word pieces,
+    /// without padding; the passes run in parallel. The result of a text does not depend on the
+    /// texts it shares a pass with (up to float rounding, ~1e-7).
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -113,59 +107,26 @@ impl Embedder {
             .encode_batch_fast(texts.to_vec(), true)
             .map_err(|e| Error::Tokenize(e.to_string()))?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
-        // Longest first, like sentence-transformers (which sorts by character length; the token
-        // count is what the padding is made of). The sort is stable: ties keep input order.
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
-        let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(BATCH_SIZE) {
-            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
-            let width = batch[0].len(); // the longest: `order` is longest first
-            let rows = (MAX_FORWARD_TOKENS / width.max(1)).max(1);
-            for (slice, indices) in batch.chunks(rows).zip(chunk.chunks(rows)) {
-                for (&i, vector) in indices.iter().zip(self.embed_batch(slice)?) {
-                    out[i] = vector;
-                }
+        let mut passes: Vec<&[&[u32]]> = Vec::new();
+        let (mut start, mut tokens) = (0, 0);
+        for (i, seq) in ids.iter().enumerate() {
+            if i > start && (i - start == BATCH_SIZE || tokens + seq.len() > MAX_FORWARD_TOKENS) {
+                passes.push(&ids[start..i]);
+                (start, tokens) = (i, 0);
             }
+            tokens += seq.len();
         }
-        Ok(out)
+        passes.push(&ids[start..]);
+        let vectors = passes
+            .par_iter()
+            .map(|pass| self.model.embed(pass))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(vectors.into_iter().flatten().collect())
     }
 
     /// The embedding of one text.
     pub fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
         Ok(self.embed(&[text])?.remove(0))
-    }
-
-    /// Forward pass, mean pooling and normalization of one batch of token-id sequences.
-    fn embed_batch(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        let rows = batch.len();
-        let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
-        let mut input_ids = vec![PAD_ID; rows * width];
-        let mut mask = vec![0u32; rows * width];
-        for (r, ids) in batch.iter().enumerate() {
-            input_ids[r * width..r * width + ids.len()].copy_from_slice(ids);
-            mask[r * width..r * width + ids.len()].fill(1);
-        }
-        let input_ids = Tensor::from_vec(input_ids, (rows, width), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-        let token_type_ids = input_ids.zeros_like()?;
-        let hidden = self
-            .model
-            .forward(&input_ids, &token_type_ids, Some(&mask))?; // (rows, width, DIM)
-        // sentence_transformers.models.Pooling, mean mode: sum of the unmasked token vectors over
-        // max(token count, 1e-9).
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, width, 1)
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (rows, DIM)
-        let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (rows, 1)
-        let mean = summed.broadcast_div(&counts)?;
-        // sentence_transformers.models.Normalize = torch.nn.functional.normalize(p=2, dim=1):
-        // x / max(||x||, 1e-12).
-        let norms = mean
-            .sqr()?
-            .sum_keepdim(1)?
-            .sqrt()?
-            .clamp(1e-12f32, f32::MAX)?;
-        Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
     }
 }
 

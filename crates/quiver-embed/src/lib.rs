@@ -8,13 +8,16 @@
 //!    Chinese characters split; WordPiece), `[CLS] … [SEP]`, truncated to [`MAX_SEQ_LEN`] = 256
 //!    word pieces (the `max_seq_length` in the model's `sentence_bert_config.json`). The
 //!    `tokenizer.json` that ships with the model says 128 and pads every text to 128: like
-//!    sentence-transformers, Quiver overrides both (truncate at 256, pad to the longest text of a
-//!    batch). Truncation is never an error; the empty string is `[CLS] [SEP]`.
-//! 2. **Batch**: texts are sorted by token count (longest first) and cut into batches of
-//!    [`BATCH_SIZE`] = 64, so that each batch pads little; results come back in input order.
-//! 3. **Forward** through candle-transformers' `BertModel` (6 layers, 384 wide, 12 heads).
-//! 4. **Mean pooling** of the last hidden states weighted by the attention mask (padding does not
-//!    count), then **L2 normalization**: every vector has norm 1 and [`DIM`] = 384 components.
+//!    sentence-transformers, Quiver truncates at 256; it never pads (see 2). Truncation is never an error; the empty string is `[CLS] [SEP]`.
+//! 2. **Pack**: consecutive texts go into forward passes of at most [`BATCH_SIZE`] = 64 texts
+//!    and 512 word pieces, laid end to end without padding; the passes run in parallel on
+//!    rayon's pool and results come back in input order.
+//! 3. **Forward** through the BERT encoder (6 layers, 384 wide, 12 heads; `bert.rs`): the
+//!    matrix products are candle `matmul`s (gemm) over all the tokens of a pass, attention is
+//!    two batched matmuls per text over its own tokens (no padding, no mask), and bias, exact GELU, residual and layer norm are fused kernels compiled for the CPU's
+//!    vector instructions (`kernels.rs`; `erf` is PyTorch's own Abramowitz–Stegun formula).
+//! 4. **Mean pooling** of each text's last hidden states (as sentence-transformers' mask-weighted
+//!    mean, where padding does not count), then **L2 normalization**: every vector has norm 1 and [`DIM`] = 384 components.
 //!
 //! The weights are not part of the repository. [`ModelFiles`] finds `model.safetensors`,
 //! `tokenizer.json` and `config.json` in a configured directory or in the local Hugging Face cache
@@ -37,8 +40,10 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bert;
 mod embedder;
 mod fetch;
+mod kernels;
 mod model_files;
 
 use std::path::PathBuf;

@@ -92,8 +92,8 @@ fn check_against_reference(items: &[reference::Item], what: &str) {
         sum / items.len() as f64
     );
     assert!(
-        min.0 >= 0.999,
-        "{what} #{}: cosine {} < 0.999",
+        min.0 >= 0.999_999,
+        "{what} #{}: cosine {} < 0.999999",
         min.1,
         min.0
     );
