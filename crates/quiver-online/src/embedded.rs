@@ -87,7 +87,8 @@ impl EmbeddedStore {
                     stats.skipped_older += 1;
                     continue;
                 }
-                let v = encode_row(view.features, row);
+                let mut v = Vec::new();
+                encode_row(view.features, row, &mut v);
                 table
                     .insert(k.as_slice(), v.as_slice())
                     .map_err(|e| self.err(e))?;

@@ -1,5 +1,5 @@
 //! The Redis online store: one string per entity and view (`quiver:{project}:{view}:{key}`)
-//! holding the whole row: 16 hex digits of its event time (ordered as the time is), then the
+//! holding the whole row: 20 decimal digits of its event time (ordered as the time is), then the
 //! row in the embedded store's layout (feature names with their values). A Lua script writes a
 //! batch, replacing each row atomically and only by a row at least as new; a read is one `MGET`
 //! for every key of every view of a request. Keys expire one TTL (plus a grace period) after
@@ -22,25 +22,24 @@ use crate::store::{
     WriteStats,
 };
 
-/// KEYS: one key per row. ARGV: per row its stored value (16 hex digits of the event time, then
-/// the row) and its expiry (ms since the epoch, 0 = none). A row is written only if no row is
-/// stored or the stored one is not newer; the times are compared as two 32-bit halves, exact in
-/// Lua's doubles and independent of the server's collation. A key of another type (a hash of the
-/// old layout) is replaced. Returns the number of rows written.
+/// KEYS: one key per row. ARGV[1]: "1" when the rows expire, else "0"; then per row its stored
+/// value (20 decimal digits of the event time, then the row) and, when they expire, its expiry
+/// (ms since the epoch). A row is written only if no row is stored or the stored one is not
+/// newer: equal-length digit strings order as their numbers under any collation, so one string
+/// comparison decides. A key of another type (a hash of the old layout) is replaced. Returns the
+/// number of rows written. Per row: one `GET`, one `SET`, two substrings, no number parsing.
 const WRITE_SCRIPT: &str = r#"
 local written = 0
-local function newer_or_equal(a, b)
-  local ah, bh = tonumber(string.sub(a, 1, 8), 16), tonumber(string.sub(b, 1, 8), 16)
-  if ah ~= bh then return ah > bh end
-  return tonumber(string.sub(a, 9, 16), 16) >= tonumber(string.sub(b, 9, 16), 16)
-end
+local expires = ARGV[1] == '1'
+local step = expires and 2 or 1
+local sub = string.sub
 for i, key in ipairs(KEYS) do
-  local v = ARGV[2 * i - 1]
-  local exp = tonumber(ARGV[2 * i])
-  local ok, cur = pcall(redis.call, 'GET', key)
-  if (not ok) or (not cur) or string.len(cur) < 16 or newer_or_equal(v, cur) then
-    if exp > 0 then
-      redis.call('SET', key, v, 'PXAT', exp)
+  local at = 2 + (i - 1) * step
+  local v = ARGV[at]
+  local cur = redis.pcall('GET', key)
+  if type(cur) ~= 'string' or sub(v, 1, 20) >= sub(cur, 1, 20) then
+    if expires then
+      redis.call('SET', key, v, 'PXAT', ARGV[at + 1])
     else
       redis.call('SET', key, v)
     end
@@ -50,11 +49,14 @@ end
 return written
 "#;
 
-/// The 16 hex digits that start a stored row: the event time with its sign bit flipped, so
-/// that the digits order as the times do.
+/// Length of the time prefix of a stored row.
+const TS_DIGITS: usize = 20;
+
+/// The 20 decimal digits that start a stored row: the event time with its sign bit flipped
+/// (as an unsigned number), zero-padded, so that the digits order as the times do.
 fn ts_prefix(event_ts: i64, out: &mut Vec<u8>) {
     let biased = (event_ts as u64) ^ (1 << 63);
-    out.extend_from_slice(format!("{biased:016x}").as_bytes());
+    out.extend_from_slice(format!("{biased:020}").as_bytes());
 }
 
 /// The Redis online store.
@@ -128,7 +130,7 @@ impl RedisStore {
             message,
         };
         let row = bytes
-            .get(16..)
+            .get(TS_DIGITS..)
             .ok_or_else(|| corrupt("a stored row shorter than its time".into()))?;
         decode_row(row, features).map(Some).map_err(corrupt)
     }
@@ -185,12 +187,16 @@ impl OnlineStore for RedisStore {
                 for row in chunk {
                     cmd.arg(self.key(view.view, &row.key));
                 }
+                let expires = view.ttl_us.is_some_and(|t| t > 0);
+                cmd.arg(if expires { "1" } else { "0" });
                 for row in chunk {
                     buf.clear();
                     ts_prefix(row.event_ts, &mut buf);
-                    buf.extend_from_slice(&encode_row(view.features, row));
+                    encode_row(view.features, row, &mut buf);
                     cmd.arg(buf.as_slice());
-                    cmd.arg(self.expiry_ms(view.ttl_us, row.event_ts));
+                    if expires {
+                        cmd.arg(self.expiry_ms(view.ttl_us, row.event_ts));
+                    }
                 }
             }
             // One pipelined round trip for the whole batch; EVAL (not EVALSHA) so that a

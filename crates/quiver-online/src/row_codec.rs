@@ -6,16 +6,16 @@
 use crate::store::{OnlineRow, StoredRow};
 use crate::value::Value;
 
-pub(crate) fn encode_row(features: &[String], row: &OnlineRow) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + 16 * features.len());
+/// Appends the row's bytes to `out`.
+pub(crate) fn encode_row(features: &[String], row: &OnlineRow, out: &mut Vec<u8>) {
+    out.reserve(16 + 16 * features.len());
     out.extend_from_slice(&row.event_ts.to_le_bytes());
     out.extend_from_slice(&(features.len() as u32).to_le_bytes());
     for (name, v) in features.iter().zip(&row.values) {
         out.extend_from_slice(&(name.len() as u32).to_le_bytes());
         out.extend_from_slice(name.as_bytes());
-        v.encode(&mut out);
+        v.encode(out);
     }
-    out
 }
 
 pub(crate) fn row_ts(bytes: &[u8]) -> Option<i64> {

@@ -37,16 +37,16 @@ struct Metadata {
 }
 
 #[derive(Serialize)]
-struct FeatureVector {
+struct FeatureVector<'a> {
     values: Vec<Json>,
     statuses: Vec<&'static str>,
-    event_timestamps: Vec<String>,
+    event_timestamps: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
-struct Answer {
+struct Answer<'a> {
     metadata: Metadata,
-    results: Vec<FeatureVector>,
+    results: Vec<FeatureVector<'a>>,
 }
 
 const EPOCH: &str = "1970-01-01T00:00:00Z";
@@ -79,12 +79,25 @@ pub async fn get_online_features(
     let reads = read_features(&state, &refs, &columns, n).await?;
     let now = chrono::Utc::now().timestamp_micros();
     let mut names: Vec<String> = columns.iter().map(|(c, _)| c.to_string()).collect();
+    // Every feature of a view shares its row's event time: format it once per row.
+    let times: Vec<Vec<String>> = reads
+        .rows
+        .iter()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r.as_ref()
+                        .map_or_else(String::new, |s| format_time(s.event_ts))
+                })
+                .collect()
+        })
+        .collect();
     let mut vectors: Vec<FeatureVector> = columns
         .iter()
         .map(|(_, values)| FeatureVector {
             values: (*values).clone(),
             statuses: vec!["PRESENT"; n],
-            event_timestamps: vec![EPOCH.to_string(); n],
+            event_timestamps: vec![EPOCH; n],
         })
         .collect();
     let mut not_found = 0u64;
@@ -95,12 +108,12 @@ pub async fn get_online_features(
             statuses: Vec::with_capacity(n),
             event_timestamps: Vec::with_capacity(n),
         };
-        for row in &reads.rows[vi] {
+        for (row, time) in reads.rows[vi].iter().zip(&times[vi]) {
             match row {
                 None => {
                     fv.values.push(Json::Null);
                     fv.statuses.push("NOT_FOUND");
-                    fv.event_timestamps.push(EPOCH.to_string());
+                    fv.event_timestamps.push(EPOCH);
                     not_found += 1;
                 }
                 Some(stored) => {
@@ -111,7 +124,7 @@ pub async fn get_online_features(
                     } else {
                         "PRESENT"
                     });
-                    fv.event_timestamps.push(format_time(stored.event_ts));
+                    fv.event_timestamps.push(time);
                 }
             }
         }
