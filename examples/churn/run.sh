@@ -4,11 +4,13 @@
 # generates the synthetic shop (users, products, events, reviews, churn labels), applies every
 # definition (including the review embedding mean, which needs the all-MiniLM-L6-v2 files:
 # fetched with scripts/fetch-minilm.sh into $QUIVER_MINILM_DIR, default
-# ~/.cache/quiver/minilm, when missing), trains the GBDT churn model on the `churn_v1` service,
-# builds the `churn_semantic` training set (mean review embeddings as of each label time),
-# materializes everything, starts the server, predicts churn for two users and reads the first
-# 50 users' embedding means online. Exits non-zero if the model is no better than chance, or if a served
-# embedding mean is not the 384-number vector the offline engine computed. Needs python3 and curl.
+# ~/.cache/quiver/minilm, when missing), trains the GBDT churn model on `churn_v1` and a second
+# one, `churn_text`, on `churn_v2` (the same features plus the 384 components of the mean review
+# embedding), builds the `churn_semantic` training set, materializes everything, starts the
+# server, predicts churn, checks that `churn_text`'s offline scores (`models predict`) equal
+# `/predict`'s, and reads the first 50 users' embedding means online. Exits non-zero if a model
+# is no better than chance, if offline and online scores differ, or if a served embedding mean
+# is not a 384-number vector. Needs python3 and curl.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -32,6 +34,17 @@ print(f"churn GBDT, test: ROC-AUC {m['roc_auc']:.3f}  PR-AUC {m['pr_auc']:.3f}  
 if m["roc_auc"] < 0.7:
     sys.exit(f"ROC-AUC {m['roc_auc']:.3f}: the churn features should do far better than chance")
 PY
+"$q" --repo "$work" --json train --service churn_v2 --labels "$work/data/labels.parquet" \
+  --label churned --model gbdt --name churn_text --promote champion > "$work/train_v2.json"
+python3 - "$work/train_v2.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+m = r["metrics"]
+print(f"churn GBDT with the review embedding mean (churn_v2, 384 more inputs), test: "
+      f"ROC-AUC {m['roc_auc']:.3f}  PR-AUC {m['pr_auc']:.3f}")
+if m["roc_auc"] < 0.7:
+    sys.exit(f"ROC-AUC {m['roc_auc']:.3f}: far worse than expected")
+PY
 "$q" --repo "$work" historical --entities "$work/data/labels.parquet" --service churn_semantic \
   --out "$work/semantic.parquet"
 "$q" --repo "$work" -q materialize 2000-01-01 2025-06-30
@@ -43,6 +56,20 @@ for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/health" &
 echo "== churn predictions for users 1 and 2"
 curl -s -X POST "http://127.0.0.1:$port/predict" -d '{"model": "churn", "entities": {"user_id": [1, 2]}}'
 echo
+echo "== churn_text (with embeddings): offline scores (models predict at the materialization's end) equal /predict's"
+python3 -c 'print("user_id,event_timestamp"); [print(f"{u},2025-06-30T00:00:00Z") for u in range(1, 41)]' > "$work/at_end.csv"
+"$q" --repo "$work" -q models predict churn_text --entities "$work/at_end.csv" --out "$work/at_end_scores.csv"
+python3 - "$work/at_end_scores.csv" "$port" <<'PY'
+import csv, json, sys, urllib.request
+offline = [float(r[-1]) for r in list(csv.reader(open(sys.argv[1])))[1:]]
+body = json.dumps({"model": "churn_text", "entities": {"user_id": list(range(1, 41))}}).encode()
+req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[2]}/predict", data=body)
+online = [p["score"] for p in json.load(urllib.request.urlopen(req))["predictions"]]
+differ = [(u, a, b) for u, a, b in zip(range(1, 41), offline, online) if a != b]
+if len(offline) != 40 or differ:
+    sys.exit(f"offline and online scores differ: {differ[:3]}")
+print(f"40 users: offline == online for every score (first: {online[0]:.4f})")
+PY
 echo "== review embedding means served for the first 50 users"
 python3 - "$work" "$port" <<'PY'
 import json, math, sys, urllib.request

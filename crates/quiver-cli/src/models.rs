@@ -266,13 +266,20 @@ async fn predict_offline(
     }
     let names: Vec<String> = artifact.inputs.iter().map(|i| i.feature.clone()).collect();
     let refs = applied.registry.resolve_features(&names)?;
+    // A vector's components are several inputs of one feature: retrieve each feature once.
+    let mut distinct: Vec<quiver_core::FeatureRef> = Vec::new();
+    for r in &refs {
+        if !distinct.contains(r) {
+            distinct.push(r.clone());
+        }
+    }
     let engine = quiver_offline::OfflineEngine::new(applied.registry, repo);
     let table = engine.read_table(entities).await?;
     let progress: Arc<dyn quiver_offline::engine::Progress> = Arc::new(crate::train::Quiet);
     let set = engine
         .historical(
             &table,
-            &refs,
+            &distinct,
             &quiver_offline::HistoricalOptions {
                 timestamp_column: timestamp_column.to_string(),
                 full_names: true,

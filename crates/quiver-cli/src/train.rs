@@ -356,8 +356,78 @@ fn encode(
         return Ok((Encoding::Category { vocabulary }, v));
     }
     bail!(
-        "feature '{name}' has type {dt}, which the model cannot take yet (numbers, booleans and text are supported): remove it from the service or train on another service"
+        "feature '{name}' has type {dt}, which the model cannot take yet (numbers, booleans, text and vectors of numbers are supported): remove it from the service or train on another service"
     )
+}
+
+/// Whether a column holds vectors of numbers (embeddings).
+fn is_vector(t: &DataType) -> bool {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            f.data_type().is_numeric()
+        }
+        _ => false,
+    }
+}
+
+/// A column of vectors as its components: one f64 column per component (null or short vector:
+/// NaN). The length is the vectors' (they must all be equal). `None` when it is not a vector.
+fn encode_vector(name: &str, col: &dyn Array) -> anyhow::Result<Option<Vec<Vec<f64>>>> {
+    if !is_vector(col.data_type()) {
+        return Ok(None);
+    }
+    let list = vector_rows(col)?;
+    let list = list.as_list::<i32>();
+    let mut dim = None;
+    for i in 0..list.len() {
+        if list.is_null(i) {
+            continue;
+        }
+        let n = list.value_length(i) as usize;
+        match dim {
+            None => dim = Some(n),
+            Some(d) if d != n => bail!(
+                "feature '{name}' holds vectors of different lengths ({d} and {n}, training-set row {}): a model takes fixed-length vectors",
+                i + 1
+            ),
+            _ => {}
+        }
+    }
+    let dim = dim.unwrap_or(0);
+    if dim == 0 {
+        bail!("feature '{name}' is a vector column with no non-empty vector in the training set");
+    }
+    let mut out = vec![vec![f64::NAN; list.len()]; dim];
+    fill_components(list, &mut out);
+    Ok(Some(out))
+}
+
+/// A vector column as `list<float64>`.
+fn vector_rows(col: &dyn Array) -> anyhow::Result<datafusion::arrow::array::ArrayRef> {
+    let item = std::sync::Arc::new(datafusion::arrow::datatypes::Field::new_list_field(
+        DataType::Float64,
+        true,
+    ));
+    Ok(cast(col, &DataType::List(item))?)
+}
+
+/// Writes component `k` of row `i` to `out[k][i]` (rows that are null or too short keep NaN).
+fn fill_components(list: &datafusion::arrow::array::ListArray, out: &mut [Vec<f64>]) {
+    let values = list.values().as_primitive::<Float64Type>();
+    let offsets = list.value_offsets();
+    for i in 0..list.len() {
+        if list.is_null(i) {
+            continue;
+        }
+        let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+        for (k, j) in (a..b).enumerate().take(out.len()) {
+            out[k][i] = if values.is_null(j) {
+                f64::NAN
+            } else {
+                values.value(j)
+            };
+        }
+    }
 }
 
 /// Encodes one text or integer feature column by its frequency in the training rows.
@@ -409,6 +479,25 @@ pub fn apply_encoding(
             let f = f.as_primitive::<Float64Type>();
             Ok((0..f.len())
                 .map(|i| if f.is_null(i) { f64::NAN } else { f.value(i) })
+                .collect())
+        }
+        Encoding::Element { index } => {
+            if !is_vector(dt) {
+                bail!("feature '{name}' has type {dt}, but the model takes a vector there");
+            }
+            let list = vector_rows(col)?;
+            let list = list.as_list::<i32>();
+            let values = list.values().as_primitive::<Float64Type>();
+            let offsets = list.value_offsets();
+            Ok((0..list.len())
+                .map(|i| {
+                    let j = offsets[i] as usize + index;
+                    if list.is_null(i) || j >= offsets[i + 1] as usize || values.is_null(j) {
+                        f64::NAN
+                    } else {
+                        values.value(j)
+                    }
+                })
                 .collect())
         }
         Encoding::Category { vocabulary } => {
@@ -698,10 +787,25 @@ pub async fn run(
     let mut inputs = Vec::with_capacity(features.len());
     let mut columns = Vec::with_capacity(features.len());
     let mut categorical = Vec::with_capacity(features.len());
+    let mut column_names = Vec::with_capacity(features.len());
     for f in &features {
         let col = set
             .column_by_name(&f.full_name())
             .with_context(|| format!("training set has no column {}", f.full_name()))?;
+        if let Some(components) = encode_vector(&f.to_string(), col.as_ref())? {
+            for (index, values) in components.into_iter().enumerate() {
+                let encoding = Encoding::Element { index };
+                column_names.push(encoding.column_name(&f.full_name()));
+                categorical.push(false);
+                inputs.push(Input {
+                    feature: f.to_string(),
+                    encoding,
+                });
+                columns.push(values);
+            }
+            continue;
+        }
+        column_names.push(f.full_name());
         let frequency = args
             .frequency_encode
             .iter()
@@ -718,11 +822,7 @@ pub async fn run(
         });
         columns.push(values);
     }
-    let all = Dataset::new(
-        features.iter().map(|f| f.full_name()).collect(),
-        categorical,
-        columns,
-    );
+    let all = Dataset::new(column_names, categorical, columns);
     let take_y = |idx: &[usize]| idx.iter().map(|&i| lab.y[i]).collect::<Vec<f64>>();
     let (train, valid, test) = (
         all.take(&train_idx),

@@ -28,6 +28,13 @@ pub enum Encoding {
         /// Share of the training rows (non-null values) holding each value.
         frequencies: BTreeMap<String, f64>,
     },
+    /// One component of a fixed-length vector feature (an embedding): a vector of n numbers is
+    /// n inputs reading the same feature, component 0 to n - 1. A null vector, or one too short,
+    /// is missing.
+    Element {
+        /// The component.
+        index: usize,
+    },
 }
 
 /// One model input.
@@ -114,7 +121,16 @@ impl Encoding {
 
     /// Whether the input is read as text (category codes or frequencies).
     pub fn is_text(&self) -> bool {
-        !matches!(self, Encoding::Number)
+        matches!(self, Encoding::Category { .. } | Encoding::Frequency { .. })
+    }
+
+    /// The model column of an input reading `feature`: the feature itself, or `feature[i]` for
+    /// component `i` of a vector.
+    pub fn column_name(&self, feature: &str) -> String {
+        match self {
+            Encoding::Element { index } => format!("{feature}[{index}]"),
+            _ => feature.to_string(),
+        }
     }
 }
 

@@ -127,7 +127,11 @@ async fn load(state: &AppState, v: ModelVersion) -> Result<Loaded, ApiError> {
     let shape = Arc::new(VersionShape {
         model: v.name.clone(),
         version: v.version,
-        inputs: refs.iter().map(FeatureRef::full_name).collect(),
+        inputs: refs
+            .iter()
+            .zip(&artifact.inputs)
+            .map(|(r, i)| i.encoding.column_name(&r.full_name()))
+            .collect(),
         text: artifact
             .inputs
             .iter()
@@ -210,6 +214,17 @@ async fn resolve(
     Ok(loaded)
 }
 
+/// The features a model reads, in input order, each once (a vector's components share one).
+fn distinct_features(artifact: &ModelArtifact) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::with_capacity(artifact.inputs.len());
+    for i in &artifact.inputs {
+        if out.last() != Some(&i.feature.as_str()) {
+            out.push(&i.feature);
+        }
+    }
+    out
+}
+
 fn encode(value: &Value, encoding: &Encoding) -> f64 {
     match (encoding, value) {
         (Encoding::Number, Value::Int64(v)) => *v as f64,
@@ -231,6 +246,15 @@ fn encode(value: &Value, encoding: &Encoding) -> f64 {
         }
         (Encoding::Frequency { frequencies }, Value::Int32(v)) => {
             Encoding::frequency(frequencies, &v.to_string())
+        }
+        (Encoding::Element { index }, Value::Float32List(v)) => {
+            v.get(*index).map_or(f64::NAN, |x| *x as f64)
+        }
+        (Encoding::Element { index }, Value::Float64List(v)) => {
+            v.get(*index).copied().unwrap_or(f64::NAN)
+        }
+        (Encoding::Element { index }, Value::Int64List(v)) => {
+            v.get(*index).map_or(f64::NAN, |x| *x as f64)
         }
         _ => f64::NAN,
     }
@@ -264,12 +288,14 @@ fn run_model<'a>(loaded: &'a Loaded, reads: &FeatureReads, n: usize, log: bool) 
                 _ => None,
             };
             row[j] = fresh.map_or(f64::NAN, |v| encode(v, encoding));
-            if row[j].is_nan() {
-                missing.push(loaded.artifact.inputs[j].feature.as_str());
+            let feature = loaded.artifact.inputs[j].feature.as_str();
+            // The components of a vector share their feature: name it once.
+            if row[j].is_nan() && missing.last() != Some(&feature) {
+                missing.push(feature);
             }
             if log {
                 cells.push(match encoding {
-                    Encoding::Number => Cell::Number(row[j]),
+                    Encoding::Number | Encoding::Element { .. } => Cell::Number(row[j]),
                     Encoding::Category { .. } | Encoding::Frequency { .. } => {
                         Cell::Text(match fresh {
                             Some(Value::String(s)) => Some(s.clone()),
@@ -501,7 +527,7 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
         "version": loaded.version.version,
         "aliases": loaded.version.aliases,
         "task": loaded.version.task,
-        "features": loaded.artifact.inputs.iter().map(|i| i.feature.as_str()).collect::<Vec<_>>(),
+        "features": distinct_features(&loaded.artifact),
         "predictions": predictions,
     });
     if let Some(c) = &challenger {
