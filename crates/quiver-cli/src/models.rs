@@ -265,14 +265,9 @@ async fn predict_offline(
         );
     }
     let names: Vec<String> = artifact.inputs.iter().map(|i| i.feature.clone()).collect();
-    let refs = applied.registry.resolve_features(&names)?;
-    // A vector's components are several inputs of one feature: retrieve each feature once.
-    let mut distinct: Vec<quiver_core::FeatureRef> = Vec::new();
-    for r in &refs {
-        if !distinct.contains(r) {
-            distinct.push(r.clone());
-        }
-    }
+    // A vector's components are several inputs of one feature: each feature is retrieved once
+    // (resolve_features drops repeats), then every input finds its feature's column.
+    let distinct = applied.registry.resolve_features(&names)?;
     let engine = quiver_offline::OfflineEngine::new(applied.registry, repo);
     let table = engine.read_table(entities).await?;
     let progress: Arc<dyn quiver_offline::engine::Progress> = Arc::new(crate::train::Quiet);
@@ -288,8 +283,12 @@ async fn predict_offline(
             &progress,
         )
         .await?;
-    let mut columns = Vec::with_capacity(refs.len());
-    for (r, input) in refs.iter().zip(&artifact.inputs) {
+    let mut columns = Vec::with_capacity(artifact.inputs.len());
+    for input in &artifact.inputs {
+        let r = distinct
+            .iter()
+            .find(|r| r.to_string() == input.feature)
+            .with_context(|| format!("input {} was not resolved", input.feature))?;
         let col = set
             .column_by_name(&r.full_name())
             .with_context(|| format!("no column {}", r.full_name()))?;
@@ -309,7 +308,7 @@ async fn predict_offline(
             artifact.model.predict(&row)
         })
         .collect();
-    let feature_names: Vec<String> = refs.iter().map(|r| r.full_name()).collect();
+    let feature_names: Vec<String> = distinct.iter().map(|r| r.full_name()).collect();
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
     for (f, a) in set.schema().fields().iter().zip(set.columns()) {

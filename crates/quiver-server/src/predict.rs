@@ -117,13 +117,31 @@ async fn load(state: &AppState, v: ModelVersion) -> Result<Loaded, ApiError> {
     let artifact = ModelArtifact::from_json(&text)
         .map_err(|e| ApiError::internal(format!("model {} version {}: {e}", v.name, v.version)))?;
     let names: Vec<String> = artifact.inputs.iter().map(|i| i.feature.clone()).collect();
-    let refs = state
+    let distinct = state
         .registry
         .resolve_features(&names)
         .map_err(|e| ApiError {
             status: StatusCode::CONFLICT,
             message: format!("model {} version {}: {e}", v.name, v.version),
         })?;
+    // One ref per input: a vector's components are several inputs of one feature, which
+    // resolve_features lists once.
+    let refs: Vec<FeatureRef> = artifact
+        .inputs
+        .iter()
+        .map(|i| {
+            distinct
+                .iter()
+                .find(|r| r.to_string() == i.feature)
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::internal(format!(
+                        "model {} version {}: input {} was not resolved",
+                        v.name, v.version, i.feature
+                    ))
+                })
+        })
+        .collect::<Result<_, _>>()?;
     let shape = Arc::new(VersionShape {
         model: v.name.clone(),
         version: v.version,
