@@ -119,10 +119,14 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.quiet, cli.json);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Serve(online::ServeArgs {
+        workers: Some(n), ..
+    }) = &cli.command
+    {
+        builder.worker_threads(usize::from(*n));
+    }
+    let runtime = builder.enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(run(cli, &out));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

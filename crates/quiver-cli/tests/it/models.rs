@@ -31,7 +31,8 @@ pub fn serve(repo: &Path) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .arg("--repo")
         .arg(repo)
-        .args(["-q", "serve", "--port", &port.to_string()])
+        // One runtime worker: the tests' servers share the machine with cargo's test threads.
+        .args(["-q", "serve", "--workers", "1", "--port", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
