@@ -19,6 +19,7 @@ use quiver_ml::linear::{LinearParams, train_linear};
 use quiver_ml::metrics::{Evaluation, evaluate};
 use quiver_ml::{Dataset, Encoding, Input, Model, ModelArtifact, Objective};
 use quiver_offline::engine::Progress;
+use quiver_offline::types::is_vector;
 use quiver_offline::{HistoricalOptions, OfflineEngine};
 use quiver_registry::NewModelVersion;
 use serde_json::json;
@@ -358,16 +359,6 @@ fn encode(
     bail!(
         "feature '{name}' has type {dt}, which the model cannot take yet (numbers, booleans, text and vectors of numbers are supported): remove it from the service or train on another service"
     )
-}
-
-/// Whether a column holds vectors of numbers (embeddings).
-fn is_vector(t: &DataType) -> bool {
-    match t {
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            f.data_type().is_numeric()
-        }
-        _ => false,
-    }
 }
 
 /// A column of vectors as its components: one f64 column per component (null or short vector:

@@ -116,3 +116,13 @@ pub fn describe(d: &DataType) -> String {
         other => other.to_string().to_lowercase(),
     }
 }
+
+/// Whether a column holds vectors of numbers (list, large list or fixed-size list): embeddings.
+pub fn is_vector(t: &DataType) -> bool {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            f.data_type().is_numeric()
+        }
+        _ => false,
+    }
+}

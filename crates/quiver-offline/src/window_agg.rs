@@ -20,6 +20,7 @@ use quiver_core::AggFunction;
 
 use crate::error::{Error, Result};
 use crate::key::{Key, KeyGroups};
+use crate::types::is_vector;
 
 /// One aggregation to compute.
 #[derive(Debug, Clone)]
@@ -197,16 +198,6 @@ pub fn aggregate(
     } else {
         cast(&out, &spec.output)?
     })
-}
-
-/// Whether a column holds vectors of numbers (list, large list or fixed-size list).
-fn is_vector(t: &DataType) -> bool {
-    match t {
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            f.data_type().is_numeric()
-        }
-        _ => false,
-    }
 }
 
 /// The element-wise mean of each window's non-null vectors (null for none), as `list<float32>`;
