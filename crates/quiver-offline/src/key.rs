@@ -180,46 +180,63 @@ pub struct KeyGroups {
     len: usize,
 }
 
+/// Rows, timestamps and `[start, end)` spans of `(key, ts, row)` items sorted by key then time;
+/// `group` is told each distinct key with its group id.
+fn group_sorted<K: PartialEq>(
+    items: &[(K, i64, u32)],
+    mut group: impl FnMut(&K, u32),
+) -> (Vec<u32>, Vec<i64>, Vec<(u32, u32)>) {
+    let mut rows = Vec::with_capacity(items.len());
+    let mut tss = Vec::with_capacity(items.len());
+    let mut spans = Vec::new();
+    let mut start = 0u32;
+    for i in 0..items.len() {
+        rows.push(items[i].2);
+        tss.push(items[i].1);
+        if i + 1 == items.len() || items[i + 1].0 != items[i].0 {
+            group(&items[i].0, spans.len() as u32);
+            spans.push((start, i as u32 + 1));
+            start = i as u32 + 1;
+        }
+    }
+    (rows, tss, spans)
+}
+
 impl KeyGroups {
     /// Indexes rows; rows with a null key or timestamp are left out (they never match).
     pub fn new(keys: Vec<Option<Key>>, ts: &[Option<i64>]) -> Self {
         let len = keys.len();
-        let mut items: Vec<(Key, i64, u32)> = keys
-            .into_iter()
-            .zip(ts)
-            .enumerate()
-            .filter_map(|(i, (k, t))| Some((k?, (*t)?, i as u32)))
-            .collect();
-        items.sort_unstable();
-        let all_int = items.iter().all(|(k, _, _)| matches!(k, Key::Int(_)));
-        let (mut ints, mut anys) = (FxHashMap::default(), FxHashMap::default());
-        let (mut rows, mut tss) = (
-            Vec::with_capacity(items.len()),
-            Vec::with_capacity(items.len()),
-        );
-        let mut spans = Vec::new();
-        let mut start = 0u32;
-        for i in 0..items.len() {
-            rows.push(items[i].2);
-            tss.push(items[i].1);
-            if i + 1 == items.len() || items[i + 1].0 != items[i].0 {
-                let id = spans.len() as u32;
-                spans.push((start, i as u32 + 1));
-                match &items[i].0 {
-                    Key::Int(v) if all_int => {
-                        ints.insert(*v, id);
-                    }
-                    k => {
-                        anys.insert(k.clone(), id);
-                    }
-                }
-                start = i as u32 + 1;
-            }
-        }
-        let lookup = if all_int {
-            Lookup::ints(ints)
+        let all_int = keys.iter().all(|k| !matches!(k, Some(Key::Bytes(_))));
+        let (rows, tss, spans, lookup) = if all_int {
+            // Integer keys sort as plain tuples: about twice as fast as through `Key`.
+            let mut items: Vec<(i64, i64, u32)> = keys
+                .into_iter()
+                .zip(ts)
+                .enumerate()
+                .filter_map(|(i, (k, t))| match k {
+                    Some(Key::Int(v)) => Some((v, (*t)?, i as u32)),
+                    _ => None,
+                })
+                .collect();
+            items.sort_unstable();
+            let mut ints = FxHashMap::default();
+            let (rows, tss, spans) = group_sorted(&items, |k, id| {
+                ints.insert(*k, id);
+            });
+            (rows, tss, spans, Lookup::ints(ints))
         } else {
-            Lookup::Any(anys)
+            let mut items: Vec<(Key, i64, u32)> = keys
+                .into_iter()
+                .zip(ts)
+                .enumerate()
+                .filter_map(|(i, (k, t))| Some((k?, (*t)?, i as u32)))
+                .collect();
+            items.sort_unstable();
+            let mut anys = FxHashMap::default();
+            let (rows, tss, spans) = group_sorted(&items, |k: &Key, id| {
+                anys.insert(k.clone(), id);
+            });
+            (rows, tss, spans, Lookup::Any(anys))
         };
         KeyGroups {
             rows,

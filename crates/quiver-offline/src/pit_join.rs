@@ -58,6 +58,8 @@ pub type EntityIndex = KeyGroups;
 struct Retained {
     batches: Vec<Option<RecordBatch>>,
     live: Vec<u32>,
+    /// Scratch of [`Retained::compact`], kept warm between batches.
+    remap: Vec<u32>,
 }
 
 impl Retained {
@@ -82,21 +84,32 @@ impl Retained {
         best: &mut [Best],
         touched: &[u32],
     ) -> Result<()> {
-        let mut remap = vec![NONE; values.num_rows()];
-        let mut take: Vec<u32> = Vec::new();
+        let remap = &mut self.remap;
+        remap.clear();
+        remap.resize(values.num_rows(), NONE);
+        // Mark the rows still some slot's best, then number them in row order, so that the
+        // `take` below reads the batch front to back (in slot order it would read at random).
+        const KEEP: u32 = 0;
         let mut live = 0u32;
         for &t in touched {
-            let w = &mut best[t as usize];
-            if w.batch != b {
-                continue;
+            let w = &best[t as usize];
+            if w.batch == b {
+                remap[w.row as usize] = KEEP;
+                live += 1;
             }
-            let slot = &mut remap[w.row as usize];
-            if *slot == NONE {
+        }
+        let mut take: Vec<u32> = Vec::new();
+        for (row, slot) in remap.iter_mut().enumerate() {
+            if *slot == KEEP {
                 *slot = take.len() as u32;
-                take.push(w.row);
+                take.push(row as u32);
             }
-            w.row = *slot;
-            live += 1;
+        }
+        for &t in touched {
+            let w = &mut best[t as usize];
+            if w.batch == b {
+                w.row = remap[w.row as usize];
+            }
         }
         let kept = if live == 0 {
             None
@@ -134,17 +147,38 @@ impl Retained {
                 }
             })
             .collect();
-        schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(c, f)| {
-                let null = new_null_array(f.data_type(), 1);
-                let mut arrays: Vec<&dyn datafusion::arrow::array::Array> = vec![null.as_ref()];
-                arrays.extend(sources.iter().map(|s| s.column(c).as_ref()));
-                Ok(interleave(&arrays, &indices)?)
-            })
-            .collect()
+        let fields = schema.fields();
+        let column = |c: usize| -> Result<ArrayRef> {
+            let null = new_null_array(fields[c].data_type(), 1);
+            let mut arrays: Vec<&dyn datafusion::arrow::array::Array> = vec![null.as_ref()];
+            arrays.extend(sources.iter().map(|s| s.column(c).as_ref()));
+            Ok(interleave(&arrays, &indices)?)
+        };
+        // Each column is a random gather over the retained batches (bound by cache misses):
+        // the columns are spread over the cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = fields.len().div_ceil(threads.max(1)).max(1);
+        if fields.len() <= per || indices.len() < 1 << 16 {
+            return (0..fields.len()).map(column).collect();
+        }
+        std::thread::scope(|scope| {
+            let column = &column;
+            let parts: Vec<_> = (0..fields.len())
+                .step_by(per)
+                .map(|from| {
+                    let to = (from + per).min(fields.len());
+                    scope.spawn(move || (from..to).map(column).collect::<Result<Vec<_>>>())
+                })
+                .collect();
+            let mut out = Vec::with_capacity(fields.len());
+            for p in parts {
+                out.extend(
+                    p.join()
+                        .map_err(|_| crate::Error::Internal("a gather thread panicked".into()))??,
+                );
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -178,6 +212,20 @@ pub struct PitJoin {
     retained: Retained,
     schema: SchemaRef,
     touched: Vec<u32>,
+    /// Scratch buffers of [`PitJoin::push`], kept warm between batches.
+    found: Vec<Probe>,
+    ordered: Vec<Probe>,
+    counts: Vec<usize>,
+}
+
+/// A feature row about to probe its key's group of slots `start..end`.
+#[derive(Clone, Copy, Default)]
+struct Probe {
+    start: u32,
+    end: u32,
+    row: u32,
+    ts: i64,
+    created: i64,
 }
 
 impl PitJoin {
@@ -191,6 +239,9 @@ impl PitJoin {
             retained: Retained::default(),
             schema,
             touched: Vec::new(),
+            found: Vec::new(),
+            ordered: Vec::new(),
+            counts: Vec::new(),
         }
     }
 
@@ -200,36 +251,48 @@ impl PitJoin {
         let idx = Arc::clone(&self.index);
         let ts_values = c.ts.values();
         let ts_nulls = c.ts.null_count() > 0;
-        // Pass 1: each row's group. Then a stable counting sort by where the group's slots live,
-        // so that pass 2 walks the slots in memory order: the probe is bound by cache misses,
-        // and row order within a group (which decides exact ties) is kept.
-        let mut found: Vec<(u32, u32, u32)> = Vec::with_capacity(c.values.num_rows());
+        // Pass 1, in row order: each row's group, with its times copied next to it. Then a
+        // stable counting sort by where the group's slots live, so that pass 2 walks the slots
+        // in memory order and reads nothing else at random: the probe is bound by cache misses
+        // (copying the times here, rather than reading them by row in pass 2, halved its time).
+        // Row order within a group, which decides exact ties, is kept.
+        let found = &mut self.found;
+        found.clear();
         for row in 0..c.values.num_rows() {
             if ts_nulls && c.ts.is_null(row) {
                 continue;
             }
             if let Some((start, end)) = idx.group_of(c.keys, row) {
-                found.push((start as u32, end as u32, row as u32));
+                found.push(Probe {
+                    start: start as u32,
+                    end: end as u32,
+                    row: row as u32,
+                    ts: ts_values[row],
+                    created: created_at(c.created, row),
+                });
             }
         }
         const SHIFT: u32 = 11;
-        let mut counts = vec![0usize; (self.best.len() >> SHIFT) + 2];
-        for f in &found {
-            counts[(f.0 >> SHIFT) as usize + 1] += 1;
+        let counts = &mut self.counts;
+        counts.clear();
+        counts.resize((self.best.len() >> SHIFT) + 2, 0);
+        for f in found.iter() {
+            counts[(f.start >> SHIFT) as usize + 1] += 1;
         }
         for i in 1..counts.len() {
             counts[i] += counts[i - 1];
         }
-        let mut ordered = vec![(0u32, 0u32, 0u32); found.len()];
-        for f in found {
-            let slot = &mut counts[(f.0 >> SHIFT) as usize];
-            ordered[*slot] = f;
+        let ordered = &mut self.ordered;
+        ordered.clear();
+        ordered.resize(found.len(), Probe::default());
+        for f in found.iter() {
+            let slot = &mut counts[(f.start >> SHIFT) as usize];
+            ordered[*slot] = *f;
             *slot += 1;
         }
         self.touched.clear();
-        for (start, end, row) in ordered {
-            let (start, end, row) = (start as usize, end as usize, row as usize);
-            let ts = ts_values[row];
+        for p in ordered.iter() {
+            let (start, end, ts, created) = (p.start as usize, p.end as usize, p.ts, p.created);
             let group_ts = &idx.ts[start..end];
             // Entity rows with ts <= t <= ts + ttl take this row as a candidate.
             let first = start + group_ts.partition_point(|e| *e < ts);
@@ -237,10 +300,6 @@ impl PitJoin {
                 Some(ttl) => start + group_ts.partition_point(|e| *e <= ts.saturating_add(ttl)),
                 None => end,
             };
-            if first == last {
-                continue;
-            }
-            let created = created_at(c.created, row);
             for j in first..last {
                 let cur = self.best[j];
                 if cur.loses_to(ts, created) {
@@ -252,7 +311,7 @@ impl PitJoin {
                         ts,
                         created,
                         batch: b,
-                        row: row as u32,
+                        row: p.row,
                     };
                 }
             }
