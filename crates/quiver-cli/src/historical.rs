@@ -9,7 +9,6 @@ use clap::Args;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::csv::WriterBuilder;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use indicatif::ProgressBar;
@@ -146,9 +145,8 @@ pub fn write(path: &Path, batch: &RecordBatch) -> anyhow::Result<()> {
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(1 << 20))
             .build();
-        let mut w = ArrowWriter::try_new(file, Arc::clone(&batch.schema()), Some(props))?;
-        w.write(batch)?;
-        w.close()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        quiver_offline::parquet_out::write_parquet(file, batch, props, threads)?;
     }
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

@@ -1,5 +1,6 @@
 //! The `quiver` command: wires the registry, the metadata store and the offline engine together.
 
+mod allocator;
 mod demo;
 mod historical;
 mod init;
@@ -13,6 +14,9 @@ mod train;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
 
 /// Quiver: a feature store and ML serving platform.
 ///

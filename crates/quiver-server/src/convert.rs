@@ -2,6 +2,7 @@
 
 use quiver_core::ValueType;
 use quiver_online::{KeyValue, Value};
+use serde::{Serialize, Serializer};
 use serde_json::Value as Json;
 
 /// A request's join-key value for a key of type `t`; the error names the column and row.
@@ -34,38 +35,50 @@ pub fn short(v: &Json) -> String {
     }
 }
 
-fn float_json(f: f64) -> Json {
-    if f.is_finite() {
-        serde_json::Number::from_f64(f)
-            .map(Json::Number)
-            .unwrap_or(Json::Null)
-    } else if f.is_nan() {
-        Json::String("NaN".into())
-    } else if f > 0.0 {
-        Json::String("Infinity".into())
-    } else {
-        Json::String("-Infinity".into())
+/// A stored value as Feast's feature server renders it (non-finite floats as the strings
+/// `NaN`, `Infinity`, `-Infinity`), serialized straight from the value: responses are written
+/// without building a JSON tree.
+pub struct Rendered<'a>(pub &'a Value);
+
+struct Float(f64);
+
+impl Serialize for Float {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.0;
+        if f.is_finite() {
+            s.serialize_f64(f)
+        } else if f.is_nan() {
+            s.serialize_str("NaN")
+        } else if f > 0.0 {
+            s.serialize_str("Infinity")
+        } else {
+            s.serialize_str("-Infinity")
+        }
     }
 }
 
-/// A stored value as Feast's feature server renders it (non-finite floats as strings).
-pub fn to_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Int64(x) => Json::from(*x),
-        Value::Int32(x) => Json::from(*x),
-        Value::Float64(x) => float_json(*x),
-        Value::Float32(x) => float_json(f64::from(*x)),
-        Value::String(s) => Json::String(s.clone()),
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Timestamp(us) => Json::String(quiver_online::format_time(*us)),
-        Value::Float32List(xs) => {
-            Json::Array(xs.iter().map(|x| float_json(f64::from(*x))).collect())
+impl Serialize for Rendered<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Int64(x) => s.serialize_i64(*x),
+            Value::Int32(x) => s.serialize_i32(*x),
+            Value::Float64(x) => Float(*x).serialize(s),
+            Value::Float32(x) => Float(f64::from(*x)).serialize(s),
+            Value::String(x) => s.serialize_str(x),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Timestamp(us) => s.serialize_str(&quiver_online::format_time(*us)),
+            Value::Float32List(xs) => s.collect_seq(xs.iter().map(|x| Float(f64::from(*x)))),
+            Value::Float64List(xs) => s.collect_seq(xs.iter().map(|x| Float(*x))),
+            Value::Int64List(xs) => s.collect_seq(xs),
+            Value::StringList(xs) => s.collect_seq(xs),
         }
-        Value::Float64List(xs) => Json::Array(xs.iter().map(|x| float_json(*x)).collect()),
-        Value::Int64List(xs) => Json::Array(xs.iter().map(|x| Json::from(*x)).collect()),
-        Value::StringList(xs) => Json::Array(xs.iter().map(|x| Json::String(x.clone())).collect()),
     }
+}
+
+/// A stored value as Feast's feature server renders it, as a JSON tree (see [`Rendered`]).
+pub fn to_json(v: &Value) -> Json {
+    serde_json::to_value(Rendered(v)).unwrap_or(Json::Null)
 }
 
 fn as_f64(v: &Json) -> Option<f64> {

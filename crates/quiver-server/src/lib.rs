@@ -218,19 +218,42 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Counts requests by endpoint and status and records their latency.
 async fn track(req: Request, next: Next) -> Response {
-    let endpoint = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let endpoint = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("quiver_http_requests_total", "endpoint" => endpoint.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("quiver_http_request_duration_seconds", "endpoint" => endpoint)
-        .record(started.elapsed().as_secs_f64());
+    let endpoint = endpoint.as_ref().map_or("unmatched", |p| p.as_str());
+    record_http(endpoint, resp.status(), started.elapsed().as_secs_f64());
     resp
+}
+
+/// Counts a request in the counter of its (endpoint, status) and records its latency in the
+/// endpoint's histogram. The handles are looked up in the recorder once per thread and kept: a
+/// request then pays two metric updates, not a labelled-key build, hash and registry lookup
+/// for each.
+fn record_http(endpoint: &str, status: StatusCode, seconds: f64) {
+    type Handles = Vec<(String, u16, metrics::Counter, metrics::Histogram)>;
+    thread_local! {
+        static HANDLES: std::cell::RefCell<Handles> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let code = status.as_u16();
+    HANDLES.with_borrow_mut(|handles| {
+        let i = match handles
+            .iter()
+            .position(|(e, s, _, _)| *s == code && e == endpoint)
+        {
+            Some(i) => i,
+            None => {
+                let c = metrics::counter!("quiver_http_requests_total", "endpoint" => endpoint.to_string(), "status" => code.to_string());
+                let h = metrics::histogram!("quiver_http_request_duration_seconds", "endpoint" => endpoint.to_string());
+                // Paths come from the router (a fixed set) or are "unmatched": this stays small.
+                handles.push((endpoint.to_string(), code, c, h));
+                handles.len() - 1
+            }
+        };
+        let (_, _, c, h) = &handles[i];
+        c.increment(1);
+        h.record(seconds);
+    })
 }
 
 /// Constant-time comparison of two secrets (their SHA-256 digests, so lengths leak nothing).

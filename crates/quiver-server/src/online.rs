@@ -1,6 +1,7 @@
 //! `POST /get-online-features`, Feast's feature-server request and response.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::AppState;
-use crate::convert::{key_value, to_json};
+use crate::convert::{Rendered, key_value, to_json};
 use crate::error::{ApiError, parse_body};
 use quiver_offline::types::arrow_type;
 
@@ -32,20 +33,37 @@ struct Request {
 }
 
 #[derive(Serialize)]
-struct Metadata {
-    feature_names: Vec<String>,
+struct Metadata<'a> {
+    feature_names: Vec<Cow<'a, str>>,
+}
+
+/// One value of a response column: a request's join-key value or a stored feature value.
+enum Cell<'a> {
+    Key(&'a Json),
+    Stored(&'a quiver_online::Value),
+    Null,
+}
+
+impl Serialize for Cell<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Cell::Key(v) => v.serialize(s),
+            Cell::Stored(v) => Rendered(v).serialize(s),
+            Cell::Null => s.serialize_unit(),
+        }
+    }
 }
 
 #[derive(Serialize)]
 struct FeatureVector<'a> {
-    values: Vec<Json>,
+    values: Vec<Cell<'a>>,
     statuses: Vec<&'static str>,
     event_timestamps: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
 struct Answer<'a> {
-    metadata: Metadata,
+    metadata: Metadata<'a>,
     results: Vec<FeatureVector<'a>>,
 }
 
@@ -78,7 +96,7 @@ pub async fn get_online_features(
     let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
     let reads = read_features(&state, &refs, &columns, n).await?;
     let now = chrono::Utc::now().timestamp_micros();
-    let mut names: Vec<String> = columns.iter().map(|(c, _)| c.to_string()).collect();
+    let mut names: Vec<Cow<str>> = columns.iter().map(|(c, _)| Cow::Borrowed(*c)).collect();
     // Every feature of a view shares its row's event time: format it once per row.
     let times: Vec<Vec<String>> = reads
         .rows
@@ -95,7 +113,7 @@ pub async fn get_online_features(
     let mut vectors: Vec<FeatureVector> = columns
         .iter()
         .map(|(_, values)| FeatureVector {
-            values: (*values).clone(),
+            values: values.iter().map(Cell::Key).collect(),
             statuses: vec!["PRESENT"; n],
             event_timestamps: vec![EPOCH; n],
         })
@@ -111,14 +129,14 @@ pub async fn get_online_features(
         for (row, time) in reads.rows[vi].iter().zip(&times[vi]) {
             match row {
                 None => {
-                    fv.values.push(Json::Null);
+                    fv.values.push(Cell::Null);
                     fv.statuses.push("NOT_FOUND");
                     fv.event_timestamps.push(EPOCH);
                     not_found += 1;
                 }
                 Some(stored) => {
                     let expired = ttl != 0 && now - stored.event_ts > ttl;
-                    fv.values.push(to_json(&stored.values[fi]));
+                    fv.values.push(Cell::Stored(&stored.values[fi]));
                     fv.statuses.push(if expired {
                         "OUTSIDE_MAX_AGE"
                     } else {
@@ -129,9 +147,9 @@ pub async fn get_online_features(
             }
         }
         names.push(if req.full_feature_names {
-            r.full_name()
+            Cow::Owned(r.full_name())
         } else {
-            r.feature.clone()
+            Cow::Borrowed(r.feature.as_str())
         });
         vectors.push(fv);
     }
@@ -296,7 +314,11 @@ pub(crate) async fn read_features(
         })
         .collect();
     let results = store.read_views(&parts).await;
-    metrics::histogram!("quiver_online_store_read_seconds").record(started.elapsed().as_secs_f64());
+    // The handle is looked up once, not per request (the recorder is installed before any).
+    static READ_SECONDS: OnceLock<metrics::Histogram> = OnceLock::new();
+    READ_SECONDS
+        .get_or_init(|| metrics::histogram!("quiver_online_store_read_seconds"))
+        .record(started.elapsed().as_secs_f64());
     let mut rows = results?;
     // An aggregation view has no row for an entity without events in its windows; offline, such
     // an entity gets 0 for `count` and `count_distinct` (and null for the rest). Serve the same.
