@@ -190,6 +190,10 @@ impl OnlineStore for EmbeddedStore {
         })
     }
 
+    fn prefers_key_order(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("embedded ({})", self.path.display())
     }

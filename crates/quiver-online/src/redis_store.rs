@@ -1,7 +1,10 @@
 //! The Redis online store: one string per entity and view (`quiver:{project}:{view}:{key}`)
 //! holding the whole row: 20 decimal digits of its event time (ordered as the time is), then the
-//! row in the embedded store's layout (feature names with their values). A Lua script writes a
-//! batch, replacing each row atomically and only by a row at least as new; a read is one `MGET`
+//! row in the embedded store's layout (feature names with their values). A write replaces each row
+//! atomically and only by a row at least as new: a row whose key is absent is written with
+//! `SET ... NX` (nothing to compare, nothing it can replace); the others go through a Lua script
+//! that compares the stored time before it writes (three times the Redis work of a `SET`,
+//! measured with `INFO commandstats`: 3.7 to 3.9 µs against 1.3 µs per row). A read is one `MGET`
 //! for every key of every view of a request. Keys expire one TTL (plus a grace period) after
 //! their event time, so stale entities do not pile up.
 //!
@@ -173,41 +176,146 @@ impl RedisStore {
 /// never blocked for long.
 const ROWS_PER_CALL: usize = 500;
 
+/// Rows of a batch first written with `SET ... NX` alone. When most of them were new, the rest of
+/// the batch is too; when most keys already existed (an incremental run over a loaded store),
+/// the rest goes straight to the script.
+const NX_PROBE: usize = 500;
+
+/// `SET` commands per pipeline.
+const ROWS_PER_PIPELINE: usize = 1_000;
+
+/// A batch's rows as Redis will store them: key, value (time prefix and row) and expiry.
+struct Encoded {
+    keys: Vec<Vec<u8>>,
+    values: Vec<u8>,
+    ends: Vec<usize>,
+    expiry_ms: Vec<i64>,
+    expires: bool,
+}
+
+impl Encoded {
+    fn value(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.values[start..self.ends[i]]
+    }
+}
+
+impl RedisStore {
+    fn encode(&self, view: &ViewWrite<'_>, rows: &[OnlineRow]) -> Encoded {
+        let expires = view.ttl_us.is_some_and(|t| t > 0);
+        let mut e = Encoded {
+            keys: Vec::with_capacity(rows.len()),
+            values: Vec::new(),
+            ends: Vec::with_capacity(rows.len()),
+            expiry_ms: Vec::with_capacity(if expires { rows.len() } else { 0 }),
+            expires,
+        };
+        for row in rows {
+            e.keys.push(self.key(view.view, &row.key));
+            ts_prefix(row.event_ts, &mut e.values);
+            encode_row(view.features, row, &mut e.values);
+            if e.ends.is_empty() {
+                // Rows of a view are about the same size: one allocation for the batch.
+                e.values
+                    .reserve(e.values.len() * (rows.len() + rows.len() / 8));
+            }
+            e.ends.push(e.values.len());
+            if expires {
+                e.expiry_ms.push(self.expiry_ms(view.ttl_us, row.event_ts));
+            }
+        }
+        e
+    }
+
+    /// `SET key value [PXAT expiry] NX` for each row in `rows`, pipelined: a row whose key is
+    /// absent is written in one command, atomically, and can replace nothing. Returns the rows
+    /// whose key exists: they need the script's comparison.
+    async fn write_absent(&self, e: &Encoded, rows: std::ops::Range<usize>) -> Result<Vec<usize>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Pipelines of a bounded size, all in flight at once on the multiplexed connection:
+        // one pipeline for a whole batch would be a buffer of megabytes, grown by copying.
+        let parts = rows.clone().step_by(ROWS_PER_PIPELINE).map(|from| {
+            let part = from..(from + ROWS_PER_PIPELINE).min(rows.end);
+            let mut pipe = redis::pipe();
+            for i in part.clone() {
+                let cmd = pipe.cmd("SET").arg(&e.keys[i]).arg(e.value(i));
+                if e.expires {
+                    cmd.arg("PXAT").arg(e.expiry_ms[i]);
+                }
+                cmd.arg("NX");
+            }
+            async move {
+                let replies: Vec<redis::Value> = self
+                    .call(async |mut c| pipe.query_async(&mut c).await)
+                    .await?;
+                Ok::<_, OnlineError>(
+                    part.zip(replies)
+                        .filter(|(_, reply)| *reply == redis::Value::Nil)
+                        .map(|(i, _)| i)
+                        .collect::<Vec<usize>>(),
+                )
+            }
+        });
+        let existing = futures::future::try_join_all(parts).await?;
+        Ok(existing.concat())
+    }
+
+    /// The write script over the rows `which`: each is written only if its key holds no row
+    /// newer than it. Returns how many were written.
+    async fn write_newer(&self, e: &Encoded, which: &[usize]) -> Result<u64> {
+        if which.is_empty() {
+            return Ok(0);
+        }
+        // One call per chunk, all in flight at once on the multiplexed connection; EVAL (not
+        // EVALSHA) so that a restarted Redis with an empty script cache needs no retry.
+        let calls = which.chunks(ROWS_PER_CALL).map(|chunk| {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(WRITE_SCRIPT).arg(chunk.len());
+            for &i in chunk {
+                cmd.arg(&e.keys[i]);
+            }
+            cmd.arg(if e.expires { "1" } else { "0" });
+            for &i in chunk {
+                cmd.arg(e.value(i));
+                if e.expires {
+                    cmd.arg(e.expiry_ms[i]);
+                }
+            }
+            async move {
+                self.call(async |mut c| cmd.query_async::<u64>(&mut c).await)
+                    .await
+            }
+        });
+        Ok(futures::future::try_join_all(calls).await?.iter().sum())
+    }
+}
+
 impl OnlineStore for RedisStore {
+    /// Rows whose key is absent are written with a plain `SET ... NX` (about a third of the
+    /// script's cost in Redis); the others, and every row of a batch whose first rows mostly
+    /// existed, go through the script, which compares event times.
     fn write_batch<'a>(
         &'a self,
         view: &'a ViewWrite<'a>,
         rows: &'a [OnlineRow],
     ) -> BoxFuture<'a, Result<WriteStats>> {
         Box::pin(async move {
-            let mut pipe = redis::pipe();
-            let mut buf = Vec::new();
-            for chunk in rows.chunks(ROWS_PER_CALL) {
-                let cmd = pipe.cmd("EVAL").arg(WRITE_SCRIPT).arg(chunk.len());
-                for row in chunk {
-                    cmd.arg(self.key(view.view, &row.key));
-                }
-                let expires = view.ttl_us.is_some_and(|t| t > 0);
-                cmd.arg(if expires { "1" } else { "0" });
-                for row in chunk {
-                    buf.clear();
-                    ts_prefix(row.event_ts, &mut buf);
-                    encode_row(view.features, row, &mut buf);
-                    cmd.arg(buf.as_slice());
-                    if expires {
-                        cmd.arg(self.expiry_ms(view.ttl_us, row.event_ts));
-                    }
-                }
+            let e = self.encode(view, rows);
+            let n = rows.len();
+            let probe = n.min(NX_PROBE);
+            let mut existing = self.write_absent(&e, 0..probe).await?;
+            if existing.len() * 2 <= probe {
+                existing.extend(self.write_absent(&e, probe..n).await?);
+            } else {
+                existing.extend(probe..n);
             }
-            // One pipelined round trip for the whole batch; EVAL (not EVALSHA) so that a
-            // restarted Redis with an empty script cache needs no retry.
-            let counts: Vec<u64> = self
-                .call(async |mut c| pipe.query_async(&mut c).await)
-                .await?;
-            let written: u64 = counts.iter().sum();
+            let absent = (n - existing.len()) as u64;
+            let newer = self.write_newer(&e, &existing).await?;
             Ok(WriteStats {
-                written,
-                skipped_older: rows.len() as u64 - written,
+                written: absent + newer,
+                skipped_older: existing.len() as u64 - newer,
             })
         })
     }

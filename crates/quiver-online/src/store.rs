@@ -178,4 +178,11 @@ pub trait OnlineStore: Send + Sync {
 
     /// `embedded (.quiver/online)` or `redis (redis://...)`, for messages.
     fn describe(&self) -> String;
+
+    /// Whether writes are cheaper in entity-key order. A B-tree store says yes: the
+    /// materializer then sorts a view's rows by key, so that each batch's transaction rewrites
+    /// a run of neighbouring pages instead of pages all over the file.
+    fn prefers_key_order(&self) -> bool {
+        false
+    }
 }

@@ -215,9 +215,10 @@ impl Value {
             datafusion::arrow::compute::cast(&array.slice(i, 1), target).map_err(|_| bad())
         };
         Ok(match t {
-            ValueType::Int64 => {
-                Value::Int64(cast(&DataType::Int64)?.as_primitive::<Int64Type>().value(0))
-            }
+            ValueType::Int64 => Value::Int64(match array.data_type() {
+                DataType::Int64 => array.as_primitive::<Int64Type>().value(i),
+                _ => cast(&DataType::Int64)?.as_primitive::<Int64Type>().value(0),
+            }),
             ValueType::Int32 => Value::Int32(match array.data_type() {
                 DataType::Int32 => array.as_primitive::<Int32Type>().value(i),
                 _ => cast(&DataType::Int32)?.as_primitive::<Int32Type>().value(0),

@@ -191,6 +191,54 @@ async fn suite(store: &dyn OnlineStore) {
         assert_eq!(g.unwrap().values, vec![Value::Float64(i as f64)]);
     }
 
+    // Big batches mixing absent keys, keys holding an older row and keys holding a newer one:
+    // each row is decided on its own, whichever path (mostly new keys, mostly existing) the
+    // batch takes.
+    let row = |i: i64, ts: i64, v: f64| OnlineRow {
+        key: key(i),
+        event_ts: ts,
+        values: vec![Value::Float64(v)],
+    };
+    let mixed = ViewWrite {
+        view: "mixed",
+        features: &one,
+        ttl_us: Some(86_400_000_000),
+    };
+    let preload: Vec<OnlineRow> = (5_000..7_000)
+        .filter(|i| i % 4 == 1 || i % 4 == 2)
+        .map(|i| row(i, if i % 4 == 1 { t - 100 } else { t + 100 }, -(i as f64)))
+        .collect();
+    assert_eq!(
+        store.write_batch(&mixed, &preload).await.unwrap().written,
+        1_000
+    );
+    let first: Vec<OnlineRow> = (5_000..7_000).map(|i| row(i, t, i as f64)).collect();
+    let s = store.write_batch(&mixed, &first).await.unwrap();
+    assert_eq!((s.written, s.skipped_older), (1_500, 500));
+    let keys: Vec<EntityKey> = (5_000..7_000).map(key).collect();
+    for (i, g) in (5_000..7_000).zip(store.read("mixed", &keys, &one).await.unwrap()) {
+        let g = g.unwrap();
+        let (ts, v) = if i % 4 == 2 {
+            (t + 100, -(i as f64))
+        } else {
+            (t, i as f64)
+        };
+        assert_eq!(
+            (g.event_ts, g.values.clone()),
+            (ts, vec![Value::Float64(v)]),
+            "key {i}"
+        );
+    }
+    // Now every key but the last 200 exists.
+    let second: Vec<OnlineRow> = (5_000..7_200).map(|i| row(i, t + 200, 0.5)).collect();
+    let s = store.write_batch(&mixed, &second).await.unwrap();
+    assert_eq!((s.written, s.skipped_older), (2_200, 0));
+    let keys: Vec<EntityKey> = (5_000..7_200).map(key).collect();
+    for g in store.read("mixed", &keys, &one).await.unwrap() {
+        assert_eq!(g.unwrap().event_ts, t + 200);
+    }
+    assert_eq!(store.delete_view("mixed").await.unwrap(), 2_200);
+
     // Deleting a view leaves the others.
     assert_eq!(store.delete_view("stats").await.unwrap(), 2_502);
     assert!(store.read("stats", &[key(1)], &one).await.unwrap()[0].is_none());
@@ -322,6 +370,43 @@ async fn redis_keys_expire_one_ttl_plus_grace_after_their_event_time() {
     assert_eq!(pttl, -1);
     store.delete_view("v").await.unwrap();
     store.delete_view("v2").await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_replaces_a_key_of_another_type() {
+    if !redis_available().await {
+        return;
+    }
+    // A hash of the layout before stop 10 under a row's key: the write replaces it.
+    let project = unique_project("type");
+    let store = RedisStore::new(&redis_url(), &project, None, Duration::from_secs(2)).unwrap();
+    let c = redis::Client::open(redis_url()).unwrap();
+    let mut con = c.get_multiplexed_async_connection().await.unwrap();
+    let mut k = format!("quiver:{project}:v:").into_bytes();
+    k.extend_from_slice(&key(1).0);
+    let _: () = redis::cmd("HSET")
+        .arg(&k)
+        .arg("f")
+        .arg("1.0")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let features = names(&["f"]);
+    let w = ViewWrite {
+        view: "v",
+        features: &features,
+        ttl_us: None,
+    };
+    let rows = [OnlineRow {
+        key: key(1),
+        event_ts: now_us(),
+        values: vec![Value::Float64(3.0)],
+    }];
+    let s = store.write_batch(&w, &rows).await.unwrap();
+    assert_eq!((s.written, s.skipped_older), (1, 0));
+    let got = store.read("v", &[key(1)], &features).await.unwrap();
+    assert_eq!(got[0].as_ref().unwrap().values, vec![Value::Float64(3.0)]);
+    store.delete_view("v").await.unwrap();
 }
 
 #[tokio::test]
