@@ -4,6 +4,7 @@ mod allocator;
 mod demo;
 mod historical;
 mod init;
+mod mmap_store;
 mod models;
 mod online;
 mod output;
@@ -123,6 +124,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.quiet, cli.json);
+    quiver_offline::set_local_file_store(std::sync::Arc::new(mmap_store::MmapFileStore::default()));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Command::Serve(online::ServeArgs {
         workers: Some(n), ..

@@ -8,7 +8,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampM
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use datafusion::common::DFSchema;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, ExprSchemable, cast as cast_expr, ident, lit};
+use datafusion::object_store::ObjectStore;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{
@@ -84,6 +86,16 @@ pub fn micros(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
         .collect())
 }
 
+/// The object store for `file://` paths, if the process set one (see [`set_local_file_store`]).
+static LOCAL_FILE_STORE: std::sync::OnceLock<Arc<dyn ObjectStore>> = std::sync::OnceLock::new();
+
+/// Makes every engine created after this call read local files through `store` instead of
+/// DataFusion's `LocalFileSystem` (the `quiver` binary passes a memory-mapped one). Only the first
+/// call counts; returns whether it was this one.
+pub fn set_local_file_store(store: Arc<dyn ObjectStore>) -> bool {
+    LOCAL_FILE_STORE.set(store).is_ok()
+}
+
 impl OfflineEngine {
     /// An engine over `registry`, resolving relative source paths against `root`.
     pub fn new(registry: Registry, root: impl Into<PathBuf>) -> Self {
@@ -94,6 +106,12 @@ impl OfflineEngine {
         let ctx = SessionContext::new_with_config(config);
         quiver_transforms::register(&ctx);
         ctx.register_udf(crate::embed_udf::embed_text());
+        if let Some(store) = LOCAL_FILE_STORE.get() {
+            ctx.register_object_store(
+                ObjectStoreUrl::local_filesystem().as_ref(),
+                Arc::clone(store),
+            );
+        }
         OfflineEngine {
             registry,
             root: root.into(),
@@ -922,8 +940,8 @@ struct Layout {
 /// 580 MiB with 512k rows).
 const PROBE_ROWS: usize = 1 << 20;
 
-/// Reads one stream of a prepared view frame, handing each batch to `sink` as candidates whose
-/// values are the columns `value_idx`.
+/// Reads one stream of a prepared view frame, handing its batches to `sink` in chunks of about
+/// [`PROBE_ROWS`] rows, as candidates whose values are the columns `value_idx`.
 async fn probe(
     mut stream: SendableRecordBatchStream,
     source: &Source,
@@ -931,42 +949,52 @@ async fn probe(
     value_idx: &[usize],
     view: &str,
     progress: &Arc<dyn Progress>,
-    mut sink: impl FnMut(Candidates<'_>) -> Result<()>,
+    mut sink: impl FnMut(&[Candidates<'_>]) -> Result<()>,
 ) -> Result<()> {
     let n = layout.nkeys;
-    let schema = stream.schema();
-    let mut flush = |batch: RecordBatch| -> Result<()> {
-        let keys = BatchKeys::new(&batch.columns()[..n])?;
-        let ts = batch.column(n).as_primitive::<TimestampMicrosecondType>();
-        let created = layout.has_created.then(|| {
-            batch
-                .column(n + 1)
-                .as_primitive::<TimestampMicrosecondType>()
-        });
-        let values = batch.project(value_idx)?;
-        sink(Candidates {
-            keys: &keys,
-            ts,
-            created,
-            values: &values,
-        })?;
-        progress.rows_read(view, batch.num_rows());
+    let mut flush = |batches: &[RecordBatch]| -> Result<()> {
+        let keys = batches
+            .iter()
+            .map(|b| BatchKeys::new(&b.columns()[..n]))
+            .collect::<Result<Vec<_>>>()?;
+        let values = batches
+            .iter()
+            .map(|b| b.project(value_idx))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let chunk: Vec<Candidates<'_>> = batches
+            .iter()
+            .zip(&keys)
+            .zip(&values)
+            .map(|((batch, keys), values)| Candidates {
+                keys,
+                ts: batch.column(n).as_primitive::<TimestampMicrosecondType>(),
+                created: layout.has_created.then(|| {
+                    batch
+                        .column(n + 1)
+                        .as_primitive::<TimestampMicrosecondType>()
+                }),
+                values,
+            })
+            .collect();
+        sink(&chunk)?;
+        progress.rows_read(view, batches.iter().map(RecordBatch::num_rows).sum());
         Ok(())
     };
     // Probing many rows at once lets the join walk its index in memory order (see pit_join).
+    // The scan's batches are probed where they are: only the rows a join keeps are copied.
     let (mut pending, mut pending_rows) = (Vec::new(), 0usize);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| source_error(source, clean(e)))?;
         pending_rows += batch.num_rows();
         pending.push(batch);
         if pending_rows >= PROBE_ROWS {
-            flush(concat_batches(&schema, &pending)?)?;
+            flush(&pending)?;
             pending.clear();
             pending_rows = 0;
         }
     }
     if pending_rows > 0 {
-        flush(concat_batches(&schema, &pending)?)?;
+        flush(&pending)?;
     }
     Ok(())
 }

@@ -28,6 +28,6 @@ pub mod source;
 pub mod types;
 pub mod window_agg;
 
-pub use engine::{HistoricalOptions, OfflineEngine};
+pub use engine::{HistoricalOptions, OfflineEngine, set_local_file_store};
 pub use error::{Error, Result};
 pub use request_view::CompiledRequestView;

@@ -18,7 +18,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array, new_null_array,
+    Array, ArrayRef, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray, UInt32Array,
+    new_null_array,
 };
 use datafusion::arrow::compute::{interleave, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -75,20 +76,22 @@ impl Retained {
         }
     }
 
-    /// Keeps only the rows of `values` that `winners` point at (all in batch `b`).
-    /// `touched` lists (once each) the entries of `best` that moved to batch `b`.
+    /// Keeps only the rows of `chunk` (rows numbered across its batches in order) that some
+    /// entry of `best` points at, as batch `b`. `touched` lists (once each) the entries of `best`
+    /// that moved to batch `b`.
     fn compact(
         &mut self,
         b: u32,
-        values: &RecordBatch,
+        chunk: &[Candidates<'_>],
         best: &mut [Best],
         touched: &[u32],
     ) -> Result<()> {
+        let total: usize = chunk.iter().map(|c| c.values.num_rows()).sum();
         let remap = &mut self.remap;
         remap.clear();
-        remap.resize(values.num_rows(), NONE);
+        remap.resize(total, NONE);
         // Mark the rows still some slot's best, then number them in row order, so that the
-        // `take` below reads the batch front to back (in slot order it would read at random).
+        // copy below reads the batches front to back (in slot order it would read at random).
         const KEEP: u32 = 0;
         let mut live = 0u32;
         for &t in touched {
@@ -113,12 +116,15 @@ impl Retained {
         }
         let kept = if live == 0 {
             None
-        } else if take.len() == values.num_rows()
-            && take.iter().enumerate().all(|(i, r)| i as u32 == *r)
-        {
-            Some(values.clone())
+        } else if let [one] = chunk {
+            if take.len() == one.values.num_rows() {
+                // Every row is kept, in order.
+                Some(one.values.clone())
+            } else {
+                Some(take_record_batch(one.values, &UInt32Array::from(take))?)
+            }
         } else {
-            Some(take_record_batch(values, &UInt32Array::from(take))?)
+            Some(gather_rows(chunk, &take)?)
         };
         debug_assert_eq!(self.batches.len(), b as usize);
         self.batches.push(kept);
@@ -180,6 +186,35 @@ impl Retained {
             Ok(out)
         })
     }
+}
+
+/// The rows `rows` (ascending, numbered across the batches of `chunk` in order) of `chunk`'s
+/// values, as one batch: the scan's batches are probed in place and only the kept rows copied.
+fn gather_rows(chunk: &[Candidates<'_>], rows: &[u32]) -> Result<RecordBatch> {
+    let mut indices = Vec::with_capacity(rows.len());
+    let (mut part, mut start, mut end) = (0usize, 0usize, chunk[0].values.num_rows());
+    for &r in rows {
+        let r = r as usize;
+        while r >= end {
+            part += 1;
+            start = end;
+            end += chunk[part].values.num_rows();
+        }
+        indices.push((part, r - start));
+    }
+    let schema = chunk[0].values.schema();
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let arrays: Vec<&dyn Array> =
+                chunk.iter().map(|p| p.values.column(c).as_ref()).collect();
+            Ok(interleave(&arrays, &indices)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+    )?)
 }
 
 /// One feature batch prepared for probing: keys, timestamps and the values to carry.
@@ -245,12 +280,11 @@ impl PitJoin {
         }
     }
 
-    /// Probes one batch of feature rows.
-    pub fn push(&mut self, c: Candidates<'_>) -> Result<()> {
+    /// Probes a chunk of consecutive feature batches (read in place; their rows are numbered
+    /// across the chunk in order).
+    pub fn push(&mut self, chunk: &[Candidates<'_>]) -> Result<()> {
         let b = self.retained.batches.len() as u32;
         let idx = Arc::clone(&self.index);
-        let ts_values = c.ts.values();
-        let ts_nulls = c.ts.null_count() > 0;
         // Pass 1, in row order: each row's group, with its times copied next to it. Then a
         // stable counting sort by where the group's slots live, so that pass 2 walks the slots
         // in memory order and reads nothing else at random: the probe is bound by cache misses
@@ -258,19 +292,25 @@ impl PitJoin {
         // Row order within a group, which decides exact ties, is kept.
         let found = &mut self.found;
         found.clear();
-        for row in 0..c.values.num_rows() {
-            if ts_nulls && c.ts.is_null(row) {
-                continue;
+        let mut offset = 0u32;
+        for c in chunk {
+            let ts_values = c.ts.values();
+            let ts_nulls = c.ts.null_count() > 0;
+            for row in 0..c.values.num_rows() {
+                if ts_nulls && c.ts.is_null(row) {
+                    continue;
+                }
+                if let Some((start, end)) = idx.group_of(c.keys, row) {
+                    found.push(Probe {
+                        start: start as u32,
+                        end: end as u32,
+                        row: offset + row as u32,
+                        ts: ts_values[row],
+                        created: created_at(c.created, row),
+                    });
+                }
             }
-            if let Some((start, end)) = idx.group_of(c.keys, row) {
-                found.push(Probe {
-                    start: start as u32,
-                    end: end as u32,
-                    row: row as u32,
-                    ts: ts_values[row],
-                    created: created_at(c.created, row),
-                });
-            }
+            offset += c.values.num_rows() as u32;
         }
         const SHIFT: u32 = 11;
         let counts = &mut self.counts;
@@ -317,7 +357,7 @@ impl PitJoin {
             }
         }
         self.retained
-            .compact(b, c.values, &mut self.best, &self.touched)?;
+            .compact(b, chunk, &mut self.best, &self.touched)?;
         Ok(())
     }
 
@@ -388,10 +428,19 @@ impl LatestPerKey {
         }
     }
 
-    /// Considers one batch.
-    pub fn push(&mut self, c: Candidates<'_>) -> Result<()> {
+    /// Considers a chunk of consecutive batches (as [`PitJoin::push`]).
+    pub fn push(&mut self, chunk: &[Candidates<'_>]) -> Result<()> {
         let b = self.retained.batches.len() as u32;
         let mut touched = Vec::new();
+        let mut offset = 0u32;
+        for c in chunk {
+            self.consider(b, c, offset, &mut touched);
+            offset += c.values.num_rows() as u32;
+        }
+        self.retained.compact(b, chunk, &mut self.best, &touched)
+    }
+
+    fn consider(&mut self, b: u32, c: &Candidates<'_>, offset: u32, touched: &mut Vec<u32>) {
         for row in 0..c.values.num_rows() {
             if c.ts.is_null(row) {
                 continue;
@@ -417,11 +466,10 @@ impl LatestPerKey {
                     ts,
                     created,
                     batch: b,
-                    row: row as u32,
+                    row: offset + row as u32,
                 };
             }
         }
-        self.retained.compact(b, c.values, &mut self.best, &touched)
     }
 
     /// Number of keys seen.
@@ -498,21 +546,26 @@ mod tests {
             TimestampMicrosecondArray,
             RecordBatch,
         )]],
+        chunk: usize,
     ) -> Vec<Option<f64>> {
         let schema = parts[0][0].3.schema();
         let joins: Vec<PitJoin> = parts
             .iter()
             .map(|part| {
                 let mut j = PitJoin::new(Arc::clone(index), ttl, schema.clone());
-                for (k, ts, cr, v) in part.iter() {
-                    let keys = BatchKeys::Int(k);
-                    j.push(Candidates {
-                        keys: &keys,
+                let keys: Vec<BatchKeys> = part.iter().map(|(k, ..)| BatchKeys::Int(k)).collect();
+                let cands: Vec<Candidates> = part
+                    .iter()
+                    .zip(&keys)
+                    .map(|((_, ts, cr, v), keys)| Candidates {
+                        keys,
                         ts,
                         created: Some(cr),
                         values: v,
                     })
-                    .unwrap();
+                    .collect();
+                for c in cands.chunks(chunk) {
+                    j.push(c).unwrap();
                 }
                 j
             })
@@ -536,9 +589,14 @@ mod tests {
             let index = Arc::new(EntityIndex::new(keys, &ts));
             let data = batches(seed, 6, 100);
             for ttl in [0, 10] {
-                let sequential = run(&index, ttl, &[&data]);
-                let split = run(&index, ttl, &[&data[..2], &data[2..5], &data[5..]]);
+                let sequential = run(&index, ttl, &[&data], 1);
+                let split = run(&index, ttl, &[&data[..2], &data[2..5], &data[5..]], 1);
                 assert_eq!(sequential, split, "seed {seed}, ttl {ttl}");
+                // Batches probed in place as chunks of several give the same answer.
+                for chunk in [2, 4, 6] {
+                    let chunked = run(&index, ttl, &[&data[..1], &data[1..]], chunk);
+                    assert_eq!(sequential, chunked, "seed {seed}, ttl {ttl}, chunk {chunk}");
+                }
                 assert!(
                     sequential.iter().any(Option::is_some)
                         && sequential.iter().any(Option::is_none)

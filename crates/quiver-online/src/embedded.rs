@@ -2,13 +2,17 @@
 //!
 //! Key: `view \0 entity-key`. Value: the row's event timestamp, then `(feature name, value)`
 //! pairs, so that adding a feature to a view does not invalidate stored rows. A batch is one
-//! write transaction: a crash leaves the file as of the last committed batch.
+//! write transaction: a crash leaves the file as of the last durable commit. A batch written by
+//! `write_batch` is durable when it returns; the materializer's batches (`write_batch_deferred`)
+//! are committed without an fsync and made durable together by `sync` before the view's
+//! watermark moves (an fsync costs 5 to 10 ms on this machine's disk: a tenth of a second per
+//! 100,000 rows in 10,000-row batches).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::row_codec::{decode_row, encode_row, row_ts};
 use crate::store::{
@@ -71,8 +75,17 @@ impl EmbeddedStore {
         }
     }
 
-    fn write_sync(&self, view: &ViewWrite<'_>, rows: &[OnlineRow]) -> Result<WriteStats> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+    fn write_sync(
+        &self,
+        view: &ViewWrite<'_>,
+        rows: &[OnlineRow],
+        durable: bool,
+    ) -> Result<WriteStats> {
+        let mut tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        if !durable {
+            tx.set_durability(Durability::None)
+                .map_err(|e| self.err(e))?;
+        }
         let mut stats = WriteStats::default();
         {
             let mut table = tx.open_table(ROWS).map_err(|e| self.err(e))?;
@@ -97,6 +110,12 @@ impl EmbeddedStore {
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(stats)
+    }
+
+    /// An empty durable commit: it persists every non-durable commit before it.
+    fn sync_sync(&self) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
     }
 
     fn read_sync(
@@ -165,7 +184,19 @@ impl OnlineStore for EmbeddedStore {
         view: &'a ViewWrite<'a>,
         rows: &'a [OnlineRow],
     ) -> BoxFuture<'a, Result<WriteStats>> {
-        Box::pin(async move { blocking(|| self.write_sync(view, rows)) })
+        Box::pin(async move { blocking(|| self.write_sync(view, rows, true)) })
+    }
+
+    fn write_batch_deferred<'a>(
+        &'a self,
+        view: &'a ViewWrite<'a>,
+        rows: &'a [OnlineRow],
+    ) -> BoxFuture<'a, Result<WriteStats>> {
+        Box::pin(async move { blocking(|| self.write_sync(view, rows, false)) })
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { blocking(|| self.sync_sync()) })
     }
 
     fn read<'a>(

@@ -132,7 +132,8 @@ pub async fn materialize(
     } else {
         Default::default()
     };
-    // A test hook: pause after each committed batch so a test can kill the process mid-run.
+    // A test hook: make each batch durable and pause after it, so a test can kill the process
+    // mid-run.
     let pause = std::env::var("QUIVER_MATERIALIZE_PAUSE_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -200,9 +201,12 @@ pub async fn materialize(
                             .map_err(|e| {
                                 MaterializeError::Invalid(format!("a conversion task failed: {e}"))
                             })??;
-                    let stats = store.write_batch(write, &rows).await?;
+                    let stats = store.write_batch_deferred(write, &rows).await?;
                     progress.rows_written(write.view, n);
                     if let Some(p) = pause {
+                        // The hook's batches are durable one by one, so that a kill after
+                        // "batch N committed" leaves N batches written.
+                        store.sync().await?;
                         eprintln!(
                             "materialize: {} batch {} committed ({} rows)",
                             write.view,
@@ -222,6 +226,8 @@ pub async fn materialize(
             stats += s;
             null_keys += n;
         }
+        // Every batch durable before the watermark says so.
+        store.sync().await?;
         meta.advance_watermark(&view.name, opts.end_us).await?;
         reports.push(ViewReport {
             view: view.name.clone(),

@@ -151,6 +151,24 @@ pub trait OnlineStore: Send + Sync {
         rows: &'a [OnlineRow],
     ) -> BoxFuture<'a, Result<WriteStats>>;
 
+    /// Writes rows of one view as [`write_batch`](Self::write_batch) does, except that the
+    /// store may put off making them durable until [`sync`](Self::sync): a crash before then may
+    /// lose whole batches (never part of an entity's row). The materializer writes this way and
+    /// syncs before it advances a watermark, so a lost batch is written again by the re-run.
+    /// The embedded store saves an fsync per batch; the default is `write_batch`.
+    fn write_batch_deferred<'a>(
+        &'a self,
+        view: &'a ViewWrite<'a>,
+        rows: &'a [OnlineRow],
+    ) -> BoxFuture<'a, Result<WriteStats>> {
+        self.write_batch(view, rows)
+    }
+
+    /// Makes every write so far durable (see [`write_batch_deferred`](Self::write_batch_deferred)).
+    fn sync(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Reads `features` of `view` for each key, in key order.
     fn read<'a>(
         &'a self,

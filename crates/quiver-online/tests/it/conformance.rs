@@ -239,6 +239,32 @@ async fn suite(store: &dyn OnlineStore) {
     }
     assert_eq!(store.delete_view("mixed").await.unwrap(), 2_200);
 
+    // Deferred writes (the materializer's) obey the same rules, are read before `sync`, and
+    // `sync` succeeds.
+    let deferred: Vec<OnlineRow> = (0..300).map(|i| row(i, t + (i % 2), 2.0)).collect();
+    let s = store.write_batch_deferred(&mixed, &deferred).await.unwrap();
+    assert_eq!((s.written, s.skipped_older), (300, 0));
+    let older: Vec<OnlineRow> = (0..300).map(|i| row(i, t, 3.0)).collect();
+    let s = store.write_batch_deferred(&mixed, &older).await.unwrap();
+    assert_eq!((s.written, s.skipped_older), (150, 150));
+    let keys: Vec<EntityKey> = (0..300).map(key).collect();
+    for (i, g) in store
+        .read("mixed", &keys, &one)
+        .await
+        .unwrap()
+        .into_iter()
+        .enumerate()
+    {
+        let g = g.unwrap();
+        let want = if i % 2 == 0 { 3.0 } else { 2.0 };
+        assert_eq!(
+            (g.event_ts, g.values),
+            (t + (i as i64 % 2), vec![Value::Float64(want)])
+        );
+    }
+    store.sync().await.unwrap();
+    assert_eq!(store.delete_view("mixed").await.unwrap(), 300);
+
     // Deleting a view leaves the others.
     assert_eq!(store.delete_view("stats").await.unwrap(), 2_502);
     assert!(store.read("stats", &[key(1)], &one).await.unwrap()[0].is_none());
@@ -268,10 +294,31 @@ async fn embedded_store_conforms() {
         )
         .await
         .unwrap();
+    // So does a deferred write once synced.
+    store
+        .write_batch_deferred(
+            &ViewWrite {
+                view: "v",
+                features: &features,
+                ttl_us: None,
+            },
+            &[OnlineRow {
+                key: key(10),
+                event_ts: 1,
+                values: vec![Value::Float64(10.0)],
+            }],
+        )
+        .await
+        .unwrap();
+    store.sync().await.unwrap();
     drop(store);
     let store = EmbeddedStore::open(&dir.path().join(".quiver/online")).unwrap();
-    let got = store.read("v", &[key(9)], &features).await.unwrap();
+    let got = store
+        .read("v", &[key(9), key(10)], &features)
+        .await
+        .unwrap();
     assert_eq!(got[0].as_ref().unwrap().values, vec![Value::Float64(9.0)]);
+    assert_eq!(got[1].as_ref().unwrap().values, vec![Value::Float64(10.0)]);
 }
 
 #[tokio::test]
