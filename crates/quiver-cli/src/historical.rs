@@ -8,9 +8,11 @@ use anyhow::{Context, bail};
 use clap::Args;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::csv::WriterBuilder;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 use indicatif::ProgressBar;
 use quiver_offline::engine::Progress;
 use quiver_offline::{HistoricalOptions, OfflineEngine};
@@ -141,10 +143,21 @@ pub fn write(path: &Path, batch: &RecordBatch) -> anyhow::Result<()> {
         let mut w = WriterBuilder::new().with_header(true).build(file);
         w.write(batch)?;
     } else {
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-            .set_max_row_group_row_count(Some(1 << 20))
-            .build();
+            .set_max_row_group_row_count(Some(1 << 20));
+        // Floating-point features and timestamps rarely repeat: a dictionary only costs a hash
+        // per value until the writer gives up on it. zstd still compresses values that repeat.
+        for f in batch.schema().fields() {
+            if matches!(
+                f.data_type(),
+                DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Timestamp(..)
+            ) {
+                props =
+                    props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
+            }
+        }
+        let props = props.build();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         quiver_offline::parquet_out::write_parquet(file, batch, props, threads)?;
     }

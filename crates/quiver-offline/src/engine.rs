@@ -623,48 +623,74 @@ impl OfflineEngine {
         entity_ts: &[Option<i64>],
         progress: &Arc<dyn Progress>,
     ) -> Result<Vec<ArrayRef>> {
-        let index = Arc::new(EntityIndex::new(keys, entity_ts));
         let df = self.view_frame(view, wanted).await?;
         let first_value = self.first_value_column(view);
         let value_idx: Vec<usize> = (first_value..first_value + wanted.len()).collect();
         let value_schema: SchemaRef = Arc::new(df.schema().as_arrow().project(&value_idx)?);
         // One join per partition of the scan, each probing on its own core, merged at the end.
+        // The scan starts before the entity index exists: its first chunk is read and decoded
+        // on the workers while this thread sorts the entity rows (the index is handed over
+        // through `ready`), and each join allocates its slots on its own worker.
         let source = self.source_of(view).clone();
         let layout = self.layout(view);
         let streams = df
             .execute_stream_partitioned()
             .await
             .map_err(|e| source_error(&source, clean(e)))?;
+        let (ready, index_rx) = tokio::sync::watch::channel::<Option<Arc<EntityIndex>>>(None);
+        let ttl = view.ttl.micros();
         let mut tasks = Vec::new();
         for stream in streams {
-            let mut join = PitJoin::new(
-                Arc::clone(&index),
-                view.ttl.micros(),
-                Arc::clone(&value_schema),
-            );
-            let (source, value_idx, progress, name) = (
+            let (source, value_idx, progress, name, schema) = (
                 source.clone(),
                 value_idx.clone(),
                 Arc::clone(progress),
                 view.name.clone(),
+                Arc::clone(&value_schema),
             );
+            let mut index_rx = index_rx.clone();
             tasks.push(tokio::spawn(async move {
-                probe(stream, &source, layout, &value_idx, &name, &progress, |c| {
-                    join.push(c)
-                })
+                let index = async move {
+                    let index = index_rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .map_err(|_| Error::Internal("the entity index was never built".into()))?;
+                    Ok(Arc::clone(index.as_ref().expect("waited for Some")))
+                };
+                let mut join: Option<PitJoin> = None;
+                probe(
+                    stream,
+                    &source,
+                    layout,
+                    &value_idx,
+                    &name,
+                    &progress,
+                    index,
+                    |index, c| {
+                        join.get_or_insert_with(|| {
+                            PitJoin::new(Arc::clone(index), ttl, Arc::clone(&schema))
+                        })
+                        .push(c)
+                    },
+                )
                 .await?;
                 Ok::<_, Error>(join)
             }));
         }
+        let index = Arc::new(EntityIndex::new(keys, entity_ts));
+        // The tasks hold receivers until they end, so this cannot fail while one waits.
+        let _ = ready.send(Some(Arc::clone(&index)));
         let mut parts = Vec::new();
         for t in tasks {
-            parts.push(
-                t.await
-                    .map_err(|e| Error::Internal(format!("probe task failed: {e}")))??,
-            );
+            if let Some(join) = t
+                .await
+                .map_err(|e| Error::Internal(format!("probe task failed: {e}")))??
+            {
+                parts.push(join);
+            }
         }
         if parts.is_empty() {
-            parts.push(PitJoin::new(index, view.ttl.micros(), value_schema));
+            parts.push(PitJoin::new(index, ttl, value_schema));
         }
         let join = PitJoin::merge(parts);
         join.finish()
@@ -854,7 +880,8 @@ impl OfflineEngine {
                     &keep,
                     view_name,
                     &no_progress(),
-                    |c| latest.push(c),
+                    std::future::ready(Ok(())),
+                    |_, c| latest.push(c),
                 )
                 .await?;
                 let (mut arrays, ts) = latest.finish()?;
@@ -942,17 +969,18 @@ const PROBE_ROWS: usize = 1 << 20;
 
 /// Reads one stream of a prepared view frame, handing its batches to `sink` in chunks of about
 /// [`PROBE_ROWS`] rows, as candidates whose values are the columns `value_idx`.
-async fn probe(
+async fn probe<T>(
     mut stream: SendableRecordBatchStream,
     source: &Source,
     layout: Layout,
     value_idx: &[usize],
     view: &str,
     progress: &Arc<dyn Progress>,
-    mut sink: impl FnMut(&[Candidates<'_>]) -> Result<()>,
+    ready: impl Future<Output = Result<T>>,
+    mut sink: impl FnMut(&T, &[Candidates<'_>]) -> Result<()>,
 ) -> Result<()> {
     let n = layout.nkeys;
-    let mut flush = |batches: &[RecordBatch]| -> Result<()> {
+    let mut flush = |ready: &T, batches: &[RecordBatch]| -> Result<()> {
         let keys = batches
             .iter()
             .map(|b| BatchKeys::new(&b.columns()[..n]))
@@ -976,25 +1004,34 @@ async fn probe(
                 values,
             })
             .collect();
-        sink(&chunk)?;
+        sink(ready, &chunk)?;
         progress.rows_read(view, batches.iter().map(RecordBatch::num_rows).sum());
         Ok(())
     };
     // Probing many rows at once lets the join walk its index in memory order (see pit_join).
     // The scan's batches are probed where they are: only the rows a join keeps are copied.
+    // The first chunk is read before `ready` is awaited, so reading overlaps its preparation.
     let (mut pending, mut pending_rows) = (Vec::new(), 0usize);
+    let mut ready = std::pin::pin!(ready);
+    let mut value: Option<T> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| source_error(source, clean(e)))?;
         pending_rows += batch.num_rows();
         pending.push(batch);
         if pending_rows >= PROBE_ROWS {
-            flush(&pending)?;
+            if value.is_none() {
+                value = Some(ready.as_mut().await?);
+            }
+            flush(value.as_ref().expect("set above"), &pending)?;
             pending.clear();
             pending_rows = 0;
         }
     }
     if pending_rows > 0 {
-        flush(&pending)?;
+        if value.is_none() {
+            value = Some(ready.as_mut().await?);
+        }
+        flush(value.as_ref().expect("set above"), &pending)?;
     }
     Ok(())
 }
