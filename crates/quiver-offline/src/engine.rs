@@ -663,8 +663,7 @@ impl OfflineEngine {
                     &source,
                     layout,
                     &value_idx,
-                    &name,
-                    &progress,
+                    |rows| progress.rows_read(&name, rows),
                     index,
                     |index, c| {
                         join.get_or_insert_with(|| {
@@ -878,8 +877,7 @@ impl OfflineEngine {
                     source,
                     self.layout(view),
                     &keep,
-                    view_name,
-                    &no_progress(),
+                    |_| {},
                     std::future::ready(Ok(())),
                     |_, c| latest.push(c),
                 )
@@ -968,14 +966,14 @@ struct Layout {
 const PROBE_ROWS: usize = 1 << 20;
 
 /// Reads one stream of a prepared view frame, handing its batches to `sink` in chunks of about
-/// [`PROBE_ROWS`] rows, as candidates whose values are the columns `value_idx`.
+/// [`PROBE_ROWS`] rows, as candidates whose values are the columns `value_idx`, and telling
+/// `rows_read` how many rows each chunk had. `sink` is first called once `ready` is.
 async fn probe<T>(
     mut stream: SendableRecordBatchStream,
     source: &Source,
     layout: Layout,
     value_idx: &[usize],
-    view: &str,
-    progress: &Arc<dyn Progress>,
+    rows_read: impl Fn(usize),
     ready: impl Future<Output = Result<T>>,
     mut sink: impl FnMut(&T, &[Candidates<'_>]) -> Result<()>,
 ) -> Result<()> {
@@ -1005,7 +1003,7 @@ async fn probe<T>(
             })
             .collect();
         sink(ready, &chunk)?;
-        progress.rows_read(view, batches.iter().map(RecordBatch::num_rows).sum());
+        rows_read(batches.iter().map(RecordBatch::num_rows).sum());
         Ok(())
     };
     // Probing many rows at once lets the join walk its index in memory order (see pit_join).
