@@ -23,14 +23,15 @@ feast_mat=$(PYTHONWARNINGS=ignore "$py" "$anchors/feast_online.py" "$out" "$user
 echo "$feast_mat"
 
 make_repo() { # dir online_store_yaml
-  mkdir -p "$1"
+  mkdir -p "$1/data"
+  cp "$out/online_features.parquet" "$1/data/"
   cat > "$1/quiver.yaml" <<YAML
 project: bench
 $2
 entities:
   - {name: user, join_keys: [user_id]}
 sources:
-  - {name: src, type: parquet, path: $out/online_features.parquet, timestamp_field: event_timestamp}
+  - {name: src, type: parquet, path: data, timestamp_field: event_timestamp}
 feature_views:
   - name: stats
     entities: [user]
@@ -44,11 +45,29 @@ make_repo "$out/q_redis" "online_store: {type: redis, url: 'redis://127.0.0.1:63
 make_repo "$out/q_embedded" ""
 # Quiver's keys from an earlier run are removed first, so the first run loads an empty store; the
 # second run writes every row again over the loaded store (every key exists, every row is
-# compared), as an incremental run over a live store does.
+# compared, and is the same as stored), as re-running a job does; the third writes a newer row
+# for every entity (event time + 1 s, every feature + 1), as an incremental run over a live store
+# whose entities all changed does.
 redis-cli eval "for _,k in ipairs(redis.call('keys','quiver:bench:*')) do redis.call('unlink',k) end" 0 >/dev/null
+newer() { # dir: every row of the repo's data one second newer, every feature + 1
+  "$py" - "$1/data/online_features.parquet" <<'PY'
+import sys, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+cols = {}
+for name in t.column_names:
+    c = t[name]
+    if name == "event_timestamp":
+        c = pc.add(c, pa.scalar(1_000_000, pa.duration("us")).cast(pa.duration(c.type.unit)))
+    elif name.startswith("f"):
+        c = pc.add(c, 1.0)
+    cols[name] = c
+pq.write_table(pa.table(cols), sys.argv[1])
+PY
+}
 declare -A mat
 for kind in redis embedded; do
-  for pass in empty loaded; do
+  for pass in empty loaded newer; do
+    [ "$pass" = newer ] && newer "$out/q_$kind"
     echo "== Quiver: materialize into $kind ($pass store)"
     line=$("$quiver" --repo "$out/q_$kind" materialize 2000-01-01 now 2>&1 | grep '^materialized')
     echo "$line"
@@ -79,10 +98,12 @@ run_wrk "feast, 1 entity" 6566 "$single"
 run_wrk "feast, 100 entities" 6566 "$batch"
 kill $pid; wait $pid 2>/dev/null || true
 
-# Each store twice: the runtime's default (one worker per core) and --workers 1, which on 2 cores
-# shared with Redis and wrk avoids cross-thread hand-offs and cuts the tail.
+# Each store twice: the default worker threads (one per core, less one for a Redis on this
+# machine) and the other choice on 2 cores.
+cores=$(nproc)
 for kind in redis embedded; do
-  for workers in default 1; do
+  if [ "$kind" = redis ]; then alt=$cores; else alt=1; fi
+  for workers in default "$alt"; do
     flag=(); label="quiver $kind"
     if [ "$workers" != default ]; then flag=(--workers "$workers"); label="quiver $kind (--workers $workers)"; fi
     echo "== quiver serve ($kind, workers: $workers)"
@@ -97,12 +118,12 @@ done
 echo
 echo "== Summary ($users users x 10 float features; wrk -t1 -c16 -d$dur --latency)"
 printf "%-44s %12s %10s %10s %8s\n" "server" "req/s" "p50" "p99" "non-2xx"
-for k in "feast, 1 entity" "quiver redis, 1 entity" "quiver redis (--workers 1), 1 entity" "quiver embedded, 1 entity" "quiver embedded (--workers 1), 1 entity" \
-  "feast, 100 entities" "quiver redis, 100 entities" "quiver redis (--workers 1), 100 entities" "quiver embedded, 100 entities" "quiver embedded (--workers 1), 100 entities"; do
+for k in "feast, 1 entity" "quiver redis, 1 entity" "quiver redis (--workers $cores), 1 entity" "quiver embedded, 1 entity" "quiver embedded (--workers 1), 1 entity" \
+  "feast, 100 entities" "quiver redis, 100 entities" "quiver redis (--workers $cores), 100 entities" "quiver embedded, 100 entities" "quiver embedded (--workers 1), 100 entities"; do
   IFS='|' read -r a b c d <<< "${result[$k]}"
   printf "%-44s %12s %10s %10s %8s\n" "$k" "$a" "$b" "$c" "$d"
 done
 echo "materialize: feast: $feast_mat"
-for k in "redis empty" "redis loaded" "embedded empty" "embedded loaded"; do
+for k in "redis empty" "redis loaded" "redis newer" "embedded empty" "embedded loaded" "embedded newer"; do
   echo "materialize: quiver $k store: ${mat[$k]}"
 done

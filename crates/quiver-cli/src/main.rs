@@ -126,14 +126,18 @@ fn main() -> std::process::ExitCode {
     let out = output::Output::new(cli.quiet, cli.json);
     quiver_offline::set_local_file_store(std::sync::Arc::new(mmap_store::MmapFileStore::default()));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Serve(online::ServeArgs {
-        workers: Some(n), ..
-    }) = &cli.command
-    {
-        builder.worker_threads(usize::from(*n));
+    let mut serve_workers = None;
+    if let Command::Serve(args) = &cli.command {
+        serve_workers = match args.workers {
+            Some(n) => Some((usize::from(n), "--workers")),
+            None => online::default_workers(&cli.repo),
+        };
+        if let Some((n, _)) = serve_workers {
+            builder.worker_threads(n);
+        }
     }
     let runtime = builder.enable_all().build().expect("tokio runtime");
-    let result = runtime.block_on(run(cli, &out));
+    let result = runtime.block_on(run(cli, serve_workers, &out));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -143,7 +147,11 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli, out: &output::Output) -> anyhow::Result<()> {
+async fn run(
+    cli: Cli,
+    serve_workers: Option<(usize, &str)>,
+    out: &output::Output,
+) -> anyhow::Result<()> {
     match cli.command {
         Command::Init { dir, project } => init::init(&dir, project.as_deref(), out),
         Command::Plan => registry_cmd::plan(&cli.repo, out).await,
@@ -170,7 +178,7 @@ async fn run(cli: Cli, out: &output::Output) -> anyhow::Result<()> {
                 .await
                 .map(|_| ())
         }
-        Command::Serve(a) => online::serve(&cli.repo, a, out).await,
+        Command::Serve(a) => online::serve(&cli.repo, a, serve_workers, out).await,
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),
         Command::Models(cmd) => models::run(&cli.repo, cmd, out).await,
         Command::Demo(cmd) => demo::run(cmd, out).await,

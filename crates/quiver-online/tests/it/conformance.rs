@@ -457,6 +457,83 @@ async fn redis_replaces_a_key_of_another_type() {
 }
 
 #[tokio::test]
+async fn redis_rewriting_a_stored_row_keeps_it_and_follows_a_changed_ttl() {
+    if !redis_available().await {
+        return;
+    }
+    // The second run of a job writes every row again over a loaded store: an identical row is
+    // left as stored (and counted as written), a changed one replaces it, an older one does not,
+    // and an identical row under a changed TTL gets the new expiry.
+    let project = unique_project("same");
+    let store = RedisStore::new(&redis_url(), &project, None, Duration::from_secs(2)).unwrap();
+    let c = redis::Client::open(redis_url()).unwrap();
+    let mut con = c.get_multiplexed_async_connection().await.unwrap();
+    let features = names(&["f"]);
+    let hour = 3_600_000_000;
+    let t = now_us();
+    let row = |k: i64, ts: i64, v: f64| OnlineRow {
+        key: key(k),
+        event_ts: ts,
+        values: vec![Value::Float64(v)],
+    };
+    let w = ViewWrite {
+        view: "v",
+        features: &features,
+        ttl_us: Some(hour),
+    };
+    // Over 500 rows so that the batch takes the script path after the NX probe.
+    let first: Vec<OnlineRow> = (0..1200).map(|k| row(k, t, k as f64)).collect();
+    let s = store.write_batch(&w, &first).await.unwrap();
+    assert_eq!((s.written, s.skipped_older), (1200, 0));
+    let pttl = async |con: &mut redis::aio::MultiplexedConnection, k: i64| -> i64 {
+        let mut rk = format!("quiver:{project}:v:").into_bytes();
+        rk.extend_from_slice(&key(k).0);
+        redis::cmd("PTTL").arg(&rk).query_async(con).await.unwrap()
+    };
+    let before = pttl(&mut con, 7).await;
+    assert!(before > hour / 1000, "{before}");
+
+    // Same rows again, except: key 3 newer with a new value, key 4 older, key 5 same time with a
+    // new value.
+    let mut again = first.clone();
+    again[3] = row(3, t + 1, 30.0);
+    again[4] = row(4, t - 1, 40.0);
+    again[5] = row(5, t, 50.0);
+    let s = store.write_batch(&w, &again).await.unwrap();
+    assert_eq!((s.written, s.skipped_older), (1199, 1));
+    let keys: Vec<EntityKey> = (0..1200).map(key).collect();
+    let got = store.read("v", &keys, &features).await.unwrap();
+    for (k, g) in got.iter().enumerate() {
+        let g = g.as_ref().unwrap_or_else(|| panic!("key {k} lost"));
+        let (ts, v) = match k {
+            3 => (t + 1, 30.0),
+            5 => (t, 50.0),
+            _ => (t, k as f64),
+        };
+        assert_eq!(
+            (g.event_ts, &g.values),
+            (ts, &vec![Value::Float64(v)]),
+            "key {k}"
+        );
+    }
+
+    // The view's TTL doubled: identical rows are rewritten with the later expiry.
+    let w2 = ViewWrite {
+        view: "v",
+        features: &features,
+        ttl_us: Some(2 * hour),
+    };
+    let s = store.write_batch(&w2, &again).await.unwrap();
+    assert_eq!(s.written + s.skipped_older, 1200);
+    let after = pttl(&mut con, 7).await;
+    assert!(
+        after > before + 2 * hour / 1000 - 60_000,
+        "expiry follows the TTL: {before} ms, then {after} ms"
+    );
+    store.delete_view("v").await.unwrap();
+}
+
+#[tokio::test]
 async fn redis_down_fails_fast_as_unavailable() {
     // Nothing listens on port 1.
     let store = RedisStore::new(
