@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Point-in-time benchmark against Feast (duckdb). Builds Quiver in release mode and the peer venv.
-#   bench/pit_bench.sh [N_FEATURE_ROWS N_ENTITY_ROWS] [--big N]
+#   bench/pit_bench.sh [N_FEATURE_ROWS N_ENTITY_ROWS] [--repeat R] [--big N]
 # Default: 10M feature rows x 1M entity rows, as in ../shared/anchors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
