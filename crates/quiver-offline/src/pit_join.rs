@@ -196,31 +196,31 @@ impl Retained {
             let pieces: Vec<&dyn Array> = parts.iter().map(|p| p[c].as_ref()).collect();
             Ok(concat(&pieces)?)
         };
-        let mut out: Vec<Option<Result<ArrayRef>>> = (0..fields.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
+        let mut out: Vec<(usize, ArrayRef)> = std::thread::scope(|scope| {
             let append = &append;
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     scope.spawn(move || {
                         (t..fields.len())
                             .step_by(threads)
-                            .map(|c| (c, append(c)))
-                            .collect::<Vec<_>>()
+                            .map(|c| Ok((c, append(c)?)))
+                            .collect::<Result<Vec<_>>>()
                     })
                 })
                 .collect();
-            for h in handles {
-                match h.join() {
-                    Ok(done) => done.into_iter().for_each(|(c, a)| out[c] = Some(a)),
-                    Err(_) => out.push(Some(Err(crate::Error::Internal(
-                        "an append thread panicked".into(),
-                    )))),
-                }
-            }
-        });
-        out.into_iter()
-            .map(|a| a.unwrap_or_else(|| Err(crate::Error::Internal("a column was lost".into()))))
-            .collect()
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| crate::Error::Internal("an append thread panicked".into()))?
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect();
+        out.sort_unstable_by_key(|(c, _)| *c);
+        Ok(out.into_iter().map(|(_, a)| a).collect())
     }
 }
 
@@ -629,6 +629,44 @@ mod tests {
         (0..a.len())
             .map(|i| a.is_valid(i).then(|| a.value(i)))
             .collect()
+    }
+
+    /// Past 65,536 entity rows the final gather and its append run on several threads: the
+    /// result still equals a brute-force scan of every feature row, in entity row order.
+    #[test]
+    fn a_large_join_gathered_on_threads_equals_a_brute_force_scan() {
+        let mut s = 7u64;
+        let n = 70_000;
+        let keys: Vec<i64> = (0..n).map(|_| (lcg(&mut s) % 25) as i64).collect();
+        let ts: Vec<i64> = (0..n).map(|_| (lcg(&mut s) % 60) as i64).collect();
+        let index = Arc::new(EntityIndex::new(
+            keys.iter().map(|k| Some(Key::Int(*k))).collect(),
+            &ts.iter().copied().map(Some).collect::<Vec<_>>(),
+        ));
+        let data = batches(3, 6, 100);
+        let ttl = 10;
+        let got = run(&index, ttl, &[&data[..3], &data[3..]], 2);
+        let rows: Vec<(i64, i64, i64, f64)> = data
+            .iter()
+            .flat_map(|(k, t, c, v)| {
+                let v = v.column(0).as_primitive::<Float64Type>().clone();
+                (0..k.len()).map(move |i| (k.value(i), t.value(i), c.value(i), v.value(i)))
+            })
+            .collect();
+        let want: Vec<Option<f64>> = (0..n)
+            .map(|e| {
+                let mut best: Option<(i64, i64, f64)> = None;
+                for &(k, t, c, v) in &rows {
+                    let inside = k == keys[e] && t <= ts[e] && t >= ts[e] - ttl;
+                    if inside && best.is_none_or(|(bt, bc, _)| (t, c) >= (bt, bc)) {
+                        best = Some((t, c, v));
+                    }
+                }
+                best.map(|(_, _, v)| v)
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert!(got.iter().any(Option::is_some) && got.iter().any(Option::is_none));
     }
 
     #[test]
