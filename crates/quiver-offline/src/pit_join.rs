@@ -182,13 +182,7 @@ impl Retained {
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| crate::Error::Internal("a gather thread panicked".into()))?
-                })
-                .collect::<Result<Vec<_>>>()
+            joined(handles, "a gather thread panicked")
         })?;
         // Appending the parts is a copy of every column (and the page faults of fresh memory):
         // on one thread it left the other core idle, so the columns are shared out too.
@@ -208,13 +202,7 @@ impl Retained {
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| crate::Error::Internal("an append thread panicked".into()))?
-                })
-                .collect::<Result<Vec<_>>>()
+            joined(handles, "an append thread panicked")
         })?
         .into_iter()
         .flatten()
@@ -222,6 +210,20 @@ impl Retained {
         out.sort_unstable_by_key(|(c, _)| *c);
         Ok(out.into_iter().map(|(_, a)| a).collect())
     }
+}
+
+/// The results of scoped threads, in order; a thread that panicked is an internal error.
+fn joined<T>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>,
+    panicked: &str,
+) -> Result<Vec<T>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .map_err(|_| crate::Error::Internal(panicked.into()))?
+        })
+        .collect()
 }
 
 /// The rows `rows` (ascending, numbered across the batches of `chunk` in order) of `chunk`'s
