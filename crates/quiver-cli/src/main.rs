@@ -127,6 +127,9 @@ fn main() -> std::process::ExitCode {
     quiver_offline::set_local_file_store(std::sync::Arc::new(mmap_store::MmapFileStore::default()));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     let mut serve_workers = None;
+    if !matches!(cli.command, Command::Serve(_)) {
+        allocator::keep_freed_memory();
+    }
     if let Command::Serve(args) = &cli.command {
         serve_workers = match args.workers {
             Some(n) => Some((usize::from(n), "--workers")),

@@ -174,6 +174,7 @@ pub async fn run_materialize(
             "written",
             "older, kept",
             "seconds",
+            "of which reading",
         ],
         reports
             .iter()
@@ -188,6 +189,7 @@ pub async fn run_materialize(
                     thousands(r.stats.written),
                     thousands(r.stats.skipped_older),
                     format!("{:.2}", r.seconds),
+                    format!("{:.2}", r.read_seconds),
                 ]
             })
             .collect(),
@@ -205,6 +207,7 @@ pub async fn run_materialize(
             "view": r.view, "start": r.start_us.map(format_time), "end": format_time(r.end_us),
             "entities": r.entities, "written": r.stats.written,
             "skipped_older": r.stats.skipped_older, "seconds": r.seconds,
+            "read_seconds": r.read_seconds,
         })).collect::<Vec<_>>(),
     }));
     Ok(reports)

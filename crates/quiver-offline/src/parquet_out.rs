@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::FieldRef;
 use datafusion::parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
 };
@@ -56,11 +57,20 @@ pub fn write_parquet<W: Write + Send>(
             // that is dictionary-encoded (a hash per value: in the 10M x 1M bench the key
             // column, as wide as the others, came last and ran alone at the end).
             let bytes = array.get_array_memory_size() * if *dictionary { 2 } else { 1 };
-            for leaf in compute_leaves(field, array)? {
-                let w = writers
+            let mut next_writer = || {
+                writers
                     .next()
-                    .ok_or_else(|| ParquetError::General("fewer writers than columns".into()))?;
-                jobs.push(((w, leaf), bytes));
+                    .ok_or_else(|| ParquetError::General("fewer writers than columns".into()))
+            };
+            if field.data_type().is_nested() {
+                for leaf in compute_leaves(field, array)? {
+                    jobs.push(((next_writer()?, Leaf::Ready(leaf)), bytes));
+                }
+            } else {
+                // A flat column is one leaf; its levels (a pass over every row) are computed
+                // on the encoding thread, not here one column after another.
+                let leaf = Leaf::Flat(Arc::clone(field), Arc::clone(array));
+                jobs.push(((next_writer()?, leaf), bytes));
             }
         }
         let chunks = encode_parallel(jobs, threads)?;
@@ -76,16 +86,30 @@ pub fn write_parquet<W: Write + Send>(
     Ok(())
 }
 
+/// A leaf column to encode: computed already, or a flat column whose single leaf the encoding
+/// thread computes.
+enum Leaf {
+    Ready(ArrowLeafColumn),
+    Flat(FieldRef, ArrayRef),
+}
+
 type Job = (
     datafusion::parquet::arrow::arrow_writer::ArrowColumnWriter,
-    ArrowLeafColumn,
+    Leaf,
 );
 
 /// Encodes every column, returning the chunks in the jobs' order.
 fn encode_parallel(jobs: Vec<(Job, usize)>, threads: usize) -> Result<Vec<ArrowColumnChunk>> {
     let n = jobs.len();
     let encode = |(mut w, leaf): Job| -> Result<ArrowColumnChunk> {
-        w.write(&leaf)?;
+        match leaf {
+            Leaf::Ready(leaf) => w.write(&leaf)?,
+            Leaf::Flat(field, array) => {
+                for leaf in compute_leaves(&field, &array)? {
+                    w.write(&leaf)?;
+                }
+            }
+        }
         w.close()
     };
     let threads = threads.clamp(1, n.max(1));

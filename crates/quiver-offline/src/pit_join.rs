@@ -18,10 +18,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray, UInt32Array,
-    new_null_array,
+    Array, ArrayData, ArrayRef, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray,
+    UInt32Array, make_array, new_null_array,
 };
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer};
 use datafusion::arrow::compute::{concat, interleave, take_record_batch};
+use datafusion::arrow::datatypes::ArrowNativeType;
 use datafusion::arrow::datatypes::SchemaRef;
 
 use crate::error::Result;
@@ -59,6 +61,8 @@ pub type EntityIndex = KeyGroups;
 struct Retained {
     batches: Vec<Option<RecordBatch>>,
     live: Vec<u32>,
+    /// The scan partition each batch came from (decides exact ties in [`PitJoin::merge`]).
+    part: Vec<u32>,
     /// Scratch of [`Retained::compact`], kept warm between batches.
     remap: Vec<u32>,
 }
@@ -82,6 +86,7 @@ impl Retained {
     fn compact(
         &mut self,
         b: u32,
+        part: u32,
         chunk: &[Candidates<'_>],
         best: &mut [Best],
         touched: &[u32],
@@ -129,11 +134,20 @@ impl Retained {
         debug_assert_eq!(self.batches.len(), b as usize);
         self.batches.push(kept);
         self.live.push(live);
+        self.part.push(part);
         Ok(())
     }
 
-    /// One output column per column of `schema`: for each `best`, its value, or null.
-    fn gather(&self, schema: &SchemaRef, best: &[Best]) -> Result<Vec<ArrayRef>> {
+    /// One output column per column of `schema`, `n` rows: row `to_row[j]` (or `j` without
+    /// `to_row`) takes the value `best[j]` points at; rows nothing points at, or that point at
+    /// nothing, are null.
+    fn gather(
+        &self,
+        schema: &SchemaRef,
+        best: &[Best],
+        to_row: Option<&[u32]>,
+        n: usize,
+    ) -> Result<Vec<ArrayRef>> {
         // Source 0 is a one-row null batch for unmatched rows; batch b is source 1 + dense[b].
         let mut dense = vec![NONE; self.batches.len()];
         let mut sources: Vec<&RecordBatch> = Vec::new();
@@ -143,73 +157,149 @@ impl Retained {
                 sources.push(batch);
             }
         }
-        let indices: Vec<(usize, usize)> = best
+        let mut indices = vec![(0u32, 0u32); n];
+        for (j, x) in best.iter().enumerate() {
+            if x.batch != NONE {
+                let at = to_row.map_or(j, |r| r[j] as usize);
+                indices[at] = (dense[x.batch as usize], x.row);
+            }
+        }
+        let fields = schema.fields();
+        let nulls: Vec<ArrayRef> = fields
             .iter()
-            .map(|x| {
-                if x.batch == NONE {
-                    (0, 0)
-                } else {
-                    (dense[x.batch as usize] as usize, x.row as usize)
+            .map(|f| new_null_array(f.data_type(), 1))
+            .collect();
+        let arrays = |c: usize| -> Vec<&dyn Array> {
+            let mut a: Vec<&dyn Array> = vec![nulls[c].as_ref()];
+            a.extend(sources.iter().map(|s| s.column(c).as_ref()));
+            a
+        };
+        // Each column is a random gather over the retained batches (bound by cache misses), so
+        // the rows are split into one range per core. A fixed-width column is written in place,
+        // each range straight into its part of the output; the others (strings, booleans,
+        // nested) are gathered per range by `interleave`, then appended.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if n < 1 << 16 { 1 } else { threads };
+        // Ranges of a multiple of 64 rows, so that each range's validity bits are whole bytes.
+        let per = n.div_ceil(threads).next_multiple_of(64).max(64);
+        (0..fields.len())
+            .map(|c| {
+                let arrays = arrays(c);
+                match gather_fixed(&arrays, &indices, per)? {
+                    Some(a) => Ok(a),
+                    None => gather_any(&arrays, &indices, per),
                 }
             })
+            .collect()
+    }
+}
+
+/// `interleave` over ranges of `per` rows, on one thread each, appended.
+fn gather_any(arrays: &[&dyn Array], indices: &[(u32, u32)], per: usize) -> Result<ArrayRef> {
+    let one = |rows: &[(u32, u32)]| -> Result<ArrayRef> {
+        let rows: Vec<(usize, usize)> = rows
+            .iter()
+            .map(|&(s, r)| (s as usize, r as usize))
             .collect();
-        let fields = schema.fields();
-        let column = |c: usize, rows: &[(usize, usize)]| -> Result<ArrayRef> {
-            let null = new_null_array(fields[c].data_type(), 1);
-            let mut arrays: Vec<&dyn datafusion::arrow::array::Array> = vec![null.as_ref()];
-            arrays.extend(sources.iter().map(|s| s.column(c).as_ref()));
-            Ok(interleave(&arrays, rows)?)
-        };
-        // Each column is a random gather over the retained batches (bound by cache misses).
-        // The rows are split into one range per core, each gathering every column (split by
-        // column, 5 columns on 2 cores left one core a column short), then the parts are
-        // appended.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let n = indices.len();
-        if threads < 2 || n < 1 << 16 {
-            return (0..fields.len()).map(|c| column(c, &indices)).collect();
-        }
-        let per = n.div_ceil(threads);
-        let parts: Vec<Vec<ArrayRef>> = std::thread::scope(|scope| {
-            let column = &column;
+        Ok(interleave(arrays, &rows)?)
+    };
+    if indices.len() <= per {
+        return one(indices);
+    }
+    let parts: Vec<ArrayRef> = std::thread::scope(|scope| {
+        let one = &one;
+        let handles: Vec<_> = indices
+            .chunks(per)
+            .map(|rows| scope.spawn(move || one(rows)))
+            .collect();
+        joined(handles, "a gather thread panicked")
+    })?;
+    let pieces: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+    Ok(concat(&pieces)?)
+}
+
+/// The gather of a fixed-width column (numbers, times, dates, decimals), written in place: one
+/// output buffer, each range of `per` rows filled by its own thread. `None` for other types.
+fn gather_fixed(
+    arrays: &[&dyn Array],
+    indices: &[(u32, u32)],
+    per: usize,
+) -> Result<Option<ArrayRef>> {
+    let data_type = arrays[0].data_type().clone();
+    let data: Vec<ArrayData> = arrays.iter().map(|a| a.to_data()).collect();
+    if data.iter().any(|d| d.buffers().len() != 1) {
+        return Ok(None);
+    }
+    let values = match data_type.primitive_width() {
+        Some(1) => gather_values::<u8>(&data, indices, per),
+        Some(2) => gather_values::<u16>(&data, indices, per),
+        Some(4) => gather_values::<u32>(&data, indices, per),
+        Some(8) => gather_values::<u64>(&data, indices, per),
+        Some(16) => gather_values::<i128>(&data, indices, per),
+        _ => return Ok(None),
+    };
+    // Validity, range by range (whole bytes each: `per` is a multiple of 64), then joined.
+    let valid = |rows: &[(u32, u32)]| {
+        let bits = BooleanBuffer::collect_bool(rows.len(), |i| {
+            let (s, r) = rows[i];
+            data[s as usize].is_valid(r as usize)
+        });
+        let nulls = rows.len() - bits.count_set_bits();
+        (bits, nulls)
+    };
+    let parts: Vec<(BooleanBuffer, usize)> = if indices.len() <= per {
+        vec![valid(indices)]
+    } else {
+        std::thread::scope(|scope| {
+            let valid = &valid;
             let handles: Vec<_> = indices
                 .chunks(per)
-                .map(|rows| {
-                    scope.spawn(move || {
-                        (0..fields.len())
-                            .map(|c| column(c, rows))
-                            .collect::<Result<Vec<_>>>()
-                    })
-                })
+                .map(|rows| scope.spawn(move || Ok(valid(rows))))
                 .collect();
             joined(handles, "a gather thread panicked")
-        })?;
-        // Appending the parts is a copy of every column (and the page faults of fresh memory):
-        // on one thread it left the other core idle, so the columns are shared out too.
-        let append = |c: usize| -> Result<ArrayRef> {
-            let pieces: Vec<&dyn Array> = parts.iter().map(|p| p[c].as_ref()).collect();
-            Ok(concat(&pieces)?)
-        };
-        let mut out: Vec<(usize, ArrayRef)> = std::thread::scope(|scope| {
-            let append = &append;
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        (t..fields.len())
-                            .step_by(threads)
-                            .map(|c| Ok((c, append(c)?)))
-                            .collect::<Result<Vec<_>>>()
-                    })
-                })
-                .collect();
-            joined(handles, "an append thread panicked")
         })?
-        .into_iter()
-        .flatten()
-        .collect();
-        out.sort_unstable_by_key(|(c, _)| *c);
-        Ok(out.into_iter().map(|(_, a)| a).collect())
+    };
+    let null_count: usize = parts.iter().map(|(_, n)| n).sum();
+    let mut builder = ArrayData::builder(data_type)
+        .len(indices.len())
+        .add_buffer(values);
+    if null_count > 0 {
+        let mut bytes = Vec::with_capacity(indices.len().div_ceil(8));
+        for (bits, _) in &parts {
+            bytes.extend_from_slice(&bits.inner().as_slice()[..bits.len().div_ceil(8)]);
+        }
+        builder = builder
+            .null_bit_buffer(Some(Buffer::from_vec(bytes)))
+            .null_count(null_count);
     }
+    Ok(Some(make_array(builder.build()?)))
+}
+
+/// The values (as `T`, of the column's width) of `data[s]` at row `r` for each `(s, r)`, ranges
+/// of `per` rows written on their own threads.
+fn gather_values<T: ArrowNativeType>(
+    data: &[ArrayData],
+    indices: &[(u32, u32)],
+    per: usize,
+) -> Buffer {
+    let sources: Vec<&[T]> = data.iter().map(|d| &d.buffer::<T>(0)[..d.len()]).collect();
+    let mut out = vec![T::default(); indices.len()];
+    let fill = |out: &mut [T], rows: &[(u32, u32)]| {
+        for (o, &(s, r)) in out.iter_mut().zip(rows) {
+            *o = sources[s as usize][r as usize];
+        }
+    };
+    if indices.len() <= per {
+        fill(&mut out, indices);
+    } else {
+        std::thread::scope(|scope| {
+            for (o, rows) in out.chunks_mut(per).zip(indices.chunks(per)) {
+                let fill = &fill;
+                scope.spawn(move || fill(o, rows));
+            }
+        });
+    }
+    Buffer::from_vec(out)
 }
 
 /// The results of scoped threads, in order; a thread that panicked is an internal error.
@@ -319,8 +409,9 @@ impl PitJoin {
     }
 
     /// Probes a chunk of consecutive feature batches (read in place; their rows are numbered
-    /// across the chunk in order).
-    pub fn push(&mut self, chunk: &[Candidates<'_>]) -> Result<()> {
+    /// across the chunk in order) of scan partition `part`. One join takes its partitions in
+    /// increasing order; on an exact `(ts, created)` tie the row pushed last wins.
+    pub fn push(&mut self, chunk: &[Candidates<'_>], part: u32) -> Result<()> {
         let b = self.retained.batches.len() as u32;
         let idx = Arc::clone(&self.index);
         // Pass 1, in row order: each row's group, with its times copied next to it. Then a
@@ -330,6 +421,8 @@ impl PitJoin {
         // Row order within a group, which decides exact ties, is kept.
         let found = &mut self.found;
         found.clear();
+        // Sized once: grown by doubling, it was copied into fresh memory at each step.
+        found.reserve(chunk.iter().map(|c| c.values.num_rows()).sum());
         let mut offset = 0u32;
         for c in chunk {
             let ts_values = c.ts.values();
@@ -389,14 +482,14 @@ impl PitJoin {
         self.touched.clear();
         for p in ordered.iter() {
             let (start, end, ts, created) = (p.start as usize, p.end as usize, p.ts, p.created);
-            let group_ts = &idx.ts[start..end];
-            // Entity rows with ts <= t <= ts + ttl take this row as a candidate.
-            let first = start + group_ts.partition_point(|e| *e < ts);
-            let last = match self.ttl {
-                Some(ttl) => start + group_ts.partition_point(|e| *e <= ts.saturating_add(ttl)),
-                None => end,
-            };
-            for j in first..last {
+            // Entity rows with ts <= t <= ts + ttl take this row as a candidate: the first by a
+            // binary search, the last by walking on (the walk reads those times anyway).
+            let first = start + idx.ts[start..end].partition_point(|e| *e < ts);
+            let limit = self.ttl.map_or(i64::MAX, |ttl| ts.saturating_add(ttl));
+            for j in first..end {
+                if idx.ts[j] > limit {
+                    break;
+                }
                 let cur = self.best[j];
                 if cur.loses_to(ts, created) {
                     if cur.batch != b {
@@ -413,27 +506,34 @@ impl PitJoin {
             }
         }
         self.retained
-            .compact(b, chunk, &mut self.best, &self.touched)?;
+            .compact(b, part, chunk, &mut self.best, &self.touched)?;
         Ok(())
     }
 
-    /// Combines joins of disjoint parts of the same feature table over the same index. On an
-    /// exact `(ts, created)` tie the later part wins, as a later row does within one part.
+    /// Combines joins of disjoint partitions of the same feature table over the same index. On
+    /// an exact `(ts, created)` tie the row of the later partition wins, as a later row does
+    /// within one partition.
     pub fn merge(mut parts: Vec<PitJoin>) -> PitJoin {
         let mut acc = parts.remove(0);
         for part in parts {
             let offset = acc.retained.batches.len() as u32;
             let mut live = part.retained.live;
+            let part_of = part.retained.part;
             for (j, p) in part.best.into_iter().enumerate() {
                 if p.batch == NONE {
                     continue;
                 }
                 let cur = acc.best[j];
+                let wins = if cur.batch != NONE && (p.ts, p.created) == (cur.ts, cur.created) {
+                    part_of[p.batch as usize] > acc.retained.part[cur.batch as usize]
+                } else {
+                    cur.loses_to(p.ts, p.created)
+                };
                 let p = Best {
                     batch: p.batch + offset,
                     ..p
                 };
-                if cur.loses_to(p.ts, p.created) {
+                if wins {
                     acc.retained.release(&cur);
                     acc.best[j] = p;
                 } else {
@@ -446,6 +546,7 @@ impl PitJoin {
                 acc.retained.batches.push(if l == 0 { None } else { batch });
                 acc.retained.live.push(l);
             }
+            acc.retained.part.extend(part_of);
         }
         acc
     }
@@ -457,11 +558,12 @@ impl PitJoin {
 
     /// The values for every entity row, in entity row order (nulls where nothing matched).
     pub fn finish(self) -> Result<Vec<ArrayRef>> {
-        let mut per_row = vec![Best::EMPTY; self.index.len()];
-        for (j, b) in self.best.iter().enumerate() {
-            per_row[self.index.rows[j] as usize] = *b;
-        }
-        self.retained.gather(&self.schema, &per_row)
+        self.retained.gather(
+            &self.schema,
+            &self.best,
+            Some(self.index.rows.as_slice()),
+            self.index.len(),
+        )
     }
 }
 
@@ -493,7 +595,7 @@ impl LatestPerKey {
             self.consider(b, c, offset, &mut touched);
             offset += c.values.num_rows() as u32;
         }
-        self.retained.compact(b, chunk, &mut self.best, &touched)
+        self.retained.compact(b, 0, chunk, &mut self.best, &touched)
     }
 
     fn consider(&mut self, b: u32, c: &Candidates<'_>, offset: u32, touched: &mut Vec<u32>) {
@@ -536,7 +638,8 @@ impl LatestPerKey {
     /// One row per key (in first-seen order), with the event timestamp of the chosen row.
     pub fn finish(self) -> Result<(Vec<ArrayRef>, Vec<i64>)> {
         let ts = self.best.iter().map(|b| b.ts).collect();
-        Ok((self.retained.gather(&self.schema, &self.best)?, ts))
+        let n = self.best.len();
+        Ok((self.retained.gather(&self.schema, &self.best, None, n)?, ts))
     }
 }
 
@@ -561,16 +664,7 @@ mod tests {
     }
 
     /// Feature batches: (keys, ts, created, value).
-    fn batches(
-        seed: u64,
-        n_batches: usize,
-        rows: usize,
-    ) -> Vec<(
-        Int64Array,
-        TimestampMicrosecondArray,
-        TimestampMicrosecondArray,
-        RecordBatch,
-    )> {
+    fn batches(seed: u64, n_batches: usize, rows: usize) -> Vec<Batch> {
         let mut s = seed;
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Float64, true)]));
         (0..n_batches)
@@ -593,44 +687,74 @@ mod tests {
             .collect()
     }
 
-    fn run(
+    type Batch = (
+        Int64Array,
+        TimestampMicrosecondArray,
+        TimestampMicrosecondArray,
+        RecordBatch,
+    );
+
+    /// One join that pushed `parts` in order, each `(batches, partition)`, `chunk` batches at a
+    /// time.
+    fn join_of(
         index: &Arc<EntityIndex>,
         ttl: i64,
-        parts: &[&[(
-            Int64Array,
-            TimestampMicrosecondArray,
-            TimestampMicrosecondArray,
-            RecordBatch,
-        )]],
+        parts: &[(&[Batch], u32)],
         chunk: usize,
-    ) -> Vec<Option<f64>> {
-        let schema = parts[0][0].3.schema();
-        let joins: Vec<PitJoin> = parts
-            .iter()
-            .map(|part| {
-                let mut j = PitJoin::new(Arc::clone(index), ttl, schema.clone());
-                let keys: Vec<BatchKeys> = part.iter().map(|(k, ..)| BatchKeys::Int(k)).collect();
-                let cands: Vec<Candidates> = part
-                    .iter()
-                    .zip(&keys)
-                    .map(|((_, ts, cr, v), keys)| Candidates {
-                        keys,
-                        ts,
-                        created: Some(cr),
-                        values: v,
-                    })
-                    .collect();
-                for c in cands.chunks(chunk) {
-                    j.push(c).unwrap();
-                }
-                j
-            })
-            .collect();
-        let out = PitJoin::merge(joins).finish().unwrap();
+    ) -> PitJoin {
+        let schema = parts[0].0[0].3.schema();
+        let mut j = PitJoin::new(Arc::clone(index), ttl, schema);
+        for (part, p) in parts {
+            let keys: Vec<BatchKeys> = part.iter().map(|(k, ..)| BatchKeys::Int(k)).collect();
+            let cands: Vec<Candidates> = part
+                .iter()
+                .zip(&keys)
+                .map(|((_, ts, cr, v), keys)| Candidates {
+                    keys,
+                    ts,
+                    created: Some(cr),
+                    values: v,
+                })
+                .collect();
+            for c in cands.chunks(chunk) {
+                j.push(c, *p).unwrap();
+            }
+        }
+        j
+    }
+
+    /// The first value column of a finished join.
+    fn values(j: PitJoin) -> Vec<Option<f64>> {
+        let out = j.finish().unwrap();
         let a = out[0].as_primitive::<Float64Type>();
         (0..a.len())
             .map(|i| a.is_valid(i).then(|| a.value(i)))
             .collect()
+    }
+
+    /// A join per part (partition i for part i), merged.
+    fn run(
+        index: &Arc<EntityIndex>,
+        ttl: i64,
+        parts: &[&[Batch]],
+        chunk: usize,
+    ) -> Vec<Option<f64>> {
+        let joins = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| join_of(index, ttl, &[(part, i as u32)], chunk))
+            .collect();
+        values(PitJoin::merge(joins))
+    }
+
+    /// An index of `n` entity rows over 25 keys and 60 distinct times.
+    fn random_index(seed: u64, n: usize) -> Arc<EntityIndex> {
+        let mut s = seed;
+        let keys: Vec<Option<Key>> = (0..n)
+            .map(|_| Some(Key::Int((lcg(&mut s) % 25) as i64)))
+            .collect();
+        let ts: Vec<Option<i64>> = (0..n).map(|_| Some((lcg(&mut s) % 60) as i64)).collect();
+        Arc::new(EntityIndex::new(keys, &ts))
     }
 
     /// Past 65,536 entity rows the final gather and its append run on several threads: the
@@ -671,16 +795,124 @@ mod tests {
         assert!(got.iter().any(Option::is_some) && got.iter().any(Option::is_none));
     }
 
+    /// The final gather writes fixed-width columns in place on several threads and gathers the
+    /// others with `interleave`: both equal one `interleave` over every row, nulls included,
+    /// through the entity-row permutation, with unmatched rows and a dropped batch.
+    #[test]
+    fn the_threaded_gather_equals_one_interleave() {
+        use datafusion::arrow::array::{BooleanArray, Int32Array, StringArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("f", DataType::Float64, true),
+            Field::new("i", DataType::Int32, true),
+            Field::new(
+                "t",
+                DataType::Timestamp(
+                    datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                ),
+                true,
+            ),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
+        ]));
+        let mut s = 11u64;
+        let batch = |rows: usize, s: &mut u64| {
+            let r: Vec<u64> = (0..rows).map(|_| lcg(s)).collect();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Float64Array::from_iter(
+                        r.iter().map(|x| (x % 7 != 0).then_some(*x as f64)),
+                    )),
+                    Arc::new(Int32Array::from_iter(
+                        r.iter().map(|x| (x % 5 != 0).then_some(*x as i32)),
+                    )),
+                    Arc::new(
+                        TimestampMicrosecondArray::from_iter(
+                            r.iter().map(|x| (x % 3 != 0).then_some(*x as i64)),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                    Arc::new(StringArray::from_iter(
+                        r.iter().map(|x| (x % 4 != 0).then(|| format!("v{x}"))),
+                    )),
+                    Arc::new(BooleanArray::from_iter(
+                        r.iter().map(|x| (x % 6 != 0).then_some(x % 2 == 0)),
+                    )),
+                ],
+            )
+            .unwrap()
+            // A slice, so that the sources have offsets.
+            .slice(3, rows - 3)
+        };
+        let retained = Retained {
+            batches: vec![Some(batch(900, &mut s)), None, Some(batch(500, &mut s))],
+            live: vec![1, 0, 1],
+            part: vec![0, 0, 0],
+            remap: Vec::new(),
+        };
+        let n = 70_000;
+        let best: Vec<Best> = (0..n)
+            .map(|_| match lcg(&mut s) % 3 {
+                0 => Best::EMPTY,
+                1 => Best {
+                    batch: 0,
+                    row: (lcg(&mut s) % 897) as u32,
+                    ..Best::EMPTY
+                },
+                _ => Best {
+                    batch: 2,
+                    row: (lcg(&mut s) % 497) as u32,
+                    ..Best::EMPTY
+                },
+            })
+            .collect();
+        // Entity row of slot j: a permutation (reversed), with two more rows than slots.
+        let to_row: Vec<u32> = (0..n as u32).rev().collect();
+        let got = retained
+            .gather(&schema, &best, Some(&to_row), n + 2)
+            .unwrap();
+        let sources: Vec<&RecordBatch> = retained.batches.iter().flatten().collect();
+        let mut rows = vec![(0usize, 0usize); n + 2];
+        for (j, b) in best.iter().enumerate() {
+            if b.batch != NONE {
+                let source = if b.batch == 0 { 1 } else { 2 };
+                rows[to_row[j] as usize] = (source, b.row as usize);
+            }
+        }
+        for (c, field) in schema.fields().iter().enumerate() {
+            let null = new_null_array(field.data_type(), 1);
+            let mut arrays: Vec<&dyn Array> = vec![null.as_ref()];
+            arrays.extend(sources.iter().map(|b| b.column(c).as_ref()));
+            let want = interleave(&arrays, &rows).unwrap();
+            assert_eq!(got[c].as_ref(), want.as_ref(), "column {}", field.name());
+            assert!(want.null_count() > 0 && want.null_count() < n);
+        }
+    }
+
+    /// Joins that took their partitions interleaved (one join 0 and 2, the other 1), merged,
+    /// equal one sequential join: exact `(ts, created)` ties, common in this data, go to the
+    /// later partition whichever join holds it.
+    #[test]
+    fn joins_of_interleaved_partitions_merge_as_one_sequential_join() {
+        for seed in 0..10u64 {
+            let index = random_index(seed + 300, 300);
+            let data = batches(seed, 6, 100);
+            let (p0, p1, p2) = (&data[..2], &data[2..4], &data[4..]);
+            let sequential = values(join_of(&index, 10, &[(p0, 0), (p1, 1), (p2, 2)], 1));
+            for swap in [false, true] {
+                let a = join_of(&index, 10, &[(p0, 0), (p2, 2)], 1);
+                let b = join_of(&index, 10, &[(p1, 1)], 1);
+                let joins = if swap { vec![b, a] } else { vec![a, b] };
+                assert_eq!(sequential, values(PitJoin::merge(joins)), "seed {seed}");
+            }
+        }
+    }
+
     #[test]
     fn merged_partitions_equal_one_sequential_join() {
         for seed in 0..20u64 {
-            let mut s = seed + 100;
-            let n = 300;
-            let keys: Vec<Option<Key>> = (0..n)
-                .map(|_| Some(Key::Int((lcg(&mut s) % 25) as i64)))
-                .collect();
-            let ts: Vec<Option<i64>> = (0..n).map(|_| Some((lcg(&mut s) % 60) as i64)).collect();
-            let index = Arc::new(EntityIndex::new(keys, &ts));
+            let index = random_index(seed + 100, 300);
             let data = batches(seed, 6, 100);
             for ttl in [0, 10] {
                 let sequential = run(&index, ttl, &[&data], 1);

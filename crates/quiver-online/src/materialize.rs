@@ -72,6 +72,8 @@ pub struct ViewReport {
     pub null_keys: u64,
     /// Wall time.
     pub seconds: f64,
+    /// Of which reading the offline store (the latest row per entity) before the first write.
+    pub read_seconds: f64,
 }
 
 /// Progress callbacks (the CLI draws a bar; the server counts rows for `/metrics`).
@@ -160,6 +162,7 @@ pub async fn materialize(
                 stats: WriteStats::default(),
                 null_keys: 0,
                 seconds: 0.0,
+                read_seconds: 0.0,
             });
             continue;
         }
@@ -179,6 +182,7 @@ pub async fn materialize(
         if store.prefers_key_order() {
             all = sorted_by_key(&all, &key_types)?;
         }
+        let read_seconds = started.elapsed().as_secs_f64();
         progress.view_started(&view.name, all.num_rows() as u64);
         let step = opts.batch_rows.max(1);
         let batches: Vec<RecordBatch> = (0..all.num_rows())
@@ -237,6 +241,7 @@ pub async fn materialize(
             stats,
             null_keys,
             seconds: started.elapsed().as_secs_f64(),
+            read_seconds,
         });
     }
     Ok(reports)

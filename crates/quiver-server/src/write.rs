@@ -659,6 +659,7 @@ async fn run_materialize(
                 "written": r.stats.written,
                 "skipped_older": r.stats.skipped_older,
                 "seconds": r.seconds,
+                "read_seconds": r.read_seconds,
             })
         })
         .collect();
