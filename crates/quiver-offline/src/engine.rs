@@ -639,8 +639,7 @@ impl OfflineEngine {
         let source = self.source_of(view).clone();
         let layout = self.layout(view);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (state, logical) = df.into_parts();
-        let mut state = state;
+        let (mut state, logical) = df.into_parts();
         state.config_mut().options_mut().execution.target_partitions = cores * 4;
         let plan = state
             .create_physical_plan(&logical)

@@ -226,16 +226,16 @@ fn gather_fixed(
     per: usize,
 ) -> Result<Option<ArrayRef>> {
     let data_type = arrays[0].data_type().clone();
-    let data: Vec<ArrayData> = arrays.iter().map(|a| a.to_data()).collect();
-    if data.iter().any(|d| d.buffers().len() != 1) {
+    let Some(width) = data_type.primitive_width() else {
         return Ok(None);
-    }
-    let values = match data_type.primitive_width() {
-        Some(1) => gather_values::<u8>(&data, indices, per),
-        Some(2) => gather_values::<u16>(&data, indices, per),
-        Some(4) => gather_values::<u32>(&data, indices, per),
-        Some(8) => gather_values::<u64>(&data, indices, per),
-        Some(16) => gather_values::<i128>(&data, indices, per),
+    };
+    let data: Vec<ArrayData> = arrays.iter().map(|a| a.to_data()).collect();
+    let values = match width {
+        1 => gather_values::<u8>(&data, indices, per),
+        2 => gather_values::<u16>(&data, indices, per),
+        4 => gather_values::<u32>(&data, indices, per),
+        8 => gather_values::<u64>(&data, indices, per),
+        16 => gather_values::<i128>(&data, indices, per),
         _ => return Ok(None),
     };
     // Validity, range by range (whole bytes each: `per` is a multiple of 64), then joined.
