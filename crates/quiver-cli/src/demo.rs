@@ -28,8 +28,10 @@ pub enum DemoCommand {
     /// Write the synthetic e-commerce data set as Parquet: users, products, events, reviews,
     /// labels.
     Data(DataArgs),
-    /// The end-to-end demo: generate data, apply the churn example, build a training set, print
-    /// a sample. Runs on embedded defaults (SQLite registry, local files).
+    /// The end-to-end demo: generate data, apply the churn example, build a training set, train
+    /// and promote a churn model, empty the online store and materialize, serve, and fetch two
+    /// users' features and churn scores over HTTP. Runs on embedded defaults (SQLite registry,
+    /// local files, embedded online store).
     Run {
         /// Folder for the demo repository (created; its definitions are overwritten).
         #[arg(long, default_value = "quiver-demo")]

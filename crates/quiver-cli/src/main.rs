@@ -21,18 +21,32 @@ static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
 
 /// Quiver: a feature store and ML serving platform.
 ///
-/// Declare entities, sources, feature views and feature services in YAML (`quiver.yaml` and
-/// `features/*.yaml`), check them with `plan`, store them with `apply`, and build point-in-time
-/// correct training sets with `historical`.
+/// Entities, sources, feature views and feature services are declared in YAML (quiver.yaml and
+/// features/*.yaml). The commands, by group:
+///   definitions  init, plan, apply, registry (list, describe, history)
+///   offline      historical (point-in-time training sets)
+///   models       train, models (list, show, promote, rollback, rollout, report, predict,
+///                score, import, delete, track)
+///   online       materialize, materialize-incremental, online (clear), serve (HTTP API)
+///   try it       demo (run, data)
 ///
-/// Start with `quiver demo run` (generates data, applies the churn example, builds a training
-/// set) or `quiver init my_repo`.
+/// The typical flow:
+///   quiver init my_repo                  a repository with commented examples
+///   quiver plan, then quiver apply       check the definitions, store them as a registry version
+///   quiver historical --entities labels.parquet --service S --out train.parquet
+///   quiver train --service S --labels labels.parquet --label COL --name M --promote champion
+///   quiver materialize 2025-01-01 now    latest values into the online store
+///   quiver serve                         /get-online-features, /predict, ... on port 6566
+///
+/// Start with `quiver demo run`: it does all of the above on synthetic data. Every command has
+/// --help; the README documents each one and the HTTP API.
 #[derive(Parser, Debug)]
 #[command(
     name = "quiver",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    verbatim_doc_comment
 )]
 struct Cli {
     /// The Quiver repository (the folder with quiver.yaml).
@@ -76,7 +90,7 @@ enum Command {
         #[arg(long)]
         skip_source_check: bool,
     },
-    /// Browse the stored registry: definitions, lineage, versions.
+    /// Browse the stored registry: list definitions, describe one (lineage, versions), history.
     #[command(subcommand)]
     Registry(registry_cmd::RegistryCommand),
     /// Build a point-in-time correct training set.
@@ -98,11 +112,16 @@ enum Command {
     /// The watermark advances only after the view's rows are written. Example: quiver
     /// materialize-incremental now
     MaterializeIncremental(online::IncrementalArgs),
-    /// Serve features over HTTP (Feast's feature-server protocol) from the online store.
+    /// Serve features and models over HTTP from the online store (Feast's feature-server protocol).
     ///
-    /// POST /get-online-features, /push, /write-to-online-store, /materialize; GET /health,
-    /// /ready, /metrics, /docs. Write endpoints need `Authorization: Bearer $QUIVER_SERVER_TOKEN`.
-    /// Stops on SIGTERM or Ctrl-C after finishing in-flight requests.
+    /// Reads: POST /get-online-features, /predict, /predict/batch; GET /registry/entities,
+    /// /registry/sources, /registry/views[/NAME], /registry/services[/NAME].
+    ///
+    /// Writes (they need `Authorization: Bearer $QUIVER_SERVER_TOKEN`): POST /push,
+    /// /write-to-online-store, /materialize, /materialize-incremental, /online/clear.
+    ///
+    /// Operations: GET /health, /ready, /metrics (Prometheus), /openapi.json, /docs (an
+    /// interactive page). Stops on SIGTERM or Ctrl-C after finishing in-flight requests.
     Serve(online::ServeArgs),
     /// Train a model on a feature service and register it as a new version.
     ///
@@ -113,10 +132,11 @@ enum Command {
     /// Example: quiver train --service churn_v1 --labels data/labels.parquet --label churned
     /// --name churn --promote champion
     Train(train::TrainArgs),
-    /// The model registry: list, show, promote, rollback, delete, import, score.
+    /// The model registry: list, show, promote, rollback, rollout, report, predict, score,
+    /// import, delete, track.
     #[command(subcommand)]
     Models(models::ModelsCommand),
-    /// Demo data and the end-to-end demo.
+    /// The end-to-end demo (`demo run`) and its synthetic data set (`demo data`).
     #[command(subcommand)]
     Demo(demo::DemoCommand),
 }

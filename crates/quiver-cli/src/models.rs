@@ -101,7 +101,8 @@ pub enum ModelsCommand {
     /// Batch scoring offline: point-in-time features for each entity row (as `historical`
     /// builds them), encoded as in training, scored. Writes the entity rows with `score`
     /// (binary, regression) or `class` and `p_<class>` columns (multiclass). With entity
-    /// timestamps of now, the scores equal what /predict answers from the online store.
+    /// timestamps equal to the last materialization's END, the scores equal what /predict
+    /// answers from the online store, bit for bit.
     Predict {
         /// NAME, NAME:VERSION or NAME@ALIAS.
         model: String,
@@ -456,6 +457,12 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                             .map(|x| format!("{x:.4}"))
                             .unwrap_or_else(|| x.to_string()),
                     ]);
+                }
+            }
+            if let Some(p) = v.details["params"].as_object() {
+                for (k, x) in p {
+                    let x = x.as_str().map_or_else(|| x.to_string(), str::to_string);
+                    rows.push(vec![format!("param {k}"), x]);
                 }
             }
             for k in [

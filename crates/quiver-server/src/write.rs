@@ -178,8 +178,18 @@ fn view_rows(
     frame: &Frame<'_>,
 ) -> Result<(Vec<String>, Vec<OnlineRow>), ApiError> {
     if view.is_aggregation() {
+        // Offline push needs a directory source: advise it only where it works.
+        let advice = match &source.kind {
+            SourceKind::Parquet { path } if state.root.join(path).is_dir() => {
+                "push the events with \"to\": \"offline\", then materialize".to_string()
+            }
+            _ => format!(
+                "add the events to source '{}' and run `quiver materialize` (to push them over HTTP with \"to\": \"offline\", the source must be parquet with a directory as its path)",
+                source.name
+            ),
+        };
         return Err(ApiError::bad(format!(
-            "feature view '{}' computes windowed aggregations from its source's events, so rows cannot be written to it online; push the events with \"to\": \"offline\" and materialize",
+            "feature view '{}' computes windowed aggregations from its source's events, so rows cannot be written to it online; {advice}",
             view.name
         )));
     }
@@ -365,9 +375,16 @@ fn offline_batch(
     };
     let dir = state.root.join(path);
     if !dir.is_dir() {
+        let p = Path::new(path);
+        let folder = if path.contains(['*', '?']) {
+            p.parent().unwrap_or(p).to_path_buf()
+        } else {
+            p.with_extension("")
+        };
         return Err(ApiError::bad(format!(
-            "source '{}' reads {path}, which is not a directory; offline push appends a new Parquet file to the source's directory",
-            source.name
+            "source '{}' reads {path}, which is not a directory; offline push appends a new Parquet file to the source's directory: move its files into a folder, set `path: {}/` and run `quiver apply`, or add the rows to its files yourself and run `quiver materialize`",
+            source.name,
+            folder.display()
         )));
     }
     let schema = match existing_schema(&dir)? {

@@ -138,6 +138,12 @@ fn train_register_promote_rollback_and_predict() {
             && shown.contains("matches the registry"),
         "{shown}"
     );
+    // `models show` lists the version's training parameters, as its --help says.
+    let shown = ok(quiver(repo, &["models", "show", "churn:2"]));
+    assert!(
+        shown.contains("param num_trees") && shown.contains("param num_leaves"),
+        "{shown}"
+    );
 
     // Bad input: each names the culprit, nothing is registered.
     let base = ["train", "--service", "churn_v1", "--labels", labels];
