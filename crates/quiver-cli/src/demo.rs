@@ -21,7 +21,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use serde_json::json;
 
 use crate::historical::{self, HistoricalArgs};
-use crate::output::{Output, rate, thousands};
+use crate::output::{Output, plural, rate, thousands};
 
 #[derive(Subcommand, Debug)]
 pub enum DemoCommand {
@@ -90,6 +90,8 @@ const EXAMPLE: &[(&str, &str)] = &[
 
 async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::Result<()> {
     let started = Instant::now();
+    // With --json the steps print nothing: the demo prints one document at the end.
+    let steps = out.steps();
     out.say(format!(
         "== 1/7 writing the churn example repository to {}",
         dir.display()
@@ -109,10 +111,10 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
             users,
             seed,
         },
-        out,
+        &steps,
     )?;
     out.say("== 3/7 quiver apply");
-    crate::registry_cmd::apply(dir, false, true, out).await?;
+    crate::registry_cmd::apply(dir, false, true, &steps).await?;
     out.say("== 4/7 quiver historical --entities data/labels.parquet --service churn_v1 --out train.parquet");
     let args = HistoricalArgs {
         entities: dir.join("data/labels.parquet"),
@@ -123,7 +125,7 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         timestamp_column: "event_timestamp".into(),
         sample: 5,
     };
-    let result = historical::run(dir, args, out).await?;
+    let result = historical::run(dir, args, &steps).await?;
     let end = START + DAYS * DAY;
     // From long before the data starts (profiles carry their signup time) to its last day.
     let (from, to) = (
@@ -147,24 +149,55 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
             allow_unknown_entities: false,
             frequency_encode: vec![],
         },
-        out,
+        &steps,
     )
     .await?;
-    out.say(format!("== 6/7 quiver materialize {from} {to}"));
-    crate::online::run_materialize(dir, Some(&from), &to, vec![], 10_000, out).await?;
+    // A demo run into a folder used before starts from an empty online store: rows left by an
+    // earlier materialization (say, one up to `now`) would otherwise be kept as newer.
+    out.say(format!(
+        "== 6/7 quiver online clear && quiver materialize {from} {to}"
+    ));
+    crate::online::run_clear(dir, vec![], &steps).await?;
+    crate::online::run_materialize(dir, Some(&from), &to, vec![], 10_000, &steps).await?;
     out.say("== 7/7 quiver serve: features and a churn prediction");
     let served = serve_once(dir, out).await?;
     out.say(format!(
-        "\nDemo done in {:.1} s: {} training rows x {} columns in {}; churn model version {version} (test ROC-AUC {:.3}); {} online features served.\nNext: quiver --repo {dir} serve, then\n  curl -s -X POST http://127.0.0.1:6566/get-online-features -d '{REQUEST}'\n  curl -s -X POST http://127.0.0.1:6566/predict -d '{PREDICT}'",
+        "\nDemo done in {:.1} s: {} training rows x {} columns in {}; churn model version {version} (test ROC-AUC {:.3}); {} x {} served online.\nNext: quiver --repo {dir} serve, then\n  curl -s -X POST http://127.0.0.1:6566/get-online-features -d '{REQUEST}'\n  curl -s -X POST http://127.0.0.1:6566/predict -d '{PREDICT}'",
         started.elapsed().as_secs_f64(),
         thousands(result.num_rows() as u64),
         result.num_columns(),
         dir.join("train.parquet").display(),
         evaluation.roc_auc.unwrap_or(f64::NAN),
-        served,
+        plural(served.features as u64, "feature"),
+        plural(served.entities as u64, "user"),
         dir = dir.display(),
     ));
+    out.emit(&json!({
+        "dir": dir,
+        "users": users,
+        "seconds": started.elapsed().as_secs_f64(),
+        "training_set": {
+            "path": dir.join("train.parquet"),
+            "rows": result.num_rows(),
+            "columns": result.num_columns(),
+        },
+        "model": {"name": "churn", "version": version, "test_roc_auc": evaluation.roc_auc},
+        "online_features": served.features_answer,
+        "prediction": served.prediction,
+    }));
     Ok(())
+}
+
+/// What the demo's server answered.
+struct Served {
+    /// Features per entity in the `/get-online-features` answer.
+    features: usize,
+    /// Entities asked for.
+    entities: usize,
+    /// The `/get-online-features` answer.
+    features_answer: serde_json::Value,
+    /// The `/predict` answer.
+    prediction: serde_json::Value,
 }
 
 /// The demo's example request.
@@ -197,8 +230,8 @@ async fn post(
 }
 
 /// Starts the feature server on a free port, sends the example request over plain HTTP/1.1,
-/// prints the answer and stops the server. Returns how many feature values came back.
-async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<usize> {
+/// prints the answers (not with --json: the caller emits them) and stops the server.
+async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<Served> {
     let applied = crate::registry_cmd::stored(dir).await?;
     let settings = quiver_core::repo::RepoSettings::load(dir)?;
     let store = quiver_online::open_store(&settings, dir, &applied.registry.project)?;
@@ -263,7 +296,6 @@ async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<usize> {
         rows.push(row);
     }
     out.table(&["feature", "user 1", "user 2"], rows);
-    out.emit(&json);
     out.say(format!(
         "$ curl -s -X POST http://{addr}/predict -d '{PREDICT}'"
     ));
@@ -281,12 +313,16 @@ async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<usize> {
         scores.first().map_or("?", String::as_str),
         scores.get(1).map_or("?", String::as_str)
     ));
-    out.emit(&prediction);
-    Ok(results
-        .iter()
-        .skip(1)
-        .map(|r| r["values"].as_array().map_or(0, Vec::len))
-        .sum())
+    // The first result is the entity key.
+    Ok(Served {
+        features: results.len().saturating_sub(1),
+        entities: results
+            .first()
+            .and_then(|r| r["values"].as_array())
+            .map_or(0, Vec::len),
+        features_answer: json,
+        prediction,
+    })
 }
 
 /// SplitMix64: tiny, fast, and the same sequence everywhere for a seed.

@@ -9,8 +9,10 @@ mod models;
 mod online;
 mod output;
 mod registry_cmd;
+mod score;
 mod tracking;
 mod train;
+mod via_server;
 
 use std::path::PathBuf;
 
@@ -112,6 +114,9 @@ enum Command {
     /// The watermark advances only after the view's rows are written. Example: quiver
     /// materialize-incremental now
     MaterializeIncremental(online::IncrementalArgs),
+    /// The online store itself: `online clear` empties it for some views.
+    #[command(subcommand)]
+    Online(online::OnlineCommand),
     /// Serve features and models over HTTP from the online store (Feast's feature-server protocol).
     ///
     /// Reads: POST /get-online-features, /predict, /predict/batch; GET /registry/entities,
@@ -200,6 +205,9 @@ async fn run(
             online::run_materialize(&cli.repo, None, &a.end, a.views, a.batch_rows, out)
                 .await
                 .map(|_| ())
+        }
+        Command::Online(online::OnlineCommand::Clear { views }) => {
+            online::run_clear(&cli.repo, views, out).await
         }
         Command::Serve(a) => online::serve(&cli.repo, a, serve_workers, out).await,
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),

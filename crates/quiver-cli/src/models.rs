@@ -42,7 +42,9 @@ pub enum ModelsCommand {
     /// version, git commit), params, metrics, feature importance. NAME or NAME:VERSION or
     /// NAME@ALIAS (default: the champion, else the latest).
     Show { model: String },
-    /// Point an alias (champion, challenger, ...) at a version, atomically.
+    /// Point an alias (champion, challenger, ...) at a version, atomically. Each promotion that
+    /// moves the alias is kept in its history, which `rollback` walks back; promoting the
+    /// version it names already changes nothing.
     Promote {
         name: String,
         #[arg(value_name = "VERSION")]
@@ -50,7 +52,9 @@ pub enum ModelsCommand {
         #[arg(long, default_value = "champion")]
         alias: String,
     },
-    /// Move an alias back to the version it named before.
+    /// Move an alias back to the version it named before its last promotion. Promotions stack
+    /// and rollbacks pop: after promoting 1, 2, 3, two rollbacks go 3 -> 2 -> 1 (a third is
+    /// refused); versions deleted since are skipped.
     Rollback {
         name: String,
         #[arg(long, default_value = "champion")]
@@ -123,8 +127,13 @@ pub enum ModelsCommand {
         /// NAME, NAME:VERSION or NAME@ALIAS.
         model: String,
     },
-    /// Score a CSV of feature values (header = the model's features, in its order) with a
-    /// version; prints one JSON line per row with the prediction and its SHAP contributions.
+    /// Score a CSV of feature values with a version; prints one JSON line per row,
+    /// `{"pred": [...], "contrib": {"view__feature": x, ..., "bias": b}}` (multiclass: a list of
+    /// such objects, one per class): TreeSHAP contributions for trees, weight x standardized
+    /// value for linear models; they sum to the raw score. Columns are found by name
+    /// (view__feature, view:feature or feature; others are ignored), so the CSV that
+    /// `historical --out FILE.csv` writes is scored as it is: text is encoded as in training,
+    /// true/false are 1/0.
     Score {
         /// NAME, NAME:VERSION or NAME@ALIAS.
         model: String,
@@ -371,6 +380,17 @@ async fn mirror(repo: &Path, name: &str, alias: &str, version: i64) -> anyhow::R
     .await
 }
 
+/// A rollout in a table cell: `off`, `shadow`, `canary 10%`.
+fn rollout_label(r: &quiver_registry::Rollout) -> String {
+    match r {
+        quiver_registry::Rollout::Off => "off".to_string(),
+        quiver_registry::Rollout::Shadow => "shadow".to_string(),
+        quiver_registry::Rollout::Canary { share, .. } => {
+            format!("canary {}%", (share * 1000.0).round() / 10.0)
+        }
+    }
+}
+
 fn metric(v: &ModelVersion, k: &str) -> String {
     v.details["metrics"][k]
         .as_f64()
@@ -384,13 +404,40 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         ModelsCommand::List { name } => {
             let all = store.model_versions(name.as_deref()).await?;
             if all.is_empty() {
-                out.say("no models registered: train one with `quiver train --service S --labels L --label COL`");
+                const TRAIN: &str =
+                    "train one with `quiver train --service S --labels L --label COL`";
+                let Some(name) = name else {
+                    out.say(format!("no models registered: {TRAIN}"));
+                    out.emit(&json!([]));
+                    return Ok(());
+                };
+                let mut known: Vec<String> = store
+                    .model_versions(None)
+                    .await?
+                    .into_iter()
+                    .map(|v| v.name)
+                    .collect();
+                known.dedup();
+                if known.is_empty() {
+                    bail!("no model named '{name}': no models are registered ({TRAIN})");
+                }
+                bail!(
+                    "no model named '{name}' (models: {}); `quiver models list` lists every version",
+                    known.join(", ")
+                );
+            }
+            let mut rollouts = std::collections::BTreeMap::new();
+            for v in &all {
+                if !rollouts.contains_key(&v.name) {
+                    rollouts.insert(v.name.clone(), store.rollout(&v.name).await?);
+                }
             }
             out.table(
                 &[
                     "model",
                     "version",
                     "aliases",
+                    "rollout",
                     "task",
                     "algorithm",
                     "service",
@@ -403,6 +450,15 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                             v.name.clone(),
                             v.version.to_string(),
                             v.aliases.join(","),
+                            // The rollout splits traffic between champion and challenger.
+                            if v.aliases
+                                .iter()
+                                .any(|a| a == "champion" || a == "challenger")
+                            {
+                                rollout_label(&rollouts[&v.name])
+                            } else {
+                                String::new()
+                            },
                             v.task.clone(),
                             v.algorithm.clone(),
                             v.feature_service.clone(),
@@ -418,7 +474,13 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                     })
                     .collect(),
             );
-            out.emit(&serde_json::to_value(&all)?);
+            let mut docs = Vec::with_capacity(all.len());
+            for v in &all {
+                let mut doc = serde_json::to_value(v)?;
+                doc["rollout"] = serde_json::to_value(rollouts[&v.name])?;
+                docs.push(doc);
+            }
+            out.emit(&json!(docs));
         }
         ModelsCommand::Show { model } => {
             let v = resolve(&store, &model).await?;
@@ -448,7 +510,9 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                     .join(&v.artifact)
                     .display()
             ));
-            let mut rows = vec![];
+            // How /predict splits the model's traffic between champion and challenger.
+            let rollout = store.rollout(&v.name).await?;
+            let mut rows = vec![vec!["rollout".to_string(), rollout_label(&rollout)]];
             if let Some(m) = v.details["metrics"].as_object() {
                 for (k, x) in m {
                     rows.push(vec![
@@ -500,7 +564,9 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                         .collect(),
                 );
             }
-            out.emit(&serde_json::to_value(&v)?);
+            let mut doc = serde_json::to_value(&v)?;
+            doc["rollout"] = serde_json::to_value(rollout)?;
+            out.emit(&doc);
         }
         ModelsCommand::Promote {
             name,
@@ -508,6 +574,13 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
             alias,
         } => {
             let before = store.promote_model(&name, version, &alias).await?;
+            if before == Some(version) {
+                out.say(format!(
+                    "{alias} of {name} names version {version} already: nothing changed"
+                ));
+                out.emit(&json!({"name": name, "alias": alias, "version": version, "previous": before, "changed": false}));
+                return Ok(());
+            }
             mirror(repo, &name, &alias, version).await?;
             out.say(format!(
                 "{alias} of {name} -> version {version}{}",
@@ -517,24 +590,22 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                     ))
                     .unwrap_or_default()
             ));
-            out.emit(
-                &json!({"name": name, "alias": alias, "version": version, "previous": before}),
-            );
+            out.emit(&json!({"name": name, "alias": alias, "version": version, "previous": before, "changed": true}));
         }
         ModelsCommand::Rollout { name, mode, share } => {
             let r = match mode {
                 RolloutMode::Off => quiver_registry::Rollout::Off,
                 RolloutMode::Shadow => quiver_registry::Rollout::Shadow,
-                RolloutMode::Canary => quiver_registry::Rollout::Canary { share },
+                RolloutMode::Canary => quiver_registry::Rollout::canary(share),
             };
-            store.set_rollout(&name, r).await?;
+            let r = store.set_rollout(&name, r).await?;
             out.say(format!(
                 "rollout of {name}: {}",
                 match r {
                     quiver_registry::Rollout::Off => "off (champion only)".to_string(),
                     quiver_registry::Rollout::Shadow =>
                         "shadow (challenger scored and compared, champion returned)".to_string(),
-                    quiver_registry::Rollout::Canary { share } => format!(
+                    quiver_registry::Rollout::Canary { share, .. } => format!(
                         "canary ({:.1}% of entities get the challenger)",
                         share * 100.0
                     ),
@@ -730,52 +801,9 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         ModelsCommand::Score { model, csv } => {
             let v = resolve(&store, &model).await?;
             let artifact = load_artifact(repo, &v)?;
-            let text = std::fs::read_to_string(&csv)
-                .with_context(|| format!("cannot read {}", csv.display()))?;
-            let mut lines = text.lines();
-            let header: Vec<&str> = lines
-                .next()
-                .unwrap_or("")
-                .split(',')
-                .map(str::trim)
-                .collect();
-            let n = artifact.inputs.len();
-            if header.len() != n {
-                bail!(
-                    "{}: header has {} columns, model {} expects {n} ({})",
-                    csv.display(),
-                    header.len(),
-                    v.name,
-                    artifact.model.feature_names().join(", ")
-                );
-            }
-            let mut row = vec![0.0; n];
-            for (ln, line) in lines.enumerate() {
-                for (j, cell) in line.split(',').enumerate().take(n) {
-                    let cell = cell.trim();
-                    row[j] = if cell.is_empty() || cell.eq_ignore_ascii_case("nan") {
-                        f64::NAN
-                    } else {
-                        cell.parse().with_context(|| {
-                            format!(
-                                "{} line {}: column {}: '{cell}' is not a number",
-                                csv.display(),
-                                ln + 2,
-                                header[j]
-                            )
-                        })?
-                    };
-                }
-                let pred = artifact.model.predict(&row);
-                let contrib: Vec<f64> = match &artifact.model {
-                    Model::Trees(t) => quiver_ml::shap::tree_shap(t, &row)
-                        .into_iter()
-                        .flatten()
-                        .collect(),
-                    Model::Linear(_) => vec![],
-                };
-                println!("{}", json!({"pred": pred, "contrib": contrib}));
-            }
+            crate::score::score_csv(&csv, &v.name, &artifact, |line| {
+                crate::output::stdout_line(&line.to_string())
+            })?;
         }
     }
     Ok(())

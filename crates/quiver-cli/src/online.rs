@@ -5,18 +5,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
 use quiver_core::repo::RepoSettings;
 use quiver_offline::OfflineEngine;
-use quiver_online::materialize::{
-    MaterializeOptions, MaterializeProgress, ViewReport, materialize,
-};
+use quiver_online::materialize::{MaterializeOptions, MaterializeProgress, materialize};
 use quiver_online::{format_time, parse_time};
 use serde_json::json;
 
-use crate::output::{Output, rate, thousands};
+use crate::output::{Output, plural, rate, thousands};
 use crate::registry_cmd::{open_store, stored};
+use crate::via_server;
 
 #[derive(Args, Debug)]
 pub struct MaterializeArgs {
@@ -44,6 +43,22 @@ pub struct IncrementalArgs {
     /// Rows per write batch.
     #[arg(long, default_value_t = 10_000)]
     pub batch_rows: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OnlineCommand {
+    /// Delete the stored rows of some views (every view by default) and reset their watermarks.
+    ///
+    /// The way back from a materialization run by mistake: an END in the future stores rows
+    /// that a later, correct run cannot replace (an older row never replaces a newer one).
+    /// After `clear`, materialize again. While `quiver serve` holds the embedded store, this
+    /// goes through its POST /online/clear (with QUIVER_SERVER_TOKEN). Example: quiver online
+    /// clear --views user_stats && quiver materialize 2025-01-01 2025-06-30
+    Clear {
+        /// Only these views (comma-separated); default: every view.
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -127,7 +142,9 @@ fn time_arg(name: &str, v: &str) -> anyhow::Result<i64> {
     parse_time(v).map_err(|m| anyhow::anyhow!("{name}: {m}"))
 }
 
-/// Runs `materialize` (incremental when `start` is `None`).
+/// Runs `materialize` (incremental when `start` is `None`) and prints its table; returns the
+/// JSON report. When a running `quiver serve` holds the embedded store, the job runs in that
+/// server (`POST /materialize` or `/materialize-incremental`).
 pub async fn run_materialize(
     repo: &Path,
     start: Option<&str>,
@@ -135,7 +152,8 @@ pub async fn run_materialize(
     views: Vec<String>,
     batch_rows: usize,
     out: &Output,
-) -> anyhow::Result<Vec<ViewReport>> {
+) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(batch_rows > 0, "--batch-rows: give at least 1");
     let end_us = time_arg("END", end)?;
     let start_us = start.map(|s| time_arg("START", s)).transpose()?;
     if let Some(s) = start_us {
@@ -149,7 +167,32 @@ pub async fn run_materialize(
     let applied = stored(repo).await?;
     let settings = RepoSettings::load(repo)?;
     let project = applied.registry.project.clone();
-    let store = quiver_online::open_store(&settings, repo, &project)?;
+    let started = Instant::now();
+    let store = match quiver_online::open_store(&settings, repo, &project) {
+        Ok(store) => store,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            if !via_server::is_locked(&e) {
+                return Err(e);
+            }
+            let (endpoint, command) = match start {
+                Some(s) => ("/materialize", format!("quiver materialize {s} {end}")),
+                None => (
+                    "/materialize-incremental",
+                    format!("quiver materialize-incremental {end}"),
+                ),
+            };
+            let body = json!({
+                "start_ts": start_us.map(format_time),
+                "end_ts": format_time(end_us),
+                "feature_views": views,
+                "batch_rows": batch_rows,
+            });
+            let report = via_server::post(repo, endpoint, body, &command).await?;
+            print_materialized(&report, started, Some(endpoint), out);
+            return Ok(report);
+        }
+    };
     let meta = open_store(repo).await?;
     let engine = OfflineEngine::new(applied.registry, repo);
     let opts = MaterializeOptions {
@@ -159,12 +202,24 @@ pub async fn run_materialize(
         incremental: start.is_none(),
         batch_rows,
     };
-    let started = Instant::now();
     let bar = out.progress("materializing", Some(0), "rows");
     let reports = materialize(&engine, &*store, &meta, &opts, Arc::new(Bar(bar.clone()))).await?;
     bar.finish_and_clear();
-    let total: u64 = reports.iter().map(|r| r.stats.written).sum();
-    let entities: u64 = reports.iter().map(|r| r.entities).sum();
+    let report = quiver_server::materialize_report(&reports, &store.describe());
+    print_materialized(&report, started, None, out);
+    Ok(report)
+}
+
+/// The table and summary of a materialization report (see [`quiver_server::materialize_report`]).
+fn print_materialized(
+    report: &serde_json::Value,
+    started: Instant,
+    via: Option<&str>,
+    out: &Output,
+) {
+    let views = report["views"].as_array().cloned().unwrap_or_default();
+    let num = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let secs = |v: &serde_json::Value, k: &str| format!("{:.2}", v[k].as_f64().unwrap_or(0.0));
     out.table(
         &[
             "view",
@@ -176,41 +231,103 @@ pub async fn run_materialize(
             "seconds",
             "of which reading",
         ],
-        reports
+        views
             .iter()
-            .map(|r| {
+            .map(|v| {
+                let start = v["start"].as_str();
                 vec![
-                    r.view.clone(),
-                    r.start_us
-                        .map(format_time)
-                        .unwrap_or_else(|| "(all)".into()),
-                    format_time(r.end_us),
-                    thousands(r.entities),
-                    thousands(r.stats.written),
-                    thousands(r.stats.skipped_older),
-                    format!("{:.2}", r.seconds),
-                    format!("{:.2}", r.read_seconds),
+                    v["view"].as_str().unwrap_or("").to_string(),
+                    match (start, v["incremental"].as_bool() == Some(true)) {
+                        (None, _) => "(all)".to_string(),
+                        (Some(s), true) => format!("after {s}"),
+                        (Some(s), false) => s.to_string(),
+                    },
+                    v["end"].as_str().unwrap_or("").to_string(),
+                    thousands(num(v, "entities")),
+                    thousands(num(v, "written")),
+                    thousands(num(v, "skipped_older")),
+                    secs(v, "seconds"),
+                    secs(v, "read_seconds"),
                 ]
             })
             .collect(),
     );
+    let total: u64 = views.iter().map(|v| num(v, "written")).sum();
+    let entities: u64 = views.iter().map(|v| num(v, "entities")).sum();
     out.say(format!(
-        "materialized {} views into {}: {} entities, {}",
-        reports.len(),
-        store.describe(),
-        thousands(entities),
+        "materialized {} into {}{}: {}, {}",
+        plural(views.len() as u64, "view"),
+        report["store"].as_str().unwrap_or("the online store"),
+        via.map(|e| format!(" (through the running server's POST {e})"))
+            .unwrap_or_default(),
+        plural(entities, "entity"),
         rate(total, started)
     ));
-    out.emit(&json!({
-        "store": store.describe(),
-        "views": reports.iter().map(|r| json!({
-            "view": r.view, "start": r.start_us.map(format_time), "end": format_time(r.end_us),
-            "entities": r.entities, "written": r.stats.written,
-            "skipped_older": r.stats.skipped_older, "seconds": r.seconds,
-            "read_seconds": r.read_seconds,
-        })).collect::<Vec<_>>(),
-    }));
-    Ok(reports)
+    out.emit(report);
+}
+
+/// `quiver online clear`.
+pub async fn run_clear(repo: &Path, views: Vec<String>, out: &Output) -> anyhow::Result<()> {
+    let applied = stored(repo).await?;
+    let settings = RepoSettings::load(repo)?;
+    let report = match quiver_online::open_store(&settings, repo, &applied.registry.project) {
+        Ok(store) => {
+            let meta = open_store(repo).await?;
+            let cleared =
+                quiver_online::materialize::clear(&applied.registry, &*store, &meta, &views)
+                    .await?;
+            json!({
+                "store": store.describe(),
+                "views": cleared.iter().map(|c| json!({
+                    "view": c.view, "rows": c.rows, "watermark_reset": c.watermark_reset,
+                })).collect::<Vec<_>>(),
+            })
+        }
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            if !via_server::is_locked(&e) {
+                return Err(e);
+            }
+            let command = if views.is_empty() {
+                "quiver online clear".to_string()
+            } else {
+                format!("quiver online clear --views {}", views.join(","))
+            };
+            via_server::post(
+                repo,
+                "/online/clear",
+                json!({"feature_views": (!views.is_empty()).then_some(&views)}),
+                &command,
+            )
+            .await?
+        }
+    };
+    let rows = report["views"].as_array().cloned().unwrap_or_default();
+    out.table(
+        &["view", "rows deleted", "watermark"],
+        rows.iter()
+            .map(|v| {
+                vec![
+                    v["view"].as_str().unwrap_or("").to_string(),
+                    thousands(v["rows"].as_u64().unwrap_or(0)),
+                    if v["watermark_reset"].as_bool() == Some(true) {
+                        "reset".to_string()
+                    } else {
+                        "none".to_string()
+                    },
+                ]
+            })
+            .collect(),
+    );
+    let total: u64 = rows.iter().map(|v| v["rows"].as_u64().unwrap_or(0)).sum();
+    out.say(format!(
+        "cleared {} of {}: {} deleted; the next materialize-incremental starts from END minus each view's TTL",
+        plural(rows.len() as u64, "view"),
+        report["store"].as_str().unwrap_or("the online store"),
+        plural(total, "row"),
+    ));
+    out.emit(&report);
+    Ok(())
 }
 
 /// `quiver serve`.
@@ -247,11 +364,15 @@ pub async fn serve(
         "serving project '{project}' (registry version {}) on http://{addr}\n  online store: {described}, {ready}\n  worker threads: {}\n  writes need a token: {}\n  try: curl -s -X POST http://{addr}/get-online-features -d '{{\"features\": [\"VIEW:FEATURE\"], \"entities\": {{\"KEY\": [1]}}}}'\n  API docs: http://{addr}/docs",
         applied.version,
         match workers {
+            Some((n, "--workers")) => format!("{n} (set by --workers)"),
             Some((n, why)) => format!("{n} ({why}; --workers to change)"),
             None => "from TOKIO_WORKER_THREADS".to_string(),
         },
         if config.token.is_some() { format!("yes ({})", config.token_source) } else { format!("none configured, write endpoints answer 403 (set {})", quiver_server::TOKEN_ENV) },
     ));
+    // Commands that find the embedded store locked go through this server (see via_server).
+    let _announced = via_server::announce(repo, listener.local_addr()?, &described)
+        .with_context(|| format!("cannot write {}/.quiver/server.json", repo.display()))?;
     quiver_server::serve(
         listener,
         Arc::clone(&state),

@@ -5,6 +5,22 @@ use std::time::{Duration, Instant};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Writes `text` and a newline to stdout. When stdout is a closed pipe (`quiver ... | head`),
+/// the process ends quietly with status 0, as ripgrep and other Unix tools do, instead of
+/// panicking as `println!` does; any other write error is reported on stderr and ends the
+/// process with status 1.
+pub fn stdout_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
+}
+
 /// Output settings of one invocation.
 pub struct Output {
     quiet: bool,
@@ -16,17 +32,27 @@ impl Output {
         Output { quiet, json }
     }
 
+    /// The output of the steps of a command made of other commands (`demo run`): the same,
+    /// except that with --json the steps print nothing, so that the command prints one JSON
+    /// document of its own.
+    pub fn steps(&self) -> Output {
+        Output {
+            quiet: self.quiet || self.json,
+            json: false,
+        }
+    }
+
     /// Human text on stdout (not with --quiet or --json).
     pub fn say(&self, text: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            println!("{}", text.as_ref());
+            stdout_line(text.as_ref());
         }
     }
 
     /// A JSON document on stdout (only with --json).
     pub fn emit(&self, value: &serde_json::Value) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value).expect("json"));
+            stdout_line(&serde_json::to_string_pretty(value).expect("json"));
         }
     }
 
@@ -42,7 +68,7 @@ impl Output {
         for r in rows {
             t.add_row(r);
         }
-        println!("{t}");
+        stdout_line(&t.to_string());
     }
 
     /// The error, with its causes, on stderr.
@@ -52,9 +78,8 @@ impl Output {
             msg.push_str(&format!("\n  caused by: {cause}"));
         }
         if self.json {
-            println!(
-                "{}",
-                serde_json::json!({"error": msg.trim_start_matches("error: ")})
+            stdout_line(
+                &serde_json::json!({"error": msg.trim_start_matches("error: ")}).to_string(),
             );
         }
         eprintln!("{msg}");
@@ -99,6 +124,23 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// `1 view`, `2 views`, `1,000 entities`: a count with its noun in the right number (nouns
+/// ending in a consonant and `y` take `ies`).
+pub fn plural(n: u64, noun: &str) -> String {
+    let word = if n == 1 {
+        noun.to_string()
+    } else if let Some(stem) = noun.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
+    {
+        format!("{stem}ies")
+    } else if noun.ends_with('s') || noun.ends_with('x') || noun.ends_with("ch") {
+        format!("{noun}es")
+    } else {
+        format!("{noun}s")
+    };
+    format!("{} {word}", thousands(n))
+}
+
 /// `rows in 1.23 s (456,789 rows/s)`.
 pub fn rate(rows: u64, started: Instant) -> String {
     let secs = started.elapsed().as_secs_f64();
@@ -117,6 +159,17 @@ pub fn rate(rows: u64, started: Instant) -> String {
 #[cfg(test)]
 mod tests {
     use super::thousands;
+
+    #[test]
+    fn counts_take_their_noun_in_the_right_number() {
+        use super::plural;
+        assert_eq!(plural(1, "view"), "1 view");
+        assert_eq!(plural(0, "view"), "0 views");
+        assert_eq!(plural(2, "entity"), "2 entities");
+        assert_eq!(plural(1, "entity"), "1 entity");
+        assert_eq!(plural(3, "key"), "3 keys");
+        assert_eq!(plural(1200, "aggregation"), "1,200 aggregations");
+    }
 
     #[test]
     fn groups_digits() {

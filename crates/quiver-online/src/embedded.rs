@@ -48,11 +48,13 @@ impl EmbeddedStore {
         }
         let db = Database::create(path).map_err(|e| {
             let m = e.to_string();
-            if m.contains("already open") || m.contains("lock") {
-                file_err(format!(
-                    "{m}: another Quiver process (a running `quiver serve`?) holds the embedded \
-                     store; stop it, or materialize through its POST /materialize endpoint"
-                ))
+            if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen)
+                || m.contains("already open")
+                || m.contains("lock")
+            {
+                OnlineError::Locked {
+                    path: path.display().to_string(),
+                }
             } else {
                 file_err(m)
             }

@@ -74,6 +74,20 @@ pub struct ViewReport {
     pub seconds: f64,
     /// Of which reading the offline store (the latest row per entity) before the first write.
     pub read_seconds: f64,
+    /// Whether the range started at the view's watermark (`materialize-incremental`).
+    pub incremental: bool,
+}
+
+impl ViewReport {
+    /// The start of the range as the user gave it: START (inclusive) for a `materialize` run,
+    /// the watermark the run continued after for an incremental one; `None` when unbounded.
+    pub fn shown_start_us(&self) -> Option<i64> {
+        if self.incremental {
+            self.start_us
+        } else {
+            self.start_us.map(|s| s.saturating_add(1))
+        }
+    }
 }
 
 /// Progress callbacks (the CLI draws a bar; the server counts rows for `/metrics`).
@@ -115,6 +129,66 @@ pub fn select_views<'r>(
         .collect()
 }
 
+/// What [`clear`] removed from one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cleared {
+    /// The view.
+    pub view: String,
+    /// Rows deleted from the online store.
+    pub rows: u64,
+    /// Whether its materialization watermark was forgotten.
+    pub watermark_reset: bool,
+}
+
+/// Empties the online store for `names` (every view of the registry when empty) and forgets
+/// their watermarks, so that the next `materialize-incremental` starts afresh: the way back
+/// from a materialization run by mistake (an END in the future keeps newer rows that a later,
+/// correct run cannot replace, since an older row never replaces a newer one). Unknown names
+/// are refused before anything is deleted.
+pub async fn clear(
+    registry: &Registry,
+    store: &dyn OnlineStore,
+    meta: &SqlMetadataStore,
+    names: &[String],
+) -> Result<Vec<Cleared>, MaterializeError> {
+    let views: Vec<&str> = if names.is_empty() {
+        registry.views.keys().map(String::as_str).collect()
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                registry
+                    .views
+                    .get_key_value(n)
+                    .map(|(k, _)| k.as_str())
+                    .ok_or_else(|| {
+                        MaterializeError::Invalid(format!(
+                            "no feature view '{n}'{}",
+                            quiver_core::registry::suggest(n, registry.views.keys())
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let watermarks = meta.watermarks().await?;
+    let mut cleared = Vec::with_capacity(views.len());
+    for view in views {
+        // The watermark goes first: should the delete fail half-way, the next incremental run
+        // starts from END minus the TTL and rewrites what is left, instead of skipping it.
+        let had_watermark = watermarks.contains_key(view);
+        if had_watermark {
+            meta.clear_watermarks(&[view.to_string()]).await?;
+        }
+        let rows = store.delete_view(view).await?;
+        cleared.push(Cleared {
+            view: view.to_string(),
+            rows,
+            watermark_reset: had_watermark,
+        });
+    }
+    Ok(cleared)
+}
+
 /// Batches written in parallel (the Redis backend pipelines them; the embedded store commits
 /// them one after another).
 const IN_FLIGHT: usize = 4;
@@ -134,6 +208,23 @@ pub async fn materialize(
     } else {
         Default::default()
     };
+    // An incremental run continues from each watermark: an END before one would be a range
+    // that runs backwards. Refused before anything is written, as `materialize` refuses a START
+    // after its END.
+    for view in &views {
+        if let Some(&w) = watermarks.get(&view.name)
+            && w > opts.end_us
+        {
+            return Err(MaterializeError::Invalid(format!(
+                "END ({}) is before the watermark of feature view '{}' ({}): materialize-incremental continues from there; give an END after it, or load an earlier range with `quiver materialize START END --views {}` (or empty the view first with `quiver online clear --views {}`)",
+                crate::format_time(opts.end_us),
+                view.name,
+                crate::format_time(w),
+                view.name,
+                view.name,
+            )));
+        }
+    }
     // A test hook: make each batch durable and pause after it, so a test can kill the process
     // mid-run.
     let pause = std::env::var("QUIVER_MATERIALIZE_PAUSE_MS")
@@ -163,6 +254,7 @@ pub async fn materialize(
                 null_keys: 0,
                 seconds: 0.0,
                 read_seconds: 0.0,
+                incremental: opts.incremental,
             });
             continue;
         }
@@ -242,6 +334,7 @@ pub async fn materialize(
             null_keys,
             seconds: started.elapsed().as_secs_f64(),
             read_seconds,
+            incremental: opts.incremental,
         });
     }
     Ok(reports)

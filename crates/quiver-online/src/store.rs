@@ -33,6 +33,15 @@ pub enum OnlineError {
         /// What happened.
         message: String,
     },
+    /// The embedded store's file is held by another process (a running `quiver serve`): redb
+    /// lets one process open it. The CLI then goes through that server's HTTP API.
+    #[error(
+        "online store {path} is held by another Quiver process (a running `quiver serve`?): stop it, or go through its HTTP API"
+    )]
+    Locked {
+        /// The file.
+        path: String,
+    },
     /// Bad settings in `quiver.yaml`.
     #[error("{0}")]
     Config(String),

@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Row};
 
 pub mod mlflow;
 pub mod models;
-pub use models::{ModelVersion, NewModelVersion, Rollout};
+pub use models::{ModelVersion, NewModelVersion, Rollout, canary_point};
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -220,6 +220,7 @@ impl SqlMetadataStore {
         for stmt in SCHEMA.iter().chain(models::MODEL_SCHEMA) {
             sqlx::query(stmt).execute(&pool).await.map_err(db)?;
         }
+        models::migrate_model_schema(&pool).await.map_err(db)?;
         Ok(SqlMetadataStore { pool, url: shown })
     }
 
@@ -285,6 +286,42 @@ impl SqlMetadataStore {
             }
         }
         tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Forgets the watermarks of `views` (every view when empty), so that the next
+    /// `materialize-incremental` starts from END minus the TTL again: for an online store that
+    /// was emptied. Returns how many were removed.
+    pub async fn clear_watermarks(&self, views: &[String]) -> Result<u64> {
+        let mut removed = 0;
+        if views.is_empty() {
+            removed = sqlx::query("DELETE FROM quiver_watermarks")
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?
+                .rows_affected();
+        }
+        for v in views {
+            removed += sqlx::query("DELETE FROM quiver_watermarks WHERE view_name = $1")
+                .bind(v)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// The newest applied registry version (0 when nothing is applied): one cheap query, for a
+    /// server that polls for `apply`.
+    pub async fn latest_version(&self) -> Result<i64> {
+        let v: Option<i64> = sqlx::query("SELECT MAX(version) FROM quiver_registry_versions")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?
+            .try_get(0)
+            .ok()
+            .flatten();
+        Ok(v.unwrap_or(0))
     }
 
     /// Closes the pool.

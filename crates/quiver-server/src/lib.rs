@@ -9,6 +9,7 @@
 mod convert;
 mod error;
 mod info;
+mod metrics_catalog;
 mod online;
 mod predict;
 pub mod prediction_log;
@@ -33,6 +34,7 @@ use quiver_registry::SqlMetadataStore;
 use sha2::{Digest, Sha256};
 
 pub use error::ApiError;
+pub use write::materialize_report;
 
 /// Server limits and security, from `server:` in quiver.yaml.
 #[derive(Clone)]
@@ -89,14 +91,49 @@ impl ServerConfig {
     }
 }
 
-/// What every handler shares.
-pub struct AppState {
-    /// The applied registry the server serves.
+/// What the server serves of one applied registry version: the definitions, the offline engine
+/// over them and the compiled request-time views. A request takes one snapshot
+/// ([`AppState::served`]) and uses it throughout, so an `apply` that lands meanwhile never mixes
+/// two versions in one answer.
+pub struct Served {
+    /// The applied registry.
     pub registry: Arc<Registry>,
-    /// The registry version.
-    pub registry_version: i64,
+    /// Its version in the metadata store.
+    pub version: i64,
     /// The offline engine (materialize, offline push).
     pub engine: Arc<OfflineEngine>,
+    /// Request-time views, compiled once (an error is kept and answered with 500 on use).
+    pub request_views:
+        std::collections::HashMap<String, Result<quiver_offline::CompiledRequestView, String>>,
+}
+
+impl Served {
+    fn new(registry: Registry, version: i64, root: &std::path::Path) -> Served {
+        let request_views = registry
+            .views
+            .values()
+            .filter(|v| v.is_request())
+            .map(|v| {
+                (
+                    v.name.clone(),
+                    quiver_offline::CompiledRequestView::compile(&registry, v)
+                        .map_err(|e| e.to_string()),
+                )
+            })
+            .collect();
+        Served {
+            request_views,
+            engine: Arc::new(OfflineEngine::new(registry.clone(), root.to_path_buf())),
+            registry: Arc::new(registry),
+            version,
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// The registry version served now; replaced when `apply` stores a newer one.
+    served: std::sync::RwLock<Arc<Served>>,
     /// The online store.
     pub store: Arc<dyn OnlineStore>,
     /// The metadata store (watermarks).
@@ -109,9 +146,6 @@ pub struct AppState {
     pub models: predict::ModelCache,
     /// The /predict log.
     pub prediction_log: prediction_log::PredictionLog,
-    /// Request-time views, compiled once (an error is kept and answered with 500 on use).
-    pub request_views:
-        std::collections::HashMap<String, Result<quiver_offline::CompiledRequestView, String>>,
     metrics: PrometheusHandle,
 }
 
@@ -125,34 +159,116 @@ impl AppState {
         meta: SqlMetadataStore,
         config: ServerConfig,
     ) -> Arc<AppState> {
-        let registry = Arc::new(registry);
         let mut log_config = config.prediction_log.clone();
         log_config.dir = root.join(&log_config.dir);
         let prediction_log = prediction_log::PredictionLog::start(log_config);
-        let request_views = registry
-            .views
-            .values()
-            .filter(|v| v.is_request())
-            .map(|v| {
-                (
-                    v.name.clone(),
-                    quiver_offline::CompiledRequestView::compile(&registry, v)
-                        .map_err(|e| e.to_string()),
-                )
-            })
-            .collect();
+        let metrics = metrics_handle();
+        metrics_catalog::register_all();
+        metrics::gauge!("quiver_registry_version").set(registry_version as f64);
         Arc::new(AppState {
-            request_views,
-            engine: Arc::new(OfflineEngine::new((*registry).clone(), root.clone())),
-            registry,
-            registry_version,
+            served: std::sync::RwLock::new(Arc::new(Served::new(
+                registry,
+                registry_version,
+                &root,
+            ))),
             store,
             meta,
             config,
             models: predict::ModelCache::default(),
             prediction_log,
             root,
-            metrics: metrics_handle(),
+            metrics,
+        })
+    }
+
+    /// The registry version to answer a request with (take it once per request).
+    pub fn served(&self) -> Arc<Served> {
+        Arc::clone(&self.served.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Picks up a registry version newer than the one served (after `quiver apply`): returns
+    /// the new version, or `None` when the served one is the newest. Requests already running
+    /// finish on the version they started with.
+    pub async fn refresh_registry(&self) -> Result<Option<i64>, quiver_registry::Error> {
+        use quiver_registry::MetadataStore;
+        let current = self.served().version;
+        if self.meta.latest_version().await? <= current {
+            return Ok(None);
+        }
+        let Some(applied) = self.meta.current().await? else {
+            return Ok(None);
+        };
+        if applied.version <= current {
+            return Ok(None);
+        }
+        let version = applied.version;
+        let next = Arc::new(Served::new(applied.registry, version, &self.root));
+        *self.served.write().unwrap_or_else(|e| e.into_inner()) = next;
+        metrics::gauge!("quiver_registry_version").set(version as f64);
+        Ok(Some(version))
+    }
+
+    /// Registers the per-model series of every model that has a champion (at start).
+    async fn register_model_series(&self) {
+        if let Ok(versions) = self.meta.model_versions(None).await {
+            for v in versions
+                .iter()
+                .filter(|v| v.aliases.iter().any(|a| a == "champion"))
+            {
+                metrics_catalog::register_model(&v.name, v.version);
+            }
+        }
+    }
+
+    /// Checks the online store's health and sets `quiver_online_store_up`; returns the error.
+    pub async fn check_store(&self) -> Result<(), String> {
+        let online = match tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            self.store.health(),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer within 2 s".to_string()),
+        };
+        metrics::gauge!("quiver_online_store_up").set(if online.is_ok() { 1.0 } else { 0.0 });
+        online
+    }
+
+    /// Starts the server's housekeeping on the current runtime, every `every`: picks up a newer
+    /// registry version, drains histogram samples into their buckets (the Prometheus recorder
+    /// otherwise keeps every sample until `/metrics` is scraped, so a server nobody scrapes
+    /// grows without bound), and refreshes `quiver_online_store_up` (every fifth round). Stops
+    /// when the state is dropped.
+    pub fn spawn_upkeep(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut round = 0u64;
+            loop {
+                tick.tick().await;
+                let Some(state) = weak.upgrade() else { return };
+                match state.refresh_registry().await {
+                    Ok(Some(v)) => eprintln!("quiver serve: now serving registry version {v}"),
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!("quiver serve: cannot check the registry for a new version: {e}")
+                    }
+                }
+                state.metrics.run_upkeep();
+                if round == 0 {
+                    state.register_model_series().await;
+                }
+                if round.is_multiple_of(5) {
+                    let _ = state.check_store().await;
+                }
+                round += 1;
+            }
         })
     }
 }
@@ -201,6 +317,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/materialize-incremental",
             post(write::materialize_incremental),
         )
+        .route("/online/clear", post(write::clear_online))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth_writes));
     Router::new()
         .route("/health", get(info::health))
@@ -212,8 +329,62 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(writes)
         .fallback(info::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(middleware::from_fn(track))
         .with_state(state)
+}
+
+/// Makes every error answer `{"error", "status"}`: the ones axum gives itself (413 for a body
+/// over the limit, 405 for a wrong method, a body that is not UTF-8, ...) arrive as plain text
+/// or empty, and are rewritten with a message that says what to do. Headers such as `Allow`
+/// and `WWW-Authenticate` are kept.
+async fn json_errors(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "{method} {path}: the request body is larger than {} bytes (server.max_body_bytes in quiver.yaml); send fewer rows per request",
+            state.config.max_body_bytes
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            // axum adds `Allow` outside this layer: the OpenAPI document names the methods.
+            let allowed = info::documented_methods(&path);
+            format!(
+                "{method} is not allowed on {path}: use {} (see GET /openapi.json)",
+                if allowed.is_empty() {
+                    "another method".to_string()
+                } else {
+                    allowed.join(" or ")
+                }
+            )
+        }
+        _ if !text.is_empty() => format!("{method} {path}: {text}"),
+        _ => format!(
+            "{method} {path}: {}",
+            status.canonical_reason().unwrap_or("error")
+        ),
+    };
+    let mut r = ApiError { status, message }.into_response();
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            r.headers_mut().insert(name, v.clone());
+        }
+    }
+    r
 }
 
 /// Counts requests by endpoint and status and records their latency.
@@ -335,9 +506,12 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let upkeep = state.spawn_upkeep(std::time::Duration::from_secs(1));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    upkeep.abort();
+    served
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -13,9 +13,9 @@ use quiver_online::{EntityKey, format_time};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::AppState;
 use crate::convert::{Rendered, key_value, to_json};
 use crate::error::{ApiError, parse_body};
+use crate::{AppState, Served};
 use quiver_offline::types::arrow_type;
 
 #[derive(Deserialize)]
@@ -28,6 +28,10 @@ struct Request {
     feature_service: Option<String>,
     /// Join-key columns: name -> values, one per entity row.
     entities: serde_json::Map<String, Json>,
+    /// Fields of request-time views, as in /predict (they may also come as `entities` columns,
+    /// as Feast sends them).
+    #[serde(default)]
+    request_data: Option<serde_json::Map<String, Json>>,
     #[serde(default)]
     full_feature_names: bool,
 }
@@ -74,7 +78,8 @@ pub async fn get_online_features(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: Request = parse_body(&body)?;
-    let registry = &state.registry;
+    let served = state.served();
+    let registry = &served.registry;
     let refs: Vec<FeatureRef> = match (&req.feature_service, req.features.is_empty()) {
         (Some(s), true) => registry
             .service_features(s)
@@ -92,9 +97,13 @@ pub async fn get_online_features(
         }
         (None, false) => registry.resolve_features(&req.features)?,
     };
-    let columns = entity_columns(&req.entities, state.config.max_entities)?;
+    let mut columns = entity_columns(&req.entities, state.config.max_entities)?;
     let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
-    let reads = read_features(&state, &refs, &columns, n).await?;
+    let entity_cols = columns.len();
+    let request = request_columns(req.request_data.as_ref(), n, &columns)?;
+    columns.extend(request.iter().map(|(k, v)| (*k, v)));
+    let reads = read_features(&state, &served, &refs, &columns, n).await?;
+    let columns = &columns[..entity_cols];
     let now = chrono::Utc::now().timestamp_micros();
     let mut names: Vec<Cow<str>> = columns.iter().map(|(c, _)| Cow::Borrowed(*c)).collect();
     // Every feature of a view shares its row's event time: format it once per row.
@@ -196,6 +205,37 @@ pub(crate) fn entity_columns(
     Ok(columns)
 }
 
+/// The request's `request_data` as columns of `n` values: a list per field (one value per
+/// entity row), or one value for every row. A field that is also an `entities` column is
+/// refused (it would be ambiguous).
+pub(crate) fn request_columns<'a>(
+    request_data: Option<&'a serde_json::Map<String, Json>>,
+    n: usize,
+    entities: &[(&str, &Vec<Json>)],
+) -> Result<Vec<(&'a str, Vec<Json>)>, ApiError> {
+    let columns: Vec<(&str, Vec<Json>)> = request_data
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| match v {
+            Json::Array(a) if a.len() == n => Ok((k.as_str(), a.clone())),
+            Json::Array(a) => Err(ApiError::bad(format!(
+                "request_data.{k}: {} values for {n} entity rows",
+                a.len()
+            ))),
+            scalar => Ok((k.as_str(), vec![scalar.clone(); n])),
+        })
+        .collect::<Result<_, _>>()?;
+    if let Some((k, _)) = columns
+        .iter()
+        .find(|(k, _)| entities.iter().any(|(c, _)| c == k))
+    {
+        return Err(ApiError::bad(format!(
+            "request_data.{k} is also an entities column: send it once"
+        )));
+    }
+    Ok(columns)
+}
+
 /// What [`read_features`] read: per view (in first-seen order of the refs) the stored row of
 /// each entity and the view's TTL (µs, 0 = none); per requested ref, where its value sits.
 pub(crate) struct FeatureReads {
@@ -210,11 +250,12 @@ pub(crate) struct FeatureReads {
 /// Reads `refs` for `n` entity rows from the online store, one read per view.
 pub(crate) async fn read_features(
     state: &AppState,
+    served: &Served,
     refs: &[FeatureRef],
     columns: &[(&str, &Vec<Json>)],
     n: usize,
 ) -> Result<FeatureReads, ApiError> {
-    let registry = &state.registry;
+    let registry = &served.registry;
     // Group the requested features by view, remembering where each ref's value lands. A
     // request-time view's features are computed after the read, from request fields and its
     // input views' values, which are read with the rest.
@@ -248,7 +289,7 @@ pub(crate) async fn read_features(
         if computed.iter().any(|c| c.view == r.view) {
             continue;
         }
-        let cv = match state.request_views.get(&r.view) {
+        let cv = match served.request_views.get(&r.view) {
             Some(Ok(cv)) => cv,
             Some(Err(e)) => {
                 return Err(ApiError::internal(format!(

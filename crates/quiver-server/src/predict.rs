@@ -23,10 +23,10 @@ use quiver_registry::{ModelVersion, Rollout};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::AppState;
 use crate::error::{ApiError, parse_body};
-use crate::online::{FeatureReads, entity_columns, read_features};
+use crate::online::{FeatureReads, entity_columns, read_features, request_columns};
 use crate::prediction_log::{Cell, Row as LogRow, VersionShape};
+use crate::{AppState, Served};
 
 /// How often an alias is re-resolved against the metadata store.
 const ALIAS_REFRESH_MS: i64 = 1000;
@@ -51,6 +51,8 @@ pub struct Loaded {
     refs: Vec<FeatureRef>,
     shape: Arc<VersionShape>,
     checked_ms: AtomicI64,
+    /// The registry version it was checked against and resolved in.
+    registry_version: i64,
 }
 
 /// Loaded versions by request selector (`name@alias` or `name:version`).
@@ -74,8 +76,8 @@ fn registry_error(e: quiver_registry::Error) -> ApiError {
     }
 }
 
-async fn load(state: &AppState, v: ModelVersion) -> Result<Loaded, ApiError> {
-    let current = state
+async fn load(state: &AppState, served: &Served, v: ModelVersion) -> Result<Loaded, ApiError> {
+    let current = served
         .registry
         .object_hash(ObjectKind::FeatureService, &v.feature_service);
     match current {
@@ -117,7 +119,7 @@ async fn load(state: &AppState, v: ModelVersion) -> Result<Loaded, ApiError> {
     let artifact = ModelArtifact::from_json(&text)
         .map_err(|e| ApiError::internal(format!("model {} version {}: {e}", v.name, v.version)))?;
     let names: Vec<String> = artifact.inputs.iter().map(|i| i.feature.clone()).collect();
-    let distinct = state
+    let distinct = served
         .registry
         .resolve_features(&names)
         .map_err(|e| ApiError {
@@ -174,12 +176,16 @@ async fn load(state: &AppState, v: ModelVersion) -> Result<Loaded, ApiError> {
         refs,
         shape,
         checked_ms: AtomicI64::new(now_ms()),
+        registry_version: served.version,
     })
 }
 
 /// The version a request selects, loaded.
+/// A version loaded under another registry version is checked again (its service may have
+/// changed or gone).
 async fn resolve(
     state: &AppState,
+    served: &Served,
     model: &str,
     version: Option<i64>,
     alias: Option<&str>,
@@ -200,6 +206,7 @@ async fn resolve(
         .expect("lock")
         .get(&key)
         .cloned();
+    let cached = cached.filter(|l| l.registry_version == served.version);
     if let Some(l) = &cached {
         let age = now_ms() - l.checked_ms.load(Ordering::Relaxed);
         if version.is_some() || age < ALIAS_REFRESH_MS {
@@ -222,7 +229,7 @@ async fn resolve(
         l.checked_ms.store(now_ms(), Ordering::Relaxed);
         return Ok(l);
     }
-    let loaded = Arc::new(load(state, v).await?);
+    let loaded = Arc::new(load(state, served, v).await?);
     state
         .models
         .entries
@@ -367,17 +374,22 @@ fn decision(loaded: &Loaded, p: &[f64]) -> f64 {
     }
 }
 
-/// A stable position in [0, 1) for an entity row: FNV-1a (64-bit) over its join-key values as
-/// JSON text, in the request's key order. The same entity always lands in the same arm.
-fn canary_point(columns: &[(&str, &Vec<Json>)], row: usize) -> f64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (_, values) in columns {
-        for b in values[row].to_string().bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+/// Whether entity row `row` goes to the challenger under `rollout`: the rollout's rule
+/// ([`Rollout::to_challenger`]) over the canonical text of each join-key value, in the request's
+/// key order (an integer in decimal, a string as itself), so an entity stays in its arm across
+/// requests and servers.
+fn to_challenger(rollout: &Rollout, columns: &[(&str, &Vec<Json>)], row: usize) -> bool {
+    if !matches!(rollout, Rollout::Canary { .. }) {
+        return false;
     }
-    (h >> 11) as f64 / (1u64 << 53) as f64
+    let parts: Vec<std::borrow::Cow<'_, str>> = columns
+        .iter()
+        .map(|(_, values)| match &values[row] {
+            Json::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        })
+        .collect();
+    rollout.to_challenger(parts.iter().map(|p| p.as_bytes()))
 }
 
 /// The model's rollout, re-read at most once a second.
@@ -400,7 +412,15 @@ async fn rollout_of(state: &AppState, model: &str) -> Result<Rollout, ApiError> 
 async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: Request = parse_body(body)?;
-    let loaded = resolve(state, &req.model, req.version, req.alias.as_deref()).await?;
+    let served = state.served();
+    let loaded = resolve(
+        state,
+        &served,
+        &req.model,
+        req.version,
+        req.alias.as_deref(),
+    )
+    .await?;
     let mut columns = entity_columns(&req.entities, max_rows)?;
     let entity_cols = columns.len();
     let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
@@ -409,29 +429,9 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
             "entities: give at least one entity row, e.g. {\"user_id\": [1, 2]}",
         ));
     }
-    // Request data for request-time features: a list per field (one value per entity row), or
-    // one value for every row.
-    let request_data: Vec<(&str, Vec<Json>)> = req
-        .request_data
-        .iter()
-        .flatten()
-        .map(|(k, v)| match v {
-            Json::Array(a) if a.len() == n => Ok((k.as_str(), a.clone())),
-            Json::Array(a) => Err(ApiError::bad(format!(
-                "request_data.{k}: {} values for {n} entity rows",
-                a.len()
-            ))),
-            scalar => Ok((k.as_str(), vec![scalar.clone(); n])),
-        })
-        .collect::<Result<_, _>>()?;
-    for (k, v) in &request_data {
-        if columns.iter().any(|(c, _)| c == k) {
-            return Err(ApiError::bad(format!(
-                "request_data.{k} is also an entities column: send it once"
-            )));
-        }
-        columns.push((k, v));
-    }
+    // Request data for request-time features.
+    let request_data = request_columns(req.request_data.as_ref(), n, &columns)?;
+    columns.extend(request_data.iter().map(|(k, v)| (*k, v)));
     // The rollout applies to requests that let the server choose (no version or alias).
     let rollout = if req.version.is_none() && req.alias.is_none() {
         rollout_of(state, &req.model).await?
@@ -441,7 +441,7 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
     let label = loaded.version.name.clone();
     let challenger = match rollout {
         Rollout::Off => None,
-        _ => match resolve(state, &req.model, None, Some("challenger")).await {
+        _ => match resolve(state, &served, &req.model, None, Some("challenger")).await {
             Ok(c) if c.version.version != loaded.version.version => Some(c),
             Ok(_) => None,
             Err(e) => {
@@ -454,13 +454,13 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
         },
     };
     let log = state.prediction_log.sample();
-    let reads = read_features(state, &loaded.refs, &columns, n).await?;
+    let reads = read_features(state, &served, &loaded.refs, &columns, n).await?;
     let champion_rows = run_model(&loaded, &reads, n, log);
     let challenger_rows = match &challenger {
         // The same features (the usual case: one service) are read once.
         Some(c) if c.refs == loaded.refs => Some(run_model(c, &reads, n, log)),
         Some(c) => {
-            let creads = read_features(state, &c.refs, &columns, n).await?;
+            let creads = read_features(state, &served, &c.refs, &columns, n).await?;
             Some(run_model(c, &creads, n, log))
         }
         None => None,
@@ -470,7 +470,7 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
     let mut predictions = Vec::with_capacity(n);
     let (mut served_challenger, mut disagreements) = (0u64, 0u64);
     for (e, champ) in champion_rows.into_iter().enumerate() {
-        let canary = matches!(rollout, Rollout::Canary { share } if canary_point(&columns[..entity_cols], e) < share);
+        let canary = to_challenger(&rollout, &columns[..entity_cols], e);
         let (arm, from, served) = match (&challenger, &challenger_rows) {
             (Some(c), Some(rows)) if canary => {
                 served_challenger += 1;
@@ -552,7 +552,7 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
         answer["rollout"] = json!(match rollout {
             Rollout::Shadow =>
                 json!({"mode": "shadow", "challenger_version": c.version.version, "disagreements": disagreements}),
-            Rollout::Canary { share } =>
+            Rollout::Canary { share, .. } =>
                 json!({"mode": "canary", "share": share, "challenger_version": c.version.version, "served_by_challenger": served_challenger}),
             Rollout::Off => Json::Null,
         });

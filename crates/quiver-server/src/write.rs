@@ -13,8 +13,10 @@ use datafusion::arrow::array::{
     TimestampSecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use quiver_core::{FeatureView, Source, SourceKind, ValueType};
-use quiver_online::materialize::{MaterializeOptions, MaterializeProgress, materialize as run};
+use quiver_core::{FeatureView, Registry, Source, SourceKind, ValueType};
+use quiver_online::materialize::{
+    MaterializeOptions, MaterializeProgress, ViewReport, materialize as run,
+};
 use quiver_online::{EntityKey, OnlineRow, Value, ViewWrite};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
@@ -47,6 +49,18 @@ pub struct MaterializeRequest {
     start_ts: Option<String>,
     #[serde(default)]
     end_ts: Option<String>,
+    #[serde(default)]
+    feature_views: Option<Vec<String>>,
+    /// Rows per write batch (default 10,000).
+    #[serde(default)]
+    batch_rows: Option<usize>,
+}
+
+/// The body of `POST /online/clear`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClearRequest {
+    /// The views to empty; every view when absent.
     #[serde(default)]
     feature_views: Option<Vec<String>>,
 }
@@ -111,6 +125,7 @@ impl<'a> Frame<'a> {
 /// plain feature.
 fn derived_columns(
     state: &AppState,
+    registry: &Registry,
     view: &FeatureView,
     source: &Source,
     frame: &Frame<'_>,
@@ -124,7 +139,7 @@ fn derived_columns(
         }
         _ => None,
     };
-    let schema = existing.unwrap_or_else(|| declared_schema(state, source, frame));
+    let schema = existing.unwrap_or_else(|| declared_schema(registry, source, frame));
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
     for field in schema.fields() {
@@ -173,6 +188,7 @@ fn derived_columns(
 /// The online rows of `view` in `df`, all checked before anything is written.
 fn view_rows(
     state: &AppState,
+    registry: &Registry,
     view: &FeatureView,
     source: &Source,
     frame: &Frame<'_>,
@@ -193,8 +209,8 @@ fn view_rows(
             view.name
         )));
     }
-    let derived = derived_columns(state, view, source, frame)?;
-    let join_keys = state.registry.view_join_keys(view);
+    let derived = derived_columns(state, registry, view, source, frame)?;
+    let join_keys = registry.view_join_keys(view);
     let key_cols = join_keys
         .iter()
         .map(|k| Ok((k, frame.column(&k.name, "a join key")?)))
@@ -291,7 +307,8 @@ pub async fn push(
             )));
         }
     };
-    let registry = &state.registry;
+    let served = state.served();
+    let registry = &*served.registry;
     let source = registry.sources.get(&req.push_source_name).ok_or_else(|| {
         ApiError::not_found(format!(
             "no source '{}'{}",
@@ -315,12 +332,12 @@ pub async fn push(
             )));
         }
         for v in views {
-            let (names, rows) = view_rows(&state, v, source, &frame)?;
+            let (names, rows) = view_rows(&state, registry, v, source, &frame)?;
             online_writes.push((v, names, rows));
         }
     }
     let offline = if to_offline {
-        Some(offline_batch(&state, source, &frame)?)
+        Some(offline_batch(&state, registry, source, &frame)?)
     } else {
         None
     };
@@ -345,7 +362,8 @@ pub async fn write_to_online_store(
     body: Bytes,
 ) -> Result<AxumJson<Json>, ApiError> {
     let req: WriteRequest = parse_body(&body)?;
-    let registry = &state.registry;
+    let served = state.served();
+    let registry = &*served.registry;
     let view = registry.views.get(&req.feature_view_name).ok_or_else(|| {
         ApiError::not_found(format!(
             "no feature view '{}'{}",
@@ -355,7 +373,7 @@ pub async fn write_to_online_store(
     })?;
     let source = &registry.sources[&view.source];
     let frame = Frame::new(&req.df, state.config.max_entities)?;
-    let (names, rows) = view_rows(&state, view, source, &frame)?;
+    let (names, rows) = view_rows(&state, registry, view, source, &frame)?;
     Ok(AxumJson(write_rows(&state, view, &names, &rows).await?))
 }
 
@@ -363,6 +381,7 @@ pub async fn write_to_online_store(
 /// files already there.
 fn offline_batch(
     state: &AppState,
+    registry: &Registry,
     source: &Source,
     frame: &Frame<'_>,
 ) -> Result<(PathBuf, RecordBatch), ApiError> {
@@ -389,7 +408,7 @@ fn offline_batch(
     }
     let schema = match existing_schema(&dir)? {
         Some(s) => s,
-        None => declared_schema(state, source, frame),
+        None => declared_schema(registry, source, frame),
     };
     if let Some((extra, _)) = frame
         .columns
@@ -440,15 +459,10 @@ fn existing_schema(dir: &Path) -> Result<Option<Schema>, ApiError> {
 
 /// The schema of a push into an empty directory: declared types where the registry knows the
 /// column, inferred from the JSON otherwise.
-fn declared_schema(state: &AppState, source: &Source, frame: &Frame<'_>) -> Schema {
+fn declared_schema(registry: &Registry, source: &Source, frame: &Frame<'_>) -> Schema {
     let mut known: Vec<(String, ValueType)> = Vec::new();
-    for v in state
-        .registry
-        .views
-        .values()
-        .filter(|v| v.source == source.name)
-    {
-        for k in state.registry.view_join_keys(v) {
+    for v in registry.views.values().filter(|v| v.source == source.name) {
+        for k in registry.view_join_keys(v) {
             known.push((k.name.clone(), k.value_type));
         }
         for f in &v.features {
@@ -650,27 +664,39 @@ async fn run_materialize(
         end_us: end,
         views: req.feature_views.unwrap_or_default(),
         incremental,
-        batch_rows: 10_000,
+        batch_rows: match req.batch_rows {
+            Some(0) => return Err(ApiError::bad("batch_rows: give at least 1")),
+            Some(n) => n,
+            None => 10_000,
+        },
     };
     let reports = run(
-        &state.engine,
+        &state.served().engine,
         &*state.store,
         &state.meta,
         &opts,
         Arc::new(Counter),
     )
     .await
-    .map_err(|e| match e {
-        quiver_online::materialize::MaterializeError::Invalid(m) => ApiError::bad(m),
-        quiver_online::materialize::MaterializeError::Online(o) => ApiError::from(o),
-        other => ApiError::internal(other.to_string()),
-    })?;
+    .map_err(materialize_error)?;
+    Ok(AxumJson(materialize_report(
+        &reports,
+        &state.store.describe(),
+    )))
+}
+
+/// A materialization's reports as JSON: the answer of `POST /materialize` and the output of
+/// `quiver materialize --json` (which renders its table from it, whether it ran the job itself
+/// or through a server). `start` is START as given (inclusive), or for an incremental run the
+/// watermark it continued after.
+pub fn materialize_report(reports: &[ViewReport], store: &str) -> Json {
     let views: Vec<Json> = reports
         .iter()
         .map(|r| {
             json!({
                 "view": r.view,
-                "start": r.start_us.map(quiver_online::format_time),
+                "incremental": r.incremental,
+                "start": r.shown_start_us().map(quiver_online::format_time),
                 "end": quiver_online::format_time(r.end_us),
                 "entities": r.entities,
                 "written": r.stats.written,
@@ -680,7 +706,43 @@ async fn run_materialize(
             })
         })
         .collect();
-    Ok(AxumJson(json!({"views": views})))
+    json!({"store": store, "views": views})
+}
+
+fn materialize_error(e: quiver_online::materialize::MaterializeError) -> ApiError {
+    match e {
+        quiver_online::materialize::MaterializeError::Invalid(m) => ApiError::bad(m),
+        quiver_online::materialize::MaterializeError::Online(o) => ApiError::from(o),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// `POST /online/clear`: empties the online store for some views (every view by default) and
+/// forgets their watermarks.
+pub async fn clear_online(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<AxumJson<Json>, ApiError> {
+    let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ClearRequest::default()
+    } else {
+        parse_body(&body)?
+    };
+    let served = state.served();
+    let cleared = quiver_online::materialize::clear(
+        &served.registry,
+        &*state.store,
+        &state.meta,
+        &req.feature_views.unwrap_or_default(),
+    )
+    .await
+    .map_err(materialize_error)?;
+    Ok(AxumJson(json!({
+        "store": state.store.describe(),
+        "views": cleared.iter().map(|c| json!({
+            "view": c.view, "rows": c.rows, "watermark_reset": c.watermark_reset,
+        })).collect::<Vec<_>>(),
+    })))
 }
 
 pub async fn materialize(

@@ -7,6 +7,7 @@ mod docs;
 mod embeddings;
 mod kill;
 mod models;
+mod online;
 
 fn quiver(repo: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quiver"))

@@ -23,6 +23,11 @@ impl Drop for Server {
 }
 
 pub fn serve(repo: &Path) -> Server {
+    serve_with_env(repo, &[])
+}
+
+/// `quiver serve` with extra environment variables.
+pub fn serve_with_env(repo: &Path, env: &[(&str, &str)]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -33,6 +38,7 @@ pub fn serve(repo: &Path) -> Server {
         .arg(repo)
         // One runtime worker: the tests' servers share the machine with cargo's test threads.
         .args(["-q", "serve", "--workers", "1", "--port", &port.to_string()])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -407,16 +413,37 @@ fn train_register_promote_rollback_and_predict() {
         r#"{"model": "churn", "entities": {"user_id": [1]}}"#,
     );
     assert_eq!((status, p["version"].as_i64()), (200, Some(1)), "{p}");
-    drop(server);
 
-    // Change what the service reads: the old models are refused, never scored on other features.
+    // Change what the service reads while the server runs: it picks up the new registry
+    // version without a restart, and the old models are refused, never scored on other
+    // features.
+    let ready = |port: u16| -> serde_json::Value {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        json(r.split("\r\n\r\n").nth(1).unwrap_or(""))
+    };
+    let before = ready(port)["registry_version"].as_i64().unwrap();
     let services = repo.join("features/services.yaml");
     let text = std::fs::read_to_string(&services).unwrap();
     std::fs::write(&services, text.replace("      - \"user_reviews:*\"\n", "")).unwrap();
     ok(quiver(repo, &["apply", "--allow-breaking"]));
-    let server = serve(repo);
+    let started = Instant::now();
+    while ready(port)["registry_version"].as_i64() == Some(before) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server still serves registry version {before} after apply"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ready(port)["registry_version"].as_i64(), Some(before + 1));
     let (status, e) = post(
-        server.1,
+        port,
         "/predict",
         r#"{"model": "churn", "entities": {"user_id": [1]}}"#,
     );

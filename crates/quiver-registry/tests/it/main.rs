@@ -130,6 +130,17 @@ async fn sqlite_store() {
 /// Opens a PostgreSQL store in a fresh schema, or `None` when PostgreSQL is not reachable
 /// outside CI.
 async fn postgres_store() -> Option<SqlMetadataStore> {
+    let url = postgres_schema_url().await?;
+    Some(
+        SqlMetadataStore::open(&url, std::path::Path::new("."))
+            .await
+            .unwrap(),
+    )
+}
+
+/// Creates a fresh schema and returns a URL whose search path is that schema, or `None` when
+/// PostgreSQL is not reachable outside CI.
+async fn postgres_schema_url() -> Option<String> {
     let base = std::env::var("QUIVER_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_string());
     let schema = format!(
@@ -153,12 +164,7 @@ async fn postgres_store() -> Option<SqlMetadataStore> {
         .await
         .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    Some(
-        SqlMetadataStore::open(&url, std::path::Path::new("."))
-            .await
-            .unwrap(),
-    )
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
 #[tokio::test]
@@ -280,19 +286,33 @@ async fn model_suite(store: SqlMetadataStore) {
     // Rollouts: off by default, need a challenger, share checked.
     use quiver_registry::Rollout;
     assert_eq!(store.rollout("churn").await.unwrap(), Rollout::Off);
-    store
-        .set_rollout("churn", Rollout::Canary { share: 0.25 })
+    let set = store
+        .set_rollout("churn", Rollout::canary(0.25))
         .await
         .unwrap();
-    assert_eq!(
-        store.rollout("churn").await.unwrap(),
-        Rollout::Canary { share: 0.25 }
-    );
+    let Rollout::Canary { share, salt } = set else {
+        panic!("{set:?}")
+    };
+    assert_eq!(share, 0.25);
+    assert_ne!(salt, 0, "a canary gets a salt");
+    assert_eq!(store.rollout("churn").await.unwrap(), set);
+    // Changing the share keeps the salt: the entities already in the canary stay in it.
+    let raised = store
+        .set_rollout("churn", Rollout::canary(0.5))
+        .await
+        .unwrap();
+    assert_eq!(raised, Rollout::Canary { share: 0.5, salt });
     store.set_rollout("churn", Rollout::Shadow).await.unwrap();
     assert_eq!(store.rollout("churn").await.unwrap(), Rollout::Shadow);
+    // A new canary gets a new salt.
+    let again = store
+        .set_rollout("churn", Rollout::canary(0.25))
+        .await
+        .unwrap();
+    assert!(matches!(again, Rollout::Canary { salt: s, .. } if s != salt && s != 0));
     assert!(
         store
-            .set_rollout("churn", Rollout::Canary { share: 1.5 })
+            .set_rollout("churn", Rollout::canary(1.5))
             .await
             .is_err()
     );
@@ -304,7 +324,7 @@ async fn model_suite(store: SqlMetadataStore) {
     assert!(e.contains("needs a challenger"), "{e}");
     assert_eq!(
         store.rollout("churn").await.unwrap(),
-        Rollout::Shadow,
+        again,
         "a refused change keeps the old"
     );
     store.set_rollout("churn", Rollout::Off).await.unwrap();
@@ -318,7 +338,7 @@ async fn model_suite(store: SqlMetadataStore) {
     assert!(e.contains("named by alias champion"), "{e}");
     assert_eq!(store.model_versions(Some("churn")).await.unwrap().len(), 2);
 
-    // Rollback restores the previous champion, and again toggles forward.
+    // Rollback restores the previous champion.
     assert_eq!(
         store.rollback_model("churn", "champion").await.unwrap(),
         (2, 1)
@@ -375,5 +395,165 @@ async fn sqlite_model_registry() {
 async fn postgres_model_registry() {
     if let Some(store) = postgres_store().await {
         model_suite(store).await;
+    }
+}
+
+/// An alias's history is a stack: a promotion that moves the alias pushes, a rollback pops,
+/// promoting the version an alias names already is a no-op, and deleted versions are skipped.
+async fn alias_history_suite(store: SqlMetadataStore) {
+    for hash in ["h1", "h2", "h3", "h4"] {
+        store.register_model(&new_version("m", hash)).await.unwrap();
+    }
+    let champion = async || store.model_by_alias("m", "champion").await.unwrap().version;
+    assert_eq!(store.promote_model("m", 1, "champion").await.unwrap(), None);
+    assert_eq!(
+        store.promote_model("m", 2, "champion").await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.promote_model("m", 3, "champion").await.unwrap(),
+        Some(2)
+    );
+    // Rolling back twice walks back 3 -> 2 -> 1, never forward again.
+    assert_eq!(store.rollback_model("m", "champion").await.unwrap(), (3, 2));
+    assert_eq!(store.rollback_model("m", "champion").await.unwrap(), (2, 1));
+    assert_eq!(champion().await, 1);
+    let e = store
+        .rollback_model("m", "champion")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing to roll back to"), "{e}");
+    assert_eq!(champion().await, 1, "a refused rollback changes nothing");
+
+    // A promotion after a rollback pushes on what is left: 1, 4 -> back to 1.
+    assert_eq!(
+        store.promote_model("m", 4, "champion").await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(store.rollback_model("m", "champion").await.unwrap(), (4, 1));
+
+    // Promoting the version the alias names already writes nothing: the rollback that its
+    // message would otherwise promise has nothing to undo.
+    assert_eq!(
+        store.promote_model("m", 2, "challenger").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.promote_model("m", 2, "challenger").await.unwrap(),
+        Some(2),
+        "a no-op says which version the alias names"
+    );
+    let e = store
+        .rollback_model("m", "challenger")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing to roll back to"), "{e}");
+    assert_eq!(
+        store.promote_model("m", 3, "challenger").await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.rollback_model("m", "challenger").await.unwrap(),
+        (3, 2)
+    );
+
+    // Rollback skips versions deleted since they were promoted: 1, 2, 3 with 2 deleted -> 1.
+    assert_eq!(store.promote_model("m", 3, "stage").await.unwrap(), None);
+    store.promote_model("m", 4, "stage").await.unwrap();
+    store.promote_model("m", 1, "stage").await.unwrap();
+    store.promote_model("m", 4, "champion").await.unwrap();
+    store.promote_model("m", 1, "challenger").await.unwrap();
+    // 3 is named by no alias now (challenger 1, champion 4, stage 1).
+    store.delete_model_version("m", 3).await.unwrap();
+    store.promote_model("m", 4, "stage").await.unwrap();
+    // stage: 3, 4, 1, 4 -> 1 -> 4 -> (3 deleted) nothing.
+    assert_eq!(store.rollback_model("m", "stage").await.unwrap(), (4, 1));
+    assert_eq!(store.rollback_model("m", "stage").await.unwrap(), (1, 4));
+    let e = store
+        .rollback_model("m", "stage")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing to roll back to"), "{e}");
+}
+
+#[tokio::test]
+async fn sqlite_alias_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlMetadataStore::open(".quiver/registry.db", dir.path())
+        .await
+        .unwrap();
+    alias_history_suite(store).await;
+}
+
+#[tokio::test]
+async fn postgres_alias_history() {
+    if let Some(store) = postgres_store().await {
+        alias_history_suite(store).await;
+    }
+}
+
+/// A store written before the alias history recorded its action: opening it (twice) adds the
+/// column once, keeps the rows (read as promotions), and rollbacks then walk back.
+async fn alias_history_of_an_older_store(url: &str, base: &std::path::Path) {
+    {
+        let pool = sqlx::AnyPool::connect(url).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE quiver_model_aliases (
+                name TEXT NOT NULL,
+                alias TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                version BIGINT NOT NULL,
+                changed_at TEXT NOT NULL,
+                PRIMARY KEY (name, alias, seq))",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for (seq, version) in [(1i64, 1i64), (2, 2)] {
+            sqlx::query(
+                "INSERT INTO quiver_model_aliases VALUES ('m', 'champion', $1, $2, 'then')",
+            )
+            .bind(seq)
+            .bind(version)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+    let store = SqlMetadataStore::open(url, base).await.unwrap();
+    drop(SqlMetadataStore::open(url, base).await.unwrap());
+    for hash in ["h1", "h2", "h3"] {
+        store.register_model(&new_version("m", hash)).await.unwrap();
+    }
+    assert_eq!(
+        store.model_by_alias("m", "champion").await.unwrap().version,
+        2
+    );
+    store.promote_model("m", 3, "champion").await.unwrap();
+    assert_eq!(store.rollback_model("m", "champion").await.unwrap(), (3, 2));
+    assert_eq!(store.rollback_model("m", "champion").await.unwrap(), (2, 1));
+    assert!(store.rollback_model("m", "champion").await.is_err());
+}
+
+#[tokio::test]
+async fn sqlite_alias_history_of_an_older_store() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("registry.db").display()
+    );
+    alias_history_of_an_older_store(&url, dir.path()).await;
+}
+
+#[tokio::test]
+async fn postgres_alias_history_of_an_older_store() {
+    sqlx::any::install_default_drivers();
+    if let Some(url) = postgres_schema_url().await {
+        alias_history_of_an_older_store(&url, std::path::Path::new(".")).await;
     }
 }
