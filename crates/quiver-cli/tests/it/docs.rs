@@ -150,8 +150,17 @@ fn readme_rows(readme: &str) -> Vec<(Vec<String>, BTreeSet<String>)> {
         .filter(|l| l.starts_with("| `quiver"))
     {
         let cells = cells(row);
-        let row_flags: BTreeSet<String> = row
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        // The row's flags: those in its command spans, and description spans that start with
+        // a flag (`--workers` sets ...); a span such as `historical --out FILE.csv` in the
+        // description names another command's flag.
+        let spans = code_spans(&cells[0]).into_iter().chain(
+            cells[1..]
+                .iter()
+                .flat_map(|c| code_spans(c))
+                .filter(|s| s.starts_with("--")),
+        );
+        let row_flags: BTreeSet<String> = spans
+            .flat_map(|s| s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')))
             .filter(|w| w.starts_with("--") && w.len() > 2)
             .map(str::to_string)
             .collect();
@@ -377,7 +386,7 @@ fn every_endpoint_is_in_the_readme_serve_help_and_router_and_every_documented_on
 
 #[test]
 fn the_parsers_read_what_they_should() {
-    let row = "| `quiver models list [NAME]`, `quiver models show NAME[:VERSION\\|@ALIAS]` | a \\| b `--x` |";
+    let row = "| `quiver models list [NAME]`, `quiver models show NAME[:VERSION\\|@ALIAS]` | a \\| b `--x` (not `historical --out F`) |";
     assert_eq!(
         cells(row)[0],
         "`quiver models list [NAME]`, `quiver models show NAME[:VERSION|@ALIAS]`"
@@ -391,6 +400,7 @@ fn the_parsers_read_what_they_should() {
         ["demo run", "models list", "models show"]
     );
     assert!(c["models list"].contains("--x") && c["demo run"].contains("--dir"));
+    assert!(!c["models list"].contains("--out"));
     let e: Vec<String> = readme_endpoints(&readme).into_iter().collect();
     assert_eq!(e, ["GET /a", "GET /b", "GET /b/{name}", "POST /c/d"]);
     let h = "About\n\nUsage: quiver x\n\nCommands:\n  list  Every model\n        more text\n  show  One\n  help  Print\n\nOptions:\n  -q, --quiet  Quiet\n      --views <V>  Views\n";
