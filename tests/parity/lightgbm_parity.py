@@ -11,7 +11,8 @@ multiclass; L2 regression; huber regression with zero_as_missing), saves each as
 with a test set (~2,000 rows with NaNs, unseen, negative and fractional categories, values
 exactly on split thresholds, zeros, tiny values and infinities) as CSV, runs
 `CMD... model.txt test.csv`, which must print one JSON object per test row,
-`{"pred": [...], "contrib": [...]}` (contrib flattened like one row of LightGBM's
+`{"pred": [...], "contrib": {"feature": value, ..., "bias": value}}` (for multiclass, a list of
+such objects, one per class; the values in order are one row of LightGBM's
 `predict(pred_contrib=True)`), and compares with LightGBM's `predict` and
 `predict(pred_contrib=True)` on the same model file. Tolerance 1e-9 (relative to the value's
 magnitude when it exceeds 1 for contributions). Prints
@@ -185,6 +186,13 @@ def write_csv(path, X, names):
             f.write(",".join(cells) + "\n")
 
 
+def flat_contrib(c):
+    """Quiver's named contributions as LightGBM's flat row: the values of each output's object
+    (features in model order, then bias), output after output."""
+    blocks = c if isinstance(c, list) else [c]
+    return [v for block in blocks for v in block.values()]
+
+
 def compare(name, booster, X, lines, failures):
     pred = np.asarray(booster.predict(X), dtype=float).reshape(len(X), -1)
     contrib = np.asarray(booster.predict(X, pred_contrib=True), dtype=float).reshape(len(X), -1)
@@ -196,7 +204,7 @@ def compare(name, booster, X, lines, failures):
         try:
             got = json.loads(line)
             gp = np.asarray(got["pred"], dtype=float)
-            gc = np.asarray(got["contrib"], dtype=float)
+            gc = np.asarray(flat_contrib(got["contrib"]), dtype=float)
         except Exception as e:  # noqa: BLE001
             failures.append(f"{name}: row {i}: bad output line {line[:200]!r}: {e}")
             continue

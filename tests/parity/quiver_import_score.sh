@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Quiver side of lightgbm_parity.py: registers a LightGBM text model with
 # `quiver models import` (in a throwaway repository whose service has the model's features) and
-# scores a CSV with `quiver models score`, printing {"pred": [...], "contrib": [...]} per row.
+# scores a CSV with `quiver models score`, printing {"pred": [...], "contrib": {"v__x0": ..., "bias": ...}}
+# per row (multiclass: a list of such objects, one per class).
 # usage: quiver_import_score.sh QUIVER_BINARY model.txt test.csv
 set -euo pipefail
 q="$1"; model="$2"; csv="$3"

@@ -18,7 +18,7 @@ use quiver_offline::engine::Progress;
 use quiver_offline::{HistoricalOptions, OfflineEngine};
 use serde_json::json;
 
-use crate::output::{Output, rate, thousands};
+use crate::output::{Output, plural, rate};
 use crate::registry_cmd::stored;
 
 #[derive(Args, Debug)]
@@ -101,9 +101,9 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
     let result = result?;
     write(&args.out, &result)?;
     let summary = format!(
-        "historical: {} entity rows x {} features (registry version {}) -> {}; {}",
-        thousands(result.num_rows() as u64),
-        features.len(),
+        "historical: {} x {} (registry version {}) -> {}; {}",
+        plural(result.num_rows() as u64, "entity row"),
+        plural(features.len() as u64, "feature"),
         applied.version,
         args.out.display(),
         rate(result.num_rows() as u64, started)

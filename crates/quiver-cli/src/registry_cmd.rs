@@ -12,7 +12,7 @@ use quiver_offline::OfflineEngine;
 use quiver_registry::{AppliedRegistry, MetadataStore, SqlMetadataStore};
 use serde_json::json;
 
-use crate::output::Output;
+use crate::output::{Output, plural};
 
 /// Default metadata store, relative to the repository.
 pub const DEFAULT_REGISTRY: &str = ".quiver/registry.db";
@@ -212,9 +212,9 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
                 .values()
                 .map(|v| {
                     let kind = if v.is_aggregation() {
-                        "aggregations"
+                        "aggregation"
                     } else {
-                        "features"
+                        "feature"
                     };
                     vec![
                         v.name.clone(),
@@ -225,7 +225,7 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
                         } else {
                             v.ttl.to_string()
                         },
-                        format!("{} {kind}", v.outputs().len()),
+                        plural(v.outputs().len() as u64, kind),
                         r.services_using_view(&v.name).join(", "),
                     ]
                 })
@@ -265,8 +265,8 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
                             .clone()
                             .or_else(|| a.expr.clone())
                             .unwrap_or_else(|| "*".into());
-                        let mut how =
-                            format!("{:?}({what}) over {}", a.function, a.window).to_lowercase();
+                        // As the YAML spells it: count_distinct, time_since_last.
+                        let mut how = format!("{}({what}) over {}", a.function.name(), a.window);
                         if let Some(f) = &a.filter {
                             how.push_str(&format!(" where {f}"));
                         }

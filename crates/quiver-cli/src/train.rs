@@ -24,7 +24,7 @@ use quiver_offline::{HistoricalOptions, OfflineEngine};
 use quiver_registry::NewModelVersion;
 use serde_json::json;
 
-use crate::output::{Output, thousands};
+use crate::output::{Output, plural, thousands};
 use crate::registry_cmd::{open_store, stored};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -38,7 +38,9 @@ pub enum Task {
 pub enum Algorithm {
     /// Histogram gradient-boosted trees (native missing values and categories).
     Gbdt,
-    /// Logistic regression (linear regression for --task regression), standardized inputs.
+    /// Logistic regression (linear regression for --task regression), standardized inputs;
+    /// text features are frequency-encoded (as with --frequency-encode), since a linear model
+    /// takes numbers, not category codes.
     Logistic,
 }
 
@@ -93,7 +95,8 @@ pub struct TrainArgs {
     /// frequency in the training split instead of category codes: each value becomes the share
     /// of training rows holding it (unseen values 0). For high-cardinality ids (sellers,
     /// merchants); text or integer features. The table is stored in the model, so `/predict`
-    /// and `models predict` encode exactly as training did.
+    /// and `models predict` encode exactly as training did. `--model logistic` encodes every
+    /// text feature this way.
     #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
     pub frequency_encode: Vec<String>,
 }
@@ -130,15 +133,12 @@ fn labels(batch: &RecordBatch, column: &str, task: Option<Task>) -> anyhow::Resu
         );
     }
     let dt = col.data_type().clone();
-    let is_text = matches!(
-        dt,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    );
+    let text = is_text(&dt);
     let numeric = dt.is_numeric() || dt == DataType::Boolean;
-    if !is_text && !numeric {
+    if !text && !numeric {
         bail!("label column '{column}' has type {dt}: use a boolean, number or text label");
     }
-    if is_text {
+    if text {
         let s = cast(col, &DataType::Utf8)?;
         let s = s.as_string::<i32>();
         let mut classes: Vec<String> = s.iter().map(|v| v.unwrap_or("").to_string()).collect();
@@ -336,10 +336,7 @@ fn encode(
         }
         return Ok((Encoding::Number, v));
     }
-    if matches!(
-        dt,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    ) {
+    if is_text(dt) {
         let s = cast(col, &DataType::Utf8)?;
         let s = s.as_string::<i32>();
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -421,6 +418,14 @@ fn fill_components(list: &datafusion::arrow::array::ListArray, out: &mut [Vec<f6
     }
 }
 
+/// Whether a column holds text.
+fn is_text(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
 /// Encodes one text or integer feature column by its frequency in the training rows.
 fn encode_frequency(
     name: &str,
@@ -428,11 +433,7 @@ fn encode_frequency(
     train_rows: &[usize],
 ) -> anyhow::Result<(Encoding, Vec<f64>)> {
     let dt = col.data_type();
-    if !(matches!(
-        dt,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    ) || dt.is_integer())
-    {
+    if !(is_text(dt) || dt.is_integer()) {
         bail!(
             "--frequency-encode {name}: the feature is {dt}; frequency encoding takes text or integers"
         );
@@ -695,9 +696,9 @@ pub async fn run(
         .with_context(|| format!("{}", args.labels.display()))?;
 
     out.say(format!(
-        "== building the training set: {} label rows x {} features of service {}",
-        thousands(label_table.num_rows() as u64),
-        features.len(),
+        "== building the training set: {} x {} of service {}",
+        plural(label_table.num_rows() as u64, "label row"),
+        plural(features.len() as u64, "feature"),
         args.service
     ));
     let opts = HistoricalOptions {
@@ -779,6 +780,7 @@ pub async fn run(
     let mut columns = Vec::with_capacity(features.len());
     let mut categorical = Vec::with_capacity(features.len());
     let mut column_names = Vec::with_capacity(features.len());
+    let mut frequency_for_linear = Vec::new();
     for f in &features {
         let col = set
             .column_by_name(&f.full_name())
@@ -797,10 +799,16 @@ pub async fn run(
             continue;
         }
         column_names.push(f.full_name());
-        let frequency = args
+        let asked = args
             .frequency_encode
             .iter()
             .any(|n| n.trim() == f.to_string() || n.trim() == f.feature);
+        // A linear model takes numbers: category codes would be read as magnitudes.
+        let for_linear = args.model == Algorithm::Logistic && is_text(col.data_type());
+        if for_linear && !asked {
+            frequency_for_linear.push(f.to_string());
+        }
+        let frequency = asked || for_linear;
         let (encoding, values) = if frequency {
             encode_frequency(&f.to_string(), col.as_ref(), &train_idx)?
         } else {
@@ -826,15 +834,28 @@ pub async fn run(
         ts.iter().max().map(|t| quiver_online::format_time(*t)),
     );
 
+    if !frequency_for_linear.is_empty() {
+        out.say(format!(
+            "== logistic: text features encoded by their frequency in the training split: {}",
+            frequency_for_linear.join(", ")
+        ));
+    }
     out.say(format!(
-        "== training {} ({}) on {} rows, early stopping on {} validation rows",
+        "== training {} ({}) on {} rows{}",
         match args.model {
             Algorithm::Gbdt => "gbdt",
             Algorithm::Logistic => "logistic",
         },
         task_name(lab.objective),
         thousands(train.n_rows() as u64),
-        thousands(valid.n_rows() as u64)
+        match args.model {
+            Algorithm::Gbdt => format!(
+                ", early stopping on {} validation rows",
+                thousands(valid.n_rows() as u64)
+            ),
+            // The linear solver runs to convergence: the validation rows are not used.
+            Algorithm::Logistic => String::new(),
+        }
     ));
     let t0 = Instant::now();
     let (model, params_json, best_iteration) = match args.model {
@@ -938,13 +959,16 @@ pub async fn run(
         }
     }
     out.table(&["test metric", "value"], rows);
-    out.table(
-        &["feature", "gain", "splits"],
-        imp.iter()
-            .take(10)
-            .map(|(n, g, s)| vec![n.clone(), format!("{g:.1}"), s.to_string()])
-            .collect(),
-    );
+    // A linear model has no splits: its importance would be a table of zeros.
+    if matches!(artifact.model, Model::Trees(_)) {
+        out.table(
+            &["feature", "gain", "splits"],
+            imp.iter()
+                .take(10)
+                .map(|(n, g, s)| vec![n.clone(), format!("{g:.1}"), s.to_string()])
+                .collect(),
+        );
+    }
     out.say(format!(
         "registered model {name} version {version}{} ({} on {} training rows, {:.1} s; total {:.1} s)",
         args.promote.as_ref().map(|a| format!(" as {a}")).unwrap_or_default(),

@@ -281,6 +281,26 @@ fn render(v: &Value) -> String {
     }
 }
 
+/// A list item as people write it: text as itself, a feature reference as `view:feature`,
+/// anything else as JSON.
+fn item_label(v: &Value) -> String {
+    match (
+        v,
+        v.get("view").and_then(Value::as_str),
+        v.get("feature").and_then(Value::as_str),
+    ) {
+        (Value::Object(o), Some(view), Some(feature)) if o.len() == 2 => {
+            format!("{view}:{feature}")
+        }
+        _ => render(v),
+    }
+}
+
+/// A list as its items' labels, comma-separated.
+fn labels(items: &[Value]) -> String {
+    items.iter().map(item_label).collect::<Vec<_>>().join(", ")
+}
+
 fn named_items(items: &[Value]) -> Option<Vec<(String, &Value)>> {
     items
         .iter()
@@ -319,11 +339,32 @@ fn diff_values(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut V
                     }
                 }
             } else if o != n {
-                out.push(FieldChange {
-                    path: path.to_string(),
-                    old: Some(Value::Array(o.clone()).to_string()),
-                    new: Some(Value::Array(n.clone()).to_string()),
-                });
+                // Unnamed items (a service's features, its patterns): each item removed or added
+                // is one change, so that a long list reads as what left and what came.
+                let removed: Vec<&Value> = o.iter().filter(|i| !n.contains(i)).collect();
+                let added: Vec<&Value> = n.iter().filter(|i| !o.contains(i)).collect();
+                for i in &removed {
+                    out.push(FieldChange {
+                        path: path.to_string(),
+                        old: Some(item_label(i)),
+                        new: None,
+                    });
+                }
+                for i in &added {
+                    out.push(FieldChange {
+                        path: path.to_string(),
+                        old: None,
+                        new: Some(item_label(i)),
+                    });
+                }
+                if removed.is_empty() && added.is_empty() {
+                    // The same items in another order.
+                    out.push(FieldChange {
+                        path: format!("{path} (order)"),
+                        old: Some(labels(o)),
+                        new: Some(labels(n)),
+                    });
+                }
             }
         }
         (o, n) if o != n => out.push(FieldChange {

@@ -201,6 +201,15 @@ impl AggFunction {
             })
     }
 
+    /// The YAML spelling (`count_distinct`, `time_since_last`, ...).
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(n, _)| *n)
+            .expect("every function has a name")
+    }
+
     /// Whether the function needs a value column or expression.
     pub fn needs_value(self) -> bool {
         !matches!(self, AggFunction::Count | AggFunction::TimeSinceLast)

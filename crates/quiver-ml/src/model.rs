@@ -109,6 +109,32 @@ impl LinearModel {
         self.objective.transform(&mut out);
         out
     }
+
+    /// Each input's contribution to the raw score of each output, with the same layout as
+    /// [`crate::shap::tree_shap`]: per output, `w_j * (x_j - mean_j) / scale_j` for every input
+    /// (0 when missing, which is scored as the training mean), then the intercept (the raw score
+    /// at the training means) last. The vector sums to the raw score. These are the exact SHAP
+    /// values of a linear model with independent inputs, relative to the training means.
+    pub fn contributions(&self, row: &[f64]) -> Vec<Vec<f64>> {
+        self.weights
+            .iter()
+            .zip(&self.intercept)
+            .map(|(w, b)| {
+                let mut c: Vec<f64> = (0..w.len())
+                    .map(|j| {
+                        let x = row[j];
+                        if x.is_nan() {
+                            0.0
+                        } else {
+                            w[j] * (x - self.mean[j]) / self.scale[j]
+                        }
+                    })
+                    .collect();
+                c.push(*b);
+                c
+            })
+            .collect()
+    }
 }
 
 /// Any model Quiver can serve.
@@ -138,5 +164,37 @@ impl Model {
             Model::Trees(m) => m.predict(row),
             Model::Linear(m) => m.predict(row),
         }
+    }
+
+    /// Per output, each feature's contribution to the raw score of `row`, then the bias last
+    /// (the vector sums to the raw score): TreeSHAP for trees ([`crate::shap::tree_shap`]),
+    /// [`LinearModel::contributions`] for linear models.
+    pub fn contributions(&self, row: &[f64]) -> Vec<Vec<f64>> {
+        match self {
+            Model::Trees(m) => crate::shap::tree_shap(m, row),
+            Model::Linear(m) => m.contributions(row),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_contributions_sum_to_the_raw_score() {
+        let m = LinearModel {
+            objective: Objective::Regression,
+            feature_names: vec!["a".into(), "b".into()],
+            mean: vec![1.0, 10.0],
+            scale: vec![2.0, 5.0],
+            weights: vec![vec![3.0, -1.0]],
+            intercept: vec![0.5],
+        };
+        let c = Model::Linear(m.clone()).contributions(&[5.0, f64::NAN]);
+        assert_eq!(c, vec![vec![6.0, 0.0, 0.5]]);
+        let row = [-1.0, 20.0];
+        let c = m.contributions(&row);
+        assert_eq!(c[0].iter().sum::<f64>(), m.predict(&row)[0]);
     }
 }

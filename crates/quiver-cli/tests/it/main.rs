@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 mod docs;
 mod embeddings;
 mod kill;
+mod model_commands;
 mod models;
 mod online;
 

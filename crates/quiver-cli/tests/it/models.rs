@@ -171,11 +171,6 @@ fn train_register_promote_rollback_and_predict() {
     assert!(e.contains("num_treez"), "{e}");
     let e = fails(quiver(
         repo,
-        &[&base[..], &["--label", "churned", "--model", "logistic"]].concat(),
-    ));
-    assert!(e.contains("categorical") || e.contains("encode"), "{e}");
-    let e = fails(quiver(
-        repo,
         &[
             "train",
             "--service",

@@ -124,3 +124,74 @@ fn unused_view_changes_are_not_breaking() {
     assert_eq!(p.breaking().count(), 0);
     let _ = old;
 }
+
+#[test]
+fn a_service_that_drops_and_adds_features_lists_each() {
+    let old = registry(&[("quiver.yaml", MINIMAL)]).unwrap();
+    let new = registry(&[(
+        "quiver.yaml",
+        &MINIMAL.replace(
+            r#"features: ["stats:f_float", "stats:*"]"#,
+            r#"features: ["stats:f_str", "stats:f_float"]"#,
+        ),
+    )])
+    .unwrap();
+    let p = plan(Some(&old), &new);
+    let svc = p
+        .changes
+        .iter()
+        .find(|c| c.kind == ObjectKind::FeatureService)
+        .unwrap();
+    let shown: Vec<(&str, Option<&str>, Option<&str>)> = svc
+        .fields
+        .iter()
+        .map(|f| (f.path.as_str(), f.old.as_deref(), f.new.as_deref()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("features", Some("stats:f_int"), None),
+            ("patterns", Some("stats:*"), None),
+            ("patterns", None, Some("stats:f_str")),
+        ]
+    );
+    let text = p.to_string();
+    assert!(
+        text.contains("    - features: stats:f_int\n")
+            && text.contains("    - patterns: stats:*\n")
+            && text.contains("    + patterns: stats:f_str\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("[\"") && !text.contains("[{"),
+        "no JSON arrays: {text}"
+    );
+
+    // The same features in another order: one change that says so.
+    let reordered = registry(&[(
+        "quiver.yaml",
+        &MINIMAL.replace(
+            r#"features: ["stats:f_float", "stats:*"]"#,
+            r#"features: ["stats:f_int", "stats:*"]"#,
+        ),
+    )])
+    .unwrap();
+    let p = plan(Some(&old), &reordered);
+    let svc = p
+        .changes
+        .iter()
+        .find(|c| c.kind == ObjectKind::FeatureService)
+        .unwrap();
+    let order = svc
+        .fields
+        .iter()
+        .find(|f| f.path == "features (order)")
+        .unwrap();
+    assert_eq!(
+        (order.old.as_deref(), order.new.as_deref()),
+        (
+            Some("stats:f_float, stats:f_int, stats:f_str"),
+            Some("stats:f_int, stats:f_float, stats:f_str")
+        )
+    );
+}
