@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
 use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Int64Type, Schema, SchemaRef, TimestampMicrosecondType,
+};
 use datafusion::common::DFSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, ExprSchemable, cast as cast_expr, ident, lit};
@@ -23,10 +25,13 @@ use quiver_core::{Aggregation, FeatureRef, FeatureView, Registry, Source};
 
 use crate::error::{Error, Result};
 use crate::key::{BatchKeys, Key, cast_keys, encode_keys};
-use crate::pit_join::{Candidates, EntityIndex, LatestPerKey, PitJoin};
+use crate::key_space::KeySpace;
+use crate::pit_join::{Candidates, EntityIndex, LatestPerKey, PartitionedJoin};
 use crate::request_view::CompiledRequestView;
 use crate::source::{clean, source_error, source_frame};
-use crate::types::{arrow_type, compatible, describe, is_timestamp_like, timestamp_type};
+use crate::types::{
+    arrow_type, compatible, describe, is_string, is_timestamp_like, timestamp_type,
+};
 use crate::window_agg::{AggSpec, EventIndex, aggregate};
 
 /// Options of a historical retrieval.
@@ -75,6 +80,10 @@ pub struct OfflineEngine {
     registry: Registry,
     root: PathBuf,
     ctx: SessionContext,
+    /// Worker threads of a point-in-time join (`None`: one per core).
+    threads: Option<usize>,
+    /// Hash partitions of the entity keys in a point-in-time join.
+    key_partitions: usize,
 }
 
 /// Reads a timestamp-like column as UTC microseconds (strings are parsed; naive is UTC).
@@ -116,7 +125,28 @@ impl OfflineEngine {
             registry,
             root: root.into(),
             ctx,
+            threads: None,
+            key_partitions: 1,
         }
+    }
+
+    /// Runs point-in-time joins on `threads` workers (default: one per core). The answer does
+    /// not depend on it.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// Splits point-in-time joins into `parts` hash partitions of the entity keys (default 1),
+    /// each joined on its own (see [`PartitionedJoin`]). The answer does not depend on it.
+    pub fn with_key_partitions(mut self, parts: usize) -> Self {
+        self.key_partitions = parts.max(1);
+        self
+    }
+
+    fn cores(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// The registry.
@@ -172,6 +202,18 @@ impl OfflineEngine {
         view: &FeatureView,
         schema: &DFSchema,
     ) -> Result<(Vec<Expr>, Expr, Option<Expr>)> {
+        self.base_exprs_with(view, schema, false)
+    }
+
+    /// [`base_exprs`](Self::base_exprs); with `raw_strings`, string keys keep the column's own
+    /// string representation (a `Utf8View` or dictionary column is not copied into `Utf8`: the
+    /// point-in-time join's [`KeySpace`] reads any of them).
+    fn base_exprs_with(
+        &self,
+        view: &FeatureView,
+        schema: &DFSchema,
+        raw_strings: bool,
+    ) -> Result<(Vec<Expr>, Expr, Option<Expr>)> {
         let source = self.source_of(view);
         let find = |col: &str, what: &str| -> Result<DataType> {
             match schema.as_arrow().field_with_name(col) {
@@ -200,7 +242,12 @@ impl OfflineEngine {
                     ),
                 ));
             }
-            keys.push(cast_expr(ident(&k.name), arrow_type(k.value_type)).alias(key_col(i)));
+            let key = if raw_strings && is_string(&dt) {
+                ident(&k.name)
+            } else {
+                cast_expr(ident(&k.name), arrow_type(k.value_type))
+            };
+            keys.push(key.alias(key_col(i)));
         }
         let ts_type = find(&source.timestamp_field, "timestamp")?;
         if !is_timestamp_like(&ts_type) {
@@ -255,10 +302,21 @@ impl OfflineEngine {
     /// The prepared frame of a plain view: keys, timestamps, then the requested features, with
     /// every type checked against the declaration.
     async fn view_frame(&self, view: &FeatureView, features: &[&str]) -> Result<DataFrame> {
+        self.view_frame_with(view, features, false).await
+    }
+
+    /// [`view_frame`](Self::view_frame), string keys as read with `raw_strings` (see
+    /// [`base_exprs_with`](Self::base_exprs_with)).
+    async fn view_frame_with(
+        &self,
+        view: &FeatureView,
+        features: &[&str],
+        raw_strings: bool,
+    ) -> Result<DataFrame> {
         let source = self.source_of(view);
         let df = source_frame(&self.ctx, &self.root, source).await?;
         let schema = df.schema().clone();
-        let (mut exprs, ts, created) = self.base_exprs(view, &schema)?;
+        let (mut exprs, ts, created) = self.base_exprs_with(view, &schema, raw_strings)?;
         exprs.push(ts);
         exprs.extend(created);
         for name in features {
@@ -336,12 +394,14 @@ impl OfflineEngine {
         Ok(())
     }
 
-    fn entity_keys(
+    /// The entity rows' key columns of a view, checked against the declared key types; integer
+    /// keys cast to their declared type, string keys as they are.
+    fn entity_key_columns(
         &self,
         view: &FeatureView,
         entities: &RecordBatch,
         file: &str,
-    ) -> Result<(Vec<JoinKey>, Vec<Option<Key>>)> {
+    ) -> Result<(Vec<JoinKey>, Vec<ArrayRef>)> {
         let keys = self.registry.view_join_keys(view);
         let mut cols = Vec::new();
         for k in &keys {
@@ -368,10 +428,26 @@ impl OfflineEngine {
                     ),
                 });
             }
-            cols.push(entities.column(i).clone());
+            let col = entities.column(i);
+            cols.push(if is_string(dt) {
+                col.clone()
+            } else {
+                cast_keys(std::slice::from_ref(col), &[arrow_type(k.value_type)])?.remove(0)
+            });
         }
+        Ok((keys, cols))
+    }
+
+    /// The entity rows' keys of a view, encoded one [`Key`] per row (aggregation views).
+    fn entity_keys(
+        &self,
+        view: &FeatureView,
+        entities: &RecordBatch,
+        file: &str,
+    ) -> Result<Vec<Option<Key>>> {
+        let (keys, cols) = self.entity_key_columns(view, entities, file)?;
         let types: Vec<DataType> = keys.iter().map(|k| arrow_type(k.value_type)).collect();
-        Ok((keys, encode_keys(&cast_keys(&cols, &types)?)?))
+        encode_keys(&cast_keys(&cols, &types)?)
     }
 
     /// A point-in-time correct training set: every entity row (in order, with all its columns)
@@ -576,6 +652,7 @@ impl OfflineEngine {
             by_view.entry(&f.view).or_default().push(&f.feature);
         }
         let mut computed: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
+        let mut plain: Vec<PlainView<'_>> = Vec::new();
         for view_name in view_order {
             let view = self.registry.views.get(view_name).ok_or_else(|| {
                 quiver_core::Error::UnknownFeature {
@@ -584,16 +661,28 @@ impl OfflineEngine {
                 }
             })?;
             let wanted = &by_view[view_name];
-            let (_, keys) = self.entity_keys(view, entities, &file)?;
-            let arrays = if view.is_aggregation() {
-                self.aggregate_view(view, wanted, keys, &entity_ts, progress)
-                    .await?
+            if view.is_aggregation() {
+                let keys = self.entity_keys(view, entities, &file)?;
+                let arrays = self
+                    .aggregate_view(view, wanted, keys, &entity_ts, progress)
+                    .await?;
+                for (name, array) in wanted.iter().zip(arrays) {
+                    computed.insert((view_name.to_string(), name.to_string()), array);
+                }
             } else {
-                self.join_view(view, wanted, keys, &entity_ts, progress)
-                    .await?
-            };
-            for (name, array) in wanted.iter().zip(arrays) {
-                computed.insert((view_name.to_string(), name.to_string()), array);
+                let (keys, columns) = self.entity_key_columns(view, entities, &file)?;
+                plain.push(PlainView {
+                    view,
+                    wanted: wanted.clone(),
+                    keys,
+                    columns,
+                });
+            }
+        }
+        let joined = self.join_views(&plain, &entity_ts, progress).await?;
+        for (p, arrays) in plain.iter().zip(joined) {
+            for (name, array) in p.wanted.iter().zip(arrays) {
+                computed.insert((p.view.name.clone(), name.to_string()), array);
             }
         }
 
@@ -615,110 +704,185 @@ impl OfflineEngine {
         )?)
     }
 
-    async fn join_view(
+    /// The point-in-time join of several plain views in one pass over the machine: the entity
+    /// side's work (key encoding, sort, index) is done once per distinct list of join keys and
+    /// shared by the views that have it, and every view's scan partitions go into one queue from
+    /// which one worker per core takes them, so views are joined concurrently and at most one
+    /// chunk per worker is in memory at a time (each worker keeps one join state per view).
+    ///
+    /// Each view's scan is split into several partitions per core (about a row group each),
+    /// taken lowest first: with a partition per core, one core finished a tenth of the run
+    /// before the other. A worker's joins are merged with the others' at the end; each
+    /// remembers the partition of every row it keeps, so that exact ties go to the later
+    /// partition as they would in one sequential scan. The scans start before the entity
+    /// indexes exist: the first chunks are read and decoded on the workers while this thread
+    /// encodes and sorts the entity rows (each index is handed over through a `watch`), and each
+    /// join allocates its slots on its own worker.
+    async fn join_views(
         &self,
-        view: &FeatureView,
-        wanted: &[&str],
-        keys: Vec<Option<Key>>,
+        views: &[PlainView<'_>],
         entity_ts: &[Option<i64>],
         progress: &Arc<dyn Progress>,
-    ) -> Result<Vec<ArrayRef>> {
-        let df = self.view_frame(view, wanted).await?;
-        let first_value = self.first_value_column(view);
-        let value_idx: Vec<usize> = (first_value..first_value + wanted.len()).collect();
-        let value_schema: SchemaRef = Arc::new(df.schema().as_arrow().project(&value_idx)?);
-        // The scan is split into several partitions per core (about a row group each), which
-        // one join per core takes in turn from a shared queue, lowest partition first: with a
-        // partition per core, one core finished a tenth of the run before the other, whose
-        // partition held more row groups. The joins are merged at the end; each remembers the
-        // partition of every row it keeps, so that exact ties go to the later partition as they
-        // would in one sequential scan. The scan starts before the entity index exists: the
-        // first chunks are read and decoded on the workers while this thread sorts the entity
-        // rows (the index is handed over through `ready`), and each join allocates its slots on
-        // its own worker.
-        let source = self.source_of(view).clone();
-        let layout = self.layout(view);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (mut state, logical) = df.into_parts();
-        state.config_mut().options_mut().execution.target_partitions = cores * 4;
-        let plan = state
-            .create_physical_plan(&logical)
-            .await
+    ) -> Result<Vec<Vec<ArrayRef>>> {
+        if views.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Distinct join-key lists: views over the same entity share its keys and index.
+        let mut key_sets: Vec<(String, usize)> = Vec::new();
+        let mut key_set_of = Vec::new();
+        for (v, p) in views.iter().enumerate() {
+            let sig = p
+                .keys
+                .iter()
+                .map(|k| format!("{}:{}", k.name, k.value_type))
+                .collect::<Vec<_>>()
+                .join(",");
+            let at = match key_sets.iter().position(|(s, _)| *s == sig) {
+                Some(at) => at,
+                None => {
+                    key_sets.push((sig, v));
+                    key_sets.len() - 1
+                }
+            };
+            key_set_of.push(at);
+        }
+        let cores = self.cores();
+        let mut jobs = Vec::new();
+        let mut queue = Vec::new();
+        for (v, p) in views.iter().enumerate() {
+            let view = p.view;
+            let df = self.view_frame_with(view, &p.wanted, true).await?;
+            let first_value = self.first_value_column(view);
+            let value_idx: Vec<usize> = (first_value..first_value + p.wanted.len()).collect();
+            let frame_schema = df.schema().as_arrow().clone();
+            let value_schema: SchemaRef = Arc::new(frame_schema.project(&value_idx)?);
+            let source = self.source_of(view).clone();
+            let (mut state, logical) = df.into_parts();
+            state.config_mut().options_mut().execution.target_partitions = cores * 4;
+            let plan = state
+                .create_physical_plan(&logical)
+                .await
+                .map_err(|e| source_error(&source, clean(e)))?;
+            let streams = datafusion::physical_plan::execute_stream_partitioned(
+                plan,
+                Arc::new(datafusion::execution::TaskContext::from(&state)),
+            )
             .map_err(|e| source_error(&source, clean(e)))?;
-        let streams = datafusion::physical_plan::execute_stream_partitioned(
-            plan,
-            Arc::new(datafusion::execution::TaskContext::from(&state)),
-        )
-        .map_err(|e| source_error(&source, clean(e)))?;
-        let workers = cores.min(streams.len()).max(1);
-        let queue = Arc::new(std::sync::Mutex::new(
-            streams
-                .into_iter()
-                .enumerate()
-                .rev()
-                .collect::<Vec<(usize, SendableRecordBatchStream)>>(),
-        ));
-        let (ready, index_rx) = tokio::sync::watch::channel::<Option<Arc<EntityIndex>>>(None);
-        let ttl = view.ttl.micros();
+            queue.extend(
+                streams
+                    .into_iter()
+                    .enumerate()
+                    .map(|(part, stream)| (v, part, stream)),
+            );
+            let mut layout = self.layout(view);
+            layout.chunk_rows = chunk_rows(&frame_schema);
+            jobs.push(ViewJob {
+                name: view.name.clone(),
+                source,
+                layout,
+                value_idx,
+                schema: value_schema,
+                ttl: view.ttl.micros(),
+                key_set: key_set_of[v],
+            });
+        }
+        queue.reverse();
+        let workers = cores.min(queue.len()).max(1);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let jobs = Arc::new(jobs);
+        let (senders, receivers): (Vec<_>, Vec<_>) = key_sets
+            .iter()
+            .map(|_| tokio::sync::watch::channel::<Option<Arc<EntityKeys>>>(None))
+            .unzip();
+        let receivers = Arc::new(receivers);
         let mut tasks = Vec::new();
         for _ in 0..workers {
-            let (source, value_idx, progress, name, schema, queue) = (
-                source.clone(),
-                value_idx.clone(),
+            let (progress, queue, jobs, receivers) = (
                 Arc::clone(progress),
-                view.name.clone(),
-                Arc::clone(&value_schema),
                 Arc::clone(&queue),
+                Arc::clone(&jobs),
+                Arc::clone(&receivers),
             );
-            let index_rx = index_rx.clone();
             tasks.push(tokio::spawn(async move {
-                let mut join: Option<PitJoin> = None;
+                let mut joins: Vec<Option<PartitionedJoin>> = jobs.iter().map(|_| None).collect();
                 loop {
                     let next = queue.lock().expect("the partition queue").pop();
-                    let Some((part, stream)) = next else { break };
-                    let mut index_rx = index_rx.clone();
-                    let index = async move {
-                        let index = index_rx.wait_for(Option::is_some).await.map_err(|_| {
+                    let Some((v, part, stream)) = next else { break };
+                    let job = &jobs[v];
+                    let mut keys_rx = receivers[job.key_set].clone();
+                    let ready = async move {
+                        let keys = keys_rx.wait_for(Option::is_some).await.map_err(|_| {
                             Error::Internal("the entity index was never built".into())
                         })?;
-                        Ok(Arc::clone(index.as_ref().expect("waited for Some")))
+                        Ok(Arc::clone(keys.as_ref().expect("waited for Some")))
                     };
+                    let join = &mut joins[v];
                     probe(
                         stream,
-                        &source,
-                        layout,
-                        &value_idx,
-                        |rows| progress.rows_read(&name, rows),
-                        index,
-                        |index, c| {
+                        &job.source,
+                        job.layout,
+                        &job.value_idx,
+                        |rows| progress.rows_read(&job.name, rows),
+                        ready,
+                        |keys, c| {
                             join.get_or_insert_with(|| {
-                                PitJoin::new(Arc::clone(index), ttl, Arc::clone(&schema))
+                                PartitionedJoin::new(
+                                    Arc::clone(&keys.index),
+                                    job.ttl,
+                                    Arc::clone(&job.schema),
+                                )
                             })
                             .push(c, part as u32)
                         },
                     )
                     .await?;
                 }
-                Ok::<_, Error>(join)
+                Ok::<_, Error>(joins)
             }));
         }
-        let index = Arc::new(EntityIndex::new(keys, entity_ts));
-        // The tasks hold receivers until they end, so this cannot fail while one waits.
-        let _ = ready.send(Some(Arc::clone(&index)));
-        let mut parts = Vec::new();
+        // Meanwhile, the entity side: each key list encoded into its key space and indexed.
+        let mut built = Vec::new();
+        for ((_, v), sender) in key_sets.iter().zip(senders) {
+            let (space, ids) = KeySpace::build(&views[*v].columns)?;
+            let parts = self.key_partitions;
+            let index = EntityIndex::from_ids(
+                &ids,
+                space.len(),
+                entity_ts,
+                space.dense_min().unwrap_or(0),
+                |id| space.part_of(id, parts),
+                parts,
+            );
+            let keys = Arc::new(EntityKeys {
+                space,
+                index: Arc::new(index),
+            });
+            // The tasks hold receivers until they end, so this cannot fail while one waits.
+            let _ = sender.send(Some(Arc::clone(&keys)));
+            built.push(keys);
+        }
+        let mut per_view: Vec<Vec<PartitionedJoin>> = views.iter().map(|_| Vec::new()).collect();
         for t in tasks {
-            if let Some(join) = t
+            let joins = t
                 .await
-                .map_err(|e| Error::Internal(format!("probe task failed: {e}")))??
-            {
-                parts.push(join);
+                .map_err(|e| Error::Internal(format!("probe task failed: {e}")))??;
+            for (v, j) in joins.into_iter().enumerate() {
+                per_view[v].extend(j);
             }
         }
-        if parts.is_empty() {
-            parts.push(PitJoin::new(index, ttl, value_schema));
+        let mut out = Vec::with_capacity(views.len());
+        for (v, mut joins) in per_view.into_iter().enumerate() {
+            let job = &jobs[v];
+            if joins.is_empty() {
+                joins.push(PartitionedJoin::new(
+                    Arc::clone(&built[job.key_set].index),
+                    job.ttl,
+                    Arc::clone(&job.schema),
+                ));
+            }
+            out.push(PartitionedJoin::merge(joins).finish()?);
         }
-        let join = PitJoin::merge(parts);
-        join.finish()
+        Ok(out)
     }
 
     /// The frame of one filter group of an aggregation view: keys, timestamp, one value column
@@ -965,6 +1129,7 @@ impl OfflineEngine {
         Layout {
             nkeys: self.registry.view_join_keys(view).len(),
             has_created: self.source_of(view).created_timestamp_field.is_some(),
+            chunk_rows: PROBE_ROWS,
         }
     }
 
@@ -983,6 +1148,75 @@ impl OfflineEngine {
 struct Layout {
     nkeys: usize,
     has_created: bool,
+    /// Rows probed at once (see [`chunk_rows`]).
+    chunk_rows: usize,
+}
+
+/// A plain view of a retrieval: the features wanted, its join keys and the entity rows' key
+/// columns.
+struct PlainView<'a> {
+    view: &'a FeatureView,
+    wanted: Vec<&'a str>,
+    keys: Vec<JoinKey>,
+    columns: Vec<ArrayRef>,
+}
+
+/// What a join worker needs of a view (see [`OfflineEngine::join_views`]).
+struct ViewJob {
+    name: String,
+    source: Source,
+    layout: Layout,
+    value_idx: Vec<usize>,
+    schema: SchemaRef,
+    ttl: i64,
+    key_set: usize,
+}
+
+/// The entity side of a retrieval for one list of join keys: the keys numbered and the rows
+/// indexed by them, shared by every view with those keys.
+struct EntityKeys {
+    space: KeySpace,
+    index: Arc<EntityIndex>,
+}
+
+/// How [`probe`] encodes the key columns of a feature batch, given what it waited for.
+trait EncodeKeys {
+    fn batch_keys<'a>(&self, columns: &'a [ArrayRef]) -> Result<BatchKeys<'a>>;
+}
+
+/// Without an entity side (latest per key): one [`Key`] per row.
+impl EncodeKeys for () {
+    fn batch_keys<'a>(&self, columns: &'a [ArrayRef]) -> Result<BatchKeys<'a>> {
+        BatchKeys::new(columns)
+    }
+}
+
+impl EncodeKeys for Arc<EntityKeys> {
+    /// The keys of a feature batch, in this key space: a dense integer key column is read
+    /// as it is, any other key is looked up into ids.
+    fn batch_keys<'a>(&self, columns: &'a [ArrayRef]) -> Result<BatchKeys<'a>> {
+        if self.space.dense_min().is_some()
+            && let [c] = columns
+            && c.data_type() == &DataType::Int64
+        {
+            return Ok(BatchKeys::Int(c.as_primitive::<Int64Type>()));
+        }
+        let mut ids = Vec::new();
+        self.space.lookup(columns, &mut ids)?;
+        Ok(BatchKeys::Ids(ids))
+    }
+}
+
+/// Rows probed at once for a frame of this schema: [`PROBE_ROWS`], fewer for wide rows, so that
+/// a chunk stays near 64 MiB (a 200-feature view would otherwise hold 1.6 GB per worker), but
+/// never under one scan batch.
+fn chunk_rows(schema: &Schema) -> usize {
+    let row_bytes: usize = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().primitive_width().unwrap_or(16))
+        .sum();
+    ((64 << 20) / row_bytes.max(1)).clamp(65_536, PROBE_ROWS)
 }
 
 /// Rows probed at once: enough that a probe's accesses to a 1M-row entity index are nearly
@@ -992,9 +1226,10 @@ struct Layout {
 const PROBE_ROWS: usize = 1 << 20;
 
 /// Reads one stream of a prepared view frame, handing its batches to `sink` in chunks of about
-/// [`PROBE_ROWS`] rows, as candidates whose values are the columns `value_idx`, and telling
-/// `rows_read` how many rows each chunk had. `sink` is first called once `ready` is.
-async fn probe<T>(
+/// `layout.chunk_rows` rows, as candidates whose keys are `encode`d and whose values are the
+/// columns `value_idx`, and telling `rows_read` how many rows each chunk had. `sink` is first
+/// called once `ready` is.
+async fn probe<T: EncodeKeys>(
     mut stream: SendableRecordBatchStream,
     source: &Source,
     layout: Layout,
@@ -1007,7 +1242,7 @@ async fn probe<T>(
     let mut flush = |ready: &T, batches: &[RecordBatch]| -> Result<()> {
         let keys = batches
             .iter()
-            .map(|b| BatchKeys::new(&b.columns()[..n]))
+            .map(|b| ready.batch_keys(&b.columns()[..n]))
             .collect::<Result<Vec<_>>>()?;
         let values = batches
             .iter()
@@ -1042,7 +1277,7 @@ async fn probe<T>(
         let batch = batch.map_err(|e| source_error(source, clean(e)))?;
         pending_rows += batch.num_rows();
         pending.push(batch);
-        if pending_rows >= PROBE_ROWS {
+        if pending_rows >= layout.chunk_rows {
             if value.is_none() {
                 value = Some(ready.as_mut().await?);
             }

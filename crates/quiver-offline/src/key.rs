@@ -12,6 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::arrow::row::{RowConverter, SortField};
 
 use crate::error::Result;
+use crate::key_space::NO_ID;
 
 /// A hashable entity key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -149,6 +150,8 @@ pub enum BatchKeys<'a> {
     Int(&'a Int64Array),
     /// Encoded keys (composite or string).
     Encoded(Vec<Option<Key>>),
+    /// Ids of a [`KeySpace`](crate::key_space::KeySpace) ([`NO_ID`]: no entity row's key).
+    Ids(Vec<u32>),
 }
 
 impl<'a> BatchKeys<'a> {
@@ -165,6 +168,7 @@ impl<'a> BatchKeys<'a> {
         match self {
             BatchKeys::Int(a) => a.is_valid(i).then(|| Key::Int(a.value(i))),
             BatchKeys::Encoded(k) => k[i].clone(),
+            BatchKeys::Ids(ids) => (ids[i] != NO_ID).then(|| Key::Int(i64::from(ids[i]))),
         }
     }
 }
@@ -181,6 +185,10 @@ pub struct KeyGroups {
     spans: Vec<(u32, u32)>,
     lookup: Lookup,
     len: usize,
+    /// The first slot of each hash partition, and the end: partition `p` holds the slots
+    /// `part_bounds[p]..part_bounds[p + 1]` (one partition unless built by
+    /// [`KeyGroups::from_ids`] with more).
+    part_bounds: Vec<u32>,
 }
 
 /// Rows, timestamps and `[start, end)` spans of `(key, ts, row)` items sorted by key then time;
@@ -314,13 +322,117 @@ impl KeyGroups {
             });
             (rows, tss, spans, Lookup::Any(anys))
         };
+        let part_bounds = vec![0, rows.len() as u32];
         KeyGroups {
             rows,
             ts: tss,
             spans,
             lookup,
             len,
+            part_bounds,
         }
+    }
+
+    /// Indexes rows by dense key id (`ids[row]` in `0..n_ids`, or [`NO_ID`]), as numbered by a
+    /// [`KeySpace`](crate::key_space::KeySpace): a counting sort by id, then each group by
+    /// `(time, row)`; rows without an id or a time are left out. Feature rows then find their
+    /// group at `value - min` ([`BatchKeys::Int`], `min` of a dense integer key space) or at
+    /// their id ([`BatchKeys::Ids`], `min` 0).
+    ///
+    /// With `parts` > 1 the groups are laid out by hash partition (`part_of(id)`), so that each
+    /// partition's slots are one contiguous range ([`KeyGroups::part_range`]): a join of one
+    /// partition owns just those slots. Within a partition, and with one partition, groups are in
+    /// id order.
+    pub fn from_ids(
+        ids: &[u32],
+        n_ids: usize,
+        ts: &[Option<i64>],
+        min: i64,
+        part_of: impl Fn(u32) -> u32,
+        parts: usize,
+    ) -> Self {
+        let parts = parts.max(1);
+        // Layout position of each id (identity with one partition), and each partition's first
+        // position.
+        let mut part_start = vec![0u32; parts + 1];
+        let order: Option<Vec<u32>> = (parts > 1).then(|| {
+            let of: Vec<u32> = (0..n_ids as u32).map(&part_of).collect();
+            for p in &of {
+                part_start[*p as usize + 1] += 1;
+            }
+            for p in 1..=parts {
+                part_start[p] += part_start[p - 1];
+            }
+            let mut next = part_start.clone();
+            of.iter()
+                .map(|p| {
+                    let at = next[*p as usize];
+                    next[*p as usize] += 1;
+                    at
+                })
+                .collect()
+        });
+        if order.is_none() {
+            part_start[1] = n_ids as u32;
+        }
+        let pos = |id: u32| order.as_ref().map_or(id, |o| o[id as usize]) as usize;
+        let mut starts = vec![0u32; n_ids + 1];
+        for (id, t) in ids.iter().zip(ts) {
+            if *id != NO_ID && t.is_some() {
+                starts[pos(*id) + 1] += 1;
+            }
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let total = starts[n_ids] as usize;
+        let mut next = starts.clone();
+        let mut sorted = vec![(0i64, 0u32); total];
+        for (row, (id, t)) in ids.iter().zip(ts).enumerate() {
+            if let (true, Some(t)) = (*id != NO_ID, t) {
+                let at = &mut next[pos(*id)];
+                sorted[*at as usize] = (*t, row as u32);
+                *at += 1;
+            }
+        }
+        let mut spans = Vec::new();
+        for w in starts.windows(2) {
+            let (s, e) = (w[0], w[1]);
+            if e > s {
+                sorted[s as usize..e as usize].sort_unstable();
+                spans.push((s, e));
+            }
+        }
+        let direct: Vec<(u32, u32)> = (0..n_ids as u32)
+            .map(|id| {
+                let p = pos(id);
+                (starts[p], starts[p + 1])
+            })
+            .collect();
+        let part_bounds = part_start.iter().map(|p| starts[*p as usize]).collect();
+        KeyGroups {
+            rows: sorted.iter().map(|x| x.1).collect(),
+            ts: sorted.iter().map(|x| x.0).collect(),
+            spans,
+            lookup: Lookup::Dense { min, spans: direct },
+            len: ids.len(),
+            part_bounds,
+        }
+    }
+
+    /// Number of hash partitions.
+    pub fn parts(&self) -> usize {
+        self.part_bounds.len() - 1
+    }
+
+    /// The slots of hash partition `p`.
+    pub fn part_range(&self, p: usize) -> std::ops::Range<usize> {
+        self.part_bounds[p] as usize..self.part_bounds[p + 1] as usize
+    }
+
+    /// Number of slots (rows indexed, left-out rows not counted).
+    pub fn slots(&self) -> usize {
+        self.rows.len()
     }
 
     /// Number of rows indexed (including left-out ones).
@@ -359,6 +471,13 @@ impl KeyGroups {
                 self.lookup.int(a.value(i), &self.spans)?
             }
             BatchKeys::Encoded(k) => return self.group(k[i].as_ref()?),
+            BatchKeys::Ids(ids) => {
+                let id = ids[i];
+                if id == NO_ID {
+                    return None;
+                }
+                self.lookup.int(i64::from(id), &self.spans)?
+            }
         };
         Some((s as usize, e as usize))
     }

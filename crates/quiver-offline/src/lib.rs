@@ -21,6 +21,7 @@ pub mod embed_udf;
 pub mod engine;
 pub mod error;
 pub mod key;
+pub mod key_space;
 pub mod parquet_out;
 pub mod pit_join;
 pub mod request_view;

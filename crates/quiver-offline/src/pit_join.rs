@@ -365,20 +365,22 @@ fn created_at(c: Option<&TimestampMicrosecondArray>, row: usize) -> i64 {
     }
 }
 
-/// The streaming point-in-time join of one feature view (or one partition of it) against
-/// indexed entity rows.
+/// The streaming point-in-time join of one feature view (or one scan partition of it) against
+/// indexed entity rows: all of them, or the slots of one hash partition of their keys
+/// ([`PitJoin::for_part`]).
 pub struct PitJoin {
     index: Arc<EntityIndex>,
+    /// The first slot this join owns: slot `j` is `best[j - lo]`.
+    lo: usize,
     ttl: Option<i64>,
     /// Best candidate per index position (not per entity row: see the module docs).
     best: Vec<Best>,
     retained: Retained,
     schema: SchemaRef,
     touched: Vec<u32>,
-    /// Scratch buffers of [`PitJoin::push`], kept warm between batches.
-    found: Vec<Probe>,
-    ordered: Vec<Probe>,
-    counts: Vec<usize>,
+    /// Scratch of [`PitJoin::push`] and of the sweep, kept warm between batches.
+    probes: Probes,
+    run: Vec<Probe>,
 }
 
 /// A feature row about to probe its key's group of slots `start..end`.
@@ -391,29 +393,20 @@ struct Probe {
     created: i64,
 }
 
-impl PitJoin {
-    /// A join whose values have `schema`; `ttl_micros` of 0 means unbounded.
-    pub fn new(index: Arc<EntityIndex>, ttl_micros: i64, schema: SchemaRef) -> Self {
-        let best = vec![Best::EMPTY; index.ts.len()];
-        PitJoin {
-            index,
-            ttl: (ttl_micros > 0).then_some(ttl_micros),
-            best,
-            retained: Retained::default(),
-            schema,
-            touched: Vec::new(),
-            found: Vec::new(),
-            ordered: Vec::new(),
-            counts: Vec::new(),
-        }
-    }
+/// The rows of a chunk of feature batches that found their key's group, in slot order (and in
+/// row order within a group): computed once per chunk and shared by the joins of every hash
+/// partition, each taking the probes of its slots.
+#[derive(Default)]
+pub struct Probes {
+    found: Vec<Probe>,
+    ordered: Vec<Probe>,
+    counts: Vec<usize>,
+}
 
-    /// Probes a chunk of consecutive feature batches (read in place; their rows are numbered
-    /// across the chunk in order) of scan partition `part`. One join takes its partitions in
-    /// increasing order; on an exact `(ts, created)` tie the row pushed last wins.
-    pub fn push(&mut self, chunk: &[Candidates<'_>], part: u32) -> Result<()> {
-        let b = self.retained.batches.len() as u32;
-        let idx = Arc::clone(&self.index);
+impl Probes {
+    /// The probes of `chunk` (consecutive batches, rows numbered across them in order) against
+    /// `idx`.
+    pub fn fill(&mut self, idx: &EntityIndex, chunk: &[Candidates<'_>]) {
         // Pass 1, in row order: each row's group, with its times copied next to it. Then a
         // stable counting sort by where the group's slots live, so that pass 2 walks the slots
         // in memory order and reads nothing else at random: the probe is bound by cache misses
@@ -451,7 +444,7 @@ impl PitJoin {
         // before it is read, so they are only resized, never cleared.
         const LOW: u32 = 11;
         let counts = &mut self.counts;
-        let high_len = (self.best.len() >> LOW) + 2;
+        let high_len = (idx.slots() >> LOW) + 2;
         counts.clear();
         counts.resize((1 << LOW) + 1 + high_len, 0);
         let (low, high) = counts.split_at_mut((1 << LOW) + 1);
@@ -478,36 +471,169 @@ impl PitJoin {
             found[*slot] = *f;
             *slot += 1;
         }
-        let ordered = &*found;
+    }
+
+    /// The probes of the groups starting in slots `lo..hi` (a partition's).
+    fn within(&self, lo: usize, hi: usize) -> &[Probe] {
+        let a = self.found.partition_point(|p| (p.start as usize) < lo);
+        let b = a + self.found[a..].partition_point(|p| (p.start as usize) < hi);
+        &self.found[a..b]
+    }
+}
+
+/// Groups of more entity rows than this are joined by a sort-merge sweep instead of a search
+/// per feature row: a key holding a tenth of a million entity rows would otherwise have each of
+/// its feature rows walk every entity row of its TTL window.
+const SWEEP_SLOTS: usize = 64;
+
+/// Offers the row `p` (of batch `b`) to slot `j` of `best`.
+#[inline]
+fn offer(
+    best: &mut [Best],
+    retained: &mut Retained,
+    touched: &mut Vec<u32>,
+    j: usize,
+    p: &Probe,
+    b: u32,
+) {
+    let cur = best[j];
+    if cur.loses_to(p.ts, p.created) {
+        if cur.batch != b {
+            retained.release(&cur);
+            touched.push(j as u32);
+        }
+        best[j] = Best {
+            ts: p.ts,
+            created: p.created,
+            batch: b,
+            row: p.row,
+        };
+    }
+}
+
+impl PitJoin {
+    /// A join over every slot of `index` whose values have `schema`; `ttl_micros` of 0 means
+    /// unbounded.
+    pub fn new(index: Arc<EntityIndex>, ttl_micros: i64, schema: SchemaRef) -> Self {
+        let slots = 0..index.slots();
+        Self::over(index, slots, ttl_micros, schema)
+    }
+
+    /// A join over the slots of hash partition `part` of `index`.
+    pub fn for_part(
+        index: Arc<EntityIndex>,
+        part: usize,
+        ttl_micros: i64,
+        schema: SchemaRef,
+    ) -> Self {
+        let slots = index.part_range(part);
+        Self::over(index, slots, ttl_micros, schema)
+    }
+
+    fn over(
+        index: Arc<EntityIndex>,
+        slots: std::ops::Range<usize>,
+        ttl_micros: i64,
+        schema: SchemaRef,
+    ) -> Self {
+        PitJoin {
+            index,
+            lo: slots.start,
+            ttl: (ttl_micros > 0).then_some(ttl_micros),
+            best: vec![Best::EMPTY; slots.len()],
+            retained: Retained::default(),
+            schema,
+            touched: Vec::new(),
+            probes: Probes::default(),
+            run: Vec::new(),
+        }
+    }
+
+    /// Probes a chunk of consecutive feature batches (read in place; their rows are numbered
+    /// across the chunk in order) of scan partition `part`. One join takes its partitions in
+    /// increasing order; on an exact `(ts, created)` tie the row pushed last wins.
+    pub fn push(&mut self, chunk: &[Candidates<'_>], part: u32) -> Result<()> {
+        let mut probes = std::mem::take(&mut self.probes);
+        probes.fill(&self.index, chunk);
+        let hi = self.lo + self.best.len();
+        let r = self.apply(probes.within(self.lo, hi), chunk, part);
+        self.probes = probes;
+        r
+    }
+
+    /// Applies the probes of this join's slots (from [`Probes::fill`] over `chunk`).
+    fn apply(&mut self, probes: &[Probe], chunk: &[Candidates<'_>], part: u32) -> Result<()> {
+        let b = self.retained.batches.len() as u32;
+        let idx = Arc::clone(&self.index);
+        let lo = self.lo;
         self.touched.clear();
-        for p in ordered.iter() {
-            let (start, end, ts, created) = (p.start as usize, p.end as usize, p.ts, p.created);
+        let mut i = 0;
+        while i < probes.len() {
+            let p = probes[i];
+            let (start, end) = (p.start as usize, p.end as usize);
+            if end - start > SWEEP_SLOTS {
+                let mut k = i + 1;
+                while k < probes.len() && probes[k].start == p.start {
+                    k += 1;
+                }
+                self.sweep(&probes[i..k], b);
+                i = k;
+                continue;
+            }
             // Entity rows with ts <= t <= ts + ttl take this row as a candidate: the first by a
             // binary search, the last by walking on (the walk reads those times anyway).
-            let first = start + idx.ts[start..end].partition_point(|e| *e < ts);
-            let limit = self.ttl.map_or(i64::MAX, |ttl| ts.saturating_add(ttl));
+            let first = start + idx.ts[start..end].partition_point(|e| *e < p.ts);
+            let limit = self.ttl.map_or(i64::MAX, |ttl| p.ts.saturating_add(ttl));
             for j in first..end {
                 if idx.ts[j] > limit {
                     break;
                 }
-                let cur = self.best[j];
-                if cur.loses_to(ts, created) {
-                    if cur.batch != b {
-                        self.retained.release(&cur);
-                        self.touched.push(j as u32);
-                    }
-                    self.best[j] = Best {
-                        ts,
-                        created,
-                        batch: b,
-                        row: p.row,
-                    };
-                }
+                offer(
+                    &mut self.best,
+                    &mut self.retained,
+                    &mut self.touched,
+                    j - lo,
+                    &p,
+                    b,
+                );
             }
+            i += 1;
         }
         self.retained
             .compact(b, part, chunk, &mut self.best, &self.touched)?;
         Ok(())
+    }
+
+    /// The probes of one large group (all with the same slots), merged with its entity rows:
+    /// sorted by `(ts, created, row)`, the best row at or before an entity row's time is the last
+    /// one passed, and no other can be in its window if that one is not. The same answers as the
+    /// search per probe, ties included (the later row wins), in time linear in the group.
+    fn sweep(&mut self, group: &[Probe], b: u32) {
+        let run = &mut self.run;
+        run.clear();
+        run.extend_from_slice(group);
+        run.sort_unstable_by_key(|p| (p.ts, p.created, p.row));
+        let (start, end) = (group[0].start as usize, group[0].end as usize);
+        let ts = &self.index.ts;
+        let first = start + ts[start..end].partition_point(|e| *e < run[0].ts);
+        let mut k = 0;
+        for (j, &t) in (first..end).zip(&ts[first..end]) {
+            while k < run.len() && run[k].ts <= t {
+                k += 1;
+            }
+            let c = &run[k - 1];
+            if self.ttl.is_some_and(|ttl| t > c.ts.saturating_add(ttl)) {
+                continue;
+            }
+            offer(
+                &mut self.best,
+                &mut self.retained,
+                &mut self.touched,
+                j - self.lo,
+                c,
+                b,
+            );
+        }
     }
 
     /// Combines joins of disjoint partitions of the same feature table over the same index. On
@@ -551,6 +677,30 @@ impl PitJoin {
         acc
     }
 
+    /// Joins of consecutive slot ranges (the hash partitions of one index, in order) as one
+    /// join over all of them: their slots laid end to end, their retained batches renumbered.
+    fn concat(mut parts: Vec<PitJoin>) -> PitJoin {
+        let mut acc = parts.remove(0);
+        for part in parts {
+            debug_assert_eq!(part.lo, acc.lo + acc.best.len(), "partitions in slot order");
+            let offset = acc.retained.batches.len() as u32;
+            acc.best.extend(part.best.into_iter().map(|p| {
+                if p.batch == NONE {
+                    p
+                } else {
+                    Best {
+                        batch: p.batch + offset,
+                        ..p
+                    }
+                }
+            }));
+            acc.retained.batches.extend(part.retained.batches);
+            acc.retained.live.extend(part.retained.live);
+            acc.retained.part.extend(part.retained.part);
+        }
+        acc
+    }
+
     /// Number of entity rows that found a match so far.
     pub fn matched(&self) -> usize {
         self.best.iter().filter(|b| b.batch != NONE).count()
@@ -558,12 +708,63 @@ impl PitJoin {
 
     /// The values for every entity row, in entity row order (nulls where nothing matched).
     pub fn finish(self) -> Result<Vec<ArrayRef>> {
-        self.retained.gather(
-            &self.schema,
-            &self.best,
-            Some(self.index.rows.as_slice()),
-            self.index.len(),
-        )
+        let rows = &self.index.rows[self.lo..self.lo + self.best.len()];
+        self.retained
+            .gather(&self.schema, &self.best, Some(rows), self.index.len())
+    }
+}
+
+/// One worker's joins of a view, one per hash partition of the entity keys
+/// ([`EntityIndex::parts`]). Each chunk's probes are found once and each partition's join takes
+/// those of its slots: a partition's join depends on nothing but its own keys' rows, so the
+/// answer is the same for any number of partitions, and a partition is the unit of work a
+/// cluster would hand to a node (after routing feature rows by the same hash).
+pub struct PartitionedJoin {
+    index: Arc<EntityIndex>,
+    probes: Probes,
+    parts: Vec<PitJoin>,
+}
+
+impl PartitionedJoin {
+    /// Joins of every partition of `index` (see [`PitJoin::new`]).
+    pub fn new(index: Arc<EntityIndex>, ttl_micros: i64, schema: SchemaRef) -> Self {
+        let parts = (0..index.parts())
+            .map(|p| PitJoin::for_part(Arc::clone(&index), p, ttl_micros, Arc::clone(&schema)))
+            .collect();
+        PartitionedJoin {
+            index,
+            probes: Probes::default(),
+            parts,
+        }
+    }
+
+    /// Probes a chunk of scan partition `part` (see [`PitJoin::push`]).
+    pub fn push(&mut self, chunk: &[Candidates<'_>], part: u32) -> Result<()> {
+        self.probes.fill(&self.index, chunk);
+        for j in &mut self.parts {
+            let hi = j.lo + j.best.len();
+            j.apply(self.probes.within(j.lo, hi), chunk, part)?;
+        }
+        Ok(())
+    }
+
+    /// Combines the joins of several workers (disjoint scan partitions), partition by
+    /// partition (see [`PitJoin::merge`]).
+    pub fn merge(mut workers: Vec<PartitionedJoin>) -> PartitionedJoin {
+        let mut acc = workers.remove(0);
+        let mut by_part: Vec<Vec<PitJoin>> = acc.parts.drain(..).map(|j| vec![j]).collect();
+        for w in workers {
+            for (p, j) in w.parts.into_iter().enumerate() {
+                by_part[p].push(j);
+            }
+        }
+        acc.parts = by_part.into_iter().map(PitJoin::merge).collect();
+        acc
+    }
+
+    /// The values for every entity row, in entity row order (see [`PitJoin::finish`]).
+    pub fn finish(self) -> Result<Vec<ArrayRef>> {
+        PitJoin::concat(self.parts).finish()
     }
 }
 

@@ -31,7 +31,8 @@ pub fn arrow_type(t: ValueType) -> DataType {
     }
 }
 
-fn is_string(d: &DataType) -> bool {
+/// Whether `d` holds strings (any representation, dictionaries of strings included).
+pub fn is_string(d: &DataType) -> bool {
     match d {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         DataType::Dictionary(_, v) => is_string(v),

@@ -3,6 +3,7 @@
 mod aggregations;
 mod errors;
 mod pit;
+mod pit_keys;
 mod postgres;
 
 use std::path::{Path, PathBuf};
