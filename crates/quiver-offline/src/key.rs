@@ -472,11 +472,16 @@ impl KeyGroups {
             }
             BatchKeys::Encoded(k) => return self.group(k[i].as_ref()?),
             BatchKeys::Ids(ids) => {
-                let id = ids[i];
-                if id == NO_ID {
+                // Ids index the direct table as they are (a dense integer space's `min` is
+                // already taken off).
+                let Lookup::Dense { spans, .. } = &self.lookup else {
+                    return None;
+                };
+                let span = *spans.get(ids[i] as usize)?;
+                if span.0 == span.1 {
                     return None;
                 }
-                self.lookup.int(i64::from(id), &self.spans)?
+                span
             }
         };
         Some((s as usize, e as usize))

@@ -1,6 +1,7 @@
 //! Point-in-time joins over every key type (string, composite string + integer, sparse and
-//! dense 64-bit integers) against a brute-force reference, with a skewed key; several views in
-//! one call; and the same call on 1, 2 and 8 threads and hash partitions, byte for byte.
+//! dense 64-bit integers, int32) against a brute-force reference, with a skewed key; several
+//! views in one call; and the same call on 1, 2 and 8 threads and hash partitions, byte for
+//! byte.
 
 use std::collections::HashMap;
 
@@ -17,20 +18,29 @@ entities:
   - {name: sparse, join_keys: [account], value_type: int64}
   - {name: named, join_keys: [user_name], value_type: string}
   - {name: store, join_keys: [country, store_id], value_types: [string, int64]}
+  - {name: shop, join_keys: [shop_id], value_type: int32}
 sources:
   - {name: dense_src, type: parquet, path: data/dense.parquet, timestamp_field: ts, created_timestamp_field: created}
   - {name: sparse_src, type: parquet, path: data/sparse.parquet, timestamp_field: ts, created_timestamp_field: created}
   - {name: named_src, type: parquet, path: data/named.parquet, timestamp_field: ts, created_timestamp_field: created}
   - {name: store_src, type: parquet, path: data/store.parquet, timestamp_field: ts, created_timestamp_field: created}
+  - {name: shop_src, type: parquet, path: data/shop.parquet, timestamp_field: ts, created_timestamp_field: created}
 feature_views:
   - {name: dense, entities: [dense], source: dense_src, ttl: 40s, features: [{name: v, type: float64}, {name: s, type: string}]}
   - {name: sparse, entities: [sparse], source: sparse_src, ttl: 0, features: [{name: v, type: float64}, {name: s, type: string}]}
   - {name: named, entities: [named], source: named_src, ttl: 25s, features: [{name: v, type: float64}, {name: s, type: string}]}
   - {name: store, entities: [store], source: store_src, ttl: 60s, features: [{name: v, type: float64}, {name: s, type: string}]}
+  - {name: shop, entities: [shop], source: shop_src, ttl: 30s, features: [{name: v, type: float64}, {name: s, type: string}]}
 "#;
 
 /// (view, TTL in seconds, 0 unbounded).
-const VIEWS: [(&str, i64); 4] = [("dense", 40), ("sparse", 0), ("named", 25), ("store", 60)];
+const VIEWS: [(&str, i64); 5] = [
+    ("dense", 40),
+    ("sparse", 0),
+    ("named", 25),
+    ("store", 60),
+    ("shop", 30),
+];
 
 fn lcg(state: &mut u64) -> u64 {
     *state = state
@@ -54,6 +64,15 @@ fn key_columns(view: &str, keys: &[Option<u64>]) -> Vec<(&'static str, ArrayRef)
     let ints = |f: fn(u64) -> i64| i64_col(&keys.iter().map(|k| k.map(f)).collect::<Vec<_>>());
     match view {
         "dense" => vec![("user_id", ints(|k| k as i64))],
+        // A dense int32 key: looked up into ids rather than read as an `Int64` column.
+        "shop" => vec![(
+            "shop_id",
+            Arc::new(datafusion::arrow::array::Int32Array::from(
+                keys.iter()
+                    .map(|k| k.map(|k| k as i32 + 7))
+                    .collect::<Vec<_>>(),
+            )),
+        )],
         "sparse" => vec![(
             "account",
             ints(|k| (k as i64).wrapping_mul(0x5851_f42d_4c95_7f2d) ^ i64::MIN),
