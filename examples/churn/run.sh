@@ -98,3 +98,22 @@ u, v, c = with_reviews[0]
 print(f"user {u}: {c} reviews in 90 days, mean embedding served ({len(v)} numbers, norm "
       f"{math.sqrt(sum(x * x for x in v)):.3f}); {len(with_reviews)} of 50 users have one")
 PY
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+echo "== the jobs of features/jobs.yaml, each run once (quiver jobs run), then their history"
+"$q" --repo "$work" jobs list
+for job in sync_online retrain_weekly export_scores; do
+  "$q" --repo "$work" jobs run "$job"
+done
+"$q" --repo "$work" --json jobs history > "$work/history.json"
+python3 - "$work/history.json" <<'PY'
+import json, sys
+runs = json.load(open(sys.argv[1]))
+done = {r["job"]: r for r in runs}
+for job in ("sync_online", "retrain_weekly", "export_scores"):
+    r = done.get(job)
+    if r is None or r["status"] != "succeeded":
+        sys.exit(f"job {job}: {r}")
+print(f"{len(runs)} recorded runs; every job succeeded (retrain_weekly registered churn version "
+      f"{done['retrain_weekly']['summary']['version']} as challenger)")
+PY

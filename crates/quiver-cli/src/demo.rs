@@ -83,6 +83,10 @@ const EXAMPLE: &[(&str, &str)] = &[
         include_str!("../../../examples/churn/features/services.yaml"),
     ),
     (
+        "features/jobs.yaml",
+        include_str!("../../../examples/churn/features/jobs.yaml"),
+    ),
+    (
         ".gitignore",
         include_str!("../../../examples/churn/.gitignore"),
     ),

@@ -4,6 +4,7 @@ mod allocator;
 mod demo;
 mod historical;
 mod init;
+mod jobs;
 mod mmap_store;
 mod models;
 mod online;
@@ -30,6 +31,7 @@ static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
 ///   models       train, models (list, show, promote, rollback, rollout, report, predict,
 ///                score, import, delete, track)
 ///   online       materialize, materialize-incremental, online (clear), serve (HTTP API)
+///   operations   scheduler (runs the jobs), jobs (list, history, run, pause, resume, export)
 ///   try it       demo (run, data)
 ///
 /// The typical flow:
@@ -114,16 +116,27 @@ enum Command {
     /// The watermark advances only after the view's rows are written. Example: quiver
     /// materialize-incremental now
     MaterializeIncremental(online::IncrementalArgs),
+    /// Scheduled jobs: list, history, run now, pause, resume, export to Airflow.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// Run the registry's jobs on their schedules, in the foreground, until SIGTERM or Ctrl-C.
+    ///
+    /// Every run is recorded (quiver jobs history); at most one run of a job at a time, even
+    /// with several schedulers on one PostgreSQL registry. `quiver serve --scheduler` does the
+    /// same inside the server.
+    Scheduler,
     /// The online store itself: `online clear` empties it for some views.
     #[command(subcommand)]
     Online(online::OnlineCommand),
     /// Serve features and models over HTTP from the online store (Feast's feature-server protocol).
     ///
     /// Reads: POST /get-online-features, /predict, /predict/batch; GET /registry/entities,
-    /// /registry/sources, /registry/views[/NAME], /registry/services[/NAME].
+    /// /registry/sources, /registry/views[/NAME], /registry/services[/NAME], /jobs,
+    /// /jobs/{name}/runs.
     ///
     /// Writes (they need `Authorization: Bearer $QUIVER_SERVER_TOKEN`): POST /push,
-    /// /write-to-online-store, /materialize, /materialize-incremental, /online/clear.
+    /// /write-to-online-store, /materialize, /materialize-incremental, /online/clear,
+    /// /jobs/{name}/run. With --scheduler the server also runs the registry's jobs.
     ///
     /// Operations: GET /health, /ready, /metrics (Prometheus), /openapi.json, /docs (an
     /// interactive page). Stops on SIGTERM or Ctrl-C after finishing in-flight requests.
@@ -209,6 +222,8 @@ async fn run(
         Command::Online(online::OnlineCommand::Clear { views }) => {
             online::run_clear(&cli.repo, views, out).await
         }
+        Command::Jobs(cmd) => jobs::run(&cli.repo, cmd, out).await,
+        Command::Scheduler => jobs::run_scheduler(&cli.repo, out).await,
         Command::Serve(a) => online::serve(&cli.repo, a, serve_workers, out).await,
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),
         Command::Models(cmd) => models::run(&cli.repo, cmd, out).await,

@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// replaces the default.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+    /// Also run the registry's jobs on their schedules (as `quiver scheduler` does), in this
+    /// process: on the embedded store, the only way a job can write to it while serving.
+    #[arg(long)]
+    pub scheduler: bool,
 }
 
 /// `quiver serve`'s worker threads when `--workers` is not given, with the reason; `None` leaves
@@ -153,6 +157,20 @@ pub async fn run_materialize(
     batch_rows: usize,
     out: &Output,
 ) -> anyhow::Result<serde_json::Value> {
+    materialize_into(repo, None, start, end, views, batch_rows, out).await
+}
+
+/// [`run_materialize`] into `store` when given (the server's own, for `serve --scheduler`),
+/// else into the store quiver.yaml names.
+pub async fn materialize_into(
+    repo: &Path,
+    store: Option<Arc<dyn quiver_online::OnlineStore>>,
+    start: Option<&str>,
+    end: &str,
+    views: Vec<String>,
+    batch_rows: usize,
+    out: &Output,
+) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(batch_rows > 0, "--batch-rows: give at least 1");
     let end_us = time_arg("END", end)?;
     let start_us = start.map(|s| time_arg("START", s)).transpose()?;
@@ -168,7 +186,11 @@ pub async fn run_materialize(
     let settings = RepoSettings::load(repo)?;
     let project = applied.registry.project.clone();
     let started = Instant::now();
-    let store = match quiver_online::open_store(&settings, repo, &project) {
+    let opened = match store {
+        Some(s) => Ok(s),
+        None => quiver_online::open_store(&settings, repo, &project),
+    };
+    let store = match opened {
         Ok(store) => store,
         Err(e) => {
             let e = anyhow::Error::from(e);
@@ -373,12 +395,34 @@ pub async fn serve(
     // Commands that find the embedded store locked go through this server (see via_server).
     let _announced = via_server::announce(repo, listener.local_addr()?, &described)
         .with_context(|| format!("cannot write {}/.quiver/server.json", repo.display()))?;
+    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
+    let jobs = if args.scheduler {
+        let scheduler =
+            crate::jobs::scheduler_for(repo, &project, Some(Arc::clone(&state.store))).await?;
+        out.say(format!(
+            "  scheduler: on, as {} (quiver jobs list)",
+            scheduler.owner()
+        ));
+        let repo = repo.to_path_buf();
+        Some(tokio::spawn(async move {
+            crate::jobs::spawn_loop(&repo, scheduler, async {
+                let _ = jobs_stopped.await;
+            })
+            .await;
+        }))
+    } else {
+        None
+    };
     quiver_server::serve(
         listener,
         Arc::clone(&state),
         quiver_server::shutdown_signal(),
     )
     .await?;
+    let _ = stop_jobs.send(());
+    if let Some(j) = jobs {
+        let _ = j.await;
+    }
     state.prediction_log.flush().await;
     out.say(format!(
         "stopped (in-flight requests drained, prediction log written to {})",

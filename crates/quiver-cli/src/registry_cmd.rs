@@ -364,6 +364,27 @@ fn lineage(r: &Registry, kind: ObjectKind, name: &str) -> String {
         )
     };
     match kind {
+        ObjectKind::Job => {
+            let job = &r.jobs[name];
+            let what = match &job.task {
+                quiver_core::JobTask::MaterializeIncremental { views } if views.is_empty() => {
+                    "materializes every online view".to_string()
+                }
+                quiver_core::JobTask::MaterializeIncremental { views } => {
+                    format!("materializes views [{}]", views.join(", "))
+                }
+                quiver_core::JobTask::Train { model, service, .. } => {
+                    format!("service {service} -> trains model {model}")
+                }
+                quiver_core::JobTask::Command(argv) => format!("runs {}", argv.join(" ")),
+            };
+            let after = if job.depends_on.is_empty() {
+                String::new()
+            } else {
+                format!(" after [{}]", job.depends_on.join(", "))
+            };
+            format!("job {name} ({}){after}: {what}", job.schedule)
+        }
         ObjectKind::FeatureView => view_line(&r.views[name]),
         ObjectKind::FeatureService => {
             let mut views: Vec<&str> = r.services[name]

@@ -17,6 +17,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod job;
 pub mod plan;
 pub mod registry;
 pub mod repo;
@@ -25,6 +26,7 @@ pub mod yaml;
 
 pub use duration::Duration;
 pub use error::{Error, Located, Result};
+pub use job::{Catchup, Job, JobTask, Schedule};
 pub use registry::{
     AggFunction, Aggregation, Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry,
     Source, SourceKind,

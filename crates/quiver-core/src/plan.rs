@@ -138,6 +138,7 @@ pub fn plan(old: Option<&Registry>, new: &Registry) -> Plan {
         sources: Default::default(),
         views: Default::default(),
         services: Default::default(),
+        jobs: Default::default(),
     };
     let old = old.unwrap_or(&empty);
     let mut out = Plan::default();
@@ -183,6 +184,8 @@ fn breaking_reasons(
 ) -> Vec<String> {
     let mut reasons = Vec::new();
     match kind {
+        // A job change stops or starts work; it never changes what a consumer reads.
+        ObjectKind::Job => {}
         ObjectKind::FeatureView => {
             let Some(ov) = old.views.get(name) else {
                 return reasons;

@@ -403,6 +403,9 @@ pub struct Registry {
     pub views: BTreeMap<String, FeatureView>,
     /// Feature services by name.
     pub services: BTreeMap<String, FeatureService>,
+    /// Scheduled jobs by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub jobs: BTreeMap<String, crate::job::Job>,
 }
 
 /// The kinds of registry objects.
@@ -417,15 +420,18 @@ pub enum ObjectKind {
     FeatureView,
     /// Feature service.
     FeatureService,
+    /// Scheduled job.
+    Job,
 }
 
 impl ObjectKind {
     /// Every kind in dependency order.
-    pub const ALL: [ObjectKind; 4] = [
+    pub const ALL: [ObjectKind; 5] = [
         ObjectKind::Entity,
         ObjectKind::Source,
         ObjectKind::FeatureView,
         ObjectKind::FeatureService,
+        ObjectKind::Job,
     ];
 
     /// Human name.
@@ -435,6 +441,7 @@ impl ObjectKind {
             ObjectKind::Source => "source",
             ObjectKind::FeatureView => "feature_view",
             ObjectKind::FeatureService => "feature_service",
+            ObjectKind::Job => "job",
         }
     }
 
@@ -507,6 +514,7 @@ impl Registry {
                 }
                 sha256_hex(parts.join(",").as_bytes())
             }),
+            ObjectKind::Job => self.jobs.get(name).map(content_hash),
         }
     }
 
@@ -517,6 +525,7 @@ impl Registry {
             ObjectKind::Source => serde_json::to_value(self.sources.get(name)?),
             ObjectKind::FeatureView => serde_json::to_value(self.views.get(name)?),
             ObjectKind::FeatureService => serde_json::to_value(self.services.get(name)?),
+            ObjectKind::Job => serde_json::to_value(self.jobs.get(name)?),
         };
         Some(v.expect("definitions serialize"))
     }
@@ -528,6 +537,7 @@ impl Registry {
             ObjectKind::Source => self.sources.keys().cloned().collect(),
             ObjectKind::FeatureView => self.views.keys().cloned().collect(),
             ObjectKind::FeatureService => self.services.keys().cloned().collect(),
+            ObjectKind::Job => self.jobs.keys().cloned().collect(),
         }
     }
 
@@ -689,6 +699,7 @@ impl Builder {
         let mut raw_sources = Vec::new();
         let mut raw_views = Vec::new();
         let mut raw_services = Vec::new();
+        let mut raw_jobs = Vec::new();
         for (i, (file, defs)) in files.into_iter().enumerate() {
             self.file = file.clone();
             if i == 0 {
@@ -717,6 +728,7 @@ impl Builder {
                     ),
                     ("server", defs.server.as_ref().map(|p| self.at(p))),
                     ("tracking", defs.tracking.as_ref().map(|p| self.at(p))),
+                    ("alerts", defs.alerts.as_ref().map(|p| self.at(p))),
                 ] {
                     if let Some(at) = present {
                         return Err(Error::invalid(
@@ -733,6 +745,7 @@ impl Builder {
             raw_sources.extend(defs.sources.into_iter().map(|d| (file.clone(), d)));
             raw_views.extend(defs.feature_views.into_iter().map(|d| (file.clone(), d)));
             raw_services.extend(defs.feature_services.into_iter().map(|d| (file.clone(), d)));
+            raw_jobs.extend(defs.jobs.into_iter().map(|d| (file.clone(), d)));
         }
         let (project, description) = project.unwrap_or_default();
         let mut reg = Registry {
@@ -742,6 +755,7 @@ impl Builder {
             sources: BTreeMap::new(),
             views: BTreeMap::new(),
             services: BTreeMap::new(),
+            jobs: BTreeMap::new(),
         };
         let mut seen: HashMap<(&'static str, String), Located> = HashMap::new();
         let mut check_dup = |kind: &'static str, name: &str, at: &Located| -> Result<()> {
@@ -805,6 +819,14 @@ impl Builder {
             check_dup("feature service", &s.name, &s.at)?;
             reg.services.insert(s.name.clone(), s);
         }
+        for (file, raw) in raw_jobs {
+            self.file = file;
+            let name = self.name("job", &raw.name)?;
+            let j = crate::job::build_job(&self.file, raw, &reg, name)?;
+            check_dup("job", &j.name, &j.at)?;
+            reg.jobs.insert(j.name.clone(), j);
+        }
+        crate::job::check_dependencies(&reg.jobs)?;
         Ok(reg)
     }
 

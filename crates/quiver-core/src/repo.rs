@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Located, Result};
 use crate::registry::Registry;
-use crate::yaml::{DefinitionFile, RawOnlineStore, RawServer, RawTracking};
+use crate::yaml::{DefinitionFile, RawAlerts, RawOnlineStore, RawServer, RawTracking};
 
 /// The main file of a repository.
 pub const MAIN_FILE: &str = "quiver.yaml";
@@ -135,6 +135,8 @@ pub struct RepoSettings {
     pub server: RawServer,
     /// `tracking:` settings.
     pub tracking: RawTracking,
+    /// `alerts:` settings.
+    pub alerts: RawAlerts,
     /// `project:`.
     pub project: Option<String>,
 }
@@ -160,6 +162,7 @@ impl RepoSettings {
                 .map(|o| (at(o.referenced.line(), o.referenced.column()), o.value)),
             server: defs.server.map(|s| s.value).unwrap_or_default(),
             tracking: defs.tracking.map(|t| t.value).unwrap_or_default(),
+            alerts: defs.alerts.map(|a| a.value).unwrap_or_default(),
             project: defs.project.map(|p| p.value),
         })
     }

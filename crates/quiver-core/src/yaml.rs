@@ -28,6 +28,8 @@ pub struct DefinitionFile {
     pub server: Option<S<RawServer>>,
     /// Experiment tracking (only in `quiver.yaml`).
     pub tracking: Option<S<RawTracking>>,
+    /// Where alerts go (only in `quiver.yaml`).
+    pub alerts: Option<S<RawAlerts>>,
     /// Entities.
     #[serde(default)]
     pub entities: Vec<RawEntity>,
@@ -40,6 +42,9 @@ pub struct DefinitionFile {
     /// Feature services.
     #[serde(default)]
     pub feature_services: Vec<RawFeatureService>,
+    /// Scheduled jobs.
+    #[serde(default)]
+    pub jobs: Vec<crate::job::RawJob>,
 }
 
 /// `online_store:` in `quiver.yaml`.
@@ -70,6 +75,16 @@ pub struct RawTracking {
     pub mlflow: Option<String>,
     /// The MLflow experiment runs go to (default: the project name).
     pub experiment: Option<String>,
+}
+
+/// `alerts:` in `quiver.yaml`: where failed jobs (and, with monitoring, failed checks) are
+/// reported.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    /// A URL that receives each alert as a JSON `POST` (Slack-compatible `text` field
+    /// included); `${VAR}` reads the environment.
+    pub webhook: Option<String>,
 }
 
 /// `server:` in `quiver.yaml`.

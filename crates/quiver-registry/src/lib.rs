@@ -23,8 +23,10 @@ use serde::Serialize;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+pub mod jobs;
 pub mod mlflow;
 pub mod models;
+pub use jobs::JobRun;
 pub use models::{ModelVersion, NewModelVersion, Rollout, canary_point};
 
 /// Result alias of this crate.
@@ -217,7 +219,11 @@ impl SqlMetadataStore {
                 .await
                 .map_err(db)?;
         }
-        for stmt in SCHEMA.iter().chain(models::MODEL_SCHEMA) {
+        for stmt in SCHEMA
+            .iter()
+            .chain(models::MODEL_SCHEMA)
+            .chain(jobs::JOB_SCHEMA)
+        {
             sqlx::query(stmt).execute(&pool).await.map_err(db)?;
         }
         models::migrate_model_schema(&pool).await.map_err(db)?;

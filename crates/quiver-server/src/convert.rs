@@ -99,7 +99,7 @@ pub fn from_json(v: &Json, t: ValueType) -> Result<Value, String> {
     if v.is_null() {
         return Ok(Value::Null);
     }
-    let wrong = || format!("{} is not a {t}", short(v));
+    let wrong = || format!("{} is not of type {t}", short(v));
     Ok(match t {
         ValueType::Int64 => Value::Int64(v.as_i64().ok_or_else(wrong)?),
         ValueType::Int32 => Value::Int32(

@@ -9,6 +9,7 @@
 mod convert;
 mod error;
 mod info;
+mod jobs;
 mod metrics_catalog;
 mod online;
 mod predict;
@@ -308,6 +309,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/registry/views/{name}", get(info::get_view))
         .route("/registry/services", get(info::list_services))
         .route("/registry/services/{name}", get(info::get_service))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{name}/runs", get(jobs::runs))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth_reads));
     let writes = Router::new()
         .route("/push", post(write::push))
@@ -318,6 +321,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(write::materialize_incremental),
         )
         .route("/online/clear", post(write::clear_online))
+        .route("/jobs/{name}/run", post(jobs::run))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth_writes));
     Router::new()
         .route("/health", get(info::health))

@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 mod docs;
 mod embeddings;
+mod jobs;
 mod kill;
 mod model_commands;
 mod models;

@@ -23,11 +23,11 @@ impl Drop for Server {
 }
 
 pub fn serve(repo: &Path) -> Server {
-    serve_with_env(repo, &[])
+    serve_with_env(repo, &[], &[])
 }
 
-/// `quiver serve` with extra environment variables.
-pub fn serve_with_env(repo: &Path, env: &[(&str, &str)]) -> Server {
+/// `quiver serve` with extra environment variables and arguments.
+pub fn serve_with_env(repo: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -38,6 +38,7 @@ pub fn serve_with_env(repo: &Path, env: &[(&str, &str)]) -> Server {
         .arg(repo)
         // One runtime worker: the tests' servers share the machine with cargo's test threads.
         .args(["-q", "serve", "--workers", "1", "--port", &port.to_string()])
+        .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

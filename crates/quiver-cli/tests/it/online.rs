@@ -29,7 +29,7 @@ fn quiver_with_token(repo: &Path, token: Option<&str>, args: &[&str]) -> std::pr
 
 /// `quiver serve` with the token, once it has announced itself in `.quiver/server.json`.
 fn serve_with_token(repo: &Path) -> Server {
-    let server = serve_with_env(repo, &[("QUIVER_SERVER_TOKEN", TOKEN)]);
+    let server = serve_with_env(repo, &[("QUIVER_SERVER_TOKEN", TOKEN)], &[]);
     let started = Instant::now();
     while !repo.join(".quiver/server.json").exists() {
         assert!(

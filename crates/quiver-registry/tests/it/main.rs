@@ -138,33 +138,9 @@ async fn postgres_store() -> Option<SqlMetadataStore> {
     )
 }
 
-/// Creates a fresh schema and returns a URL whose search path is that schema, or `None` when
-/// PostgreSQL is not reachable outside CI.
+/// A fresh schema of the local PostgreSQL (see `quiver_test_utils`).
 async fn postgres_schema_url() -> Option<String> {
-    let base = std::env::var("QUIVER_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_string());
-    let schema = format!(
-        "quiver_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let pool = match sqlx::PgPool::connect(&base).await {
-        Ok(p) => p,
-        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("SKIPPED: PostgreSQL not reachable ({e}); under CI=true this fails");
-            return None;
-        }
-        Err(e) => panic!("PostgreSQL is required under CI=true: {e}"),
-    };
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    quiver_test_utils::postgres_schema_url("quiver_test").await
 }
 
 #[tokio::test]

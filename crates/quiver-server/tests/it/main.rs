@@ -538,7 +538,7 @@ async fn push_online_and_offline_then_materialize_incrementally() {
         (
             json!({"push_source_name": "stats_src", "df": {"user_id": [1], "event_timestamp": ["2025-01-01"], "f0": ["high"], "f1": [1.0], "tier": ["a"]}}),
             StatusCode::BAD_REQUEST,
-            "\"high\" is not a float64",
+            "\"high\" is not of type float64",
         ),
         (
             json!({"push_source_name": "stats_src", "df": {"user_id": [1]}, "to": "both"}),

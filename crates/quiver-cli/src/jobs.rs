@@ -1,0 +1,443 @@
+//! `quiver jobs ...` and `quiver scheduler`: wiring of `quiver-jobs` to the commands that run
+//! each task (materialization, training, a program).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use futures::future::BoxFuture;
+use quiver_core::repo::RepoSettings;
+use quiver_core::{Job, JobTask, Registry};
+use quiver_jobs::{Alerter, Scheduler, SchedulerOptions, SystemClock, TaskRunner, status};
+use serde_json::{Value as Json, json};
+
+use crate::output::{Output, plural};
+use crate::registry_cmd::{open_store, stored};
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCommand {
+    /// Every job: schedule, task, next run, last run and its status, paused or not.
+    List,
+    /// Past runs (every attempt), newest first; `--json` gives a list of runs with job,
+    /// scheduled_at, started_at, ended_at, status (succeeded, failed, abandoned, running,
+    /// pending, skipped), attempt and error.
+    History {
+        /// Only this job.
+        name: Option<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Run a job now, in the foreground, with its retries; exits non-zero when it fails.
+    ///
+    /// Takes the job's lease like a scheduled run, so it never runs beside another run of the
+    /// same job. Example: quiver jobs run sync_online
+    Run {
+        /// The job.
+        name: String,
+        /// Retries instead of the job's own (the Airflow export passes 0: Airflow retries).
+        #[arg(long)]
+        retries: Option<u32>,
+    },
+    /// Stop scheduling a job (a run in progress finishes).
+    Pause {
+        /// The job.
+        name: String,
+    },
+    /// Schedule a paused job again (its missed slots follow its `catchup`).
+    Resume {
+        /// The job.
+        name: String,
+    },
+    /// Write the jobs as an Airflow DAG file whose tasks call `quiver jobs run`.
+    ///
+    /// One DAG per schedule and time zone, with the same retries, retry delay, timeouts and
+    /// dependencies. Example: quiver jobs export --airflow dags/quiver_shop.py
+    Export {
+        /// The DAG file to write.
+        #[arg(long, value_name = "OUT.py")]
+        airflow: PathBuf,
+        /// How Airflow workers call Quiver.
+        #[arg(long, default_value = "quiver")]
+        quiver: String,
+        /// The repository on the Airflow workers (default: this one's absolute path).
+        #[arg(long)]
+        remote_repo: Option<String>,
+    },
+}
+
+/// Runs a job's task in this process.
+pub struct CliRunner {
+    repo: PathBuf,
+    /// The online store to write (a server's own); else the one quiver.yaml names, opened per
+    /// run.
+    store: Option<Arc<dyn quiver_online::OnlineStore>>,
+}
+
+impl CliRunner {
+    /// A runner for the repository at `repo`.
+    pub fn new(repo: &Path, store: Option<Arc<dyn quiver_online::OnlineStore>>) -> Arc<CliRunner> {
+        Arc::new(CliRunner {
+            repo: repo.to_path_buf(),
+            store,
+        })
+    }
+}
+
+impl TaskRunner for CliRunner {
+    fn run(&self, job: &Job) -> BoxFuture<'static, Result<Json, String>> {
+        let (repo, task, store) = (self.repo.clone(), job.task.clone(), self.store.clone());
+        Box::pin(async move {
+            let quiet = Output::new(true, false);
+            let failed = |e: anyhow::Error| format!("{e:#}");
+            match task {
+                JobTask::MaterializeIncremental { views } => crate::online::materialize_into(
+                    &repo, store, None, "now", views, 10_000, &quiet,
+                )
+                .await
+                .map_err(failed),
+                JobTask::Train {
+                    model,
+                    service,
+                    labels,
+                    label,
+                    algorithm,
+                    params,
+                    promote,
+                } => {
+                    let args = crate::train::TrainArgs {
+                        service,
+                        labels: repo.join(labels),
+                        label,
+                        timestamp_column: "event_timestamp".into(),
+                        task: None,
+                        model: match algorithm.as_deref() {
+                            Some("logistic") => crate::train::Algorithm::Logistic,
+                            _ => crate::train::Algorithm::Gbdt,
+                        },
+                        params: params.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                        split: crate::train::Split::Time,
+                        name: Some(model),
+                        promote,
+                        allow_unknown_entities: false,
+                        frequency_encode: vec![],
+                    };
+                    let (name, version, evaluation) = crate::train::run(&repo, args, &quiet)
+                        .await
+                        .map_err(failed)?;
+                    Ok(json!({
+                        "model": name,
+                        "version": version,
+                        "metrics": serde_json::to_value(&evaluation).unwrap_or(Json::Null),
+                    }))
+                }
+                JobTask::Command(argv) => run_command(&repo, &argv).await,
+            }
+        })
+    }
+}
+
+/// Runs a program in the repository folder; its output's tail goes to the summary or the error.
+/// The child is killed when the run is dropped (a timeout, a scheduler stopping).
+async fn run_command(repo: &Path, argv: &[String]) -> Result<Json, String> {
+    let tail = |path: &Path| {
+        let b = std::fs::read(path).unwrap_or_default();
+        let s = String::from_utf8_lossy(&b);
+        let s = s.trim_end();
+        let start = s.char_indices().rev().nth(2000).map_or(0, |(i, _)| i);
+        s[start..].to_string()
+    };
+    let io = |e: std::io::Error| format!("cannot start {}: {e}", argv[0]);
+    let logs = tempfile::tempdir().map_err(io)?;
+    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let child = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(repo)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).map_err(io)?)
+        .stderr(std::fs::File::create(&err_path).map_err(io)?)
+        .spawn()
+        .map_err(io)?;
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if matches!(self.0.try_wait(), Ok(None)) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut child = KillOnDrop(child);
+    let status = loop {
+        match child.0.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Err(e) => return Err(format!("waiting for {}: {e}", argv[0])),
+        }
+    };
+    if status.success() {
+        Ok(json!({"exit_code": 0, "stdout": tail(&out_path)}))
+    } else {
+        let stderr = tail(&err_path);
+        Err(format!(
+            "{} exited with {status}: {}",
+            argv.join(" "),
+            if stderr.is_empty() {
+                tail(&out_path)
+            } else {
+                stderr
+            }
+        ))
+    }
+}
+
+/// A scheduler for `repo` with the system clock, its alerts and project.
+pub async fn scheduler_for(
+    repo: &Path,
+    project: &str,
+    store: Option<Arc<dyn quiver_online::OnlineStore>>,
+) -> anyhow::Result<Arc<Scheduler>> {
+    let settings = RepoSettings::load(repo)?;
+    let webhook = settings
+        .alerts
+        .webhook
+        .as_deref()
+        .map(quiver_online::config::expand_env)
+        .transpose()
+        .map_err(|m| anyhow::anyhow!("quiver.yaml: alerts.webhook: {m}"))?;
+    Ok(Scheduler::new(
+        open_store(repo).await?,
+        CliRunner::new(repo, store),
+        Arc::new(SystemClock),
+        Alerter::new(webhook),
+        SchedulerOptions::new(project),
+    ))
+}
+
+fn job<'r>(registry: &'r Registry, name: &str) -> anyhow::Result<&'r Job> {
+    registry.jobs.get(name).with_context(|| {
+        format!(
+            "no job '{name}'{}",
+            if registry.jobs.is_empty() {
+                " (the registry declares no jobs: add `jobs:` to a definition file and apply)"
+                    .to_string()
+            } else {
+                quiver_core::registry::suggest(name, registry.jobs.keys())
+            }
+        )
+    })
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// `quiver jobs ...`.
+pub async fn run(repo: &Path, cmd: JobsCommand, out: &Output) -> anyhow::Result<()> {
+    let applied = stored(repo).await?;
+    let registry = applied.registry;
+    let meta = open_store(repo).await?;
+    match cmd {
+        JobsCommand::List => {
+            let jobs = status::jobs_json(&meta, &registry, now_us()).await?;
+            out.table(
+                &[
+                    "job",
+                    "schedule",
+                    "task",
+                    "next run",
+                    "last run",
+                    "last status",
+                ],
+                jobs.iter()
+                    .map(|j| {
+                        let text = |v: &Json| v.as_str().unwrap_or("").to_string();
+                        vec![
+                            text(&j["job"]),
+                            format!("{} ({})", text(&j["schedule"]), text(&j["timezone"])),
+                            text(&j["task"]),
+                            if j["paused"] == true {
+                                "paused".into()
+                            } else {
+                                text(&j["next_run"])
+                            },
+                            text(&j["last_run"]["scheduled_at"]),
+                            match &j["last_run"] {
+                                Json::Null => "never ran".into(),
+                                r => format!("{} (attempt {})", text(&r["status"]), r["attempt"]),
+                            },
+                        ]
+                    })
+                    .collect(),
+            );
+            out.say(format!(
+                "{}; run them with `quiver scheduler` or `quiver serve --scheduler`",
+                plural(jobs.len() as u64, "job")
+            ));
+            out.emit(&json!({"jobs": jobs}));
+        }
+        JobsCommand::History { name, limit } => {
+            if let Some(n) = &name {
+                job(&registry, n)?;
+            }
+            let runs: Vec<Json> = meta
+                .job_runs(name.as_deref(), limit)
+                .await?
+                .iter()
+                .map(status::run_json)
+                .collect();
+            out.table(
+                &[
+                    "job",
+                    "scheduled",
+                    "attempt",
+                    "status",
+                    "started",
+                    "ended",
+                    "error",
+                ],
+                runs.iter()
+                    .map(|r| {
+                        let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
+                        vec![
+                            text("job"),
+                            text("scheduled_at"),
+                            r["attempt"].to_string(),
+                            text("status"),
+                            text("started_at"),
+                            text("ended_at"),
+                            text("error").chars().take(80).collect(),
+                        ]
+                    })
+                    .collect(),
+            );
+            out.emit(&Json::Array(runs));
+        }
+        JobsCommand::Run { name, retries } => {
+            let mut job = job(&registry, &name)?.clone();
+            if let Some(r) = retries {
+                job.retries = r;
+            }
+            let scheduler = scheduler_for(repo, &registry.project, None).await?;
+            out.say(format!(
+                "running job {name} ({}) with up to {} …",
+                status::describe_task(&job),
+                plural(u64::from(job.retries), "retry")
+            ));
+            let outcomes = match scheduler.run_now(&job).await? {
+                Ok(o) => o,
+                Err(busy) => anyhow::bail!(busy),
+            };
+            let runs: Vec<Json> = outcomes.iter().map(|o| status::run_json(&o.run)).collect();
+            for r in &runs {
+                out.say(format!(
+                    "  attempt {}: {}{}",
+                    r["attempt"],
+                    r["status"].as_str().unwrap_or(""),
+                    r["error"]
+                        .as_str()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+            out.emit(&json!({"job": name, "runs": runs}));
+            let last = outcomes.last().map(|o| o.run.status.as_str());
+            if last != Some("succeeded") {
+                anyhow::bail!(
+                    "job {name} failed after {}",
+                    plural(outcomes.len() as u64, "attempt")
+                );
+            }
+            out.say(format!("job {name} succeeded"));
+        }
+        JobsCommand::Pause { name } => {
+            job(&registry, &name)?;
+            meta.set_job_paused(&name, true).await?;
+            out.say(format!(
+                "job {name} paused (`quiver jobs resume {name}` to schedule it again)"
+            ));
+            out.emit(&json!({"job": name, "paused": true}));
+        }
+        JobsCommand::Resume { name } => {
+            job(&registry, &name)?;
+            meta.set_job_paused(&name, false).await?;
+            out.say(format!("job {name} resumed"));
+            out.emit(&json!({"job": name, "paused": false}));
+        }
+        JobsCommand::Export {
+            airflow,
+            quiver,
+            remote_repo,
+        } => {
+            anyhow::ensure!(
+                !registry.jobs.is_empty(),
+                "the registry declares no jobs: nothing to export"
+            );
+            let repo_path = match remote_repo {
+                Some(r) => r,
+                None => std::fs::canonicalize(repo)?.display().to_string(),
+            };
+            let text = quiver_jobs::airflow::dag(&registry, &quiver, &repo_path);
+            std::fs::write(&airflow, text)
+                .with_context(|| format!("cannot write {}", airflow.display()))?;
+            out.say(format!(
+                "wrote {} ({} as Airflow tasks calling `{quiver} jobs run`)",
+                airflow.display(),
+                plural(registry.jobs.len() as u64, "job")
+            ));
+            out.emit(&json!({"file": airflow.display().to_string(), "jobs": registry.jobs.len()}));
+        }
+    }
+    Ok(())
+}
+
+/// `quiver scheduler`: runs the jobs until SIGTERM or Ctrl-C, picking up `apply`.
+pub async fn run_scheduler(repo: &Path, out: &Output) -> anyhow::Result<()> {
+    let applied = stored(repo).await?;
+    let scheduler = scheduler_for(repo, &applied.registry.project, None).await?;
+    out.say(format!(
+        "scheduling {} of project '{}' as {} (Ctrl-C to stop; runs in progress finish first)",
+        plural(applied.registry.jobs.len() as u64, "job"),
+        applied.registry.project,
+        scheduler.owner()
+    ));
+    spawn_loop(repo, scheduler, quiver_server::shutdown_signal()).await;
+    out.say("scheduler stopped");
+    Ok(())
+}
+
+/// The scheduler loop for `repo`, reading the applied registry every tick, until `stop`.
+pub async fn spawn_loop(
+    repo: &Path,
+    scheduler: Arc<Scheduler>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let meta = match open_store(repo).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("quiver scheduler: {e:#}");
+            return;
+        }
+    };
+    scheduler
+        .run_forever(
+            std::time::Duration::from_secs(1),
+            || {
+                let meta = meta.clone();
+                async move {
+                    use quiver_registry::MetadataStore;
+                    match meta.current().await {
+                        Ok(Some(a)) => Some(a.registry),
+                        Ok(None) => None,
+                        Err(e) => {
+                            eprintln!("quiver scheduler: cannot read the registry: {e}");
+                            None
+                        }
+                    }
+                }
+            },
+            stop,
+        )
+        .await;
+}

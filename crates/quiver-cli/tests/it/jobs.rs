@@ -1,0 +1,169 @@
+//! `quiver jobs` and the scheduler inside `quiver serve --scheduler`, on the demo repository
+//! (which declares the churn example's jobs).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::models::serve_with_env;
+use super::{demo, fails, ok, quiver};
+
+fn json(o: &str) -> serde_json::Value {
+    serde_json::from_str(o.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {o}"))
+}
+
+fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    (
+        r[9..12].parse().unwrap(),
+        json(r.split("\r\n\r\n").nth(1).unwrap_or("")),
+    )
+}
+
+#[test]
+fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    demo(repo);
+    let list = json(&ok(quiver(repo, &["--json", "jobs", "list"])));
+    let names: Vec<&str> = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["export_scores", "retrain_weekly", "sync_online"]);
+    assert_eq!(list["jobs"][2]["schedule"], "*/15 * * * *");
+    assert!(list["jobs"][2]["next_run"].is_string(), "{list}");
+
+    // Run one now: it is recorded with its summary.
+    let o = ok(quiver(repo, &["jobs", "run", "sync_online"]));
+    assert!(o.contains("job sync_online succeeded"), "{o}");
+    let history = json(&ok(quiver(
+        repo,
+        &["--json", "jobs", "history", "sync_online"],
+    )));
+    let run = &history[0];
+    assert_eq!(run["status"], "succeeded", "{history}");
+    assert_eq!(
+        (run["attempt"].as_i64(), run["trigger"].as_str()),
+        (Some(1), Some("manual"))
+    );
+    assert!(
+        run["summary"]["views"].as_array().unwrap().len() == 5,
+        "{run}"
+    );
+    for k in ["scheduled_at", "started_at", "ended_at"] {
+        assert!(run[k].as_str().unwrap().ends_with('Z'), "{run}");
+    }
+
+    // A failing command is retried, then the run fails with its error and a non-zero exit.
+    let jobs_file = repo.join("features/jobs.yaml");
+    let text = std::fs::read_to_string(&jobs_file).unwrap();
+    std::fs::write(
+        &jobs_file,
+        text.replace("retry_delay: 10s", "retry_delay: 1s").replace(
+            r#"task: {command: ["python3", "-c","#,
+            r#"task: {command: ["python3", "-c", "import sys; sys.exit('no disk left')"], x: {command: ["python3", "-c","#,
+        ),
+    )
+    .unwrap();
+    // (an unknown field in a task is refused by apply, naming the file and line)
+    let e = fails(quiver(repo, &["apply"]));
+    assert!(e.contains("features/jobs.yaml:"), "{e}");
+    std::fs::write(
+        &jobs_file,
+        text.replace("retry_delay: 10s", "retry_delay: 1s").replace(
+            r#"["python3", "-c", "import os; print('rows in labels:', os.path.getsize('data/labels.parquet'))"]"#,
+            r#"["python3", "-c", "import sys; sys.exit('no disk left')"]"#,
+        ),
+    )
+    .unwrap();
+    ok(quiver(repo, &["apply"]));
+    let e = fails(quiver(repo, &["jobs", "run", "export_scores"]));
+    assert!(e.contains("failed after 3 attempts"), "{e}");
+    let history = json(&ok(quiver(
+        repo,
+        &["--json", "jobs", "history", "export_scores"],
+    )));
+    let attempts: Vec<(i64, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["attempt"].as_i64().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(attempts, vec![(3, "failed"), (2, "failed"), (1, "failed")]);
+    assert!(
+        history[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no disk left"),
+        "{history}"
+    );
+    std::fs::write(&jobs_file, &text).unwrap();
+    ok(quiver(repo, &["apply"]));
+
+    // Pause, resume, unknown names, the Airflow export.
+    ok(quiver(repo, &["jobs", "pause", "sync_online"]));
+    let list = json(&ok(quiver(repo, &["--json", "jobs", "list"])));
+    assert_eq!(list["jobs"][2]["paused"], true);
+    assert!(list["jobs"][2]["next_run"].is_null());
+    ok(quiver(repo, &["jobs", "resume", "sync_online"]));
+    let e = fails(quiver(repo, &["jobs", "run", "sync_onlin"]));
+    assert!(e.contains("did you mean 'sync_online'"), "{e}");
+    let dag = repo.join("dag.py");
+    ok(quiver(
+        repo,
+        &["jobs", "export", "--airflow", dag.to_str().unwrap()],
+    ));
+    let text = std::fs::read_to_string(&dag).unwrap();
+    assert!(text.contains("jobs run sync_online --retries 0"), "{text}");
+
+    // The scheduler in the server runs a queued run (POST /jobs/NAME/run) on the server's
+    // own embedded store.
+    let server = serve_with_env(repo, &[("QUIVER_SERVER_TOKEN", "t0k")], &["--scheduler"]);
+    let port = server.1;
+    let (s, v) = http(port, "POST", "/jobs/sync_online/run", None);
+    assert_eq!(s, 401, "{v}");
+    let (s, v) = http(port, "POST", "/jobs/nope/run", Some("t0k"));
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = http(port, "POST", "/jobs/sync_online/run", Some("t0k"));
+    assert_eq!(s, 202, "{v}");
+    let id = v["run"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    loop {
+        let (s, runs) = http(port, "GET", "/jobs/sync_online/runs", None);
+        assert_eq!(s, 200);
+        let run = runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run"] == id.as_str())
+            .cloned();
+        if let Some(r) = run.filter(|r| r["status"] == "succeeded") {
+            assert!(r["scheduler"].is_string());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the queued run did not succeed: {runs}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (s, jobs) = http(port, "GET", "/jobs", None);
+    assert_eq!(s, 200);
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 3);
+}
