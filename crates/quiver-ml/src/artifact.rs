@@ -1,41 +1,9 @@
 //! What a registered model version stores: the model, plus how each input is encoded from the
-//! feature values a feature service yields. The same encoding runs when a training set is built
-//! and when `/predict` scores online values, so training and serving see identical numbers.
-
-use std::collections::BTreeMap;
+//! feature values a feature service yields ([`crate::encoding`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Model, Result};
-
-/// How one model input is made from a feature value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Encoding {
-    /// Numbers as f64 (booleans as 0/1); null is missing (NaN).
-    Number,
-    /// Strings (or integers) as category codes: the position in `vocabulary`. A value not in
-    /// the vocabulary, and null, are missing (trees send them right, like unseen categories).
-    Category {
-        /// Categories seen in training, in code order.
-        vocabulary: Vec<String>,
-    },
-    /// Strings (or integers) as their share of the training rows (frequency encoding, learned on
-    /// the training split only, so no validation or test row leaks into it). A value not seen in
-    /// training is 0; null is missing. Suits high-cardinality columns (sellers, merchants) whose
-    /// codes would mean nothing to a tree.
-    Frequency {
-        /// Share of the training rows (non-null values) holding each value.
-        frequencies: BTreeMap<String, f64>,
-    },
-    /// One component of a fixed-length vector feature (an embedding): a vector of n numbers is
-    /// n inputs reading the same feature, component 0 to n - 1. A null vector, or one too short,
-    /// is missing.
-    Element {
-        /// The component.
-        index: usize,
-    },
-}
+use crate::{Encoding, Error, Model, Result};
 
 /// One model input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,49 +56,6 @@ impl ModelArtifact {
     /// Writes `model.json`.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("artifacts serialize")
-    }
-}
-
-impl Encoding {
-    /// Encodes a category value (as text).
-    pub fn category_code(vocabulary: &[String], value: &str) -> f64 {
-        vocabulary
-            .iter()
-            .position(|v| v == value)
-            .map_or(f64::NAN, |i| i as f64)
-    }
-
-    /// Encodes a value (as text) by its training frequency: 0 when unseen.
-    pub fn frequency(frequencies: &BTreeMap<String, f64>, value: &str) -> f64 {
-        frequencies.get(value).copied().unwrap_or(0.0)
-    }
-
-    /// Learns frequencies from the training values (nulls skipped).
-    pub fn learn_frequencies<'a>(values: impl Iterator<Item = &'a str>) -> BTreeMap<String, f64> {
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        let mut total = 0u64;
-        for v in values {
-            *counts.entry(v.to_string()).or_default() += 1;
-            total += 1;
-        }
-        counts
-            .into_iter()
-            .map(|(k, c)| (k, c as f64 / total as f64))
-            .collect()
-    }
-
-    /// Whether the input is read as text (category codes or frequencies).
-    pub fn is_text(&self) -> bool {
-        matches!(self, Encoding::Category { .. } | Encoding::Frequency { .. })
-    }
-
-    /// The model column of an input reading `feature`: the feature itself, or `feature[i]` for
-    /// component `i` of a vector.
-    pub fn column_name(&self, feature: &str) -> String {
-        match self {
-            Encoding::Element { index } => format!("{feature}[{index}]"),
-            _ => feature.to_string(),
-        }
     }
 }
 

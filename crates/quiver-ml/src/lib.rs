@@ -2,6 +2,9 @@
 //!
 //! - [`tree`]: one decision tree in LightGBM's layout, and its predictor.
 //! - [`model`]: [`Model`] = a tree ensemble or a linear model, with its [`Objective`].
+//! - [`encoding`]: how a feature value becomes a model input ([`Encoding::encode`], the one
+//!   rule training, offline scoring and `/predict` apply).
+//! - [`artifact`]: what a model version stores (the model and each input's encoding).
 //! - [`dataset`]: a column-major feature matrix (NaN = missing) with feature kinds.
 //! - [`gbdt`]: histogram-based gradient boosting (binary, multiclass, regression).
 //! - [`linear`]: logistic / linear regression with standardization.
@@ -11,6 +14,7 @@
 
 pub mod artifact;
 pub mod dataset;
+pub mod encoding;
 pub mod gbdt;
 pub mod lightgbm;
 pub mod linear;
@@ -20,8 +24,9 @@ pub mod report;
 pub mod shap;
 pub mod tree;
 
-pub use artifact::{Encoding, Input, ModelArtifact};
+pub use artifact::{Input, ModelArtifact};
 pub use dataset::Dataset;
+pub use encoding::{Components, Encoding, FeatureValue};
 pub use model::{LinearModel, Model, Objective, TreeEnsemble};
 pub use tree::Tree;
 
