@@ -102,7 +102,7 @@ kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 echo "== the jobs of features/jobs.yaml, each run once (quiver jobs run), then their history"
 "$q" --repo "$work" jobs list
-for job in sync_online retrain_weekly export_scores; do
+for job in sync_online snapshot_daily retrain_weekly export_scores; do
   "$q" --repo "$work" jobs run "$job"
 done
 "$q" --repo "$work" --json jobs history > "$work/history.json"
@@ -110,7 +110,7 @@ python3 - "$work/history.json" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))
 done = {r["job"]: r for r in runs}
-for job in ("sync_online", "retrain_weekly", "export_scores"):
+for job in ("sync_online", "snapshot_daily", "retrain_weekly", "export_scores"):
     r = done.get(job)
     if r is None or r["status"] != "succeeded":
         sys.exit(f"job {job}: {r}")

@@ -8,11 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::csv::WriterBuilder;
-use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::parquet::schema::types::ColumnPath;
 use indicatif::ProgressBar;
 use quiver_offline::engine::Progress;
 use quiver_offline::{HistoricalOptions, OfflineEngine};
@@ -131,36 +127,21 @@ pub fn write(path: &Path, batch: &RecordBatch) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = path.with_extension("tmp");
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if ext == "csv" {
-        let mut w = WriterBuilder::new().with_header(true).build(file);
-        w.write(batch)?;
-    } else {
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-            .set_max_row_group_row_count(Some(1 << 20));
-        // Floating-point features and timestamps rarely repeat: a dictionary only costs a hash
-        // per value until the writer gives up on it. zstd still compresses values that repeat.
-        for f in batch.schema().fields() {
-            if matches!(
-                f.data_type(),
-                DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Timestamp(..)
-            ) {
-                props =
-                    props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
-            }
-        }
-        let props = props.build();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        quiver_offline::parquet_out::write_parquet(file, batch, props, threads)?;
+    if ext != "csv" {
+        return quiver_offline::parquet_out::write_parquet_file(path, batch)
+            .with_context(|| format!("cannot write {}", path.display()));
     }
+    let tmp = path.with_extension("tmp");
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut w = WriterBuilder::new().with_header(true).build(file);
+    w.write(batch)?;
+    drop(w);
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

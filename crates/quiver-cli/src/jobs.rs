@@ -132,6 +132,9 @@ impl TaskRunner for CliRunner {
                         "metrics": serde_json::to_value(&evaluation).unwrap_or(Json::Null),
                     }))
                 }
+                JobTask::Snapshot { views } => crate::snapshot::run_job(&repo, &views)
+                    .await
+                    .map_err(failed),
                 JobTask::Command(argv) => run_command(&repo, &argv).await,
             }
         })

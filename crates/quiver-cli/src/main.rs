@@ -11,6 +11,7 @@ mod online;
 mod output;
 mod registry_cmd;
 mod score;
+mod snapshot;
 mod tracking;
 mod train;
 mod via_server;
@@ -27,7 +28,7 @@ static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
 /// Entities, sources, feature views and feature services are declared in YAML (quiver.yaml and
 /// features/*.yaml). The commands, by group:
 ///   definitions  init, plan, apply, registry (list, describe, history)
-///   offline      historical (point-in-time training sets)
+///   offline      historical (point-in-time training sets), snapshot, backfill
 ///   models       train, models (list, show, promote, rollback, rollout, report, predict,
 ///                score, import, delete, track)
 ///   online       materialize, materialize-incremental, online (clear), serve (HTTP API)
@@ -105,6 +106,16 @@ enum Command {
     ///
     /// Example: quiver historical --entities labels.parquet --service churn_v1 --out train.parquet
     Historical(historical::HistoricalArgs),
+    /// Write views' values as of a time to the offline store, versioned by each view's hash.
+    ///
+    /// .quiver/offline/VIEW/version=HASH/date=YYYY-MM-DD/part-0.parquet: each entity's
+    /// point-in-time values (the same `historical` gives for that time). Example: quiver
+    /// snapshot user_reviews --as-of 2025-06-30
+    Snapshot(snapshot::SnapshotArgs),
+    /// Write snapshots for every time in a range (resumable: finished partitions are skipped).
+    ///
+    /// Example: quiver backfill user_reviews --from 2025-01-01 --to 2025-06-30 --every 1d
+    Backfill(snapshot::BackfillArgs),
     /// Load the latest feature values with event time in [START, END] into the online store.
     ///
     /// Every view with `online: true` (or --views); windowed aggregations are computed as of
@@ -223,6 +234,8 @@ async fn run(
             online::run_clear(&cli.repo, views, out).await
         }
         Command::Jobs(cmd) => jobs::run(&cli.repo, cmd, out).await,
+        Command::Snapshot(a) => snapshot::run_snapshot(&cli.repo, a, out).await,
+        Command::Backfill(a) => snapshot::run_backfill(&cli.repo, a, out).await,
         Command::Scheduler => jobs::run_scheduler(&cli.repo, out).await,
         Command::Serve(a) => online::serve(&cli.repo, a, serve_workers, out).await,
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),

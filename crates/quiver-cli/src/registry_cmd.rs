@@ -376,6 +376,9 @@ fn lineage(r: &Registry, kind: ObjectKind, name: &str) -> String {
                 quiver_core::JobTask::Train { model, service, .. } => {
                     format!("service {service} -> trains model {model}")
                 }
+                quiver_core::JobTask::Snapshot { views } => {
+                    format!("snapshots views [{}] offline", views.join(", "))
+                }
                 quiver_core::JobTask::Command(argv) => format!("runs {}", argv.join(" ")),
             };
             let after = if job.depends_on.is_empty() {

@@ -95,6 +95,13 @@ pub enum JobTask {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         promote: Option<String>,
     },
+    /// Today's snapshot of these views in the offline store (every view with `offline:` when
+    /// empty), then the pruning of snapshots past their `retain`.
+    Snapshot {
+        /// Views.
+        #[serde(default)]
+        views: Vec<String>,
+    },
     /// A program and its arguments, run in the repository folder.
     Command(Vec<String>),
 }
@@ -105,6 +112,7 @@ impl JobTask {
         match self {
             JobTask::MaterializeIncremental { .. } => "materialize_incremental",
             JobTask::Train { .. } => "train",
+            JobTask::Snapshot { .. } => "snapshot",
             JobTask::Command(_) => "command",
         }
     }
@@ -321,6 +329,37 @@ pub(crate) fn build_job(
                     task_at,
                     "task",
                     format!("algorithm '{a}': use gbdt or logistic"),
+                ));
+            }
+        }
+        JobTask::Snapshot { views } => {
+            for v in views {
+                match reg.views.get(v) {
+                    None => {
+                        return Err(bad(
+                            task_at,
+                            "task",
+                            format!("no feature view '{v}'{}", suggest(v, reg.views.keys())),
+                        ));
+                    }
+                    Some(view) if view.is_request() => {
+                        return Err(bad(
+                            task_at,
+                            "task",
+                            format!(
+                                "feature view '{v}' is computed at request time: it has nothing to snapshot"
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if views.is_empty() && !reg.views.values().any(|v| v.offline.is_some()) {
+                return Err(bad(
+                    task_at,
+                    "task",
+                    "snapshot names no views and no view declares `offline: {snapshots: daily}`"
+                        .into(),
                 ));
             }
         }

@@ -272,6 +272,10 @@ pub struct FeatureView {
     pub aggregations: Vec<Aggregation>,
     /// Materialized online.
     pub online: bool,
+    /// Daily snapshots in the offline store and how long they are kept (not part of the view's
+    /// content hash: retention changes no value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<OfflineSnapshots>,
     /// For a request-time view: the request fields and input views its expressions read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestSpec>,
@@ -287,6 +291,16 @@ pub struct FeatureView {
     /// Where it was defined.
     #[serde(skip)]
     pub at: Located,
+}
+
+/// A view's snapshot settings (`offline: {snapshots: daily, retain: 90d}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineSnapshots {
+    /// Snapshots are taken daily.
+    pub daily: bool,
+    /// Kept this long (`None`: forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<Duration>,
 }
 
 /// What a request-time view computes from.
@@ -491,7 +505,11 @@ impl Registry {
             ObjectKind::Entity => self.entities.get(name).map(content_hash),
             ObjectKind::Source => self.sources.get(name).map(content_hash),
             ObjectKind::FeatureView => self.views.get(name).map(|v| {
-                let mut parts = vec![content_hash(v)];
+                let without_retention = FeatureView {
+                    offline: None,
+                    ..v.clone()
+                };
+                let mut parts = vec![content_hash(&without_retention)];
                 parts.extend(self.sources.get(&v.source).map(content_hash));
                 for input in v.request.iter().flat_map(|r| &r.inputs) {
                     if input != name {
@@ -1227,6 +1245,40 @@ impl Builder {
         for f in raw.features {
             features.push(self.feature(&name, f, &mut check_name)?);
         }
+        let offline = match &raw.offline {
+            None => None,
+            Some(o) => {
+                let at_o = self.at(o);
+                if request.is_some() {
+                    return Err(Error::invalid(
+                        &at_o,
+                        K,
+                        &name,
+                        "offline",
+                        "a request-time view has no stored values to snapshot",
+                    ));
+                }
+                if o.value.snapshots.value != "daily" {
+                    return Err(Error::invalid(
+                        &self.at(&o.value.snapshots),
+                        K,
+                        &name,
+                        "offline.snapshots",
+                        format!("'{}': use daily", o.value.snapshots.value),
+                    ));
+                }
+                let retain = o
+                    .value
+                    .retain
+                    .as_ref()
+                    .map(|r| self.duration(&name, "offline.retain", r))
+                    .transpose()?;
+                Some(OfflineSnapshots {
+                    daily: true,
+                    retain,
+                })
+            }
+        };
         let mut aggregations = Vec::new();
         for a in raw.aggregations {
             aggregations.push(self.aggregation(&name, a, &mut check_name)?);
@@ -1239,6 +1291,7 @@ impl Builder {
             features,
             aggregations,
             online: raw.online.unwrap_or(true) && request.is_none(),
+            offline,
             request,
             description: raw.description,
             owner: raw.owner,

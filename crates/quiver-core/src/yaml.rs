@@ -87,6 +87,17 @@ pub struct RawAlerts {
     pub webhook: Option<String>,
 }
 
+/// A view's `offline:`: daily snapshots of its values in the offline store (written by a
+/// `snapshot` job or `quiver snapshot` / `backfill`), kept for `retain`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawOfflineSnapshots {
+    /// `daily` (the only cadence so far).
+    pub snapshots: S<String>,
+    /// How long snapshots are kept, e.g. `90d` (default: forever).
+    pub retain: Option<S<String>>,
+}
+
 /// `server:` in `quiver.yaml`.
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +209,8 @@ pub struct RawFeatureView {
     pub aggregations: Vec<RawAggregation>,
     /// Whether the view is materialized online (default true).
     pub online: Option<bool>,
+    /// Snapshots in the offline store: `{snapshots: daily, retain: 90d}`.
+    pub offline: Option<S<RawOfflineSnapshots>>,
     /// Free text.
     pub description: Option<String>,
     /// Who owns it.

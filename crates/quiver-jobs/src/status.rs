@@ -40,6 +40,10 @@ pub fn describe_task(job: &Job) -> String {
             format!("materialize_incremental {}", views.join(","))
         }
         JobTask::Train { model, service, .. } => format!("train {model} on {service}"),
+        JobTask::Snapshot { views } if views.is_empty() => {
+            "snapshot (every view with offline:)".into()
+        }
+        JobTask::Snapshot { views } => format!("snapshot {}", views.join(",")),
         JobTask::Command(argv) => format!("command {}", argv.join(" ")),
     }
 }

@@ -25,6 +25,7 @@ pub mod key_space;
 pub mod parquet_out;
 pub mod pit_join;
 pub mod request_view;
+pub mod snapshot;
 pub mod source;
 pub mod types;
 pub mod window_agg;

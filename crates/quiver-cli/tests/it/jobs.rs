@@ -40,9 +40,17 @@ fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
         .iter()
         .map(|j| j["job"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["export_scores", "retrain_weekly", "sync_online"]);
-    assert_eq!(list["jobs"][2]["schedule"], "*/15 * * * *");
-    assert!(list["jobs"][2]["next_run"].is_string(), "{list}");
+    assert_eq!(
+        names,
+        [
+            "export_scores",
+            "retrain_weekly",
+            "snapshot_daily",
+            "sync_online"
+        ]
+    );
+    assert_eq!(list["jobs"][3]["schedule"], "*/15 * * * *");
+    assert!(list["jobs"][3]["next_run"].is_string(), "{list}");
 
     // Run one now: it is recorded with its summary.
     let o = ok(quiver(repo, &["jobs", "run", "sync_online"]));
@@ -119,8 +127,8 @@ fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
     // Pause, resume, unknown names, the Airflow export.
     ok(quiver(repo, &["jobs", "pause", "sync_online"]));
     let list = json(&ok(quiver(repo, &["--json", "jobs", "list"])));
-    assert_eq!(list["jobs"][2]["paused"], true);
-    assert!(list["jobs"][2]["next_run"].is_null());
+    assert_eq!(list["jobs"][3]["paused"], true);
+    assert!(list["jobs"][3]["next_run"].is_null());
     ok(quiver(repo, &["jobs", "resume", "sync_online"]));
     let e = fails(quiver(repo, &["jobs", "run", "sync_onlin"]));
     assert!(e.contains("did you mean 'sync_online'"), "{e}");
@@ -165,5 +173,86 @@ fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
     }
     let (s, jobs) = http(port, "GET", "/jobs", None);
     assert_eq!(s, 200);
-    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 3);
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn snapshots_and_resumable_backfills_from_the_command_line() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    demo(repo);
+    let o = ok(quiver(
+        repo,
+        &[
+            "--json",
+            "backfill",
+            "user_profile",
+            "--from",
+            "2025-06-01",
+            "--to",
+            "2025-06-03",
+        ],
+    ));
+    let v = json(&o);
+    let snaps = v["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), 3, "{o}");
+    assert!(
+        snaps
+            .iter()
+            .all(|s| s["skipped"] == false && s["rows"].as_u64().unwrap() > 0)
+    );
+    let first = snaps[0]["path"].as_str().unwrap();
+    assert!(
+        first.starts_with(".quiver/offline/user_profile/version=")
+            && first.ends_with("date=2025-06-01/part-0.parquet"),
+        "{first}"
+    );
+    // A second run finds every partition finished.
+    let o = ok(quiver(
+        repo,
+        &[
+            "backfill",
+            "user_profile",
+            "--from",
+            "2025-06-01",
+            "--to",
+            "2025-06-03",
+        ],
+    ));
+    assert!(o.contains("3 finished before and skipped"), "{o}");
+    // A service's views, as of a time; and the snapshot job of the example.
+    let v = json(&ok(quiver(
+        repo,
+        &[
+            "--json",
+            "snapshot",
+            "--service",
+            "churn_v1",
+            "--as-of",
+            "2025-06-30",
+        ],
+    )));
+    let views: Vec<&str> = v["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["view"].as_str().unwrap())
+        .collect();
+    assert!(
+        views.contains(&"user_purchases") && !views.contains(&"basket_context"),
+        "{v}"
+    );
+    ok(quiver(repo, &["jobs", "run", "snapshot_daily"]));
+    let e = fails(quiver(
+        repo,
+        &[
+            "backfill",
+            "user_profile",
+            "--from",
+            "2025-06-03",
+            "--to",
+            "2025-06-01",
+        ],
+    ));
+    assert!(e.contains("--from"), "{e}");
 }

@@ -323,7 +323,10 @@ async fn registry_in_postgres() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(n, 11, "one version per object, stored in PostgreSQL");
+    assert_eq!(
+        n, 15,
+        "one version per object (11 definitions, 4 jobs), stored in PostgreSQL"
+    );
     assert!(ok(quiver(d.path(), &["registry", "list", "services"])).contains("churn_v1"));
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&pool)

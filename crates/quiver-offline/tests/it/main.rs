@@ -5,6 +5,7 @@ mod errors;
 mod pit;
 mod pit_keys;
 mod postgres;
+mod snapshots;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
