@@ -27,18 +27,27 @@ pub fn offline_root(repo: &Path) -> PathBuf {
     repo.join(".quiver/offline")
 }
 
-/// The first 16 hex digits of the view's content hash: its version in the offline store.
-pub fn view_version(engine: &OfflineEngine, view: &str) -> Result<String> {
-    let hash = engine
-        .registry()
-        .object_hash(ObjectKind::FeatureView, view)
-        .ok_or_else(|| quiver_core::Error::UnknownFeature {
+/// The view named `view`, or an error naming it with a suggestion.
+fn find<'e>(engine: &'e OfflineEngine, view: &str) -> Result<&'e quiver_core::FeatureView> {
+    engine.registry().views.get(view).ok_or_else(|| {
+        quiver_core::Error::UnknownFeature {
             reference: format!("{view}:*"),
             message: format!(
                 "no feature view '{view}'{}",
                 quiver_core::registry::suggest(view, engine.registry().views.keys())
             ),
-        })?;
+        }
+        .into()
+    })
+}
+
+/// The first 16 hex digits of the view's content hash: its version in the offline store.
+pub fn view_version(engine: &OfflineEngine, view: &str) -> Result<String> {
+    find(engine, view)?;
+    let hash = engine
+        .registry()
+        .object_hash(ObjectKind::FeatureView, view)
+        .expect("the view exists");
     Ok(hash[..16].to_string())
 }
 
@@ -81,18 +90,7 @@ pub async fn snapshot_values(
     view: &str,
     as_of_us: i64,
 ) -> Result<RecordBatch> {
-    let v =
-        engine
-            .registry()
-            .views
-            .get(view)
-            .ok_or_else(|| quiver_core::Error::UnknownFeature {
-                reference: format!("{view}:*"),
-                message: format!(
-                    "no feature view '{view}'{}",
-                    quiver_core::registry::suggest(view, engine.registry().views.keys())
-                ),
-            })?;
+    let v = find(engine, view)?;
     if v.is_request() {
         return Err(Error::Output(format!(
             "feature view '{view}' is computed from request data at serving time: it has no values to snapshot"
