@@ -137,7 +137,7 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         quiver_online::format_time(end * 1_000_000),
     );
     out.say("== 5/7 quiver train --service churn_v1 --labels data/labels.parquet --label churned --name churn --promote champion");
-    let (_, version, evaluation) = crate::train::run(
+    let trained = crate::train::run(
         dir,
         crate::train::TrainArgs {
             service: "churn_v1".into(),
@@ -156,6 +156,7 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         &steps,
     )
     .await?;
+    let (version, evaluation) = (trained.version, trained.evaluation);
     // A demo run into a folder used before starts from an empty online store: rows left by an
     // earlier materialization (say, one up to `now`) would otherwise be kept as newer.
     out.say(format!(

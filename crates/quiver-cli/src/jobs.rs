@@ -1,5 +1,5 @@
-//! `quiver jobs ...` and `quiver scheduler`: wiring of `quiver-jobs` to the commands that run
-//! each task (materialization, training, a program).
+//! `quiver jobs ...` and `quiver scheduler`: wiring of `quiver-jobs` to what runs each task
+//! (materialization, training through `quiver-pipeline`, a program).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -106,30 +106,26 @@ impl TaskRunner for CliRunner {
                     params,
                     promote,
                 } => {
-                    let args = crate::train::TrainArgs {
-                        service,
-                        labels: repo.join(labels),
-                        label,
-                        timestamp_column: "event_timestamp".into(),
-                        task: None,
-                        model: match algorithm.as_deref() {
-                            Some("logistic") => crate::train::Algorithm::Logistic,
-                            _ => crate::train::Algorithm::Gbdt,
-                        },
-                        params: params.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-                        split: crate::train::Split::Time,
-                        name: Some(model),
-                        promote,
-                        allow_unknown_entities: false,
-                        frequency_encode: vec![],
+                    let mut request =
+                        quiver_pipeline::TrainRequest::new(&service, repo.join(labels), &label);
+                    request.algorithm = match algorithm.as_deref() {
+                        Some("logistic") => quiver_pipeline::Algorithm::Logistic,
+                        _ => quiver_pipeline::Algorithm::Gbdt,
                     };
-                    let (name, version, evaluation) = crate::train::run(&repo, args, &quiet)
-                        .await
-                        .map_err(failed)?;
+                    request.params = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    request.name = Some(model);
+                    request.promote = promote;
+                    let store = open_store(&repo).await.map_err(failed)?;
+                    let applied = stored(&repo).await.map_err(failed)?;
+                    let silent: Arc<dyn quiver_pipeline::Progress> = Arc::new(());
+                    let trained =
+                        quiver_pipeline::train(&repo, &store, &applied, &request, &silent)
+                            .await
+                            .map_err(|e| failed(e.into()))?;
                     Ok(json!({
-                        "model": name,
-                        "version": version,
-                        "metrics": serde_json::to_value(&evaluation).unwrap_or(Json::Null),
+                        "model": trained.name,
+                        "version": trained.version,
+                        "metrics": serde_json::to_value(&trained.evaluation).unwrap_or(Json::Null),
                     }))
                 }
                 JobTask::Snapshot { views } => crate::snapshot::run_job(&repo, &views)

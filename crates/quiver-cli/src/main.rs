@@ -1,4 +1,5 @@
-//! The `quiver` command: wires the registry, the metadata store and the offline engine together.
+//! The `quiver` command: argument parsing and printing that wire the library crates together
+//! (the registry, the metadata store, the offline engine, the training pipeline, the server).
 
 mod allocator;
 mod demo;
@@ -10,9 +11,7 @@ mod models;
 mod online;
 mod output;
 mod registry_cmd;
-mod score;
 mod snapshot;
-mod tracking;
 mod train;
 mod via_server;
 

@@ -1,22 +1,20 @@
 //! `quiver models`: the model registry (list, show, promote, rollback, delete, import) and
-//! batch scoring of a table with a registered version.
+//! batch scoring of a table with a registered version — the arguments and what is printed; the
+//! work is `quiver-pipeline`'s.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use quiver_core::registry::ObjectKind;
-use quiver_ml::lightgbm::parse_lightgbm_text;
-use quiver_ml::{Encoding, Input, Model, ModelArtifact};
-use quiver_registry::{ModelVersion, NewModelVersion};
+use quiver_pipeline::artifacts::{artifact_root, load_artifact};
+use quiver_pipeline::tracking::{mirror, off_thread, tracking};
+use quiver_pipeline::versions::resolve;
+use quiver_registry::ModelVersion;
 use serde_json::json;
 
 use crate::output::Output;
 use crate::registry_cmd::{open_store, stored};
-use crate::train::{importance, write_artifact};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ImportFormat {
@@ -140,244 +138,6 @@ pub enum ModelsCommand {
         /// CSV file (empty field or nan = missing).
         csv: PathBuf,
     },
-}
-
-/// Parses NAME, NAME:VERSION, NAME@ALIAS.
-pub async fn resolve(
-    store: &quiver_registry::SqlMetadataStore,
-    spec: &str,
-) -> anyhow::Result<ModelVersion> {
-    if let Some((n, v)) = spec.split_once(':') {
-        let v: i64 = v
-            .parse()
-            .with_context(|| format!("{spec}: the version after ':' must be a number"))?;
-        return Ok(store.model_version(n, v).await?);
-    }
-    if let Some((n, a)) = spec.split_once('@') {
-        return Ok(store.model_by_alias(n, a).await?);
-    }
-    match store.model_by_alias(spec, "champion").await {
-        Ok(v) => Ok(v),
-        Err(_) => {
-            let all = store.model_versions(Some(spec)).await?;
-            all.into_iter()
-                .last()
-                .with_context(|| format!("no model named '{spec}'"))
-        }
-    }
-}
-
-/// Loads a version's model file.
-pub fn load_artifact(repo: &Path, v: &ModelVersion) -> anyhow::Result<ModelArtifact> {
-    let path = crate::train::artifact_root(repo)
-        .join(&v.artifact)
-        .join("model.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "model {} version {}: cannot read {}",
-            v.name,
-            v.version,
-            path.display()
-        )
-    })?;
-    ModelArtifact::from_json(&text).with_context(|| format!("{}", path.display()))
-}
-
-/// A version's self-contained HTML report (metrics, plots, importance, SHAP summary).
-pub fn report_html(repo: &Path, v: &ModelVersion) -> anyhow::Result<String> {
-    let dir = crate::train::artifact_root(repo).join(&v.artifact);
-    let evaluation: Option<quiver_ml::metrics::Evaluation> =
-        match std::fs::read_to_string(dir.join("evaluation.json")) {
-            Ok(t) => Some(
-                serde_json::from_str(&t)
-                    .with_context(|| format!("{}", dir.join("evaluation.json").display()))?,
-            ),
-            Err(_) => None,
-        };
-    let bars = |key: &str, field: &str| -> Vec<quiver_ml::report::FeatureBar> {
-        let mut b: Vec<_> = v.details[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|i| quiver_ml::report::FeatureBar {
-                        feature: i["feature"].as_str().unwrap_or("").to_string(),
-                        value: i[field].as_f64().unwrap_or(0.0),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        b.sort_by(|x, y| y.value.total_cmp(&x.value));
-        b
-    };
-    let mut facts = vec![
-        (
-            "model".to_string(),
-            format!("{} version {}", v.name, v.version),
-        ),
-        ("aliases".to_string(), v.aliases.join(", ")),
-        (
-            "task / algorithm".to_string(),
-            format!("{} / {}", v.task, v.algorithm),
-        ),
-        (
-            "feature service".to_string(),
-            format!(
-                "{} (hash {})",
-                v.feature_service,
-                &v.service_hash[..12.min(v.service_hash.len())]
-            ),
-        ),
-        ("created".to_string(), v.created_at.clone()),
-    ];
-    for k in [
-        "label",
-        "split",
-        "time_range",
-        "param_overrides",
-        "best_iteration",
-        "registry_version",
-        "git_commit",
-        "imported_from",
-    ] {
-        if !v.details[k].is_null() {
-            facts.push((k.replace('_', " "), v.details[k].to_string()));
-        }
-    }
-    Ok(quiver_ml::report::html(&quiver_ml::report::ReportInput {
-        title: format!("Quiver model {} version {}", v.name, v.version),
-        facts,
-        evaluation: evaluation.as_ref(),
-        gain: bars("importance", "gain"),
-        splits: bars("importance", "splits"),
-        shap: bars("shap_summary", "mean_abs_shap"),
-    }))
-}
-
-/// Scores entity rows offline with point-in-time features; returns the entity rows (every
-/// non-feature column) followed by the scores.
-async fn predict_offline(
-    repo: &Path,
-    v: &ModelVersion,
-    entities: &Path,
-    timestamp_column: &str,
-) -> anyhow::Result<RecordBatch> {
-    let artifact = load_artifact(repo, v)?;
-    let applied = stored(repo).await?;
-    let current = applied
-        .registry
-        .object_hash(ObjectKind::FeatureService, &v.feature_service);
-    if current.as_deref() != Some(v.service_hash.as_str()) {
-        bail!(
-            "model {} version {} was trained on feature service '{}' as it was then, but the service has changed or is gone since: retrain it (quiver train) or roll back the definitions",
-            v.name,
-            v.version,
-            v.feature_service
-        );
-    }
-    let names: Vec<String> = artifact.inputs.iter().map(|i| i.feature.clone()).collect();
-    // A vector's components are several inputs of one feature: each feature is retrieved once
-    // (resolve_features drops repeats), then every input finds its feature's column.
-    let distinct = applied.registry.resolve_features(&names)?;
-    let engine = quiver_offline::OfflineEngine::new(applied.registry, repo);
-    let table = engine.read_table(entities).await?;
-    let progress: Arc<dyn quiver_offline::engine::Progress> = Arc::new(crate::train::Quiet);
-    let set = engine
-        .historical(
-            &table,
-            &distinct,
-            &quiver_offline::HistoricalOptions {
-                timestamp_column: timestamp_column.to_string(),
-                full_names: true,
-            },
-            &entities.display().to_string(),
-            &progress,
-        )
-        .await?;
-    let mut columns = Vec::with_capacity(artifact.inputs.len());
-    for input in &artifact.inputs {
-        let r = distinct
-            .iter()
-            .find(|r| r.to_string() == input.feature)
-            .with_context(|| format!("input {} was not resolved", input.feature))?;
-        let col = set
-            .column_by_name(&r.full_name())
-            .with_context(|| format!("no column {}", r.full_name()))?;
-        columns.push(crate::train::apply_encoding(
-            &input.feature,
-            col.as_ref(),
-            &input.encoding,
-        )?);
-    }
-    let n = set.num_rows();
-    let mut row = vec![f64::NAN; columns.len()];
-    let preds: Vec<Vec<f64>> = (0..n)
-        .map(|i| {
-            for (j, c) in columns.iter().enumerate() {
-                row[j] = c[i];
-            }
-            artifact.model.predict(&row)
-        })
-        .collect();
-    let feature_names: Vec<String> = distinct.iter().map(|r| r.full_name()).collect();
-    let mut fields = Vec::new();
-    let mut arrays: Vec<ArrayRef> = Vec::new();
-    for (f, a) in set.schema().fields().iter().zip(set.columns()) {
-        if !feature_names.contains(f.name()) {
-            fields.push(f.as_ref().clone());
-            arrays.push(Arc::clone(a));
-        }
-    }
-    match artifact.model.objective() {
-        quiver_ml::Objective::Multiclass { num_class } => {
-            let name = |k: usize| {
-                artifact
-                    .classes
-                    .get(k)
-                    .cloned()
-                    .unwrap_or_else(|| k.to_string())
-            };
-            let class: StringArray = preds
-                .iter()
-                .map(|p| {
-                    (0..p.len())
-                        .max_by(|a, b| p[*a].total_cmp(&p[*b]))
-                        .map(name)
-                })
-                .collect();
-            fields.push(Field::new("class", DataType::Utf8, true));
-            arrays.push(Arc::new(class));
-            for k in 0..num_class {
-                fields.push(Field::new(
-                    format!("p_{}", name(k)),
-                    DataType::Float64,
-                    false,
-                ));
-                arrays.push(Arc::new(Float64Array::from_iter_values(
-                    preds.iter().map(|p| p[k]),
-                )));
-            }
-        }
-        _ => {
-            fields.push(Field::new("score", DataType::Float64, false));
-            arrays.push(Arc::new(Float64Array::from_iter_values(
-                preds.iter().map(|p| p[0]),
-            )));
-        }
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
-}
-
-/// With MLflow tracking on, points the same alias there.
-async fn mirror(repo: &Path, name: &str, alias: &str, version: i64) -> anyhow::Result<()> {
-    let Some(t) = crate::tracking::tracking(repo)? else {
-        return Ok(());
-    };
-    let (n, a) = (name.to_string(), alias.to_string());
-    crate::tracking::off_thread(
-        format!("{alias} of {name} now names version {version} in Quiver, but MLflow's alias was not moved"),
-        move || crate::tracking::mirror_alias(&t, &n, &a, version),
-    )
-    .await
 }
 
 /// A rollout in a table cell: `off`, `shadow`, `canary 10%`.
@@ -506,9 +266,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                 v.algorithm,
                 v.feature_service,
                 state,
-                crate::train::artifact_root(repo)
-                    .join(&v.artifact)
-                    .display()
+                artifact_root(repo).join(&v.artifact).display()
             ));
             // How /predict splits the model's traffic between champion and challenger.
             let rollout = store.rollout(&v.name).await?;
@@ -624,27 +382,18 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
             number: version,
         } => {
             let artifact = store.delete_model_version(&name, version).await?;
-            let dir = crate::train::artifact_root(repo).join(&artifact);
             // Another version with identical content may share the directory.
             let shared = store
                 .model_versions(Some(&name))
                 .await?
                 .iter()
                 .any(|v| v.artifact == artifact);
-            if !shared && dir.is_dir() {
-                std::fs::remove_dir_all(&dir)
-                    .with_context(|| format!("cannot remove {}", dir.display()))?;
-            }
-            if let Some(t) = crate::tracking::tracking(repo)? {
+            quiver_pipeline::artifacts::remove_version_dir(repo, &artifact, shared)?;
+            if let Some(t) = tracking(repo)? {
                 let n = name.clone();
-                crate::tracking::off_thread(
+                off_thread(
                     format!("deleted {name} version {version} in Quiver, but not in MLflow"),
-                    move || {
-                        if let Some(mv) = t.client.find_version(&n, version)? {
-                            t.client.delete_version(&n, &mv)?;
-                        }
-                        Ok(())
-                    },
+                    move || quiver_pipeline::tracking::delete_version(&t, &n, version),
                 )
                 .await?;
             }
@@ -657,90 +406,18 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
             name,
             promote,
         } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let mut ensemble =
-                parse_lightgbm_text(&text).with_context(|| format!("{}", file.display()))?;
             let applied = stored(repo).await?;
-            let features = applied.registry.service_features(&service)?.to_vec();
-            let service_hash = applied
-                .registry
-                .object_hash(ObjectKind::FeatureService, &service)
-                .context("service hash")?;
-            // Map each model feature to a service feature by full or short name.
-            let mut inputs = Vec::with_capacity(ensemble.feature_names.len());
-            for fname in &ensemble.feature_names {
-                let found = features
-                    .iter()
-                    .find(|f| f.full_name() == *fname || f.to_string() == *fname)
-                    .or_else(|| {
-                        let short: Vec<_> =
-                            features.iter().filter(|f| f.feature == *fname).collect();
-                        (short.len() == 1).then(|| short[0])
-                    });
-                let Some(f) = found else {
-                    bail!(
-                        "{}: model feature '{fname}' is not a feature of service {service} (it has: {})",
-                        file.display(),
-                        features
-                            .iter()
-                            .map(|f| f.full_name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                };
-                // LightGBM categorical features take integer codes: the value itself.
-                inputs.push(Input {
-                    feature: f.to_string(),
-                    encoding: Encoding::Number,
-                });
-            }
-            ensemble.feature_names = inputs
-                .iter()
-                .map(|i| i.feature.replace(':', "__"))
-                .collect();
-            let model = Model::Trees(ensemble);
-            let task = match model.objective() {
-                quiver_ml::Objective::Binary { .. } => "binary",
-                quiver_ml::Objective::Multiclass { .. } => "multiclass",
-                quiver_ml::Objective::Regression => "regression",
-            };
-            let imp = importance(&model);
-            let name = name.unwrap_or_else(|| service.clone());
-            let artifact = ModelArtifact {
-                format: ModelArtifact::FORMAT,
-                inputs,
-                model,
-                classes: vec![],
-            };
-            let rel = write_artifact(repo, &name, &artifact, None)?;
-            let version = store
-                .register_model(&NewModelVersion {
-                    name: name.clone(),
-                    task: task.into(),
-                    algorithm: "lightgbm".into(),
-                    feature_service: service.clone(),
-                    service_hash,
-                    artifact: rel,
-                    details: json!({
-                        "imported_from": file,
-                        "registry_version": applied.version,
-                        "importance": imp.iter().map(|(n, g, s)| json!({"feature": n, "gain": g, "splits": s})).collect::<Vec<_>>(),
-                    }),
-                })
-                .await?;
-            if let Some(alias) = &promote {
-                store.promote_model(&name, version, alias).await?;
-            }
-            if let Some(t) = crate::tracking::tracking(repo)? {
-                let v = store.model_version(&name, version).await?;
-                let repo = repo.to_path_buf();
-                crate::tracking::off_thread(
-                    format!("model {name} version {version} is registered in Quiver, but logging it to MLflow failed (re-send it with `quiver models track {name}:{version}`)"),
-                    move || crate::tracking::log_version(&repo, &t, &v),
-                )
-                .await?;
-            }
+            let imported = quiver_pipeline::import::import_lightgbm(
+                repo,
+                &store,
+                &applied,
+                &file,
+                &service,
+                name,
+                promote.as_deref(),
+            )
+            .await?;
+            let (name, version, task) = (imported.name, imported.version, imported.task);
             out.say(format!(
                 "imported {} as model {name} version {version} ({task})",
                 file.display()
@@ -749,7 +426,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         }
         ModelsCommand::Report { model, out: file } => {
             let v = resolve(&store, &model).await?;
-            let html = report_html(repo, &v)?;
+            let html = quiver_pipeline::report::report_html(repo, &v)?;
             let file =
                 file.unwrap_or_else(|| PathBuf::from(format!("{}-v{}.html", v.name, v.version)));
             std::fs::write(&file, html)
@@ -765,7 +442,20 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         } => {
             let v = resolve(&store, &model).await?;
             let started = std::time::Instant::now();
-            let batch = predict_offline(repo, &v, &entities, &timestamp_column).await?;
+            let applied = stored(repo).await?;
+            let progress = out.pipeline_progress();
+            let shown: std::sync::Arc<dyn quiver_pipeline::Progress> = progress.clone();
+            let batch = quiver_pipeline::scoring::predict_entities(
+                repo,
+                applied,
+                &v,
+                &entities,
+                &timestamp_column,
+                &shown,
+            )
+            .await;
+            progress.finish();
+            let batch = batch?;
             crate::historical::write(&file, &batch)?;
             out.say(format!(
                 "scored {} rows with {} version {} -> {} ({:.1} s)",
@@ -779,7 +469,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         }
         ModelsCommand::Track { model } => {
             let v = resolve(&store, &model).await?;
-            let Some(t) = crate::tracking::tracking(repo)? else {
+            let Some(t) = tracking(repo)? else {
                 bail!(
                     "no MLflow server configured: add `tracking: {{mlflow: http://127.0.0.1:5000}}` to quiver.yaml (or set QUIVER__TRACKING__MLFLOW)"
                 );
@@ -787,9 +477,9 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
             let url = t.client.url().to_string();
             let (name, version) = (v.name.clone(), v.version);
             let repo = repo.to_path_buf();
-            let l = crate::tracking::off_thread(
+            let l = off_thread(
                 format!("logging model {name} version {version} to MLflow"),
-                move || crate::tracking::log_version(&repo, &t, &v),
+                move || quiver_pipeline::tracking::log_version(&repo, &t, &v),
             )
             .await?;
             out.say(format!(
@@ -801,7 +491,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         ModelsCommand::Score { model, csv } => {
             let v = resolve(&store, &model).await?;
             let artifact = load_artifact(repo, &v)?;
-            crate::score::score_csv(&csv, &v.name, &artifact, |line| {
+            quiver_pipeline::scoring::score_csv(&csv, &v.name, &artifact, |line| {
                 crate::output::stdout_line(&line.to_string())
             })?;
         }

@@ -111,6 +111,81 @@ impl Output {
     }
 }
 
+/// Progress of a pipeline run (`train`, `models predict`): each step as a `== ...` line, rows
+/// read as a bar.
+pub struct PipelineProgress {
+    out: Output,
+    bar: ProgressBar,
+}
+
+impl Output {
+    /// Progress for a pipeline run; call [`PipelineProgress::finish`] when it ends.
+    pub fn pipeline_progress(&self) -> std::sync::Arc<PipelineProgress> {
+        let out = Output {
+            quiet: self.quiet,
+            json: self.json,
+        };
+        let bar = out.progress("reading features", None, "rows");
+        // Drawn from the first rows read on: a run that reads nothing shows no bar.
+        bar.disable_steady_tick();
+        std::sync::Arc::new(PipelineProgress { out, bar })
+    }
+}
+
+impl PipelineProgress {
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl quiver_pipeline::Progress for PipelineProgress {
+    fn step(&self, step: &quiver_pipeline::Step<'_>) {
+        use quiver_pipeline::Step;
+        let line = match step {
+            Step::TrainingSet {
+                service,
+                label_rows,
+                features,
+            } => format!(
+                "building the training set: {} x {} of service {service}",
+                plural(*label_rows as u64, "label row"),
+                plural(*features as u64, "feature"),
+            ),
+            Step::FrequencyForLinear { features } => format!(
+                "logistic: text features encoded by their frequency in the training split: {}",
+                features.join(", ")
+            ),
+            Step::Training {
+                algorithm,
+                objective,
+                train_rows,
+                early_stopping_rows,
+            } => format!(
+                "training {} ({}) on {} rows{}",
+                algorithm.name(),
+                quiver_pipeline::labels::task_name(*objective),
+                thousands(*train_rows as u64),
+                early_stopping_rows
+                    .map(|n| format!(
+                        ", early stopping on {} validation rows",
+                        thousands(n as u64)
+                    ))
+                    .unwrap_or_default()
+            ),
+        };
+        self.bar.suspend(|| self.out.say(format!("== {line}")));
+    }
+
+    fn rows_read(&self, view: &str, rows: usize) {
+        if self.bar.position() == 0 {
+            self.bar.enable_steady_tick(Duration::from_millis(120));
+        }
+        self.bar.set_message(format!("reading {view}"));
+        self.bar.inc(rows as u64);
+    }
+}
+
 /// `1234567` -> `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
