@@ -24,7 +24,6 @@ pub struct TrainingSet {
 /// `labels_file`): one row per label row, each feature as of the row's `timestamp_column`.
 /// Every label row must name its entity, and (unless `allow_unknown_entities`) an entity some
 /// feature view knows.
-#[allow(clippy::too_many_arguments)]
 pub async fn build(
     engine: &OfflineEngine,
     labels: &RecordBatch,

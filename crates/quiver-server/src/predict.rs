@@ -1,5 +1,6 @@
 //! `POST /predict` and `/predict/batch`: fetch a model's feature service from the online store,
-//! encode the values exactly as training did, score, and answer per row.
+//! encode the values exactly as training did (`quiver_pipeline::encoding`, the code training and
+//! `models predict` use), score, and answer per row.
 //!
 //! Model versions are loaded once and cached. An alias (`champion` unless the request names a
 //! version or alias) is re-resolved at most once a second; when it has moved, the new version is
@@ -19,6 +20,7 @@ use quiver_core::FeatureRef;
 use quiver_core::registry::ObjectKind;
 use quiver_ml::{Encoding, ModelArtifact, Objective};
 use quiver_online::Value;
+use quiver_pipeline::encoding::encode_online;
 use quiver_registry::{ModelVersion, Rollout};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -250,41 +252,6 @@ fn distinct_features(artifact: &ModelArtifact) -> Vec<&str> {
     out
 }
 
-fn encode(value: &Value, encoding: &Encoding) -> f64 {
-    match (encoding, value) {
-        (Encoding::Number, Value::Int64(v)) => *v as f64,
-        (Encoding::Number, Value::Int32(v)) => *v as f64,
-        (Encoding::Number, Value::Float64(v)) => *v,
-        (Encoding::Number, Value::Float32(v)) => *v as f64,
-        (Encoding::Number, Value::Bool(v)) => f64::from(u8::from(*v)),
-        (Encoding::Category { vocabulary }, Value::String(s)) => {
-            Encoding::category_code(vocabulary, s)
-        }
-        (Encoding::Category { vocabulary }, Value::Int64(v)) => {
-            Encoding::category_code(vocabulary, &v.to_string())
-        }
-        (Encoding::Frequency { frequencies }, Value::String(s)) => {
-            Encoding::frequency(frequencies, s)
-        }
-        (Encoding::Frequency { frequencies }, Value::Int64(v)) => {
-            Encoding::frequency(frequencies, &v.to_string())
-        }
-        (Encoding::Frequency { frequencies }, Value::Int32(v)) => {
-            Encoding::frequency(frequencies, &v.to_string())
-        }
-        (Encoding::Element { index }, Value::Float32List(v)) => {
-            v.get(*index).map_or(f64::NAN, |x| *x as f64)
-        }
-        (Encoding::Element { index }, Value::Float64List(v)) => {
-            v.get(*index).copied().unwrap_or(f64::NAN)
-        }
-        (Encoding::Element { index }, Value::Int64List(v)) => {
-            v.get(*index).map_or(f64::NAN, |x| *x as f64)
-        }
-        _ => f64::NAN,
-    }
-}
-
 /// One scored entity row.
 struct Scored<'a> {
     /// The model's outputs.
@@ -312,7 +279,7 @@ fn run_model<'a>(loaded: &'a Loaded, reads: &FeatureReads, n: usize, log: bool) 
                 }
                 _ => None,
             };
-            row[j] = fresh.map_or(f64::NAN, |v| encode(v, encoding));
+            row[j] = fresh.map_or(f64::NAN, |v| encode_online(v, encoding));
             let feature = loaded.artifact.inputs[j].feature.as_str();
             // The components of a vector share their feature: name it once.
             if row[j].is_nan() && missing.last() != Some(&feature) {
