@@ -68,57 +68,122 @@ pub fn hash_int(v: i64) -> u64 {
     fmix64(v as u64 ^ 0x2545_f491_4f6c_dd1d)
 }
 
-/// An open-addressing table (linear probing) of `(hash tag, id)` slots; what a slot's id stands
-/// for is the caller's: [`StrDict`] and [`WordTable`] keep the keys themselves.
-#[derive(Debug, Default)]
-struct Slots {
-    /// `tag << 32 | (id + 1)`, 0 when empty; the tag is the hash's high 32 bits.
-    slots: Vec<u64>,
+/// One slot of a [`Slots`] table: a hash tag, the id (plus one; 0 when empty) and the start
+/// of the key itself, so that most lookups read one cache line (half of one: 32 bytes).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(32))]
+struct Slot<P> {
+    tag: u32,
+    id: u32,
+    inline: P,
+}
+
+/// An open-addressing table (linear probing, at most half full) of [`Slot`]s whose `inline`
+/// part holds the key, or its start: a key is found by comparing the tag and the inline part,
+/// then, for keys longer than that, what the caller's `rest` compares.
+#[derive(Debug)]
+struct Slots<P> {
+    slots: Vec<Slot<P>>,
     len: usize,
 }
 
-impl Slots {
+/// Rows looked up at once: their slots are loaded before any is compared, so that the cache
+/// misses of a block overlap instead of following one another.
+const BLOCK: usize = 16;
+
+impl<P: Copy + Default + PartialEq> Slots<P> {
     fn with_capacity(n: usize) -> Self {
         Slots {
-            slots: vec![0; (n * 2).next_power_of_two().max(16)],
+            slots: vec![Slot::default(); (n * 2).next_power_of_two().max(16)],
             len: 0,
         }
     }
 
-    /// The id whose key `eq` accepts among the slots of hash `h`, or the empty slot to fill.
+    /// The id of the key (hash `h`, inline part `inline`, the rest compared by `rest`), from
+    /// the slot `at` on (its content `first` already read), or the empty slot where it would
+    /// go.
     #[inline]
-    fn find(&self, h: u64, eq: impl Fn(u32) -> bool) -> std::result::Result<u32, usize> {
+    fn find_from(
+        &self,
+        mut at: usize,
+        first: Slot<P>,
+        h: u64,
+        inline: &P,
+        rest: impl Fn(u32) -> bool,
+    ) -> std::result::Result<u32, usize> {
         let mask = self.slots.len() - 1;
-        let tag = h >> 32;
-        let mut i = h as usize & mask;
+        let tag = (h >> 32) as u32;
+        let mut s = first;
         loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return Err(i);
+            if s.id == 0 {
+                return Err(at);
             }
-            if s >> 32 == tag {
-                let id = (s as u32) - 1;
-                if eq(id) {
-                    return Ok(id);
-                }
+            if s.tag == tag && s.inline == *inline && rest(s.id - 1) {
+                return Ok(s.id - 1);
             }
-            i = (i + 1) & mask;
+            at = (at + 1) & mask;
+            s = self.slots[at];
         }
     }
 
-    /// Fills the empty slot `at` with `id` (from [`find`](Self::find)); grows (rehashing with
-    /// `hash_of`) past half full.
-    fn insert(&mut self, at: usize, h: u64, id: u32, hash_of: impl Fn(u32) -> u64) {
-        self.slots[at] = (h >> 32) << 32 | (u64::from(id) + 1);
+    #[inline]
+    fn find(
+        &self,
+        h: u64,
+        inline: &P,
+        rest: impl Fn(u32) -> bool,
+    ) -> std::result::Result<u32, usize> {
+        let at = h as usize & (self.slots.len() - 1);
+        self.find_from(at, self.slots[at], h, inline, rest)
+    }
+
+    /// Looks up `n` keys, `key(k)` giving key `k`'s hash and inline part, [`BLOCK`] at a time;
+    /// `found(k, id)` is told each answer.
+    fn find_many(
+        &self,
+        n: usize,
+        key: impl Fn(usize) -> (u64, P),
+        rest: impl Fn(usize, u32) -> bool,
+        mut found: impl FnMut(usize, Option<u32>),
+    ) {
+        let mask = self.slots.len() - 1;
+        let mut keys = [(0u64, P::default()); BLOCK];
+        let mut first = [Slot::<P>::default(); BLOCK];
+        for start in (0..n).step_by(BLOCK) {
+            let m = BLOCK.min(n - start);
+            for (j, k) in keys[..m].iter_mut().enumerate() {
+                *k = key(start + j);
+            }
+            for j in 0..m {
+                first[j] = self.slots[keys[j].0 as usize & mask];
+            }
+            for j in 0..m {
+                let (h, inline) = &keys[j];
+                let at = *h as usize & mask;
+                let id = self
+                    .find_from(at, first[j], *h, inline, |id| rest(start + j, id))
+                    .ok();
+                found(start + j, id);
+            }
+        }
+    }
+
+    /// Fills the empty slot `at` (from a find) with `id`; grows (rehashing with `hash_of`)
+    /// past half full.
+    fn insert(&mut self, at: usize, h: u64, inline: P, id: u32, hash_of: impl Fn(u32) -> u64) {
+        self.slots[at] = Slot {
+            tag: (h >> 32) as u32,
+            id: id + 1,
+            inline,
+        };
         self.len += 1;
         if self.len * 2 > self.slots.len() {
-            let grown = vec![0; self.slots.len() * 2];
+            let grown = vec![Slot::default(); self.slots.len() * 2];
             let old = std::mem::replace(&mut self.slots, grown);
             let mask = self.slots.len() - 1;
-            for s in old.into_iter().filter(|s| *s != 0) {
-                let h = hash_of((s as u32) - 1);
-                let mut i = h as usize & mask;
-                while self.slots[i] != 0 {
+            for s in old.into_iter().filter(|s| s.id != 0) {
+                let mut i = hash_of(s.id - 1) as usize & mask;
+                while self.slots[i].id != 0 {
                     i = (i + 1) & mask;
                 }
                 self.slots[i] = s;
@@ -127,10 +192,31 @@ impl Slots {
     }
 }
 
+/// Bytes of a string kept in its slot.
+const HEAD: usize = 20;
+
+/// A string's length and first [`HEAD`] bytes (zero-padded).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct StrHead {
+    len: u32,
+    head: [u8; HEAD],
+}
+
+#[inline]
+fn str_head(s: &[u8]) -> StrHead {
+    let mut head = [0u8; HEAD];
+    let n = s.len().min(HEAD);
+    head[..n].copy_from_slice(&s[..n]);
+    StrHead {
+        len: s.len() as u32,
+        head,
+    }
+}
+
 /// Distinct strings numbered `0..len` in first-seen order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StrDict {
-    slots: Slots,
+    slots: Slots<StrHead>,
     /// Id -> start of its bytes in `bytes` (one more entry than ids).
     offsets: Vec<usize>,
     bytes: Vec<u8>,
@@ -147,20 +233,39 @@ impl StrDict {
         }
     }
 
-    fn get(&self, id: u32) -> &[u8] {
-        &self.bytes[self.offsets[id as usize]..self.offsets[id as usize + 1]]
+    /// Whether the bytes of `id` past its head equal those of `s` (of the same length and
+    /// head).
+    #[inline]
+    fn rest_equals(&self, id: u32, s: &[u8]) -> bool {
+        s.len() <= HEAD || {
+            let start = self.offsets[id as usize];
+            self.bytes[start + HEAD..self.offsets[id as usize + 1]] == s[HEAD..]
+        }
     }
 
     /// The id of `s`, if it was inserted.
     #[inline]
     pub fn find(&self, s: &[u8]) -> Option<u32> {
-        self.slots.find(hash_bytes(s), |id| self.get(id) == s).ok()
+        self.slots
+            .find(hash_bytes(s), &str_head(s), |id| self.rest_equals(id, s))
+            .ok()
+    }
+
+    /// The ids of `strings` (`None` for those not inserted), told to `found` by index.
+    fn find_many(&self, strings: &[&[u8]], found: impl FnMut(usize, Option<u32>)) {
+        self.slots.find_many(
+            strings.len(),
+            |k| (hash_bytes(strings[k]), str_head(strings[k])),
+            |k, id| self.rest_equals(id, strings[k]),
+            found,
+        );
     }
 
     /// The id of `s`, inserting it if new.
     pub fn insert(&mut self, s: &[u8]) -> u32 {
         let h = hash_bytes(s);
-        match self.slots.find(h, |id| self.get(id) == s) {
+        let head = str_head(s);
+        match self.slots.find(h, &head, |id| self.rest_equals(id, s)) {
             Ok(id) => id,
             Err(at) => {
                 let id = self.hashes.len() as u32;
@@ -168,7 +273,7 @@ impl StrDict {
                 self.offsets.push(self.bytes.len());
                 self.hashes.push(h);
                 let hashes = &self.hashes;
-                self.slots.insert(at, h, id, |i| hashes[i as usize]);
+                self.slots.insert(at, h, head, id, |i| hashes[i as usize]);
                 id
             }
         }
@@ -185,11 +290,14 @@ impl StrDict {
     }
 }
 
+/// Words of a tuple kept in its slot.
+const WORDS: usize = 3;
+
 /// Distinct tuples of `width` 64-bit words numbered `0..len` in first-seen order.
 #[derive(Debug)]
 pub struct WordTable {
     width: usize,
-    slots: Slots,
+    slots: Slots<[u64; WORDS]>,
     words: Vec<u64>,
     hashes: Vec<u64>,
 }
@@ -203,6 +311,14 @@ fn hash_words(w: &[u64]) -> u64 {
     h
 }
 
+#[inline]
+fn words_head(w: &[u64]) -> [u64; WORDS] {
+    let mut head = [0u64; WORDS];
+    let n = w.len().min(WORDS);
+    head[..n].copy_from_slice(&w[..n]);
+    head
+}
+
 impl WordTable {
     fn new(width: usize, n: usize) -> Self {
         WordTable {
@@ -213,21 +329,44 @@ impl WordTable {
         }
     }
 
-    fn get(&self, id: u32) -> &[u64] {
-        let at = id as usize * self.width;
-        &self.words[at..at + self.width]
+    #[inline]
+    fn rest_equals(&self, id: u32, w: &[u64]) -> bool {
+        self.width <= WORDS || {
+            let at = id as usize * self.width;
+            self.words[at + WORDS..at + self.width] == w[WORDS..]
+        }
     }
 
     /// The id of `w`, if it was inserted.
     #[inline]
     pub fn find(&self, w: &[u64]) -> Option<u32> {
-        self.slots.find(hash_words(w), |id| self.get(id) == w).ok()
+        self.slots
+            .find(hash_words(w), &words_head(w), |id| self.rest_equals(id, w))
+            .ok()
+    }
+
+    /// The ids of the tuples of `words` (`width` words each) whose `valid` is set, into `out`
+    /// ([`NO_ID`] for those not inserted).
+    fn find_many(&self, words: &[u64], valid: &[bool], out: &mut [u32]) {
+        let width = self.width;
+        let tuple = |k: usize| &words[k * width..(k + 1) * width];
+        self.slots.find_many(
+            out.len(),
+            |k| (hash_words(tuple(k)), words_head(tuple(k))),
+            |k, id| self.rest_equals(id, tuple(k)),
+            |k, id| {
+                if valid[k] {
+                    out[k] = id.unwrap_or(NO_ID);
+                }
+            },
+        );
     }
 
     /// The id of `w`, inserting it if new (`new` says whether it was).
     fn insert(&mut self, w: &[u64], new: &mut bool) -> u32 {
         let h = hash_words(w);
-        match self.slots.find(h, |id| self.get(id) == w) {
+        let head = words_head(w);
+        match self.slots.find(h, &head, |id| self.rest_equals(id, w)) {
             Ok(id) => id,
             Err(at) => {
                 *new = true;
@@ -235,7 +374,7 @@ impl WordTable {
                 self.words.extend_from_slice(w);
                 self.hashes.push(h);
                 let hashes = &self.hashes;
-                self.slots.insert(at, h, id, |i| hashes[i as usize]);
+                self.slots.insert(at, h, head, id, |i| hashes[i as usize]);
                 id
             }
         }
@@ -317,32 +456,7 @@ fn key_column(a: &ArrayRef) -> Result<KeyColumn> {
 /// Sets `out[row] = id_of(bytes)` for each valid row of a string column of any representation
 /// (null rows are left alone); a dictionary column's values are looked up once each.
 fn str_ids(a: &dyn Array, out: &mut [u32], id_of: &mut impl FnMut(&[u8]) -> u32) -> Result<()> {
-    fn strings<O: OffsetSizeTrait>(
-        a: &GenericStringArray<O>,
-        out: &mut [u32],
-        id_of: &mut impl FnMut(&[u8]) -> u32,
-    ) {
-        let offsets = a.value_offsets();
-        let values = a.value_data();
-        let nulls = a.null_count() > 0;
-        for (i, o) in out.iter_mut().enumerate() {
-            if !nulls || a.is_valid(i) {
-                let (s, e) = (offsets[i].as_usize(), offsets[i + 1].as_usize());
-                *o = id_of(&values[s..e]);
-            }
-        }
-    }
     match a.data_type() {
-        DataType::Utf8 => strings(a.as_string::<i32>(), out, id_of),
-        DataType::LargeUtf8 => strings(a.as_string::<i64>(), out, id_of),
-        DataType::Utf8View => {
-            let v = a.as_string_view();
-            for (i, o) in out.iter_mut().enumerate() {
-                if v.is_valid(i) {
-                    *o = id_of(v.value(i).as_bytes());
-                }
-            }
-        }
         DataType::Dictionary(k, _) => {
             macro_rules! dict {
                 ($t:ty) => {{
@@ -366,6 +480,56 @@ fn str_ids(a: &dyn Array, out: &mut [u32], id_of: &mut impl FnMut(&[u8]) -> u32)
                 DataType::UInt32 => dict!(UInt32Type),
                 DataType::UInt64 => dict!(UInt64Type),
                 other => return Err(Error::Internal(format!("dictionary keys of {other}"))),
+            }
+        }
+        _ => for_each_str(a, |i, s| out[i] = id_of(s))?,
+    }
+    Ok(())
+}
+
+/// Looks up the strings of a key column (any representation) in `dict`: `out[row]` is the id
+/// ([`NO_ID`] when absent; null rows are left alone). A dictionary column's values are looked up
+/// once each; other columns' rows [`BLOCK`] at a time.
+fn find_strs(dict: &StrDict, a: &dyn Array, out: &mut [u32]) -> Result<()> {
+    if let DataType::Dictionary(..) = a.data_type() {
+        return str_ids(a, out, &mut |s| dict.find(s).unwrap_or(NO_ID));
+    }
+    let mut rows: Vec<u32> = Vec::with_capacity(out.len());
+    let mut strings: Vec<&[u8]> = Vec::with_capacity(out.len());
+    for_each_str(a, |row, s| {
+        rows.push(row as u32);
+        strings.push(s);
+    })?;
+    dict.find_many(&strings, |k, id| {
+        out[rows[k] as usize] = id.unwrap_or(NO_ID)
+    });
+    Ok(())
+}
+
+/// Calls `f(row, bytes)` for each valid row of a `Utf8`, `LargeUtf8` or `Utf8View` column.
+fn for_each_str<'a>(a: &'a dyn Array, mut f: impl FnMut(usize, &'a [u8])) -> Result<()> {
+    fn strings<'a, O: OffsetSizeTrait>(
+        a: &'a GenericStringArray<O>,
+        f: &mut impl FnMut(usize, &'a [u8]),
+    ) {
+        let offsets = a.value_offsets();
+        let values = a.value_data();
+        let nulls = a.null_count() > 0;
+        for i in 0..a.len() {
+            if !nulls || a.is_valid(i) {
+                f(i, &values[offsets[i].as_usize()..offsets[i + 1].as_usize()]);
+            }
+        }
+    }
+    match a.data_type() {
+        DataType::Utf8 => strings(a.as_string::<i32>(), &mut f),
+        DataType::LargeUtf8 => strings(a.as_string::<i64>(), &mut f),
+        DataType::Utf8View => {
+            let v = a.as_string_view();
+            for i in 0..v.len() {
+                if v.is_valid(i) {
+                    f(i, v.value(i).as_bytes());
+                }
             }
         }
         other => return Err(Error::Internal(format!("string key of type {other}"))),
@@ -508,9 +672,7 @@ impl KeySpace {
                     }
                 }
             }
-            (Kind::Str(dict), [KeyColumn::Str(a)]) => {
-                str_ids(a.as_ref(), out, &mut |s| dict.find(s).unwrap_or(NO_ID))?;
-            }
+            (Kind::Str(dict), [KeyColumn::Str(a)]) => find_strs(dict, a.as_ref(), out)?,
             (Kind::Words { columns, tuples }, cols) if cols.len() == columns.len() => {
                 let width = cols.len();
                 let mut words = vec![0u64; n * width];
@@ -527,7 +689,7 @@ impl KeySpace {
                         (KeyColumn::Str(a), Column::Str(dict)) => {
                             sid.clear();
                             sid.resize(n, NO_ID);
-                            str_ids(a.as_ref(), &mut sid, &mut |s| dict.find(s).unwrap_or(NO_ID))?;
+                            find_strs(dict, a.as_ref(), &mut sid)?;
                             for (i, s) in sid.iter().enumerate() {
                                 if *s == NO_ID {
                                     valid[i] = false;
@@ -543,13 +705,7 @@ impl KeySpace {
                         }
                     }
                 }
-                for (i, o) in out.iter_mut().enumerate() {
-                    if valid[i] {
-                        *o = tuples
-                            .find(&words[i * width..(i + 1) * width])
-                            .unwrap_or(NO_ID);
-                    }
-                }
+                tuples.find_many(&words, &valid, out);
             }
             _ => {
                 return Err(Error::Internal(
