@@ -36,7 +36,7 @@ pub enum OnlineError {
     /// The embedded store's file is held by another process (a running `quiver serve`): redb
     /// lets one process open it. The CLI then goes through that server's HTTP API.
     #[error(
-        "online store {path} is held by another Quiver process (a running `quiver serve`?): stop it, or go through its HTTP API"
+        "online store {path} is held by another Quiver process (a running `quiver serve`?): stop it, or go through that server's POST /materialize, /materialize-incremental or /online/clear (`quiver materialize` and `quiver online clear` do so themselves when the server announced itself in .quiver/server.json and QUIVER_SERVER_TOKEN is set)"
     )]
     Locked {
         /// The file.
