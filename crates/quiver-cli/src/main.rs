@@ -11,6 +11,7 @@ mod models;
 mod online;
 mod output;
 mod registry_cmd;
+mod serve;
 mod snapshot;
 mod train;
 mod via_server;
@@ -150,7 +151,7 @@ enum Command {
     ///
     /// Operations: GET /health, /ready, /metrics (Prometheus), /openapi.json, /docs (an
     /// interactive page). Stops on SIGTERM or Ctrl-C after finishing in-flight requests.
-    Serve(online::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Train a model on a feature service and register it as a new version.
     ///
     /// Builds a point-in-time training set from the label table (join keys, timestamp, label),
@@ -181,7 +182,7 @@ fn main() -> std::process::ExitCode {
     if let Command::Serve(args) = &cli.command {
         serve_workers = match args.workers {
             Some(n) => Some((usize::from(n), "--workers")),
-            None => online::default_workers(&cli.repo),
+            None => serve::default_workers(&cli.repo),
         };
         if let Some((n, _)) = serve_workers {
             builder.worker_threads(n);
@@ -236,7 +237,7 @@ async fn run(
         Command::Snapshot(a) => snapshot::run_snapshot(&cli.repo, a, out).await,
         Command::Backfill(a) => snapshot::run_backfill(&cli.repo, a, out).await,
         Command::Scheduler => jobs::run_scheduler(&cli.repo, out).await,
-        Command::Serve(a) => online::serve(&cli.repo, a, serve_workers, out).await,
+        Command::Serve(a) => serve::serve(&cli.repo, a, serve_workers, out).await,
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),
         Command::Models(cmd) => models::run(&cli.repo, cmd, out).await,
         Command::Demo(cmd) => demo::run(cmd, out).await,
