@@ -143,7 +143,7 @@ fn bad_definitions_and_data_fail_with_located_errors() {
     .unwrap();
     let e = fails(quiver(d.path(), &["plan"]));
     assert!(
-        e.contains("features/activity.yaml:7:76:") && e.contains("unknown unit 'x'"),
+        e.contains("features/activity.yaml:8:76:") && e.contains("unknown unit 'x'"),
         "{e}"
     );
 
