@@ -391,10 +391,33 @@ pub async fn run(repo: &Path, cmd: JobsCommand, out: &Output) -> anyhow::Result<
     Ok(())
 }
 
-/// `quiver scheduler`: runs the jobs until SIGTERM or Ctrl-C, picking up `apply`.
-pub async fn run_scheduler(repo: &Path, out: &Output) -> anyhow::Result<()> {
+/// `quiver scheduler`: runs the jobs until SIGTERM or Ctrl-C, picking up `apply`; with
+/// `metrics_port`, serves their metrics meanwhile.
+pub async fn run_scheduler(
+    repo: &Path,
+    metrics_port: Option<u16>,
+    out: &Output,
+) -> anyhow::Result<()> {
     let applied = stored(repo).await?;
     let scheduler = scheduler_for(repo, &applied.registry.project, None).await?;
+    Scheduler::register_metrics(&applied.registry);
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = match metrics_port {
+        Some(port) => {
+            let addr = format!("127.0.0.1:{port}");
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("--metrics-port: cannot listen on {addr}"))?;
+            out.say(format!("job metrics on http://{addr}/metrics"));
+            Some(tokio::spawn(quiver_server::serve_metrics(
+                listener,
+                async {
+                    let _ = metrics_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
     out.say(format!(
         "scheduling {} of project '{}' as {} (Ctrl-C to stop; runs in progress finish first)",
         plural(applied.registry.jobs.len() as u64, "job"),
@@ -402,6 +425,10 @@ pub async fn run_scheduler(repo: &Path, out: &Output) -> anyhow::Result<()> {
         scheduler.owner()
     ));
     spawn_loop(repo, scheduler, quiver_server::shutdown_signal()).await;
+    let _ = stop_metrics.send(());
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     out.say("scheduler stopped");
     Ok(())
 }

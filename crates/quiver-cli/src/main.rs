@@ -135,7 +135,12 @@ enum Command {
     /// Every run is recorded (quiver jobs history); at most one run of a job at a time, even
     /// with several schedulers on one PostgreSQL registry. `quiver serve --scheduler` does the
     /// same inside the server.
-    Scheduler,
+    Scheduler {
+        /// Also serve the job metrics (Prometheus GET /metrics, and GET /health) on this port of
+        /// 127.0.0.1; `quiver serve --scheduler` exports them on its own /metrics.
+        #[arg(long, value_name = "PORT")]
+        metrics_port: Option<u16>,
+    },
     /// The online store itself: `online clear` empties it for some views.
     #[command(subcommand)]
     Online(online::OnlineCommand),
@@ -236,7 +241,9 @@ async fn run(
         Command::Jobs(cmd) => jobs::run(&cli.repo, cmd, out).await,
         Command::Snapshot(a) => snapshot::run_snapshot(&cli.repo, a, out).await,
         Command::Backfill(a) => snapshot::run_backfill(&cli.repo, a, out).await,
-        Command::Scheduler => jobs::run_scheduler(&cli.repo, out).await,
+        Command::Scheduler { metrics_port } => {
+            jobs::run_scheduler(&cli.repo, metrics_port, out).await
+        }
         Command::Serve(a) => serve::serve(&cli.repo, a, serve_workers, out).await,
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),
         Command::Models(cmd) => models::run(&cli.repo, cmd, out).await,

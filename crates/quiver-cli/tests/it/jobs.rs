@@ -256,3 +256,50 @@ fn snapshots_and_resumable_backfills_from_the_command_line() {
     ));
     assert!(e.contains("--from"), "{e}");
 }
+
+#[test]
+fn a_standalone_scheduler_serves_its_job_metrics() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    demo(repo);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .arg("--repo")
+        .arg(repo)
+        .args(["-q", "scheduler", "--metrics-port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _stop = super::models::Server(child, port);
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no metrics port"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    for job in [
+        "sync_online",
+        "retrain_weekly",
+        "snapshot_daily",
+        "export_scores",
+    ] {
+        let series =
+            format!("batch_job_executions_total{{job_name=\"{job}\",status=\"succeeded\"}} 0");
+        assert!(text.contains(&series), "no {series} in:\n{text}");
+    }
+}

@@ -13,7 +13,7 @@ fn json(o: &str) -> serde_json::Value {
 }
 
 /// `quiver serve` on a free port, killed on drop.
-pub struct Server(Child, pub u16);
+pub struct Server(pub Child, pub u16);
 
 impl Drop for Server {
     fn drop(&mut self) {
