@@ -424,46 +424,16 @@ pub async fn run_scheduler(
         applied.registry.project,
         scheduler.owner()
     ));
-    spawn_loop(repo, scheduler, quiver_server::shutdown_signal()).await;
+    scheduler
+        .run_forever(
+            std::time::Duration::from_secs(1),
+            quiver_server::shutdown_signal(),
+        )
+        .await;
     let _ = stop_metrics.send(());
     if let Some(m) = metrics {
         let _ = m.await;
     }
     out.say("scheduler stopped");
     Ok(())
-}
-
-/// The scheduler loop for `repo`, reading the applied registry every tick, until `stop`.
-pub async fn spawn_loop(
-    repo: &Path,
-    scheduler: Arc<Scheduler>,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    let meta = match open_store(repo).await {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("quiver scheduler: {e:#}");
-            return;
-        }
-    };
-    scheduler
-        .run_forever(
-            std::time::Duration::from_secs(1),
-            || {
-                let meta = meta.clone();
-                async move {
-                    use quiver_registry::MetadataStore;
-                    match meta.current().await {
-                        Ok(Some(a)) => Some(a.registry),
-                        Ok(None) => None,
-                        Err(e) => {
-                            eprintln!("quiver scheduler: cannot read the registry: {e}");
-                            None
-                        }
-                    }
-                }
-            },
-            stop,
-        )
-        .await;
 }

@@ -131,12 +131,12 @@ pub async fn serve(
             "  scheduler: on, as {} (quiver jobs list)",
             scheduler.owner()
         ));
-        let repo = repo.to_path_buf();
         Some(tokio::spawn(async move {
-            crate::jobs::spawn_loop(&repo, scheduler, async {
-                let _ = jobs_stopped.await;
-            })
-            .await;
+            scheduler
+                .run_forever(std::time::Duration::from_secs(1), async {
+                    let _ = jobs_stopped.await;
+                })
+                .await;
         }))
     } else {
         None

@@ -188,9 +188,11 @@ impl Scheduler {
                     .await?;
             }
         }
+        let mut paused_jobs = std::collections::HashSet::new();
         for job in registry.jobs.values() {
             let (paused, last) = self.meta.job_state(&job.name).await?;
             if paused {
+                paused_jobs.insert(job.name.as_str());
                 continue;
             }
             let schedule = job.schedule();
@@ -260,7 +262,7 @@ impl Scheduler {
                 }
                 continue;
             };
-            if self.meta.job_state(&job.name).await?.0 && run.trigger != "manual" {
+            if paused_jobs.contains(job.name.as_str()) && run.trigger != "manual" {
                 continue;
             }
             match self.dependencies(job).await? {
@@ -532,19 +534,17 @@ impl Scheduler {
         }
     }
 
-    /// Ticks every `every` until `stop` resolves, reading the registry with `load` each time
-    /// (so an `apply` is picked up); then waits for running attempts.
-    pub async fn run_forever<L, F>(
+    /// Ticks every `every` until `stop` resolves, then waits for running attempts. The applied
+    /// registry is read again only when its version changes (one `MAX(version)` query a tick),
+    /// so an `apply` is picked up within a tick.
+    pub async fn run_forever(
         self: &Arc<Self>,
         every: std::time::Duration,
-        mut load: L,
         stop: impl std::future::Future<Output = ()>,
-    ) where
-        L: FnMut() -> F,
-        F: std::future::Future<Output = Option<Registry>>,
-    {
+    ) {
+        use quiver_registry::MetadataStore;
         tokio::pin!(stop);
-        let mut registered_version: Option<usize> = None;
+        let mut current: Option<(i64, Registry)> = None;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -552,14 +552,24 @@ impl Scheduler {
                 _ = &mut stop => break,
                 _ = tick.tick() => {}
             }
-            let Some(registry) = load().await else {
+            match self.meta.latest_version().await {
+                Ok(v) if current.as_ref().map(|(c, _)| *c) != Some(v) => {
+                    match self.meta.current().await {
+                        Ok(Some(applied)) => {
+                            Self::register_metrics(&applied.registry);
+                            current = Some((applied.version, applied.registry));
+                        }
+                        Ok(None) => {}
+                        Err(e) => eprintln!("quiver scheduler: cannot read the registry: {e}"),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("quiver scheduler: cannot read the registry: {e}"),
+            }
+            let Some((_, registry)) = &current else {
                 continue;
             };
-            if registered_version != Some(registry.jobs.len()) {
-                Self::register_metrics(&registry);
-                registered_version = Some(registry.jobs.len());
-            }
-            if let Err(e) = self.tick(&registry).await {
+            if let Err(e) = self.tick(registry).await {
                 eprintln!("quiver scheduler: {e}");
             }
             // Reap finished attempts so the set does not grow.
