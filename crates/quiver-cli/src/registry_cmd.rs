@@ -364,6 +364,16 @@ fn lineage(r: &Registry, kind: ObjectKind, name: &str) -> String {
         )
     };
     match kind {
+        ObjectKind::Quality => {
+            let q = &r.quality[name];
+            format!(
+                "{} -> quality {name} ({} checks, {}, on failure {:?})",
+                q.target,
+                q.checks.len(),
+                q.severity.as_str(),
+                q.on_failure
+            )
+        }
         ObjectKind::Job => {
             let job = &r.jobs[name];
             let what = match &job.task {

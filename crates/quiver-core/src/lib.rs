@@ -19,6 +19,7 @@ pub mod duration;
 pub mod error;
 pub mod job;
 pub mod plan;
+pub mod quality;
 pub mod registry;
 pub mod repo;
 pub mod value_type;
@@ -27,6 +28,7 @@ pub mod yaml;
 pub use duration::Duration;
 pub use error::{Error, Located, Result};
 pub use job::{Catchup, Job, JobTask, Schedule};
+pub use quality::{Check, CheckKind, OnFailure, QualitySet, QualityTarget, Severity};
 pub use registry::{
     AggFunction, Aggregation, Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry,
     Source, SourceKind,

@@ -139,6 +139,7 @@ pub fn plan(old: Option<&Registry>, new: &Registry) -> Plan {
         views: Default::default(),
         services: Default::default(),
         jobs: Default::default(),
+        quality: Default::default(),
     };
     let old = old.unwrap_or(&empty);
     let mut out = Plan::default();
@@ -186,6 +187,8 @@ fn breaking_reasons(
     match kind {
         // A job change stops or starts work; it never changes what a consumer reads.
         ObjectKind::Job => {}
+        // A quality set only reads data; changing it changes no value a consumer reads.
+        ObjectKind::Quality => {}
         ObjectKind::FeatureView => {
             let Some(ov) = old.views.get(name) else {
                 return reasons;

@@ -420,6 +420,9 @@ pub struct Registry {
     /// Scheduled jobs by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub jobs: BTreeMap<String, crate::job::Job>,
+    /// Data-quality check sets by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quality: BTreeMap<String, crate::quality::QualitySet>,
 }
 
 /// The kinds of registry objects.
@@ -436,16 +439,19 @@ pub enum ObjectKind {
     FeatureService,
     /// Scheduled job.
     Job,
+    /// Data-quality check set.
+    Quality,
 }
 
 impl ObjectKind {
     /// Every kind in dependency order.
-    pub const ALL: [ObjectKind; 5] = [
+    pub const ALL: [ObjectKind; 6] = [
         ObjectKind::Entity,
         ObjectKind::Source,
         ObjectKind::FeatureView,
         ObjectKind::FeatureService,
         ObjectKind::Job,
+        ObjectKind::Quality,
     ];
 
     /// Human name.
@@ -456,6 +462,7 @@ impl ObjectKind {
             ObjectKind::FeatureView => "feature_view",
             ObjectKind::FeatureService => "feature_service",
             ObjectKind::Job => "job",
+            ObjectKind::Quality => "quality",
         }
     }
 
@@ -533,6 +540,7 @@ impl Registry {
                 sha256_hex(parts.join(",").as_bytes())
             }),
             ObjectKind::Job => self.jobs.get(name).map(content_hash),
+            ObjectKind::Quality => self.quality.get(name).map(content_hash),
         }
     }
 
@@ -544,6 +552,7 @@ impl Registry {
             ObjectKind::FeatureView => serde_json::to_value(self.views.get(name)?),
             ObjectKind::FeatureService => serde_json::to_value(self.services.get(name)?),
             ObjectKind::Job => serde_json::to_value(self.jobs.get(name)?),
+            ObjectKind::Quality => serde_json::to_value(self.quality.get(name)?),
         };
         Some(v.expect("definitions serialize"))
     }
@@ -556,6 +565,7 @@ impl Registry {
             ObjectKind::FeatureView => self.views.keys().cloned().collect(),
             ObjectKind::FeatureService => self.services.keys().cloned().collect(),
             ObjectKind::Job => self.jobs.keys().cloned().collect(),
+            ObjectKind::Quality => self.quality.keys().cloned().collect(),
         }
     }
 
@@ -718,6 +728,7 @@ impl Builder {
         let mut raw_views = Vec::new();
         let mut raw_services = Vec::new();
         let mut raw_jobs = Vec::new();
+        let mut raw_quality = Vec::new();
         for (i, (file, defs)) in files.into_iter().enumerate() {
             self.file = file.clone();
             if i == 0 {
@@ -764,6 +775,7 @@ impl Builder {
             raw_views.extend(defs.feature_views.into_iter().map(|d| (file.clone(), d)));
             raw_services.extend(defs.feature_services.into_iter().map(|d| (file.clone(), d)));
             raw_jobs.extend(defs.jobs.into_iter().map(|d| (file.clone(), d)));
+            raw_quality.extend(defs.quality.into_iter().map(|d| (file.clone(), d)));
         }
         let (project, description) = project.unwrap_or_default();
         let mut reg = Registry {
@@ -774,6 +786,7 @@ impl Builder {
             views: BTreeMap::new(),
             services: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            quality: BTreeMap::new(),
         };
         let mut seen: HashMap<(&'static str, String), Located> = HashMap::new();
         let mut check_dup = |kind: &'static str, name: &str, at: &Located| -> Result<()> {
@@ -845,6 +858,13 @@ impl Builder {
             reg.jobs.insert(j.name.clone(), j);
         }
         crate::job::check_dependencies(&reg.jobs)?;
+        for (file, raw) in raw_quality {
+            self.file = file;
+            let name = self.name("quality", &raw.name)?;
+            let q = crate::quality::build_quality(&self.file, raw, &reg, name)?;
+            check_dup("quality", &q.name, &q.at)?;
+            reg.quality.insert(q.name.clone(), q);
+        }
         Ok(reg)
     }
 

@@ -3,6 +3,7 @@
 mod jobs;
 mod load;
 mod plan;
+mod quality;
 mod request_views;
 
 use std::path::PathBuf;
