@@ -88,6 +88,7 @@ impl CliRunner {
 impl TaskRunner for CliRunner {
     fn run(&self, job: &Job) -> BoxFuture<'static, Result<Json, String>> {
         let (repo, task, store) = (self.repo.clone(), job.task.clone(), self.store.clone());
+        let deploy = job.deploy.is_some();
         Box::pin(async move {
             let quiet = Output::new(true, false);
             let failed = |e: anyhow::Error| format!("{e:#}");
@@ -115,6 +116,10 @@ impl TaskRunner for CliRunner {
                     request.params = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     request.name = Some(model);
                     request.promote = promote;
+                    // A deployment's gate compares with the champion on the same test rows.
+                    if deploy {
+                        request.compare_with = Some("champion".into());
+                    }
                     let store = open_store(&repo).await.map_err(failed)?;
                     let applied = stored(&repo).await.map_err(failed)?;
                     let silent: Arc<dyn quiver_pipeline::Progress> = Arc::new(());
@@ -125,7 +130,11 @@ impl TaskRunner for CliRunner {
                     Ok(json!({
                         "model": trained.name,
                         "version": trained.version,
-                        "metrics": serde_json::to_value(&trained.evaluation).unwrap_or(Json::Null),
+                        "metrics": quiver_pipeline::evaluation::headline(&trained.evaluation),
+                        "baseline": trained.baseline.as_ref().map(|b| json!({
+                            "version": b.version,
+                            "metrics": quiver_pipeline::evaluation::headline(&b.evaluation),
+                        })),
                     }))
                 }
                 JobTask::Snapshot { views } => crate::snapshot::run_job(&repo, &views)

@@ -11,6 +11,15 @@
 //!     retry_delay: 30s
 //!     timeout: 1h
 //!     catchup: latest                    # latest | all | none
+//!   - name: retrain_weekly
+//!     schedule: "0 3 * * 1"
+//!     task: {train: {model: churn, service: churn_v1, labels: data/labels.parquet, label: churned}}
+//!     deploy:                            # only on a train task: see [`Deploy`]
+//!       gate: {metric: roc_auc, min_gain: 0.0}
+//!       rollout: shadow                  # or {canary: 0.1}
+//!       promote_after: 24h
+//!       max_disagreement: 0.05
+//!       approval: auto                   # or manual: `quiver models approve NAME VERSION`
 //! ```
 //!
 //! Validation here checks what can be checked without running anything: the cron expression and
@@ -51,6 +60,9 @@ pub struct Job {
     pub timeout: Option<Duration>,
     /// What to run after the scheduler was down.
     pub catchup: Catchup,
+    /// How a `train` task's new version is gated, rolled out and promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<Deploy>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -118,6 +130,171 @@ impl JobTask {
     }
 }
 
+/// `deploy:` of a `train` job: the gated retrain-and-deploy pipeline (run by `quiver-jobs`).
+///
+/// The new version and the current champion are evaluated on the same new test rows; the new
+/// one becomes `challenger` only when `gate.metric` improves by at least `gate.min_gain`. Then
+/// the rollout starts (shadow, or a canary share), and `promote_after` later it is promoted to
+/// `champion` when the challenger scored at least `min_predictions` rows, disagreed with the
+/// champion on at most `max_disagreement` of them and failed at most `max_errors` times; else
+/// it is rolled back. With `approval: manual`, a passing rollout waits for
+/// `quiver models approve NAME VERSION`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deploy {
+    /// The metric and the gain over the champion a new version needs.
+    pub gate: Gate,
+    /// How the challenger is tried.
+    pub rollout: DeployRollout,
+    /// How long the rollout runs before the decision.
+    pub promote_after: Duration,
+    /// The largest share of scored rows on which challenger and champion may decide
+    /// differently (0 to 1).
+    pub max_disagreement: f64,
+    /// The most challenger errors (a version that cannot load or score) allowed.
+    pub max_errors: u64,
+    /// The fewest rows the challenger must have scored for a decision to promote.
+    pub min_predictions: u64,
+    /// Whether promotion waits for a person.
+    pub approval: Approval,
+}
+
+/// The gate of a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    /// An evaluation metric (`roc_auc`, `log_loss`, `rmse`, ...).
+    pub metric: String,
+    /// The least improvement over the champion (in the metric's good direction).
+    pub min_gain: f64,
+}
+
+/// How a deployment tries its challenger.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployRollout {
+    /// The challenger scores every request beside the champion; the champion answers.
+    Shadow,
+    /// A stable share of entities gets the challenger's answer.
+    Canary(f64),
+}
+
+/// Whether a passing rollout is promoted by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// Promoted when the rollout passes.
+    #[default]
+    Auto,
+    /// Waits for `quiver models approve`.
+    Manual,
+}
+
+/// Whether a larger value of evaluation metric `metric` is better (`None`: not a metric a gate
+/// can use).
+pub fn metric_higher_is_better(metric: &str) -> Option<bool> {
+    match metric {
+        "roc_auc" | "pr_auc" | "accuracy" | "precision" | "recall" | "f1" | "macro_f1" | "r2" => {
+            Some(true)
+        }
+        "log_loss" | "brier" | "rmse" | "mae" => Some(false),
+        _ => None,
+    }
+}
+
+/// The gate metrics, for messages.
+const GATE_METRICS: &str = "roc_auc, pr_auc, accuracy, precision, recall, f1, macro_f1, r2 (higher is better) or log_loss, brier, rmse, mae (lower is better)";
+
+/// `deploy:` as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeploy {
+    gate: RawGate,
+    #[serde(default)]
+    rollout: Option<RawRollout>,
+    promote_after: Option<String>,
+    max_disagreement: Option<f64>,
+    max_errors: Option<u64>,
+    min_predictions: Option<u64>,
+    approval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    metric: String,
+    #[serde(default)]
+    min_gain: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRollout {
+    Named(String),
+    Canary {
+        canary: f64,
+    },
+}
+
+impl RawDeploy {
+    fn build(self) -> std::result::Result<Deploy, (&'static str, String)> {
+        if metric_higher_is_better(&self.gate.metric).is_none() {
+            return Err((
+                "gate",
+                format!("metric '{}': use {GATE_METRICS}", self.gate.metric),
+            ));
+        }
+        if !self.gate.min_gain.is_finite() {
+            return Err(("gate", "min_gain must be a number".into()));
+        }
+        let rollout = match self.rollout {
+            None => DeployRollout::Shadow,
+            Some(RawRollout::Named(n)) if n == "shadow" => DeployRollout::Shadow,
+            Some(RawRollout::Named(n)) => {
+                return Err((
+                    "rollout",
+                    format!("'{n}': use shadow or {{canary: SHARE}} (e.g. {{canary: 0.1}})"),
+                ));
+            }
+            Some(RawRollout::Canary { canary }) => {
+                if !(canary > 0.0 && canary <= 1.0) {
+                    return Err((
+                        "rollout",
+                        format!("canary share {canary}: give a share above 0 and at most 1"),
+                    ));
+                }
+                DeployRollout::Canary(canary)
+            }
+        };
+        let promote_after = match &self.promote_after {
+            Some(d) => Duration::parse(d).map_err(|m| ("promote_after", m))?,
+            None => Duration::parse("24h").expect("valid"),
+        };
+        let max_disagreement = self.max_disagreement.unwrap_or(0.05);
+        if !(0.0..=1.0).contains(&max_disagreement) {
+            return Err((
+                "max_disagreement",
+                format!("{max_disagreement}: give a share between 0 and 1"),
+            ));
+        }
+        let approval = match self.approval.as_deref() {
+            None | Some("auto") => Approval::Auto,
+            Some("manual") => Approval::Manual,
+            Some(o) => return Err(("approval", format!("'{o}': use auto or manual"))),
+        };
+        Ok(Deploy {
+            gate: Gate {
+                metric: self.gate.metric,
+                min_gain: self.gate.min_gain,
+            },
+            rollout,
+            promote_after,
+            max_disagreement,
+            max_errors: self.max_errors.unwrap_or(0),
+            min_predictions: self.min_predictions.unwrap_or(1),
+            approval,
+        })
+    }
+}
+
 /// What a scheduler runs for the slots it missed while it was down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -154,6 +331,8 @@ pub struct RawJob {
     pub timeout: Option<S<String>>,
     /// `latest` (default), `all`, `none`.
     pub catchup: Option<S<String>>,
+    /// The deployment of a train task's new version.
+    pub deploy: Option<S<RawDeploy>>,
     /// Free text.
     pub description: Option<String>,
     /// Owner.
@@ -417,7 +596,40 @@ pub(crate) fn build_job(
             }
         },
     };
+    let deploy = match raw.deploy {
+        None => None,
+        Some(d) => {
+            let d_at = at(file, &d);
+            if let JobTask::Train {
+                promote: Some(alias),
+                ..
+            } = &raw.task.value
+            {
+                return Err(bad(
+                    d_at,
+                    "deploy",
+                    format!(
+                        "a train task with deploy: cannot also promote to '{alias}': the deployment moves the aliases (challenger, then champion)"
+                    ),
+                ));
+            }
+            if !matches!(raw.task.value, JobTask::Train { .. }) {
+                return Err(bad(
+                    d_at,
+                    "deploy",
+                    format!(
+                        "deploy: applies to a train task, and this job's task is {}",
+                        raw.task.value.kind()
+                    ),
+                ));
+            }
+            Some(d.value.build().map_err(|(field, m)| {
+                bad(d_at.clone(), &format!("deploy.{field}"), m)
+            })?)
+        }
+    };
     Ok(Job {
+        deploy,
         schedule: raw.schedule.value,
         timezone: raw.timezone.map(|t| t.value),
         task: raw.task.value,

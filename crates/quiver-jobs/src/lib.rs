@@ -24,6 +24,7 @@
 
 pub mod airflow;
 pub mod alerts;
+pub mod deploy;
 mod scheduler;
 pub mod status;
 

@@ -101,6 +101,8 @@ pub struct TickReport {
     pub abandoned: Vec<String>,
     /// Attempts skipped (a dependency failed).
     pub skipped: Vec<String>,
+    /// Deployments whose rollout was decided.
+    pub deployments: Vec<crate::deploy::Moved>,
 }
 
 /// How an attempt ended.
@@ -179,6 +181,10 @@ impl Scheduler {
     ) -> quiver_registry::Result<TickReport> {
         let mut report = TickReport::default();
         let now = self.clock.now_us();
+        match crate::deploy::advance(&self.meta, &self.alerter, &self.options.project, now).await {
+            Ok(moved) => report.deployments = moved,
+            Err(e) => eprintln!("quiver scheduler: judging rollouts: {e}"),
+        }
         for run in self.meta.abandon_expired(now).await? {
             metrics::counter!("batch_job_executions_total", "job_name" => run.job.clone(), "status" => "abandoned").increment(1);
             metrics::counter!("batch_job_failures_total", "job_name" => run.job.clone(), "reason" => "abandoned").increment(1);
@@ -385,6 +391,29 @@ impl Scheduler {
         let seconds = started.elapsed().as_secs_f64();
         metrics::histogram!("batch_job_duration_seconds", "job_name" => job.name.clone())
             .record(seconds);
+        // A train job with deploy: gates and rolls out the version it registered.
+        let result = match (result, &job.deploy) {
+            (Ok(mut summary), Some(deploy)) => {
+                match crate::deploy::start(
+                    &self.meta,
+                    &self.alerter,
+                    &self.options.project,
+                    job,
+                    deploy,
+                    &summary,
+                    now,
+                )
+                .await
+                {
+                    Ok(d) => {
+                        summary["deployment"] = d;
+                        Ok(summary)
+                    }
+                    Err(e) => Err(format!("deploying the new version: {e}")),
+                }
+            }
+            (r, _) => r,
+        };
         let (status, error, summary) = match &result {
             Ok(summary) => ("succeeded", None, Some(summary.clone())),
             Err(e) => ("failed", Some(e.as_str()), None),

@@ -46,7 +46,7 @@ pub mod versions;
 
 pub use labels::Task;
 pub use split::Split;
-pub use train::{Algorithm, TrainRequest, Trained, train};
+pub use train::{Algorithm, Baseline, TrainRequest, Trained, train};
 
 use std::path::PathBuf;
 

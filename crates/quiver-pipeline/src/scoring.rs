@@ -47,50 +47,19 @@ pub async fn predict_entities(
             v.name, v.version, v.feature_service
         )));
     }
-    let names: Vec<String> = artifact.inputs.iter().map(|i| i.feature.clone()).collect();
-    // A vector's components are several inputs of one feature: each feature is retrieved once
-    // (resolve_features drops repeats), then every input finds its feature's column.
-    let distinct = applied.registry.resolve_features(&names)?;
-    let engine = quiver_offline::OfflineEngine::new(applied.registry, repo);
-    let table = engine.read_table(entities).await?;
-    let rows: Arc<dyn quiver_offline::engine::Progress> = Arc::new(RowsRead(Arc::clone(progress)));
-    let set = engine
-        .historical(
-            &table,
-            &distinct,
-            &quiver_offline::HistoricalOptions {
-                timestamp_column: timestamp_column.to_string(),
-                full_names: true,
-            },
-            &entities.display().to_string(),
-            &rows,
-        )
+    let table = quiver_offline::OfflineEngine::new(applied.registry.clone(), repo)
+        .read_table(entities)
         .await?;
-    let mut columns = Vec::with_capacity(artifact.inputs.len());
-    for input in &artifact.inputs {
-        let r = distinct
-            .iter()
-            .find(|r| r.to_string() == input.feature)
-            .ok_or_else(|| Error::Internal(format!("input {} was not resolved", input.feature)))?;
-        let col = set
-            .column_by_name(&r.full_name())
-            .ok_or_else(|| Error::Internal(format!("no column {}", r.full_name())))?;
-        columns.push(encode_column(
-            &input.feature,
-            col.as_ref(),
-            &input.encoding,
-        )?);
-    }
-    let n = set.num_rows();
-    let mut row = vec![f64::NAN; columns.len()];
-    let preds: Vec<Vec<f64>> = (0..n)
-        .map(|i| {
-            for (j, c) in columns.iter().enumerate() {
-                row[j] = c[i];
-            }
-            artifact.model.predict(&row)
-        })
-        .collect();
+    let (set, distinct, preds) = score_rows(
+        repo,
+        applied.registry,
+        &artifact,
+        &table,
+        timestamp_column,
+        &entities.display().to_string(),
+        progress,
+    )
+    .await?;
     let feature_names: Vec<String> = distinct.iter().map(|r| r.full_name()).collect();
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
@@ -306,4 +275,63 @@ mod tests {
         assert_eq!(number(Some("-inf")), Ok(f64::NEG_INFINITY));
         assert_eq!(number(Some("web")), Err(()));
     }
+}
+
+/// Scores the rows of `table` (entity keys and `timestamp_column`, read from `file`) with
+/// `artifact`: each row's features as of its time (`historical`), encoded as in training.
+/// Returns the point-in-time set (the table's columns, then each feature by full name), the
+/// distinct features read, and one prediction per row.
+pub async fn score_rows(
+    repo: &Path,
+    registry: quiver_core::Registry,
+    artifact: &ModelArtifact,
+    table: &RecordBatch,
+    timestamp_column: &str,
+    file: &str,
+    progress: &Arc<dyn Progress>,
+) -> Result<(RecordBatch, Vec<quiver_core::FeatureRef>, Vec<Vec<f64>>)> {
+    let names: Vec<String> = artifact.inputs.iter().map(|i| i.feature.clone()).collect();
+    // A vector's components are several inputs of one feature: each feature is retrieved once
+    // (resolve_features drops repeats), then every input finds its feature's column.
+    let distinct = registry.resolve_features(&names)?;
+    let engine = quiver_offline::OfflineEngine::new(registry.clone(), repo);
+    let rows: Arc<dyn quiver_offline::engine::Progress> = Arc::new(RowsRead(Arc::clone(progress)));
+    let set = engine
+        .historical(
+            table,
+            &distinct,
+            &quiver_offline::HistoricalOptions {
+                timestamp_column: timestamp_column.to_string(),
+                full_names: true,
+            },
+            file,
+            &rows,
+        )
+        .await?;
+    let mut columns = Vec::with_capacity(artifact.inputs.len());
+    for input in &artifact.inputs {
+        let r = distinct
+            .iter()
+            .find(|r| r.to_string() == input.feature)
+            .ok_or_else(|| Error::Internal(format!("input {} was not resolved", input.feature)))?;
+        let col = set
+            .column_by_name(&r.full_name())
+            .ok_or_else(|| Error::Internal(format!("no column {}", r.full_name())))?;
+        columns.push(encode_column(
+            &input.feature,
+            col.as_ref(),
+            &input.encoding,
+        )?);
+    }
+    let n = set.num_rows();
+    let mut row = vec![f64::NAN; columns.len()];
+    let preds: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            for (j, c) in columns.iter().enumerate() {
+                row[j] = c[i];
+            }
+            artifact.model.predict(&row)
+        })
+        .collect();
+    Ok((set, distinct, preds))
 }

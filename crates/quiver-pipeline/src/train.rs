@@ -65,6 +65,9 @@ pub struct TrainRequest {
     pub name: Option<String>,
     /// Point this alias at the new version.
     pub promote: Option<String>,
+    /// Also score the test rows with the version this alias of the model names (the
+    /// champion, for a deployment's gate), before the new version is registered.
+    pub compare_with: Option<String>,
     /// Train on label rows whose entity no view knows (all features missing).
     pub allow_unknown_entities: bool,
     /// Features (`view:feature` or `feature`) to encode by their training frequency.
@@ -86,6 +89,7 @@ impl TrainRequest {
             split: Split::Time,
             name: None,
             promote: None,
+            compare_with: None,
             allow_unknown_entities: false,
             frequency_encode: vec![],
         }
@@ -113,6 +117,70 @@ pub struct Trained {
     pub train_seconds: f64,
     /// The MLflow server and what the version became there, when tracking is on.
     pub tracked: Option<(String, Logged)>,
+    /// The version `compare_with` named, evaluated on the same test rows (`None` when the
+    /// alias names no version yet).
+    pub baseline: Option<Baseline>,
+}
+
+/// An earlier version evaluated on a new version's test rows.
+#[derive(Debug)]
+pub struct Baseline {
+    /// Its version number.
+    pub version: i64,
+    /// Its evaluation on the new test rows.
+    pub evaluation: Evaluation,
+}
+
+/// Evaluates version `v` of a model on the label rows `test_rows` of `label_table` (its own
+/// features, point in time, encoded its own way), against the labels `y`.
+#[allow(clippy::too_many_arguments)]
+async fn evaluate_version(
+    repo: &Path,
+    registry: &quiver_core::Registry,
+    v: &quiver_registry::ModelVersion,
+    label_table: &datafusion::arrow::array::RecordBatch,
+    test_rows: &[usize],
+    y: &[f64],
+    objective: Objective,
+    req: &TrainRequest,
+    progress: &Arc<dyn Progress>,
+) -> Result<Evaluation> {
+    let artifact = crate::artifacts::load_artifact(repo, v)?;
+    if artifact.model.objective() != objective {
+        return Err(Error::Invalid(format!(
+            "model {} version {} predicts {} and the new version {}: they cannot be compared on one gate",
+            v.name,
+            v.version,
+            task_name(artifact.model.objective()),
+            task_name(objective)
+        )));
+    }
+    let idx = datafusion::arrow::array::UInt64Array::from_iter_values(
+        test_rows.iter().map(|&i| i as u64),
+    );
+    let taken = label_table
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::compute::take(c, &idx, None))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let test_table = datafusion::arrow::array::RecordBatch::try_new(label_table.schema(), taken)?;
+    let (_, _, preds) = crate::scoring::score_rows(
+        repo,
+        registry.clone(),
+        &artifact,
+        &test_table,
+        &req.timestamp_column,
+        &req.labels.display().to_string(),
+        progress,
+    )
+    .await
+    .map_err(|e| {
+        Error::Invalid(format!(
+            "model {} version {} cannot score the new test rows: {e}",
+            v.name, v.version
+        ))
+    })?;
+    Ok(evaluate(objective, y, &preds)?)
 }
 
 /// Learner parameters from `key=value` pairs.
@@ -321,6 +389,29 @@ pub async fn train(
         model,
         classes: lab.classes.clone(),
     };
+    // The version to beat, on the same rows, before the new one is registered.
+    let baseline = match &req.compare_with {
+        None => None,
+        Some(alias) => match store.model_by_alias(&name, alias).await {
+            Ok(v) => Some(Baseline {
+                version: v.version,
+                evaluation: evaluate_version(
+                    repo,
+                    registry,
+                    &v,
+                    &label_table,
+                    &test_idx,
+                    &y_test,
+                    lab.objective,
+                    req,
+                    progress,
+                )
+                .await?,
+            }),
+            Err(quiver_registry::Error::Model(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+    };
     let eval_json = serde_json::to_value(&evaluation).expect("evaluations serialize");
     let rel = crate::artifacts::write_artifact(repo, &name, &artifact, Some(&eval_json))?;
     let details = json!({
@@ -368,5 +459,6 @@ pub async fn train(
         train_rows: train.n_rows(),
         train_seconds,
         tracked,
+        baseline,
     })
 }

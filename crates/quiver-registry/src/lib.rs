@@ -23,9 +23,12 @@ use serde::Serialize;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+pub mod deployments;
 pub mod jobs;
 pub mod mlflow;
 pub mod models;
+pub mod quality;
+pub use deployments::{Deployment, RolloutStats};
 pub use jobs::JobRun;
 pub use models::{ModelVersion, NewModelVersion, Rollout, canary_point};
 
@@ -223,6 +226,8 @@ impl SqlMetadataStore {
             .iter()
             .chain(models::MODEL_SCHEMA)
             .chain(jobs::JOB_SCHEMA)
+            .chain(quality::QUALITY_SCHEMA)
+            .chain(deployments::DEPLOYMENT_SCHEMA)
         {
             sqlx::query(stmt).execute(&pool).await.map_err(db)?;
         }

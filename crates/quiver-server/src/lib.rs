@@ -262,6 +262,7 @@ impl AppState {
                     }
                 }
                 state.metrics.run_upkeep();
+                state.models.flush_tally(&state.meta).await;
                 if round == 0 {
                     state.register_model_series().await;
                 }

@@ -21,7 +21,8 @@ use quiver_core::registry::ObjectKind;
 use quiver_ml::{Encoding, ModelArtifact, Objective};
 use quiver_online::Value;
 use quiver_pipeline::encoding::encode_online;
-use quiver_registry::{ModelVersion, Rollout};
+use quiver_registry::deployments::UNKNOWN_VERSION;
+use quiver_registry::{ModelVersion, Rollout, RolloutStats};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -62,6 +63,31 @@ pub struct Loaded {
 pub struct ModelCache {
     entries: RwLock<HashMap<String, Arc<Loaded>>>,
     rollouts: RwLock<HashMap<String, (Rollout, i64)>>,
+    /// Challenger counts since the last flush to the metadata store, by (model, version).
+    tally: std::sync::Mutex<HashMap<(String, i64), RolloutStats>>,
+}
+
+impl ModelCache {
+    fn count(&self, model: &str, version: i64, add: RolloutStats) {
+        let mut t = self.tally.lock().expect("lock");
+        let e = t.entry((model.to_string(), version)).or_default();
+        e.predictions += add.predictions;
+        e.disagreements += add.disagreements;
+        e.errors += add.errors;
+    }
+
+    /// Adds the challenger counts gathered since the last call to the metadata store's tallies
+    /// (which the deployment pipeline judges rollouts on). Counts that cannot be written are
+    /// kept for the next call.
+    pub async fn flush_tally(&self, meta: &quiver_registry::SqlMetadataStore) {
+        let taken = std::mem::take(&mut *self.tally.lock().expect("lock"));
+        for ((model, version), add) in taken {
+            if let Err(e) = meta.add_rollout_stats(&model, version, add).await {
+                eprintln!("quiver serve: cannot record the rollout tally of {model}: {e}");
+                self.count(&model, version, add);
+            }
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -415,6 +441,14 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
                 // A broken challenger never breaks the champion's answers.
                 metrics::counter!("quiver_challenger_errors_total", "model" => label.clone())
                     .increment(1);
+                state.models.count(
+                    &req.model,
+                    UNKNOWN_VERSION,
+                    RolloutStats {
+                        errors: 1,
+                        ..RolloutStats::default()
+                    },
+                );
                 log_note(&format!("challenger of {}: {}", req.model, e.message));
                 None
             }
@@ -446,14 +480,16 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
             _ => ("champion", loaded.as_ref(), &champ),
         };
         let p = &served.p;
+        if let (Some(c), Some(rows)) = (&challenger, &challenger_rows)
+            && decision(&loaded, &champ.p) != decision(c, &rows[e].p)
+        {
+            disagreements += 1;
+        }
         let shadow = match (&rollout, &challenger, &challenger_rows) {
             (Rollout::Shadow, Some(c), Some(rows)) => Some((c.as_ref(), &rows[e])),
             _ => None,
         };
-        if let Some((c, q)) = shadow {
-            if decision(&loaded, p) != decision(c, &q.p) {
-                disagreements += 1;
-            }
+        if let Some((_, q)) = shadow {
             metrics::histogram!("quiver_shadow_score_diff", "model" => label.clone())
                 .record((q.p[0] - p[0]).abs());
         }
@@ -495,6 +531,15 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
     metrics::counter!("quiver_predictions_total", "model" => label.clone(), "version" => version.clone())
         .increment(n as u64 - served_challenger);
     if let Some(c) = &challenger {
+        state.models.count(
+            &req.model,
+            c.version.version,
+            RolloutStats {
+                predictions: n as i64,
+                disagreements: disagreements as i64,
+                errors: 0,
+            },
+        );
         let cv = c.version.version.to_string();
         metrics::counter!("quiver_predictions_total", "model" => label.clone(), "version" => cv.clone())
             .increment(served_challenger);

@@ -15,8 +15,10 @@ use quiver_jobs::{Alerter, ManualClock, Scheduler, SchedulerOptions, TaskRunner}
 use quiver_registry::SqlMetadataStore;
 use serde_json::{Value as Json, json};
 
+mod deploy;
+
 /// 2026-03-02T00:00:00Z (a Monday), µs.
-const T0: i64 = 1_772_409_600_000_000;
+pub(crate) const T0: i64 = 1_772_409_600_000_000;
 const MIN: i64 = 60_000_000;
 
 /// Jobs named with `prefix` (so tests sharing a PostgreSQL database never see each other's).
