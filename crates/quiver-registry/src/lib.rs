@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod mlflow;
 pub mod models;
 pub mod quality;
+pub mod quality;
 pub use deployments::{Deployment, RolloutStats};
 pub use jobs::JobRun;
 pub use models::{ModelVersion, NewModelVersion, Rollout, canary_point};
@@ -226,6 +227,7 @@ impl SqlMetadataStore {
             .iter()
             .chain(models::MODEL_SCHEMA)
             .chain(jobs::JOB_SCHEMA)
+            .chain(quality::QUALITY_SCHEMA)
             .chain(quality::QUALITY_SCHEMA)
             .chain(deployments::DEPLOYMENT_SCHEMA)
         {

@@ -1,6 +1,8 @@
 //! The metadata store suite, run against SQLite and against the PostgreSQL on this machine.
 //! Under `CI=true` an unreachable PostgreSQL fails the tests; elsewhere they say so and skip.
 
+mod quality;
+
 use std::path::PathBuf;
 
 use quiver_core::Registry;
