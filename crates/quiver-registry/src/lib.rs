@@ -28,7 +28,6 @@ pub mod jobs;
 pub mod mlflow;
 pub mod models;
 pub mod quality;
-pub mod quality;
 pub use deployments::{Deployment, RolloutStats};
 pub use jobs::JobRun;
 pub use models::{ModelVersion, NewModelVersion, Rollout, canary_point};
@@ -227,7 +226,6 @@ impl SqlMetadataStore {
             .iter()
             .chain(models::MODEL_SCHEMA)
             .chain(jobs::JOB_SCHEMA)
-            .chain(quality::QUALITY_SCHEMA)
             .chain(quality::QUALITY_SCHEMA)
             .chain(deployments::DEPLOYMENT_SCHEMA)
         {
