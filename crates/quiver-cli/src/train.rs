@@ -113,6 +113,7 @@ impl TrainArgs {
             },
             name: self.name,
             promote: self.promote,
+            compare_with: None,
             allow_unknown_entities: self.allow_unknown_entities,
             frequency_encode: self.frequency_encode,
         }
