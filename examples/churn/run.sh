@@ -114,6 +114,12 @@ for job in ("sync_online", "snapshot_daily", "retrain_weekly", "export_scores"):
     r = done.get(job)
     if r is None or r["status"] != "succeeded":
         sys.exit(f"job {job}: {r}")
+d = done["retrain_weekly"]["summary"]["deployment"]
+gate = next(s for s in d["steps"] if s["step"].startswith("gate"))
 print(f"{len(runs)} recorded runs; every job succeeded (retrain_weekly registered churn version "
-      f"{done['retrain_weekly']['summary']['version']} as challenger)")
+      f"{d['version']}: roc_auc {d['steps'][0]['challenger']:.4f} against the champion's "
+      f"{d['steps'][0]['champion']:.4f} on the same test rows, {gate['step']}, {d['status']})")
+if d["status"] not in ("rolling_out", "rejected"):
+    sys.exit(f"retrain_weekly: unexpected deployment {d}")
 PY
+"$q" --repo "$work" models deployments churn

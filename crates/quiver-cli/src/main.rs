@@ -166,8 +166,8 @@ enum Command {
     /// Example: quiver train --service churn_v1 --labels data/labels.parquet --label churned
     /// --name churn --promote champion
     Train(train::TrainArgs),
-    /// The model registry: list, show, promote, rollback, rollout, report, predict, score,
-    /// import, delete, track.
+    /// The model registry: list, show, promote, rollback, rollout, approve, deployments, report,
+    /// predict, score, import, delete, track.
     #[command(subcommand)]
     Models(models::ModelsCommand),
     /// The end-to-end demo (`demo run`) and its synthetic data set (`demo data`).

@@ -68,6 +68,27 @@ pub enum ModelsCommand {
         #[arg(long, default_value_t = 0.1)]
         share: f64,
     },
+    /// Approve a deployment that waits for a person (a job's `deploy: {approval: manual}`):
+    /// a version awaiting approval is promoted to champion now; one still rolling out is
+    /// promoted when its rollout passes. Example: quiver models approve churn 7
+    Approve {
+        name: String,
+        #[arg(value_name = "VERSION")]
+        number: i64,
+        /// Who approves, in the deployment's record (default: $USER).
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
+    },
+    /// The deployments of train jobs with `deploy:`, newest first: version, champion then,
+    /// status (rejected, rolling_out, awaiting_approval, promoted, rolled_back, superseded)
+    /// and the last step; `--json` gives every step.
+    Deployments {
+        /// Only this model.
+        name: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// Delete a version (refused while an alias names it).
     Delete {
         name: String,
@@ -370,6 +391,47 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                 }
             ));
             out.emit(&serde_json::to_value(r)?);
+        }
+        ModelsCommand::Approve {
+            name,
+            number: version,
+            by,
+        } => {
+            let now = chrono::Utc::now().timestamp_micros();
+            let moved = quiver_jobs::deploy::approve(&store, &name, version, &by, now).await?;
+            if moved.status == "promoted" {
+                mirror(repo, &name, "champion", version).await?;
+            }
+            out.say(format!("{}: {}", moved.id, moved.reason));
+            out.emit(&json!({"deployment": moved.id, "status": moved.status, "reason": moved.reason}));
+        }
+        ModelsCommand::Deployments { name, limit } => {
+            let all = store.deployments(name.as_deref(), limit).await?;
+            out.emit(&serde_json::to_value(&all)?);
+            if all.is_empty() {
+                out.say("no deployments yet: a train job with deploy: makes one per new version");
+            } else {
+                let rows = all
+                    .iter()
+                    .map(|d| {
+                        let last = d.steps.last();
+                        vec![
+                            d.name.clone(),
+                            d.version.to_string(),
+                            d.champion_version.map_or("-".into(), |v| v.to_string()),
+                            d.status.clone(),
+                            quiver_online::format_time(d.started_us),
+                            last.and_then(|s| s["reason"].as_str().or(s["step"].as_str()))
+                                .unwrap_or("")
+                                .to_string(),
+                        ]
+                    })
+                    .collect();
+                out.table(
+                    &["model", "version", "champion then", "status", "started", "last step"],
+                    rows,
+                );
+            }
         }
         ModelsCommand::Rollback { name, alias } => {
             let (from, to) = store.rollback_model(&name, &alias).await?;

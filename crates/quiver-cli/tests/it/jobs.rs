@@ -303,3 +303,140 @@ fn a_standalone_scheduler_serves_its_job_metrics() {
         assert!(text.contains(&series), "no {series} in:\n{text}");
     }
 }
+
+/// `quiver models deployments churn --json`, until `id` reaches `status` (60 s at most).
+fn wait_for_deployment(repo: &std::path::Path, id: &str, status: &str) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let all = json(&ok(quiver(
+            repo,
+            &["--json", "models", "deployments", "churn"],
+        )));
+        if let Some(d) = all.as_array().unwrap().iter().find(|d| d["id"] == id)
+            && d["status"] == status
+        {
+            return d.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{id} did not become {status}: {all}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_deploy_job_shadows_then_promotes_or_rolls_back_while_predict_answers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    demo(repo); // churn version 1 is the champion
+    let jobs_file = repo.join("features/jobs.yaml");
+    let text = std::fs::read_to_string(&jobs_file).unwrap();
+    assert!(text.contains("promote_after: 24h"), "{text}");
+    std::fs::write(
+        &jobs_file,
+        text.replace("promote_after: 24h", "promote_after: 3s"),
+    )
+    .unwrap();
+    ok(quiver(repo, &["apply"]));
+    let server = serve_with_env(repo, &[], &["--scheduler"]);
+    let port = server.1;
+
+    // Load on /predict for the whole cycle: every answer must be a 200.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (answered, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load: Vec<_> = (0..3)
+        .map(|t| {
+            let (stop, answered, failed) = (stop.clone(), answered.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut errors = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let body = format!(
+                        r#"{{"model": "churn", "entities": {{"user_id": [{}, {}]}}}}"#,
+                        t + 1,
+                        t + 100
+                    );
+                    let (s, v) = super::models::post(port, "/predict", &body);
+                    if s == 200 {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        errors.push(format!("{s}: {v}"));
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+
+    // 1. Retrained on the same labels: no worse than the champion (min_gain 0), so challenger
+    //    in shadow; 3 s later the server's scheduler promotes it (no disagreement).
+    let o = ok(quiver(repo, &["jobs", "run", "retrain_weekly"]));
+    assert!(o.contains("succeeded"), "{o}");
+    let dep = wait_for_deployment(repo, "churn@2", "promoted");
+    let steps: Vec<&str> = dep["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["evaluated", "gate_passed", "rollout_started", "promoted"]
+    );
+    let evaluated = &dep["steps"][0];
+    assert_eq!(evaluated["champion_version"], 1);
+    assert!(evaluated["champion"].as_f64().unwrap() > 0.5, "{dep}");
+    let observed = &dep["steps"][3]["observed"];
+    assert!(observed["predictions"].as_i64().unwrap() > 0, "{dep}");
+    let list = json(&ok(quiver(repo, &["--json", "models", "list", "churn"])));
+    let champion = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["aliases"].as_array().unwrap().iter().any(|a| a == "champion"))
+        .unwrap();
+    assert_eq!(champion["version"], 2, "{list}");
+
+    // 2. A rollout that cannot gather enough traffic is rolled back: the champion stays.
+    std::fs::write(
+        &jobs_file,
+        text.replace(
+            "promote_after: 24h",
+            "promote_after: 3s\n      min_predictions: 1000000000",
+        ),
+    )
+    .unwrap();
+    ok(quiver(repo, &["apply"]));
+    ok(quiver(repo, &["jobs", "run", "retrain_weekly"]));
+    let dep = wait_for_deployment(repo, "churn@3", "rolled_back");
+    let last = dep["steps"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .contains("fewer than min_predictions 1000000000"),
+        "{last}"
+    );
+    // Let the server answer a while longer after the rollback, then stop the load.
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let errors: Vec<String> = load.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(errors.is_empty(), "failed requests: {:?}", &errors[..errors.len().min(5)]);
+    assert_eq!(failed.load(Ordering::Relaxed), 0);
+    assert!(answered.load(Ordering::Relaxed) > 50, "too little load");
+    let list = json(&ok(quiver(repo, &["--json", "models", "list", "churn"])));
+    let champion = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["aliases"].as_array().unwrap().iter().any(|a| a == "champion"))
+        .unwrap();
+    assert_eq!(champion["version"], 2, "{list}");
+    // Approving a deployment that is over is refused.
+    let e = fails(quiver(repo, &["models", "approve", "churn", "3"]));
+    assert!(e.contains("is rolled_back: nothing to approve"), "{e}");
+    drop(server);
+}
