@@ -1,5 +1,82 @@
 //! # quiver-recs
 //!
-//! Recommenders declared in the registry: interactions aggregated into a sparse confidence
-//! matrix, implicit-feedback ALS (Hu, Koren, Volinsky) as the `implicit` library computes it,
-//! ranking metrics, popularity and cold start.
+//! Recommenders declared in the registry (`recommenders:`, see
+//! `quiver_core::recommender`): interactions aggregated into a sparse confidence matrix,
+//! implicit-feedback ALS (Hu, Koren, Volinsky) as the `implicit` library computes it, ranking
+//! metrics, popularity, and the model's files.
+//!
+//! Data flows through these modules, in order:
+//!
+//! 1. [`interactions`]: interaction rows (user, item, event type, weight, time) weighted by
+//!    event type, decayed by age (half-life) and cut by a window, summed per (user, item) into a
+//!    users × items [`csr::Csr`] matrix with the id maps, and checked (empty, too few).
+//! 2. [`als`]: user and item factors fitted to that matrix (conjugate gradient or Cholesky,
+//!    rayon over rows, seeded), the training loss, and the fold-in of an unknown user.
+//! 3. [`model`]: the fitted recommender: top-k for a user (partial sort, seen items
+//!    excluded), similar items (cosine of item factors), popularity; its files
+//!    ([`artifact`]: factors in a little-endian layout a server maps without copying).
+//! 4. [`metrics`]: precision, MAP, NDCG and AUC at k with `implicit.evaluation`'s definitions,
+//!    catalog coverage, diversity and novelty, for the model and the popularity baseline.
+//! 5. [`source`], [`split`], [`train`], [`tune`]: reading a declared source or a file,
+//!    splitting, training and registering a version, and the parameter grid.
+//!
+//! Everything here returns [`Error`]; nothing prints.
+
+#![warn(missing_docs)]
+
+pub mod als;
+pub mod artifact;
+pub mod csr;
+pub mod interactions;
+pub mod kernels;
+pub mod metrics;
+pub mod model;
+pub mod popularity;
+pub mod topk;
+
+pub use als::{AlsFactors, AlsParams, Factors, Solver};
+pub use csr::Csr;
+pub use interactions::{Interaction, Interactions, WeightRule};
+pub use model::RecModel;
+
+use std::path::PathBuf;
+
+/// What can go wrong. [`Error::Invalid`] is the user's to fix (empty interactions, an unknown
+/// id, k out of range, a missing column) and its message says what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request cannot be carried out as given.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file that cannot be read or written.
+    #[error("{path}: {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A model file that is not what it should be.
+    #[error("{path}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(what: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
