@@ -374,6 +374,16 @@ fn lineage(r: &Registry, kind: ObjectKind, name: &str) -> String {
                 q.on_failure
             )
         }
+        ObjectKind::Recommender => {
+            let rec = &r.recommenders[name];
+            format!(
+                "source {} -> recommender {name} ({} x {}, {} factors)",
+                rec.interactions.source,
+                rec.interactions.user,
+                rec.interactions.item,
+                rec.algorithm.factors
+            )
+        }
         ObjectKind::Job => {
             let job = &r.jobs[name];
             let what = match &job.task {

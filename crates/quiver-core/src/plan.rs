@@ -139,6 +139,7 @@ pub fn plan(old: Option<&Registry>, new: &Registry) -> Plan {
         views: Default::default(),
         services: Default::default(),
         jobs: Default::default(),
+        recommenders: Default::default(),
         quality: Default::default(),
     };
     let old = old.unwrap_or(&empty);
@@ -187,6 +188,8 @@ fn breaking_reasons(
     match kind {
         // A job change stops or starts work; it never changes what a consumer reads.
         ObjectKind::Job => {}
+        // A recommender's new definition applies at its next training; served versions stay.
+        ObjectKind::Recommender => {}
         // A quality set only reads data; changing it changes no value a consumer reads.
         ObjectKind::Quality => {}
         ObjectKind::FeatureView => {

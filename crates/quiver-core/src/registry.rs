@@ -420,6 +420,9 @@ pub struct Registry {
     /// Scheduled jobs by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub jobs: BTreeMap<String, crate::job::Job>,
+    /// Recommenders by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recommenders: BTreeMap<String, crate::recommender::Recommender>,
     /// Data-quality check sets by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quality: BTreeMap<String, crate::quality::QualitySet>,
@@ -439,18 +442,21 @@ pub enum ObjectKind {
     FeatureService,
     /// Scheduled job.
     Job,
+    /// Recommender.
+    Recommender,
     /// Data-quality check set.
     Quality,
 }
 
 impl ObjectKind {
     /// Every kind in dependency order.
-    pub const ALL: [ObjectKind; 6] = [
+    pub const ALL: [ObjectKind; 7] = [
         ObjectKind::Entity,
         ObjectKind::Source,
         ObjectKind::FeatureView,
         ObjectKind::FeatureService,
         ObjectKind::Job,
+        ObjectKind::Recommender,
         ObjectKind::Quality,
     ];
 
@@ -462,6 +468,7 @@ impl ObjectKind {
             ObjectKind::FeatureView => "feature_view",
             ObjectKind::FeatureService => "feature_service",
             ObjectKind::Job => "job",
+            ObjectKind::Recommender => "recommender",
             ObjectKind::Quality => "quality",
         }
     }
@@ -540,6 +547,11 @@ impl Registry {
                 sha256_hex(parts.join(",").as_bytes())
             }),
             ObjectKind::Job => self.jobs.get(name).map(content_hash),
+            ObjectKind::Recommender => self.recommenders.get(name).map(|r| {
+                let mut parts = vec![content_hash(r)];
+                parts.extend(self.sources.get(&r.interactions.source).map(content_hash));
+                sha256_hex(parts.join(",").as_bytes())
+            }),
             ObjectKind::Quality => self.quality.get(name).map(content_hash),
         }
     }
@@ -552,6 +564,7 @@ impl Registry {
             ObjectKind::FeatureView => serde_json::to_value(self.views.get(name)?),
             ObjectKind::FeatureService => serde_json::to_value(self.services.get(name)?),
             ObjectKind::Job => serde_json::to_value(self.jobs.get(name)?),
+            ObjectKind::Recommender => serde_json::to_value(self.recommenders.get(name)?),
             ObjectKind::Quality => serde_json::to_value(self.quality.get(name)?),
         };
         Some(v.expect("definitions serialize"))
@@ -565,6 +578,7 @@ impl Registry {
             ObjectKind::FeatureView => self.views.keys().cloned().collect(),
             ObjectKind::FeatureService => self.services.keys().cloned().collect(),
             ObjectKind::Job => self.jobs.keys().cloned().collect(),
+            ObjectKind::Recommender => self.recommenders.keys().cloned().collect(),
             ObjectKind::Quality => self.quality.keys().cloned().collect(),
         }
     }
@@ -728,6 +742,7 @@ impl Builder {
         let mut raw_views = Vec::new();
         let mut raw_services = Vec::new();
         let mut raw_jobs = Vec::new();
+        let mut raw_recommenders = Vec::new();
         let mut raw_quality = Vec::new();
         for (i, (file, defs)) in files.into_iter().enumerate() {
             self.file = file.clone();
@@ -775,6 +790,7 @@ impl Builder {
             raw_views.extend(defs.feature_views.into_iter().map(|d| (file.clone(), d)));
             raw_services.extend(defs.feature_services.into_iter().map(|d| (file.clone(), d)));
             raw_jobs.extend(defs.jobs.into_iter().map(|d| (file.clone(), d)));
+            raw_recommenders.extend(defs.recommenders.into_iter().map(|d| (file.clone(), d)));
             raw_quality.extend(defs.quality.into_iter().map(|d| (file.clone(), d)));
         }
         let (project, description) = project.unwrap_or_default();
@@ -786,6 +802,7 @@ impl Builder {
             views: BTreeMap::new(),
             services: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            recommenders: BTreeMap::new(),
             quality: BTreeMap::new(),
         };
         let mut seen: HashMap<(&'static str, String), Located> = HashMap::new();
@@ -858,6 +875,13 @@ impl Builder {
             reg.jobs.insert(j.name.clone(), j);
         }
         crate::job::check_dependencies(&reg.jobs)?;
+        for (file, raw) in raw_recommenders {
+            self.file = file;
+            let name = self.name("recommender", &raw.name)?;
+            let r = crate::recommender::build_recommender(&self.file, raw, &reg, name)?;
+            check_dup("recommender", &r.name, &r.at)?;
+            reg.recommenders.insert(r.name.clone(), r);
+        }
         for (file, raw) in raw_quality {
             self.file = file;
             let name = self.name("quality", &raw.name)?;

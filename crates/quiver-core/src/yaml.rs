@@ -45,6 +45,9 @@ pub struct DefinitionFile {
     /// Scheduled jobs.
     #[serde(default)]
     pub jobs: Vec<crate::job::RawJob>,
+    /// Recommenders.
+    #[serde(default)]
+    pub recommenders: Vec<crate::recommender::RawRecommender>,
     /// Data-quality check sets.
     #[serde(default)]
     pub quality: Vec<crate::quality::RawQuality>,

@@ -4,6 +4,7 @@ mod jobs;
 mod load;
 mod plan;
 mod quality;
+mod recommenders;
 mod request_views;
 
 use std::path::PathBuf;
