@@ -4,3 +4,4 @@
 //! drift between a reference and a current data set (Evidently's DataDriftPreset semantics),
 //! and online/offline consistency. Computed on `quiver-offline`'s engine.
 pub mod drift;
+pub mod quality;

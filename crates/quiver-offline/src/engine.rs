@@ -154,6 +154,56 @@ impl OfflineEngine {
         &self.registry
     }
 
+    /// The DataFusion session the engine plans with (Quiver's transform functions registered,
+    /// identifiers case-sensitive): for other crates that scan sources the same way, such as
+    /// the data-quality checks.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The repository folder relative source paths are resolved against.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A plain view's rows as a `DataFrame`: one row per source row, with the join keys (by
+    /// name, cast to their declared types), `event_timestamp` (UTC microseconds) and the view's
+    /// features, every type checked against the declaration. For checks over a view's values;
+    /// aggregation and request-time views have no rows of their own (see [`Self::latest`]).
+    pub async fn view_rows(&self, view_name: &str) -> Result<DataFrame> {
+        let view = self.registry.views.get(view_name).ok_or_else(|| {
+            quiver_core::Error::UnknownFeature {
+                reference: format!("{view_name}:*"),
+                message: format!(
+                    "no feature view '{view_name}'{}",
+                    quiver_core::registry::suggest(view_name, self.registry.views.keys())
+                ),
+            }
+        })?;
+        if view.is_aggregation() || view.is_request() {
+            return Err(Error::Internal(format!(
+                "view_rows of '{view_name}': only plain views have rows of their own"
+            )));
+        }
+        let names: Vec<&str> = view.features.iter().map(|f| f.name.as_str()).collect();
+        let df = self.view_frame(view, &names).await?;
+        let keys = self.registry.view_join_keys(view);
+        let first_value = self.first_value_column(view);
+        let fields = df.schema().columns();
+        let mut exprs: Vec<Expr> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ident(key_col(i)).alias(k.name.as_str()))
+            .collect();
+        exprs.push(ident(TS).alias("event_timestamp"));
+        exprs.extend(
+            fields[first_value..]
+                .iter()
+                .map(|c| ident(c.name()).alias(c.name())),
+        );
+        Ok(df.select(exprs)?)
+    }
+
     /// Reads a Parquet or CSV file (by extension; `.tsv` is tab-separated) into one batch.
     pub async fn read_table(&self, path: &Path) -> Result<RecordBatch> {
         let shown = path.display().to_string();

@@ -1,0 +1,3 @@
+//! Integration tests of quiver-monitor.
+
+mod quality;
