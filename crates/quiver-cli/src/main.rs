@@ -3,6 +3,7 @@
 
 mod allocator;
 mod demo;
+mod drift;
 mod historical;
 mod init;
 mod jobs;
@@ -33,6 +34,7 @@ static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
 ///                score, import, delete, track)
 ///   online       materialize, materialize-incremental, online (clear), serve (HTTP API)
 ///   operations   scheduler (runs the jobs), jobs (list, history, run, pause, resume, export)
+///   monitoring   drift (reference vs current data)
 ///   try it       demo (run, data)
 ///
 /// The typical flow:
@@ -170,6 +172,16 @@ enum Command {
     /// predict, score, import, delete, track.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Compare a current data set with a reference: per-feature drift, as Evidently's
+    /// DataDriftPreset computes it.
+    ///
+    /// With at most 1,000 reference rows numeric columns get the Kolmogorov-Smirnov test and
+    /// categorical ones chi-square (a Z-test for two categories), drift when p < 0.05; above,
+    /// the Wasserstein distance (normed by the reference's deviation) and the Jensen-Shannon
+    /// distance, drift when >= 0.1. The data set drifts when at least half its columns do.
+    ///
+    /// Example: quiver drift --reference train.parquet --current last_week.parquet --out r.html
+    Drift(drift::DriftArgs),
     /// The end-to-end demo (`demo run`) and its synthetic data set (`demo data`).
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -247,6 +259,7 @@ async fn run(
         Command::Serve(a) => serve::serve(&cli.repo, a, serve_workers, out).await,
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),
         Command::Models(cmd) => models::run(&cli.repo, cmd, out).await,
+        Command::Drift(a) => drift::run(&cli.repo, a, out).await,
         Command::Demo(cmd) => demo::run(cmd, out).await,
     }
 }

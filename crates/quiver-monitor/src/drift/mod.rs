@@ -16,6 +16,7 @@
 
 pub mod column;
 pub mod embedding;
+pub mod html;
 pub mod ks;
 pub mod read;
 pub mod special;
