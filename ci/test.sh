@@ -24,6 +24,9 @@ PYTHONWARNINGS=ignore "$mlpy" tests/parity/mlflow_roundtrip.py "$CARGO_TARGET_DI
 echo "== Airflow 2.10 imports the DAG of quiver jobs export --airflow (schedules, retries, timeouts, dependencies)"
 afpy="$(ci/airflow-venv.sh)"
 PYTHONWARNINGS=ignore "$afpy" tests/parity/airflow_dag.py "$CARGO_TARGET_DIR/debug/quiver"
+echo "== Evidently 0.7 drift parity (quiver drift --json vs DataDriftPreset: every test, scores within 1e-6, equal drift flags)"
+monpy="$(ci/monitor-venv.sh)"
+PYTHONWARNINGS=ignore "$monpy" tests/parity/drift_parity.py "$CARGO_TARGET_DIR/debug/quiver"
 echo "== examples/churn (synthetic shop, 2,000 users: GBDT churn model, mean review embeddings offline and served)"
 QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/churn/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d)" 2000
 echo "== examples/sms_spam (real SMS data: text statistics, logistic regression, request-time scoring)"
