@@ -126,6 +126,7 @@ async fn demo_run(dir: &Path, users: usize, seed: u64, out: &Output) -> anyhow::
         service: Some("churn_v1".into()),
         out: dir.join("train.parquet"),
         full_names: false,
+        no_snapshots: false,
         timestamp_column: "event_timestamp".into(),
         sample: 5,
     };

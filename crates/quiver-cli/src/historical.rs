@@ -39,6 +39,11 @@ pub struct HistoricalArgs {
     /// Name output columns view__feature.
     #[arg(long)]
     pub full_names: bool,
+    /// Recompute every view, even one with `offline: {snapshots: daily}` whose snapshot holds
+    /// the entity rows' times (by default those rows are read from the snapshot: the same
+    /// values, unless source rows arrived late, after the snapshot was written).
+    #[arg(long)]
+    pub no_snapshots: bool,
     /// The entity rows' timestamp column.
     #[arg(long, default_value = "event_timestamp")]
     pub timestamp_column: String,
@@ -81,6 +86,7 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
     let opts = HistoricalOptions {
         timestamp_column: args.timestamp_column.clone(),
         full_names: args.full_names,
+        snapshots: !args.no_snapshots,
     };
     let pb = out.progress("reading features", None, "rows");
     let bar: Arc<dyn Progress> = Arc::new(Bar(pb.clone()));

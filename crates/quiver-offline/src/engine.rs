@@ -41,6 +41,10 @@ pub struct HistoricalOptions {
     pub timestamp_column: String,
     /// Name output columns `view__feature` instead of `feature`.
     pub full_names: bool,
+    /// Read a view that declares `offline: {snapshots: daily}` from its finished snapshots for
+    /// the entity rows whose time is a snapshot's as-of time (the values are the same; see
+    /// [`crate::snapshot`]), instead of recomputing them.
+    pub snapshots: bool,
 }
 
 impl Default for HistoricalOptions {
@@ -48,6 +52,7 @@ impl Default for HistoricalOptions {
         HistoricalOptions {
             timestamp_column: "event_timestamp".into(),
             full_names: false,
+            snapshots: true,
         }
     }
 }
@@ -632,6 +637,126 @@ impl OfflineEngine {
         )?)
     }
 
+    /// `wanted` features of `view` for every entity row, read from the view's finished
+    /// snapshots (current version) for the rows whose time is a snapshot's as-of time and whose
+    /// entity the snapshot holds, and computed for the others. `None` when no row is in a
+    /// snapshot.
+    #[allow(clippy::too_many_arguments)]
+    async fn from_snapshots(
+        &self,
+        view: &FeatureView,
+        wanted: &[&str],
+        entities: &RecordBatch,
+        entity_ts: &[Option<i64>],
+        opts: &HistoricalOptions,
+        file: &str,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<Option<Vec<ArrayRef>>> {
+        use std::collections::{HashMap, HashSet};
+        let version = crate::snapshot::view_version(self, &view.name)?;
+        let times: HashSet<i64> = entity_ts.iter().flatten().copied().collect();
+        let parts: Vec<(i64, PathBuf)> =
+            crate::snapshot::finished_partitions(&self.root, &view.name, &version)?
+                .into_iter()
+                .filter(|(t, _)| times.contains(t))
+                .collect();
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        // (entity key, as-of) -> (partition, row).
+        let mut index: HashMap<(Key, i64), (usize, usize)> = HashMap::new();
+        let mut batches = Vec::with_capacity(parts.len());
+        for (as_of, path) in &parts {
+            let batch = crate::snapshot::read_partition(path)?;
+            let keys = self.entity_keys(view, &batch, &path.display().to_string())?;
+            for (row, k) in keys.into_iter().enumerate() {
+                if let Some(k) = k {
+                    index.insert((k, *as_of), (batches.len(), row));
+                }
+            }
+            batches.push(batch);
+        }
+        let shown = if file.is_empty() {
+            String::new()
+        } else {
+            format!(" ({file})")
+        };
+        let keys = self.entity_keys(view, entities, &shown)?;
+        let hits: Vec<Option<(usize, usize)>> = keys
+            .into_iter()
+            .zip(entity_ts)
+            .map(|(k, t)| Some(*index.get(&(k?, (*t)?))?))
+            .collect();
+        if hits.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        // The other rows the usual way (possibly none: that still gives each column's type).
+        let rest: Vec<u32> = (0..hits.len() as u32)
+            .filter(|i| hits[*i as usize].is_none())
+            .collect();
+        let rest_idx = datafusion::arrow::array::UInt32Array::from(rest);
+        let rest_entities = RecordBatch::try_new(
+            entities.schema(),
+            entities
+                .columns()
+                .iter()
+                .map(|c| datafusion::arrow::compute::take(c, &rest_idx, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+        )?;
+        let refs: Vec<FeatureRef> = wanted
+            .iter()
+            .map(|f| FeatureRef {
+                view: view.name.clone(),
+                feature: f.to_string(),
+            })
+            .collect();
+        let inner = HistoricalOptions {
+            full_names: true,
+            snapshots: false,
+            ..opts.clone()
+        };
+        let computed = Box::pin(self.historical_stored(
+            &rest_entities,
+            &refs,
+            &inner,
+            file,
+            progress,
+        ))
+        .await?;
+        let mut rest_pos = 0usize;
+        let picks: Vec<(usize, usize)> = hits
+            .iter()
+            .map(|h| match h {
+                Some((b, r)) => (1 + b, *r),
+                None => {
+                    rest_pos += 1;
+                    (0, rest_pos - 1)
+                }
+            })
+            .collect();
+        let mut out = Vec::with_capacity(wanted.len());
+        for r in &refs {
+            let from_rest = computed
+                .column_by_name(&r.full_name())
+                .ok_or_else(|| Error::Output(format!("no column {}", r.full_name())))?
+                .clone();
+            let mut sources: Vec<ArrayRef> = vec![from_rest.clone()];
+            for (b, (_, path)) in batches.iter().zip(&parts) {
+                let col = b.column_by_name(&r.feature).ok_or_else(|| {
+                    Error::Output(format!(
+                        "snapshot {} has no column {}: write it again with quiver snapshot",
+                        path.display(),
+                        r.feature
+                    ))
+                })?;
+                sources.push(cast(col, from_rest.data_type())?);
+            }
+            let views: Vec<&dyn Array> = sources.iter().map(|a| a.as_ref()).collect();
+            out.push(datafusion::arrow::compute::interleave(&views, &picks)?);
+        }
+        Ok(Some(out))
+    }
+
     async fn historical_stored(
         &self,
         entities: &RecordBatch,
@@ -640,6 +765,7 @@ impl OfflineEngine {
         file: &str,
         progress: &Arc<dyn Progress>,
     ) -> Result<RecordBatch> {
+        let entity_file = file;
         let file = if file.is_empty() {
             String::new()
         } else {
@@ -711,6 +837,17 @@ impl OfflineEngine {
                 }
             })?;
             let wanted = &by_view[view_name];
+            if opts.snapshots
+                && view.offline.is_some()
+                && let Some(arrays) = self
+                    .from_snapshots(view, wanted, entities, &entity_ts, opts, entity_file, progress)
+                    .await?
+            {
+                for (name, array) in wanted.iter().zip(arrays) {
+                    computed.insert((view_name.to_string(), name.to_string()), array);
+                }
+                continue;
+            }
             if view.is_aggregation() {
                 let keys = self.entity_keys(view, entities, &file)?;
                 let arrays = self

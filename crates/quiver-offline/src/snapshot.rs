@@ -260,3 +260,51 @@ mod tests {
         assert_eq!(super::date_of(day), "1970-01-02");
     }
 }
+
+/// The finished partitions of `view` at version `version`: (as-of time in µs, data file), by
+/// as-of time. A partition without its `_SUCCESS` marker (a snapshot being written, or killed
+/// mid-write) is not listed.
+pub fn finished_partitions(repo: &Path, view: &str, version: &str) -> Result<Vec<(i64, PathBuf)>> {
+    let dir = offline_root(repo)
+        .join(view)
+        .join(format!("version={version}"));
+    let dates = match std::fs::read_dir(&dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::Output(format!("{}: {e}", dir.display()))),
+    };
+    let mut out = Vec::new();
+    for date in dates.flatten() {
+        let marker = date.path().join("_SUCCESS");
+        let Ok(text) = std::fs::read_to_string(&marker) else {
+            continue;
+        };
+        let as_of = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["as_of_us"].as_i64())
+            .ok_or_else(|| {
+                Error::Output(format!(
+                    "{}: not a snapshot marker (no as_of_us): remove the partition and write it again with quiver snapshot",
+                    marker.display()
+                ))
+            })?;
+        out.push((as_of, date.path().join("part-0.parquet")));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads a snapshot's data file with the Arrow types it was written with.
+pub fn read_partition(path: &Path) -> Result<RecordBatch> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let bad = |e: String| Error::Output(format!("snapshot {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
+    let schema = builder.schema().clone();
+    let batches = builder
+        .build()
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(datafusion::arrow::compute::concat_batches(&schema, &batches)?)
+}

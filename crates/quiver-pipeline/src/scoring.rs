@@ -303,6 +303,7 @@ pub async fn score_rows(
             &quiver_offline::HistoricalOptions {
                 timestamp_column: timestamp_column.to_string(),
                 full_names: true,
+                ..Default::default()
             },
             file,
             &rows,

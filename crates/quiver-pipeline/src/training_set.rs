@@ -36,6 +36,7 @@ pub async fn build(
     let opts = HistoricalOptions {
         timestamp_column: timestamp_column.to_string(),
         full_names: true,
+        ..HistoricalOptions::default()
     };
     let rows: Arc<dyn quiver_offline::engine::Progress> = Arc::new(RowsRead(Arc::clone(progress)));
     let set = engine

@@ -86,12 +86,21 @@ impl Repo {
         entities: &RecordBatch,
         features: &[&str],
     ) -> quiver_offline::Result<RecordBatch> {
+        self.historical_with(entities, features, &HistoricalOptions::default())
+            .await
+    }
+    pub async fn historical_with(
+        &self,
+        entities: &RecordBatch,
+        features: &[&str],
+        opts: &HistoricalOptions,
+    ) -> quiver_offline::Result<RecordBatch> {
         let e = self.engine();
         let refs = e.registry().resolve_features(features)?;
         e.historical(
             entities,
             &refs,
-            &HistoricalOptions::default(),
+            opts,
             "",
             &quiver_offline::engine::no_progress(),
         )

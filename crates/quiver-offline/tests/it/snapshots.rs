@@ -4,6 +4,8 @@
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use quiver_offline::snapshot::{partition_dir, prune, view_version, write_snapshot};
 
+use quiver_offline::HistoricalOptions;
+
 use super::{
     DAY, Repo, batch, f64_col, f64s, i64_col, i64s, str_col, strs, ts_col, us, write_parquet,
 };
@@ -26,6 +28,7 @@ feature_views:
   - name: activity
     entities: [user]
     source: events_src
+    offline: {snapshots: daily}
     aggregations:
       - {name: events_2d, function: count, window: 2d}
       - {name: amount_sum_2d, function: sum, column: amount, window: 2d}
@@ -111,7 +114,11 @@ async fn a_snapshot_holds_what_historical_gives_at_its_time() {
             ("user_id", i64_col(&i64s(snap, "user_id"))),
             ("event_timestamp", ts_col(&vec![Some(5 * DAY); n])),
         ]);
-        let h = r.historical(&entities, &features).await.unwrap();
+        // Recomputed, not read back from the snapshot just written.
+        let h = r
+            .historical_with(&entities, &features, &recompute())
+            .await
+            .unwrap();
         for f in features {
             let name = f.split(':').nth(1).unwrap();
             match name {
@@ -170,4 +177,84 @@ async fn finished_partitions_are_skipped_a_new_definition_is_a_new_version_and_o
     names.sort();
     assert_eq!(names, ["date=2025-01-03", "date=2025-01-04"]);
     assert!(partition_dir(root, "stats", &version, us(5 * DAY)).is_dir());
+}
+
+fn recompute() -> HistoricalOptions {
+    HistoricalOptions {
+        full_names: false,
+        snapshots: false,
+        ..HistoricalOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn historical_reads_snapshotted_views_from_their_snapshots_with_the_same_values() {
+    let r = repo();
+    let engine = r.engine();
+    // Snapshots as of days 4 and 5 (not 6).
+    for view in ["stats", "activity"] {
+        for day in [4, 5] {
+            write_snapshot(&engine, r.dir.path(), view, us(day * DAY), false)
+                .await
+                .unwrap();
+        }
+    }
+    // Entity rows at snapshot times (users in and out of the snapshot, one unknown), and at
+    // other times, interleaved.
+    let users = [1, 2, 3, 4, 1, 2, 1, 3, 2, 4];
+    let days = [5, 5, 5, 5, 4, 4, 6, 6, 3, 4];
+    let entities = batch(vec![
+        ("user_id", i64_col(&users.map(Some))),
+        (
+            "event_timestamp",
+            ts_col(&days.map(|d| Some(d * DAY))),
+        ),
+    ]);
+    let features = [
+        "stats:score",
+        "stats:tier",
+        "activity:events_2d",
+        "activity:amount_sum_2d",
+    ];
+    let from_snapshots = r.historical(&entities, &features).await.unwrap();
+    let recomputed = r
+        .historical_with(&entities, &features, &recompute())
+        .await
+        .unwrap();
+    assert_eq!(from_snapshots.schema(), recomputed.schema());
+    assert_eq!(from_snapshots, recomputed);
+    assert_eq!(f64s(&from_snapshots, "score")[0], Some(0.9));
+    assert_eq!(i64s(&from_snapshots, "events_2d")[1], Some(0));
+
+    // They are read, not recomputed: a row that arrives late (timestamped day 5, after the
+    // snapshot was written) shows in recomputed values only, until the snapshot is rewritten.
+    write_parquet(
+        &r.path("data/stats.parquet"),
+        &batch(vec![
+            ("user_id", i64_col(&[Some(1), Some(1), Some(2), Some(3), Some(1)])),
+            (
+                "ts",
+                ts_col(&[Some(DAY), Some(4 * DAY), Some(4 * DAY + 5), Some(DAY), Some(5 * DAY)]),
+            ),
+            ("score", f64_col(&[Some(0.1), Some(0.9), None, Some(0.3), Some(0.5)])),
+            (
+                "tier",
+                str_col(&[Some("a"), Some("b"), Some("c"), Some("d"), Some("e")]),
+            ),
+        ]),
+    );
+    let read = r.historical(&entities, &features).await.unwrap();
+    let fresh = r
+        .historical_with(&entities, &features, &recompute())
+        .await
+        .unwrap();
+    assert_eq!(f64s(&read, "score")[0], Some(0.9), "the snapshot's value");
+    assert_eq!(f64s(&fresh, "score")[0], Some(0.5), "the late row");
+    // Rows at times without a snapshot are computed either way.
+    assert_eq!(f64s(&read, "score")[6], Some(0.5));
+    write_snapshot(&engine, r.dir.path(), "stats", us(5 * DAY), false)
+        .await
+        .unwrap();
+    let read = r.historical(&entities, &features).await.unwrap();
+    assert_eq!(read, fresh);
 }
