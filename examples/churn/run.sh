@@ -10,7 +10,8 @@
 # server, predicts churn, checks that `churn_text`'s offline scores (`models predict`) equal
 # `/predict`'s, and reads the first 50 users' embedding means online. Exits non-zero if a model
 # is no better than chance, if offline and online scores differ, or if a served embedding mean
-# is not a 384-number vector. Needs python3 and curl.
+# is not a 384-number vector, or if a data-quality check of the clickstream fails (run before
+# materializing). Needs python3 and curl.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -47,6 +48,8 @@ if m["roc_auc"] < 0.7:
 PY
 "$q" --repo "$work" historical --entities "$work/data/labels.parquet" --service churn_semantic \
   --out "$work/semantic.parquet"
+echo "== data-quality checks on the clickstream (materialize runs them again, and stops on a failure)"
+"$q" --repo "$work" check --as-of 2025-06-30
 "$q" --repo "$work" -q materialize 2000-01-01 2025-06-30
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$q" --repo "$work" -q serve --port "$port" &

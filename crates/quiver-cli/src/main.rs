@@ -2,6 +2,7 @@
 //! (the registry, the metadata store, the offline engine, the training pipeline, the server).
 
 mod allocator;
+mod check;
 mod demo;
 mod drift;
 mod historical;
@@ -33,7 +34,8 @@ static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
 ///   models       train, models (list, show, promote, rollback, rollout, report, predict,
 ///                score, import, delete, track)
 ///   online       materialize, materialize-incremental, online (clear), serve (HTTP API)
-///   operations   scheduler (runs the jobs), jobs (list, history, run, pause, resume, export)
+///   operations   scheduler (runs the jobs), jobs (list, history, run, pause, resume, export),
+///                check (data-quality checks, check history)
 ///   monitoring   drift (reference vs current data)
 ///   try it       demo (run, data)
 ///
@@ -129,6 +131,18 @@ enum Command {
     /// The watermark advances only after the view's rows are written. Example: quiver
     /// materialize-incremental now
     MaterializeIncremental(online::IncrementalArgs),
+    /// Run the registry's data-quality checks (`quality:` sets) and store the results.
+    ///
+    /// Each set's checks (schema, not_null, null_share, range, allowed_values, unique,
+    /// freshness, volume, sql) run in one scan of its source or view; the table shows each
+    /// check's status (pass / warn / fail), what was observed against the threshold, and up to 5
+    /// failing rows. Results are kept with history in the metadata store (`quiver check
+    /// history`). Exit status 1 when a check of error severity fails. Materialization runs the
+    /// checks of the sources it reads first (and stops on a failure unless the set says
+    /// `on_failure: warn`).
+    ///
+    /// Example: quiver check events_checks --as-of 2025-06-30
+    Check(check::CheckArgs),
     /// Scheduled jobs: list, history, run now, pause, resume, export to Airflow.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -249,6 +263,12 @@ async fn run(
         }
         Command::Online(online::OnlineCommand::Clear { views }) => {
             online::run_clear(&cli.repo, views, out).await
+        }
+        Command::Check(a) => {
+            if !check::run(&cli.repo, a, out).await? {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Jobs(cmd) => jobs::run(&cli.repo, cmd, out).await,
         Command::Snapshot(a) => snapshot::run_snapshot(&cli.repo, a, out).await,

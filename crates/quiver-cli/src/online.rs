@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
 use quiver_core::repo::RepoSettings;
 use quiver_offline::OfflineEngine;
-use quiver_online::materialize::{MaterializeOptions, MaterializeProgress, materialize};
+use quiver_online::materialize::{MaterializeOptions, MaterializeProgress};
 use quiver_online::{format_time, parse_time};
 use serde_json::json;
 
@@ -146,6 +146,7 @@ pub async fn materialize_into(
         }
     };
     let meta = open_store(repo).await?;
+    let registry_version = applied.version;
     let engine = OfflineEngine::new(applied.registry, repo);
     let opts = MaterializeOptions {
         start_us: start_us.map(|s| s - 1),
@@ -155,9 +156,24 @@ pub async fn materialize_into(
         batch_rows,
     };
     let bar = out.progress("materializing", Some(0), "rows");
-    let reports = materialize(&engine, &*store, &meta, &opts, Arc::new(Bar(bar.clone()))).await?;
+    // The quality sets on what the run reads go first; a failing one blocks it (see
+    // quiver_monitor::quality::gate).
+    let checked = quiver_monitor::quality::materialize_checked(
+        &engine,
+        &*store,
+        &meta,
+        &opts,
+        Arc::new(Bar(bar.clone())),
+        registry_version,
+    )
+    .await;
     bar.finish_and_clear();
-    let report = quiver_server::materialize_report(&reports, &store.describe());
+    let (gate, reports) = checked?;
+    for w in &gate.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut report = quiver_server::materialize_report(&reports, &store.describe());
+    report["quality_warnings"] = json!(gate.warnings);
     print_materialized(&report, started, None, out);
     Ok(report)
 }

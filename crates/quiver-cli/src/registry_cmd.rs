@@ -86,8 +86,14 @@ pub async fn apply(
         let pb = out.progress("checking sources", None, "views");
         let engine = OfflineEngine::new(defs.clone(), repo);
         let r = engine.validate().await;
+        let q = match r {
+            Ok(()) => quiver_monitor::quality::validate_against_data(&engine)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
         pb.finish_and_clear();
-        r.context("apply refused: the definitions do not match their data (nothing was stored)")?;
+        q.context("apply refused: the definitions do not match their data (nothing was stored)")?;
     }
     let store = open_store(repo).await?;
     let current = store.current().await?;

@@ -265,6 +265,12 @@ impl AppState {
                 state.models.flush_tally(&state.meta).await;
                 if round == 0 {
                     state.register_model_series().await;
+                    let reg = state.served().registry.clone();
+                    if let Err(e) =
+                        quiver_monitor::quality::record::restore_metrics(&state.meta, &reg).await
+                    {
+                        eprintln!("quiver serve: cannot read the stored quality results: {e}");
+                    }
                 }
                 if round.is_multiple_of(5) {
                     let _ = state.check_store().await;

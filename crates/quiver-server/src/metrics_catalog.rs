@@ -138,6 +138,24 @@ pub const SERIES: &[(&str, Kind, &[&str], &str)] = &[
         &[],
         "Prediction-log rows dropped (channel full or write failed)",
     ),
+    (
+        "data_quality_checks_total",
+        Kind::Counter,
+        &["check_type", "status"],
+        "Data-quality checks run (quiver check, the materialization gate, jobs), by type and status (pass, warn, fail)",
+    ),
+    (
+        "data_quality_violations_total",
+        Kind::Counter,
+        &["check_type"],
+        "Failing rows found by data-quality checks (1 for a failed freshness, volume or schema check)",
+    ),
+    (
+        "quiver_data_freshness_seconds",
+        Kind::Gauge,
+        &["source"],
+        "Age of a source's newest event at its last quality check, seconds",
+    ),
 ];
 
 /// Describes every series and registers those without per-model labels.
@@ -166,6 +184,13 @@ pub fn register_all() {
         metrics::counter!("quiver_online_store_errors_total", "kind" => kind).increment(0);
     }
     metrics::counter!("quiver_rows_written_online_total", "path" => "push").increment(0);
+    for t in quiver_core::quality::CHECK_TYPES {
+        for s in ["pass", "warn", "fail"] {
+            metrics::counter!("data_quality_checks_total", "check_type" => t, "status" => s)
+                .increment(0);
+        }
+        metrics::counter!("data_quality_violations_total", "check_type" => t).increment(0);
+    }
 }
 
 /// Registers the series of a model whose champion is `version`.
@@ -205,6 +230,8 @@ mod tests {
                 "quiver_shadow_predictions_total"
                     | "quiver_prediction_score"
                     | "quiver_shadow_score_diff"
+                    // Set from the stored results at start, or by the first check of a source.
+                    | "quiver_data_freshness_seconds"
             ) {
                 continue;
             }

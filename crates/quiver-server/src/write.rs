@@ -14,9 +14,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use quiver_core::{FeatureView, Registry, Source, SourceKind, ValueType};
-use quiver_online::materialize::{
-    MaterializeOptions, MaterializeProgress, ViewReport, materialize as run,
-};
+use quiver_online::materialize::{MaterializeOptions, MaterializeProgress, ViewReport};
 use quiver_online::{EntityKey, OnlineRow, Value, ViewWrite};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
@@ -670,19 +668,36 @@ async fn run_materialize(
             None => 10_000,
         },
     };
-    let reports = run(
-        &state.served().engine,
+    // The quality sets on what the run reads go first (quiver_monitor::quality::gate).
+    let served = state.served();
+    let (gate, reports) = quiver_monitor::quality::materialize_checked(
+        &served.engine,
         &*state.store,
         &state.meta,
         &opts,
         Arc::new(Counter),
+        served.version,
     )
     .await
-    .map_err(materialize_error)?;
-    Ok(AxumJson(materialize_report(
-        &reports,
-        &state.store.describe(),
-    )))
+    .map_err(quality_error)?;
+    let mut report = materialize_report(&reports, &state.store.describe());
+    report["quality_warnings"] = json!(gate.warnings);
+    Ok(AxumJson(report))
+}
+
+/// A blocked materialization is 409 (the data, not the request, is at fault: nothing was
+/// written); the rest as [`materialize_error`].
+fn quality_error(e: quiver_monitor::quality::QualityError) -> ApiError {
+    use quiver_monitor::quality::QualityError;
+    match e {
+        QualityError::Blocked { message, .. } => ApiError {
+            status: axum::http::StatusCode::CONFLICT,
+            message,
+        },
+        QualityError::Materialize(m) => materialize_error(m),
+        QualityError::Invalid(m) => ApiError::bad(m),
+        other => ApiError::internal(other.to_string()),
+    }
 }
 
 /// A materialization's reports as JSON: the answer of `POST /materialize` and the output of

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod check;
 mod docs;
 mod embeddings;
 mod jobs;

@@ -140,3 +140,34 @@ pub fn checked_sources(reg: &quiver_core::Registry) -> Vec<String> {
     out.dedup();
     out
 }
+
+/// Sets `quiver_data_freshness_seconds{source}` from the newest stored run of each quality set
+/// with a freshness check (a server calls it at start, so the gauge survives a restart); and
+/// registers the `data_quality_*` counters of every check type at 0.
+pub async fn restore_metrics(meta: &SqlMetadataStore, reg: &quiver_core::Registry) -> Result<()> {
+    for t in quiver_core::quality::CHECK_TYPES {
+        for s in ["pass", "warn", "fail"] {
+            metrics::counter!(CHECKS_TOTAL, "check_type" => t, "status" => s).increment(0);
+        }
+        metrics::counter!(VIOLATIONS_TOTAL, "check_type" => t).increment(0);
+    }
+    for run in meta.latest_quality_runs().await? {
+        let source = match run.target.split_once(' ') {
+            Some(("source", s)) => s.to_string(),
+            Some(("view", v)) => match reg.views.get(v) {
+                Some(view) => view.source.clone(),
+                None => continue,
+            },
+            _ => continue,
+        };
+        if let Some(age) = run
+            .results
+            .iter()
+            .find(|r| r.check_type == "freshness")
+            .and_then(|r| r.observed["age_seconds"].as_f64())
+        {
+            metrics::gauge!(FRESHNESS_SECONDS, "source" => source).set(age);
+        }
+    }
+    Ok(())
+}
