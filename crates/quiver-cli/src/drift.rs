@@ -14,8 +14,9 @@ use crate::output::Output;
 
 #[derive(clap::Args, Debug)]
 pub struct DriftArgs {
-    /// The reference data: a .parquet or .csv file (or a folder of Parquet files), or
-    /// log:MODEL[:VERSION]@START..END (the prediction log of a time range).
+    /// The reference data: a .parquet or .csv file (or a folder of Parquet files), FILE@START..END
+    /// (its rows with event_timestamp in [START, END)), or log:MODEL[:VERSION]@START..END (the
+    /// prediction log of a time range).
     #[arg(long, value_name = "REF")]
     pub reference: String,
     /// The current data, in the same forms as --reference.
@@ -108,11 +109,57 @@ pub async fn open(
             );
         }
     }
-    let path = PathBuf::from(spec);
-    if !path.exists() && !spec.contains(['*', '?']) {
+    // FILE@START..END: the rows of FILE with `event_timestamp` in [START, END).
+    let (file, range) = match spec.rsplit_once('@') {
+        Some((f, r)) if r.contains("..") && !Path::new(spec).exists() => (f, Some(r)),
+        _ => (spec, None),
+    };
+    let path = PathBuf::from(file);
+    if !path.exists() && !file.contains(['*', '?']) {
         bail!("{spec}: no such file or folder");
     }
-    Ok(Dataset::open_file(ctx, &path).await?)
+    let set = Dataset::open_file(ctx, &path).await?;
+    let Some(range) = range else { return Ok(set) };
+    let (start, end) = time_range(spec, range)?;
+    if set.schema().field_with_name("event_timestamp").is_err() {
+        bail!("{spec}: a time range needs an event_timestamp column in {file}");
+    }
+    let frame = set.frame().clone().filter(in_range(start, end))?;
+    let columns = set.columns();
+    let keep: Vec<&str> = columns
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "event_timestamp")
+        .collect();
+    Ok(Dataset::from_frame(
+        frame.select_columns(&keep)?,
+        spec.to_string(),
+        set.columnar(),
+    ))
+}
+
+fn time_range(spec: &str, range: &str) -> anyhow::Result<(i64, i64)> {
+    let (start, end) = range
+        .split_once("..")
+        .with_context(|| format!("{spec}: expected a time range START..END"))?;
+    let start = quiver_online::parse_time(start).map_err(|e| anyhow::anyhow!("{spec}: {e}"))?;
+    let end = quiver_online::parse_time(end).map_err(|e| anyhow::anyhow!("{spec}: {e}"))?;
+    if end <= start {
+        bail!("{spec}: the range ends before it starts");
+    }
+    Ok((start, end))
+}
+
+fn in_range(start: i64, end: i64) -> datafusion::logical_expr::Expr {
+    let ts = |micros: i64| {
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(micros),
+            Some("UTC".into()),
+        ))
+    };
+    col("event_timestamp")
+        .gt_eq(ts(start))
+        .and(col("event_timestamp").lt(ts(end)))
 }
 
 async fn open_log(
@@ -124,14 +171,7 @@ async fn open_log(
     let (model, range) = rest
         .split_once('@')
         .with_context(|| format!("{spec}: expected log:MODEL[:VERSION]@START..END"))?;
-    let (start, end) = range
-        .split_once("..")
-        .with_context(|| format!("{spec}: expected a time range START..END"))?;
-    let start = quiver_online::parse_time(start).map_err(|e| anyhow::anyhow!("{spec}: {e}"))?;
-    let end = quiver_online::parse_time(end).map_err(|e| anyhow::anyhow!("{spec}: {e}"))?;
-    if end <= start {
-        bail!("{spec}: the range ends before it starts");
-    }
+    let (start, end) = time_range(spec, range)?;
     let (name, version) = match model.split_once(':') {
         Some((n, v)) => (
             n,
@@ -157,12 +197,6 @@ async fn open_log(
             dir.display()
         );
     }
-    let ts = |micros: i64| {
-        lit(ScalarValue::TimestampMicrosecond(
-            Some(micros),
-            Some("UTC".into()),
-        ))
-    };
     let mut frame = ctx
         .read_parquet(
             format!("{}/", dir.display()),
@@ -170,11 +204,7 @@ async fn open_log(
         )
         .await
         .with_context(|| format!("{spec}: cannot read {}", dir.display()))?
-        .filter(
-            col("event_timestamp")
-                .gt_eq(ts(start))
-                .and(col("event_timestamp").lt(ts(end))),
-        )?;
+        .filter(in_range(start, end))?;
     let keep: Vec<String> = frame
         .schema()
         .fields()
