@@ -86,6 +86,20 @@ impl CliRunner {
 }
 
 impl TaskRunner for CliRunner {
+    fn alias_moved(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i64,
+    ) -> BoxFuture<'static, Result<(), String>> {
+        let (repo, name, alias) = (self.repo.clone(), name.to_string(), alias.to_string());
+        Box::pin(async move {
+            quiver_pipeline::tracking::mirror(&repo, &name, &alias, version)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn run(&self, job: &Job) -> BoxFuture<'static, Result<Json, String>> {
         let (repo, task, store) = (self.repo.clone(), job.task.clone(), self.store.clone());
         let deploy = job.deploy.is_some();

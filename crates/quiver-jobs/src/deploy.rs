@@ -26,7 +26,14 @@ use quiver_registry::deployments::{Deployment, UNKNOWN_VERSION, deployment_id};
 use quiver_registry::{Rollout, SqlMetadataStore};
 use serde_json::{Value as Json, json};
 
-use crate::Alerter;
+use crate::{Alerter, TaskRunner};
+
+/// Tells the runner an alias moved (MLflow mirroring); a failure is reported, not fatal.
+async fn alias_moved(hooks: &dyn TaskRunner, name: &str, alias: &str, version: i64) {
+    if let Err(e) = hooks.alias_moved(name, alias, version).await {
+        eprintln!("quiver scheduler: {alias} of {name} moved to version {version}, but: {e}");
+    }
+}
 
 fn count(name: &str, version: i64, status: &'static str) {
     metrics::counter!("model_deployments_total", "model_name" => name.to_string(), "version" => version.to_string(), "status" => status)
@@ -52,6 +59,7 @@ pub async fn start(
     meta: &SqlMetadataStore,
     alerter: &Alerter,
     project: &str,
+    hooks: &dyn TaskRunner,
     job: &Job,
     deploy: &Deploy,
     summary: &Json,
@@ -104,6 +112,7 @@ pub async fn start(
         meta.promote_model(&name, version, "champion")
             .await
             .map_err(fail)?;
+        alias_moved(hooks, &name, "champion", version).await;
         steps.push(step(
             now_us,
             "promoted",
@@ -148,6 +157,7 @@ pub async fn start(
     meta.promote_model(&name, version, "challenger")
         .await
         .map_err(fail)?;
+    alias_moved(hooks, &name, "challenger", version).await;
     let rollout = match deploy.rollout {
         DeployRollout::Shadow => Rollout::Shadow,
         DeployRollout::Canary(share) => Rollout::canary(share),
@@ -187,6 +197,7 @@ pub async fn advance(
     meta: &SqlMetadataStore,
     alerter: &Alerter,
     project: &str,
+    hooks: &dyn TaskRunner,
     now_us: i64,
 ) -> quiver_registry::Result<Vec<Moved>> {
     let mut moved = Vec::new();
@@ -336,6 +347,7 @@ pub async fn advance(
                 if !promote(meta, &d, "rolling_out", json!({"reason": reason, "observed": observed}), None, now_us).await? {
                     continue;
                 }
+                alias_moved(hooks, &d.name, "champion", d.version).await;
                 Moved {
                     id: d.id.clone(),
                     status: "promoted".into(),

@@ -17,6 +17,17 @@ pub trait TaskRunner: Send + Sync {
     /// Runs `job`'s task once: `Ok` with a summary of what it did (rows written, metrics), or
     /// `Err` with why it failed. The future owns what it needs (it runs on a task of its own).
     fn run(&self, job: &Job) -> BoxFuture<'static, Result<Json, String>>;
+
+    /// Called after a deployment moved `alias` of model `name` to `version` (to mirror it to
+    /// MLflow, say). An error is reported, not fatal: the move is already recorded.
+    fn alias_moved(
+        &self,
+        _name: &str,
+        _alias: &str,
+        _version: i64,
+    ) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Where the scheduler reads the time (microseconds since the epoch, UTC).
@@ -181,7 +192,15 @@ impl Scheduler {
     ) -> quiver_registry::Result<TickReport> {
         let mut report = TickReport::default();
         let now = self.clock.now_us();
-        match crate::deploy::advance(&self.meta, &self.alerter, &self.options.project, now).await {
+        match crate::deploy::advance(
+            &self.meta,
+            &self.alerter,
+            &self.options.project,
+            self.runner.as_ref(),
+            now,
+        )
+        .await
+        {
             Ok(moved) => report.deployments = moved,
             Err(e) => eprintln!("quiver scheduler: judging rollouts: {e}"),
         }
@@ -398,6 +417,7 @@ impl Scheduler {
                     &self.meta,
                     &self.alerter,
                     &self.options.project,
+                    self.runner.as_ref(),
                     job,
                     deploy,
                     &summary,

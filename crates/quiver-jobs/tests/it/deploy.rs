@@ -53,9 +53,21 @@ struct Train {
     /// (new version's roc_auc, champion's roc_auc on the new rows).
     queue: Mutex<VecDeque<f64>>,
     champion_auc: Arc<Mutex<std::collections::BTreeMap<i64, f64>>>,
+    /// The alias moves the scheduler reported (what the CLI's runner mirrors to MLflow).
+    moves: Mutex<Vec<(String, i64)>>,
 }
 
 impl TaskRunner for Train {
+    fn alias_moved(
+        &self,
+        _name: &str,
+        alias: &str,
+        version: i64,
+    ) -> BoxFuture<'static, Result<(), String>> {
+        self.moves.lock().unwrap().push((alias.to_string(), version));
+        Box::pin(async { Ok(()) })
+    }
+
     fn run(&self, job: &Job) -> BoxFuture<'static, Result<Json, String>> {
         let meta = self.meta.clone();
         let auc = self.queue.lock().unwrap().pop_front().expect("a queued run");
@@ -102,6 +114,7 @@ impl Cycle {
             meta: meta.clone(),
             queue: Mutex::new(VecDeque::new()),
             champion_auc: Arc::default(),
+            moves: Mutex::default(),
         });
         let s = Scheduler::new(
             meta.clone(),
@@ -248,6 +261,19 @@ async fn whole_cycle(meta: SqlMetadataStore, model: &str) {
         statuses,
         ["rolled_back", "rolled_back", "rejected", "promoted", "promoted"]
     );
+    // Every alias move was reported to the runner (which mirrors it to MLflow).
+    let moves = c.runner.moves.lock().unwrap().clone();
+    let expected: Vec<(String, i64)> = [
+        ("champion", 1),
+        ("challenger", 2),
+        ("champion", 2),
+        ("challenger", 4),
+        ("challenger", 5),
+    ]
+    .iter()
+    .map(|(a, v)| (a.to_string(), *v))
+    .collect();
+    assert_eq!(moves, expected);
 }
 
 #[tokio::test]
