@@ -2,10 +2,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 use quiver_core::Registry;
-use quiver_core::plan::plan as make_plan;
 use quiver_core::registry::{ObjectKind, suggest};
 use quiver_core::repo::{RepoSettings, load_registry};
 use quiver_offline::OfflineEngine;
@@ -13,9 +12,6 @@ use quiver_registry::{AppliedRegistry, MetadataStore, SqlMetadataStore};
 use serde_json::json;
 
 use crate::output::{Output, plural};
-
-/// Default metadata store, relative to the repository.
-pub const DEFAULT_REGISTRY: &str = ".quiver/registry.db";
 
 #[derive(Subcommand, Debug)]
 pub enum RegistryCommand {
@@ -37,11 +33,7 @@ pub enum RegistryCommand {
 /// `.quiver/registry.db`).
 pub async fn open_store(repo: &Path) -> anyhow::Result<SqlMetadataStore> {
     let settings = RepoSettings::load(repo)?;
-    let location = std::env::var("QUIVER__REGISTRY")
-        .ok()
-        .or(settings.registry)
-        .unwrap_or_else(|| DEFAULT_REGISTRY.to_string());
-    Ok(SqlMetadataStore::open(&location, repo).await?)
+    Ok(SqlMetadataStore::open_repo(repo, settings.registry.as_deref()).await?)
 }
 
 /// The stored registry, or an error telling to apply first.
@@ -59,18 +51,17 @@ pub async fn stored(repo: &Path) -> anyhow::Result<AppliedRegistry> {
 pub async fn plan(repo: &Path, out: &Output) -> anyhow::Result<()> {
     let defs = load_registry(repo)?;
     let store = open_store(repo).await?;
-    let current = store.current().await?;
-    let p = make_plan(current.as_ref().map(|c| &c.registry), &defs);
+    let planned = store.plan(&defs).await?;
     out.say(format!(
         "Registry: {} (stored version {})",
         store.url(),
-        current
-            .as_ref()
-            .map(|c| c.version.to_string())
-            .unwrap_or_else(|| "none".into())
+        match planned.base_version {
+            0 => "none".to_string(),
+            v => v.to_string(),
+        }
     ));
-    out.say(p.to_string().trim_end());
-    out.emit(&json!({"base_version": current.map(|c| c.version).unwrap_or(0), "plan": p}));
+    out.say(planned.plan.to_string().trim_end());
+    out.emit(&json!({"base_version": planned.base_version, "plan": planned.plan}));
     Ok(())
 }
 
@@ -96,17 +87,12 @@ pub async fn apply(
         q.context("apply refused: the definitions do not match their data (nothing was stored)")?;
     }
     let store = open_store(repo).await?;
-    let current = store.current().await?;
-    let base = current.as_ref().map(|c| c.version).unwrap_or(0);
-    let p = make_plan(current.as_ref().map(|c| &c.registry), &defs);
+    let planned = store.plan(&defs).await?;
+    let p = &planned.plan;
     out.say(p.to_string().trim_end());
-    let breaking = p.breaking().count();
-    if breaking > 0 && !allow_breaking {
-        bail!(
-            "apply refused: {breaking} breaking change(s) (marked [BREAKING] above); rerun with --allow-breaking to apply them (nothing was stored)"
-        );
-    }
-    let version = store.apply(&defs, &p, base).await?;
+    let version = store
+        .apply_planned(&defs, &planned, allow_breaking)
+        .await?;
     if p.is_empty() {
         out.say(format!(
             "Nothing to apply: registry version {version} is current."
@@ -318,7 +304,7 @@ async fn describe(repo: &Path, name: &str, out: &Output) -> anyhow::Result<()> {
     .into_iter()
     .find(|k| r.object_json(*k, name).is_some()) else {
         let all: Vec<String> = ObjectKind::ALL.iter().flat_map(|k| r.names(*k)).collect();
-        bail!(
+        anyhow::bail!(
             "no entity, source, feature view or feature service named '{name}'{}",
             suggest(name, all.iter())
         );

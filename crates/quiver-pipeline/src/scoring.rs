@@ -37,6 +37,32 @@ pub async fn predict_entities(
     timestamp_column: &str,
     progress: &Arc<dyn Progress>,
 ) -> Result<RecordBatch> {
+    let table = quiver_offline::OfflineEngine::new(applied.registry.clone(), repo)
+        .read_table(entities)
+        .await?;
+    predict_table(
+        repo,
+        applied,
+        v,
+        &table,
+        timestamp_column,
+        &entities.display().to_string(),
+        progress,
+    )
+    .await
+}
+
+/// [`predict_entities`] on entity rows already in memory (the Python package's `predict`);
+/// `label` names them in messages.
+pub async fn predict_table(
+    repo: &Path,
+    applied: AppliedRegistry,
+    v: &ModelVersion,
+    table: &RecordBatch,
+    timestamp_column: &str,
+    label: &str,
+    progress: &Arc<dyn Progress>,
+) -> Result<RecordBatch> {
     let artifact = crate::artifacts::load_artifact(repo, v)?;
     let current = applied
         .registry
@@ -47,16 +73,13 @@ pub async fn predict_entities(
             v.name, v.version, v.feature_service
         )));
     }
-    let table = quiver_offline::OfflineEngine::new(applied.registry.clone(), repo)
-        .read_table(entities)
-        .await?;
     let (set, distinct, preds) = score_rows(
         repo,
         applied.registry,
         &artifact,
-        &table,
+        table,
         timestamp_column,
-        &entities.display().to_string(),
+        label,
         progress,
     )
     .await?;

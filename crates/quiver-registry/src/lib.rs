@@ -68,6 +68,27 @@ pub enum Error {
     /// a version an alias names, ...). The message says what exists.
     #[error("{0}")]
     Model(String),
+    /// `apply` without `allow_breaking` met a plan with breaking changes.
+    #[error(
+        "apply refused: {count} breaking change(s) (marked [BREAKING] in the plan); rerun with --allow-breaking to apply them (nothing was stored)"
+    )]
+    Breaking {
+        /// How many changes are breaking.
+        count: usize,
+    },
+}
+
+/// Where a repository's metadata store is when neither `QUIVER__REGISTRY` nor quiver.yaml's
+/// `registry:` names one (relative to the repository).
+pub const DEFAULT_LOCATION: &str = ".quiver/registry.db";
+
+/// A plan of the definitions against the stored registry (see [`SqlMetadataStore::plan`]).
+#[derive(Debug, Clone)]
+pub struct PlannedApply {
+    /// The stored version the plan was made against (0: nothing applied yet).
+    pub base_version: i64,
+    /// What applying would change.
+    pub plan: Plan,
 }
 
 /// One applied registry.
@@ -240,6 +261,42 @@ impl SqlMetadataStore {
             url: self.url.clone(),
             source,
         }
+    }
+
+    /// Opens a repository's metadata store: `QUIVER__REGISTRY` when set, else `configured`
+    /// (quiver.yaml's `registry:`), else [`DEFAULT_LOCATION`]; relative paths are relative to
+    /// `repo`. What `quiver`, the server and the Python package all open.
+    pub async fn open_repo(repo: &Path, configured: Option<&str>) -> Result<Self> {
+        let location = std::env::var("QUIVER__REGISTRY")
+            .ok()
+            .or_else(|| configured.map(str::to_string))
+            .unwrap_or_else(|| DEFAULT_LOCATION.to_string());
+        Self::open(&location, repo).await
+    }
+
+    /// The plan of `defs` against the stored registry (`quiver plan`).
+    pub async fn plan(&self, defs: &Registry) -> Result<PlannedApply> {
+        let current = self.current().await?;
+        Ok(PlannedApply {
+            base_version: current.as_ref().map(|c| c.version).unwrap_or(0),
+            plan: quiver_core::plan::plan(current.as_ref().map(|c| &c.registry), defs),
+        })
+    }
+
+    /// Applies `defs` as `planned` (made by [`SqlMetadataStore::plan`]): refuses a plan with
+    /// breaking changes unless `allow_breaking` ([`Error::Breaking`]) and a registry applied
+    /// by someone else since the plan ([`Error::Conflict`]); returns the stored version.
+    pub async fn apply_planned(
+        &self,
+        defs: &Registry,
+        planned: &PlannedApply,
+        allow_breaking: bool,
+    ) -> Result<i64> {
+        let count = planned.plan.breaking().count();
+        if count > 0 && !allow_breaking {
+            return Err(Error::Breaking { count });
+        }
+        self.apply(defs, &planned.plan, planned.base_version).await
     }
 
     /// The store's location, with any password removed.

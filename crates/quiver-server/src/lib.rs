@@ -11,7 +11,7 @@ mod error;
 mod info;
 mod jobs;
 mod metrics_catalog;
-mod online;
+pub mod online;
 mod predict;
 pub mod prediction_log;
 mod write;
@@ -109,7 +109,8 @@ pub struct Served {
 }
 
 impl Served {
-    fn new(registry: Registry, version: i64, root: &std::path::Path) -> Served {
+    /// What to serve of `registry` (applied as `version`) in the repository `root`.
+    pub fn new(registry: Registry, version: i64, root: &std::path::Path) -> Served {
         let request_views = registry
             .views
             .values()

@@ -77,8 +77,25 @@ pub async fn get_online_features(
     State(state): State<Arc<AppState>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: Request = parse_body(&body)?;
     let served = state.served();
+    let answer = online_features(&*state.store, &served, state.config.max_entities, &body).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        answer,
+    )
+        .into_response())
+}
+
+/// The answer of `POST /get-online-features` to the JSON request `body`, serialized: the one
+/// implementation behind the HTTP handler and the Python package's `get_online_features`.
+/// `max_entities` bounds the entity rows of one request.
+pub async fn online_features(
+    store: &dyn quiver_online::OnlineStore,
+    served: &Served,
+    max_entities: usize,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let req: Request = parse_body(body)?;
     let registry = &served.registry;
     let refs: Vec<FeatureRef> = match (&req.feature_service, req.features.is_empty()) {
         (Some(s), true) => registry
@@ -97,12 +114,12 @@ pub async fn get_online_features(
         }
         (None, false) => registry.resolve_features(&req.features)?,
     };
-    let mut columns = entity_columns(&req.entities, state.config.max_entities)?;
+    let mut columns = entity_columns(&req.entities, max_entities)?;
     let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
     let entity_cols = columns.len();
     let request = request_columns(req.request_data.as_ref(), n, &columns)?;
     columns.extend(request.iter().map(|(k, v)| (*k, v)));
-    let reads = read_features(&state, &served, &refs, &columns, n).await?;
+    let reads = read_features(store, served, &refs, &columns, n).await?;
     let columns = &columns[..entity_cols];
     let now = chrono::Utc::now().timestamp_micros();
     let mut names: Vec<Cow<str>> = columns.iter().map(|(c, _)| Cow::Borrowed(*c)).collect();
@@ -165,13 +182,13 @@ pub async fn get_online_features(
     if not_found > 0 {
         metrics::counter!("quiver_entities_not_found_total").increment(not_found);
     }
-    Ok(axum::Json(Answer {
+    serde_json::to_vec(&Answer {
         metadata: Metadata {
             feature_names: names,
         },
         results: vectors,
     })
-    .into_response())
+    .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))
 }
 
 /// The request's entity columns (join key -> one value per row), checked for equal lengths and
@@ -249,7 +266,7 @@ pub(crate) struct FeatureReads {
 
 /// Reads `refs` for `n` entity rows from the online store, one read per view.
 pub(crate) async fn read_features(
-    state: &AppState,
+    store: &dyn quiver_online::OnlineStore,
     served: &Served,
     refs: &[FeatureRef],
     columns: &[(&str, &Vec<Json>)],
@@ -345,7 +362,6 @@ pub(crate) async fn read_features(
         reads.push((view_name, features, keys));
     }
     let started = Instant::now();
-    let store = &state.store;
     let parts: Vec<quiver_online::ViewRead> = reads
         .iter()
         .map(|(view, features, keys)| quiver_online::ViewRead {

@@ -455,13 +455,13 @@ async fn score(state: &AppState, body: &[u8], max_rows: usize) -> Result<Respons
         },
     };
     let log = state.prediction_log.sample();
-    let reads = read_features(state, &served, &loaded.refs, &columns, n).await?;
+    let reads = read_features(&*state.store, &served, &loaded.refs, &columns, n).await?;
     let champion_rows = run_model(&loaded, &reads, n, log);
     let challenger_rows = match &challenger {
         // The same features (the usual case: one service) are read once.
         Some(c) if c.refs == loaded.refs => Some(run_model(c, &reads, n, log)),
         Some(c) => {
-            let creads = read_features(state, &served, &c.refs, &columns, n).await?;
+            let creads = read_features(&*state.store, &served, &c.refs, &columns, n).await?;
             Some(run_model(c, &creads, n, log))
         }
         None => None,
