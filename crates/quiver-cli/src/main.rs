@@ -12,6 +12,7 @@ mod mmap_store;
 mod models;
 mod online;
 mod output;
+mod recs;
 mod registry_cmd;
 mod serve;
 mod snapshot;
@@ -33,6 +34,7 @@ static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
 ///   offline      historical (point-in-time training sets), snapshot, backfill
 ///   models       train, models (list, show, promote, rollback, rollout, report, predict,
 ///                score, import, delete, track)
+///   recommenders recs (train, evaluate, tune)
 ///   online       materialize, materialize-incremental, online (clear), serve (HTTP API)
 ///   operations   scheduler (runs the jobs), jobs (list, history, run, pause, resume, export),
 ///                check (data-quality checks, check history)
@@ -196,6 +198,9 @@ enum Command {
     ///
     /// Example: quiver drift --reference train.parquet --current last_week.parquet --out r.html
     Drift(drift::DriftArgs),
+    /// Recommenders (declared under `recommenders:`): train, evaluate, tune.
+    #[command(subcommand)]
+    Recs(recs::RecsCommand),
     /// The end-to-end demo (`demo run`) and its synthetic data set (`demo data`).
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -280,6 +285,7 @@ async fn run(
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),
         Command::Models(cmd) => models::run(&cli.repo, cmd, out).await,
         Command::Drift(a) => drift::run(&cli.repo, a, out).await,
+        Command::Recs(cmd) => recs::run(&cli.repo, cmd, out).await,
         Command::Demo(cmd) => demo::run(cmd, out).await,
     }
 }

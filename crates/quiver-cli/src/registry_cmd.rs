@@ -83,6 +83,12 @@ pub async fn apply(
                 .map_err(anyhow::Error::from),
             Err(e) => Err(e.into()),
         };
+        let q = match q {
+            Ok(()) => quiver_recs::source::validate(&defs, repo)
+                .await
+                .map_err(anyhow::Error::from),
+            e => e,
+        };
         pb.finish_and_clear();
         q.context("apply refused: the definitions do not match their data (nothing was stored)")?;
     }

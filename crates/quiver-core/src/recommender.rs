@@ -309,7 +309,10 @@ pub(crate) fn build_recommender(
             ),
         ));
     }
-    for (field, s) in [("interactions.user", &ri.user), ("interactions.item", &ri.item)] {
+    for (field, s) in [
+        ("interactions.user", &ri.user),
+        ("interactions.item", &ri.item),
+    ] {
         if s.value.trim().is_empty() {
             return Err(bad(at(file, s), field, "name a column".into()));
         }

@@ -27,16 +27,22 @@
 pub mod als;
 pub mod artifact;
 pub mod csr;
+pub mod evaluate;
 pub mod interactions;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod popularity;
+pub mod registry;
+pub mod source;
+pub mod split;
 pub mod topk;
+pub mod train;
+pub mod tune;
 
 pub use als::{AlsFactors, AlsParams, Factors, Solver};
 pub use csr::Csr;
-pub use interactions::{Interaction, Interactions, WeightRule};
+pub use interactions::{IdMap, Interaction, InteractionLog, Interactions, WeightRule};
 pub use model::RecModel;
 
 use std::path::PathBuf;

@@ -42,9 +42,15 @@ fn recommenders_load_with_their_parameters() {
         Some(Duration::from_seconds(7 * 86_400))
     );
     let back = quiver_core::Registry::from_json(&r.to_json()).unwrap();
-    assert_eq!(back.recommenders["shop_recs"].interactions, rec.interactions);
+    assert_eq!(
+        back.recommenders["shop_recs"].interactions,
+        rec.interactions
+    );
     assert_eq!(back.recommenders["shop_recs"].algorithm, rec.algorithm);
-    assert!(r.object_hash(ObjectKind::Recommender, "shop_recs").is_some());
+    assert!(
+        r.object_hash(ObjectKind::Recommender, "shop_recs")
+            .is_some()
+    );
     assert_eq!(r.names(ObjectKind::Recommender), vec!["shop_recs"]);
 }
 
@@ -75,7 +81,10 @@ fn bad_recommenders_are_refused_with_file_line_and_field() {
             RECS.replace("      event_type: event_type\n", ""),
             "weights per event type need `event_type:`",
         ),
-        (RECS.replace("content: stats", "content: nope"), "no feature view 'nope'"),
+        (
+            RECS.replace("content: stats", "content: nope"),
+            "no feature view 'nope'",
+        ),
         (
             RECS.replace("min_user_interactions: 1", "min_user_interaction: 1"),
             "min_user_interaction",
