@@ -27,6 +27,9 @@ PYTHONWARNINGS=ignore "$afpy" tests/parity/airflow_dag.py "$CARGO_TARGET_DIR/deb
 echo "== Evidently 0.7 drift parity (quiver drift --json vs DataDriftPreset: every test, scores within 1e-6, equal drift flags)"
 monpy="$(ci/monitor-venv.sh)"
 PYTHONWARNINGS=ignore "$monpy" tests/parity/drift_parity.py "$CARGO_TARGET_DIR/debug/quiver"
+echo "== implicit 0.7 ALS parity (quiver recs train/evaluate vs AlternatingLeastSquares + ranking_metrics_at_k: precision@10 within 2%; implicit's factors through quiver's evaluator to 1e-9)"
+recpy="$(ci/recs-venv.sh)"
+PYTHONWARNINGS=ignore "$recpy" tests/parity/recs_parity.py "$CARGO_TARGET_DIR/debug/quiver"
 echo "== examples/churn (synthetic shop, 2,000 users: GBDT churn model, mean review embeddings offline and served)"
 QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/churn/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d)" 2000
 echo "== examples/sms_spam (real SMS data: text statistics, logistic regression, request-time scoring)"
