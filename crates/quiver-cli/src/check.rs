@@ -160,8 +160,16 @@ pub fn print_reports(reports: &[SetReport], out: &Output) {
         }
     }
     for r in reports {
-        let failed = r.results.iter().filter(|c| c.status == Status::Fail).count();
-        let warned = r.results.iter().filter(|c| c.status == Status::Warn).count();
+        let failed = r
+            .results
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .count();
+        let warned = r
+            .results
+            .iter()
+            .filter(|c| c.status == Status::Warn)
+            .count();
         out.say(format!(
             "{} on {}: {} rows in {:.2}s, {} passed, {} warned, {} failed (as of {})",
             r.quality,

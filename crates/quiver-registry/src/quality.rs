@@ -144,7 +144,8 @@ impl SqlMetadataStore {
 
     /// Past runs, newest first: of one quality set, or of all; at most `limit`.
     pub async fn quality_runs(&self, quality: Option<&str>, limit: i64) -> Result<Vec<QualityRun>> {
-        let cols = "id, quality, target, checked_us, as_of_us, run_trigger, status, registry_version";
+        let cols =
+            "id, quality, target, checked_us, as_of_us, run_trigger, status, registry_version";
         let rows = match quality {
             Some(q) => sqlx::query(&format!(
                 "SELECT {cols} FROM quiver_quality_runs WHERE quality = $1 ORDER BY checked_us DESC, id DESC LIMIT $2"

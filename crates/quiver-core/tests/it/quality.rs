@@ -112,7 +112,10 @@ fn bad_checks_are_refused_with_file_line_and_check() {
             "field 'checks[0] (schema)': a schema check takes no `column`",
         ),
         (
-            QUALITY.replace("{type: not_null, columns: [user_id, f_str]}", "{type: not_null}"),
+            QUALITY.replace(
+                "{type: not_null, columns: [user_id, f_str]}",
+                "{type: not_null}",
+            ),
             "field 'checks[1] (not_null)': needs `columns: [...]`",
         ),
         (

@@ -31,7 +31,10 @@ pub struct GateOutcome {
 }
 
 /// The quality sets a materialization of `views` (every online view when empty) must pass.
-pub fn sets_for_views<'r>(engine: &'r OfflineEngine, views: &[String]) -> Result<Vec<&'r QualitySet>> {
+pub fn sets_for_views<'r>(
+    engine: &'r OfflineEngine,
+    views: &[String],
+) -> Result<Vec<&'r QualitySet>> {
     let reg = engine.registry();
     let selected = select_views(reg, views)?;
     Ok(reg
@@ -113,7 +116,15 @@ pub async fn materialize_checked(
     registry_version: i64,
 ) -> Result<(GateOutcome, Vec<ViewReport>)> {
     let no: Arc<dyn ScanProgress> = Arc::new(NoScanProgress);
-    let outcome = run_gate(engine, meta, &opts.views, opts.end_us, registry_version, &no).await?;
+    let outcome = run_gate(
+        engine,
+        meta,
+        &opts.views,
+        opts.end_us,
+        registry_version,
+        &no,
+    )
+    .await?;
     let reports = materialize(engine, store, meta, opts, progress).await?;
     Ok((outcome, reports))
 }

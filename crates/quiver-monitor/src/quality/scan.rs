@@ -109,7 +109,11 @@ fn declared_columns(reg: &Registry, set: &QualitySet) -> Vec<(String, Declared)>
 pub fn source_of(reg: &Registry, set: &QualitySet) -> String {
     match &set.target {
         QualityTarget::Source(s) => s.clone(),
-        QualityTarget::View(v) => reg.views.get(v).map(|v| v.source.clone()).unwrap_or_default(),
+        QualityTarget::View(v) => reg
+            .views
+            .get(v)
+            .map(|v| v.source.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -140,12 +144,12 @@ pub(crate) async fn target_frame(
                     .latest(v, as_of_us, None)
                     .await
                     .map_err(|e| e.to_string())?;
-                let table = MemTable::try_new(batch.schema(), vec![vec![batch]])
-                    .map_err(|e| clean(e))?;
+                let table =
+                    MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(clean)?;
                 engine
                     .session()
                     .read_table(Arc::new(table))
-                    .map_err(|e| clean(e))
+                    .map_err(clean)
             } else {
                 engine.view_rows(v).await.map_err(|e| e.to_string())
             }
@@ -304,7 +308,9 @@ fn fold_batch(spec: &Spec, part: &mut Partial, batch: &RecordBatch) -> Result<()
         Some(c) => Some(cast(batch.column(c), &timestamp_type())?),
         None => None,
     };
-    let ts = ts.as_ref().map(|a| a.as_primitive::<TimestampMicrosecondType>());
+    let ts = ts
+        .as_ref()
+        .map(|a| a.as_primitive::<TimestampMicrosecondType>());
     if let Some(ts) = ts {
         for i in 0..n {
             if ts.is_valid(i) {
@@ -619,15 +625,13 @@ pub async fn run_set(
         proj.push((name.to_string(), ident(name)));
         proj.len() - 1
     };
-    let ts_col = ts_problem
-        .is_none()
-        .then(|| col_index(&ts_name, &mut proj));
+    let ts_col = ts_problem.is_none().then(|| col_index(&ts_name, &mut proj));
     let parse = |sql: &str| -> std::result::Result<Expr, String> {
         let e = engine
             .session()
             .parse_sql_expr(sql, &schema)
-            .map_err(|e| clean(e))?;
-        let t = e.get_type(&schema).map_err(|e| clean(e))?;
+            .map_err(clean)?;
+        let t = e.get_type(&schema).map_err(clean)?;
         if !matches!(t, DataType::Boolean | DataType::Null) {
             return Err(format!("'{sql}' is {}, not a condition", describe(&t)));
         }
@@ -643,7 +647,12 @@ pub async fn run_set(
         violations: 1,
     };
     for (i, check) in set.checks.iter().enumerate() {
-        if let Some(c) = check.kind.columns().into_iter().find(|c| type_of(c).is_none()) {
+        if let Some(c) = check
+            .kind
+            .columns()
+            .into_iter()
+            .find(|c| type_of(c).is_none())
+        {
             folds.push(Fold::None);
             decided.push(Some(decide_fail(missing(c))));
             continue;
@@ -800,7 +809,10 @@ pub async fn run_set(
                     ));
                 }
                 let message = if parts.is_empty() {
-                    format!("{} declared columns present with their types", declared.len())
+                    format!(
+                        "{} declared columns present with their types",
+                        declared.len()
+                    )
                 } else {
                     parts.join("; ")
                 };
@@ -858,13 +870,18 @@ pub async fn run_set(
     });
     let scanned: std::result::Result<Partial, String> = async {
         let df = if exprs.is_empty() {
-            df.select(vec![cast_expr(datafusion::prelude::lit(true), DataType::Boolean).alias("__quiver_row")])
+            df.select(vec![
+                cast_expr(datafusion::prelude::lit(true), DataType::Boolean).alias("__quiver_row"),
+            ])
         } else {
             df.select(exprs)
         }
-        .map_err(|e| clean(e))?;
+        .map_err(clean)?;
         let out_schema = Arc::new(df.schema().as_arrow().clone());
-        let streams = df.execute_stream_partitioned().await.map_err(|e| clean(e))?;
+        let streams = df
+            .execute_stream_partitioned()
+            .await
+            .map_err(clean)?;
         let mut tasks = Vec::new();
         for mut stream in streams {
             let spec = Arc::clone(&spec);
@@ -884,7 +901,7 @@ pub async fn run_set(
                         .map_err(|e| e.to_string())?,
                 };
                 while let Some(batch) = stream.next().await {
-                    let batch = batch.map_err(|e| clean(e))?;
+                    let batch = batch.map_err(clean)?;
                     let spec2 = Arc::clone(&spec);
                     // The fold is CPU work: off the async threads, one batch at a time.
                     part = tokio::task::spawn_blocking(move || {
@@ -932,14 +949,16 @@ pub async fn run_set(
 
     // Results.
     let rows = part.rows;
-    let share = |n: u64| if rows == 0 { 0.0 } else { n as f64 / rows as f64 };
+    let share = |n: u64| {
+        if rows == 0 {
+            0.0
+        } else {
+            n as f64 / rows as f64
+        }
+    };
     let mut results = Vec::with_capacity(set.checks.len());
-    for (i, ((check, state), decided)) in set
-        .checks
-        .iter()
-        .zip(part.states)
-        .zip(decided)
-        .enumerate()
+    for (i, ((check, state), decided)) in
+        set.checks.iter().zip(part.states).zip(decided).enumerate()
     {
         let severity = set.severity_of(check);
         let (d, examples) = match decided {
@@ -1013,7 +1032,11 @@ fn evaluate(
                     ),
                     violations: failing,
                 },
-                CheckKind::Range { column, min: lo, max: hi } => {
+                CheckKind::Range {
+                    column,
+                    min: lo,
+                    max: hi,
+                } => {
                     let bounds = format!(
                         "[{}, {}]",
                         lo.map(fmt_num).unwrap_or_else(|| "-inf".into()),

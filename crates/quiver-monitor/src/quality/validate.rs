@@ -1,12 +1,12 @@
 //! Checks a registry's quality sets against their data, for `apply`: what the registry alone
 //! cannot know because a source declares no columns.
 
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::ExprSchemable;
 use quiver_core::{CheckKind, Error as CoreError, QualitySet};
 use quiver_offline::OfflineEngine;
 use quiver_offline::source::clean;
 use quiver_offline::types::{describe, is_string};
-use datafusion::logical_expr::ExprSchemable;
-use datafusion::arrow::datatypes::DataType;
 
 use super::scan::target_frame;
 use super::{QualityError, Result};
@@ -80,9 +80,14 @@ fn check_one(
                 .session()
                 .parse_sql_expr(expr, schema)
                 .map_err(|e| format!("expr: {}", clean(e)))?;
-            let t = e.get_type(schema).map_err(|e| format!("expr: {}", clean(e)))?;
+            let t = e
+                .get_type(schema)
+                .map_err(|e| format!("expr: {}", clean(e)))?;
             if !matches!(t, DataType::Boolean | DataType::Null) {
-                return Err(format!("expr: '{expr}' is {}, not a condition", describe(&t)));
+                return Err(format!(
+                    "expr: '{expr}' is {}, not a condition",
+                    describe(&t)
+                ));
             }
         }
         _ => {}

@@ -247,7 +247,11 @@ async fn clean_data_passes_and_each_injected_fault_is_caught_by_its_check() {
                 .collect::<Vec<_>>()
         );
         for c in r.results.iter().filter(|c| c.status == Status::Fail) {
-            assert!(c.violations > 0, "{fault}: {} counts no violation", c.check_type);
+            assert!(
+                c.violations > 0,
+                "{fault}: {} counts no violation",
+                c.check_type
+            );
             assert!(!c.message.is_empty());
         }
         match fault {
@@ -275,15 +279,26 @@ async fn clean_data_passes_and_each_injected_fault_is_caught_by_its_check() {
             "out-of-range values" => {
                 let c = result(&r, "range");
                 assert!(c.observed["min"].as_f64().unwrap() < 0.0);
-                assert!(c.examples.iter().all(|e| e["session_number"].as_i64().unwrap() < 0));
+                assert!(
+                    c.examples
+                        .iter()
+                        .all(|e| e["session_number"].as_i64().unwrap() < 0)
+                );
                 assert_eq!(c.examples.len(), 5);
             }
             "renamed column" => {
                 let s = result(&r, "schema");
                 assert_eq!(s.observed["missing"], serde_json::json!(["event"]));
-                assert_eq!(s.observed["extra"].as_array().unwrap().len(), 5, "{}", s.message);
+                assert_eq!(
+                    s.observed["extra"].as_array().unwrap().len(),
+                    5,
+                    "{}",
+                    s.message
+                );
                 assert!(
-                    result(&r, "allowed_values").message.contains("column 'event' not found"),
+                    result(&r, "allowed_values")
+                        .message
+                        .contains("column 'event' not found"),
                     "{}",
                     result(&r, "allowed_values").message
                 );
@@ -340,9 +355,17 @@ async fn history_and_gate(meta: SqlMetadataStore) {
     .await
     .unwrap();
     assert_eq!(reports[0].status(), Status::Fail);
-    let err = quality::check(&e_bad, &meta, &["event_checks".into()], AS_OF, "check", 1, &p)
-        .await
-        .unwrap_err();
+    let err = quality::check(
+        &e_bad,
+        &meta,
+        &["event_checks".into()],
+        AS_OF,
+        "check",
+        1,
+        &p,
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("no quality set 'event_checks'; did you mean 'events_checks'?"),
@@ -355,7 +378,10 @@ async fn history_and_gate(meta: SqlMetadataStore) {
         ("fail", "pass")
     );
     let range = &history[0].results[3];
-    assert_eq!((range.check_type.as_str(), range.status.as_str()), ("range", "fail"));
+    assert_eq!(
+        (range.check_type.as_str(), range.status.as_str()),
+        ("range", "fail")
+    );
     assert_eq!(range.examples.as_array().unwrap().len(), 5);
     assert_eq!(history[0].results.len(), 9);
 
@@ -369,45 +395,45 @@ async fn history_and_gate(meta: SqlMetadataStore) {
         batch_rows: 1000,
     };
     let store = EmbeddedStore::open(&work.path().join("online")).unwrap();
-    let (outcome, written) = quality::materialize_checked(
-        &e,
-        &store,
-        &meta,
-        &opts,
-        Arc::new(NoProgress),
-        1,
-    )
-    .await
-    .unwrap();
+    let (outcome, written) =
+        quality::materialize_checked(&e, &store, &meta, &opts, Arc::new(NoProgress), 1)
+            .await
+            .unwrap();
     assert!(outcome.warnings.is_empty());
     assert_eq!(written[0].entities, 600);
     assert_eq!(store.delete_view("sessions").await.unwrap(), 600);
     meta.clear_watermarks(&[]).await.unwrap();
 
-    let blocked = quality::materialize_checked(
-        &e_bad,
-        &store,
-        &meta,
-        &opts,
-        Arc::new(NoProgress),
-        1,
-    )
-    .await
-    .unwrap_err();
+    let blocked =
+        quality::materialize_checked(&e_bad, &store, &meta, &opts, Arc::new(NoProgress), 1)
+            .await
+            .unwrap_err();
     match &blocked {
         QualityError::Blocked { message, .. } => {
             assert!(
-                message.contains("quality 'events_checks' checks[3] (range session_number) on source events"),
+                message.contains(
+                    "quality 'events_checks' checks[3] (range session_number) on source events"
+                ),
                 "{message}"
             );
             assert!(message.contains("nothing was written"), "{message}");
         }
         other => panic!("expected Blocked, got {other}"),
     }
-    assert_eq!(store.delete_view("sessions").await.unwrap(), 0, "nothing written");
-    assert!(meta.watermarks().await.unwrap().is_empty(), "no watermark moved");
+    assert_eq!(
+        store.delete_view("sessions").await.unwrap(),
+        0,
+        "nothing written"
+    );
+    assert!(
+        meta.watermarks().await.unwrap().is_empty(),
+        "no watermark moved"
+    );
     let last = &meta.quality_runs(Some("events_checks"), 1).await.unwrap()[0];
-    assert_eq!((last.trigger.as_str(), last.status.as_str()), ("materialize", "fail"));
+    assert_eq!(
+        (last.trigger.as_str(), last.status.as_str()),
+        ("materialize", "fail")
+    );
 
     let warn_yaml = QUALITY_YAML.replace(
         "    source: events\n",
@@ -415,16 +441,10 @@ async fn history_and_gate(meta: SqlMetadataStore) {
     );
     let warned = repo_with(&ctx, bad_sql, &warn_yaml).await;
     let e_warn = engine(warned.path());
-    let (outcome, written) = quality::materialize_checked(
-        &e_warn,
-        &store,
-        &meta,
-        &opts,
-        Arc::new(NoProgress),
-        1,
-    )
-    .await
-    .unwrap();
+    let (outcome, written) =
+        quality::materialize_checked(&e_warn, &store, &meta, &opts, Arc::new(NoProgress), 1)
+            .await
+            .unwrap();
     assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
     assert!(outcome.warnings[0].contains("(range session_number)"));
     assert_eq!(written[0].entities, 600);
@@ -433,7 +453,9 @@ async fn history_and_gate(meta: SqlMetadataStore) {
 #[tokio::test]
 async fn results_history_and_the_materialization_gate_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let meta = SqlMetadataStore::open("registry.db", dir.path()).await.unwrap();
+    let meta = SqlMetadataStore::open("registry.db", dir.path())
+        .await
+        .unwrap();
     history_and_gate(meta).await;
 }
 

@@ -64,17 +64,18 @@ async fn quality_suite(store: SqlMetadataStore) {
         .await
         .unwrap();
 
-    let history = store
-        .quality_runs(Some("events_checks"), 10)
-        .await
-        .unwrap();
+    let history = store.quality_runs(Some("events_checks"), 10).await.unwrap();
     assert_eq!(history.len(), 3);
     assert_eq!(history[0].checked_us, 2_000, "newest first");
     let failed = history.iter().find(|r| r.id == first).unwrap();
     let expected = run("events_checks", 1_000, "fail");
     assert_eq!(failed.results, expected.results, "results read back equal");
     assert_eq!(
-        (failed.as_of_us, failed.registry_version, failed.trigger.as_str()),
+        (
+            failed.as_of_us,
+            failed.registry_version,
+            failed.trigger.as_str()
+        ),
         (995, 3, "check")
     );
     assert_eq!(store.quality_runs(None, 2).await.unwrap().len(), 2);
