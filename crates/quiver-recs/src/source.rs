@@ -169,10 +169,13 @@ pub async fn read_file(
 
 /// A Parquet or CSV file as one batch.
 pub async fn read_table(registry: &Registry, root: &Path, path: &Path) -> Result<RecordBatch> {
+    if !path.is_file() {
+        return Err(Error::Invalid(format!("{}: no such file", path.display())));
+    }
     quiver_offline::OfflineEngine::new(registry.clone(), root)
         .read_table(path)
         .await
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+        .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Ids of a column as text, with an interning cache for integer columns.
@@ -207,6 +210,8 @@ fn id_strings(col: &ArrayRef, name: &str, what: &str) -> Result<Vec<Option<Strin
                 .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
                 .collect())
         }
+        // An empty CSV column has no type.
+        DataType::Null => Ok(vec![None; col.len()]),
         other => Err(Error::Invalid(format!(
             "{what}: column '{name}' is {other}: ids must be integers or strings"
         ))),

@@ -11,6 +11,7 @@ mod kill;
 mod model_commands;
 mod models;
 mod online;
+mod recs;
 
 fn quiver(repo: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quiver"))
