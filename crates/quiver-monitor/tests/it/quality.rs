@@ -466,3 +466,68 @@ async fn results_history_and_the_materialization_gate_on_postgres() {
         history_and_gate(meta).await;
     }
 }
+
+/// A view target: a plain view's rows (keys, event_timestamp, features as declared) and an
+/// aggregation view's values per entity as of the check time.
+#[tokio::test]
+async fn checks_on_views_read_the_views_values() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = clean_context(work.path()).await;
+    let yaml = r#"
+feature_views:
+  - name: session_counts
+    entities: [user]
+    source: events
+    aggregations:
+      - {name: events_30d, function: count, window: 30d}
+      - {name: purchases_30d, function: count, window: 30d, filter: "event = 'purchase'"}
+quality:
+  - name: view_checks
+    view: sessions
+    checks:
+      - {type: schema}
+      - {type: range, column: session_number, min: 1, max: 2000}
+      - {type: not_null, columns: [user_id, event_timestamp, platform]}
+      - {type: freshness, max_age: 1d}
+  - name: agg_checks
+    view: session_counts
+    severity: warn
+    checks:
+      - {type: range, column: purchases_30d, max: 2}
+      - {type: sql, expr: "purchases_30d <= events_30d"}
+      - {type: unique, columns: [user_id]}
+"#;
+    let repo = repo_with(&ctx, "SELECT * FROM clean", yaml).await;
+    let e = engine(repo.path());
+    let p: Arc<dyn ScanProgress> = Arc::new(NoScanProgress);
+    let set = e.registry().quality["view_checks"].clone();
+    let r = run_set(&e, &set, AS_OF, &p).await.unwrap();
+    assert_eq!(r.rows, 31_076);
+    assert_eq!(r.source, "events");
+    assert_eq!(failing(&r), ["range"], "{:#?}", r.results);
+    let range = result(&r, "range");
+    assert_eq!(range.status, Status::Fail);
+    assert!(
+        range
+            .examples
+            .iter()
+            .all(|x| x["session_number"].as_i64().unwrap() > 2000)
+    );
+    assert!(range.examples[0]["event_timestamp"].is_string());
+
+    let set = e.registry().quality["agg_checks"].clone();
+    let r = run_set(&e, &set, AS_OF, &p).await.unwrap();
+    // One row per user with an event, as of the check time.
+    assert_eq!(r.rows, 600);
+    let range = result(&r, "range");
+    // Warn severity: reported as warn, never fail.
+    assert_eq!(range.status, Status::Warn, "{}", range.message);
+    assert!(range.violations > 0);
+    assert_eq!(
+        result(&r, "sql").status,
+        Status::Pass,
+        "{}",
+        result(&r, "sql").message
+    );
+    assert_eq!(result(&r, "unique").status, Status::Pass);
+}
