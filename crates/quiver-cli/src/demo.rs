@@ -87,6 +87,10 @@ const EXAMPLE: &[(&str, &str)] = &[
         include_str!("../../../examples/churn/features/jobs.yaml"),
     ),
     (
+        "features/quality.yaml",
+        include_str!("../../../examples/churn/features/quality.yaml"),
+    ),
+    (
         ".gitignore",
         include_str!("../../../examples/churn/.gitignore"),
     ),

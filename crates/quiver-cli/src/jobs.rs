@@ -154,10 +154,50 @@ impl TaskRunner for CliRunner {
                 JobTask::Snapshot { views } => crate::snapshot::run_job(&repo, &views)
                     .await
                     .map_err(failed),
+                JobTask::Check { names } => run_checks(&repo, &names).await,
                 JobTask::Command(argv) => run_command(&repo, &argv).await,
             }
         })
     }
+}
+
+/// Runs quality sets as `quiver check` does (results stored with trigger `job`); fails when an
+/// error-severity check fails, naming each failing check.
+async fn run_checks(repo: &Path, names: &[String]) -> Result<Json, String> {
+    use quiver_monitor::quality::{self, NoScanProgress, ScanProgress, Status};
+    let failed = |e: anyhow::Error| format!("{e:#}");
+    let applied = stored(repo).await.map_err(failed)?;
+    let meta = open_store(repo).await.map_err(failed)?;
+    let engine = quiver_offline::OfflineEngine::new(applied.registry, repo);
+    let silent: Arc<dyn ScanProgress> = Arc::new(NoScanProgress);
+    let now = chrono::Utc::now().timestamp_micros();
+    let reports = quality::check(&engine, &meta, names, now, "job", applied.version, &silent)
+        .await
+        .map_err(|e| e.to_string())?;
+    let failing: Vec<String> = reports
+        .iter()
+        .flat_map(|r| {
+            r.results
+                .iter()
+                .filter(|c| c.status == Status::Fail)
+                .map(move |c| format!("{} #{} {}: {}", r.quality, c.index, c.check_type, c.message))
+        })
+        .collect();
+    if !failing.is_empty() {
+        return Err(format!(
+            "{} failed: {}",
+            plural(failing.len() as u64, "check"),
+            failing.join("; ")
+        ));
+    }
+    Ok(json!({
+        "quality": reports.iter().map(|r| json!({
+            "quality": r.quality,
+            "status": r.status().as_str(),
+            "checks": r.results.len(),
+            "warnings": r.results.iter().filter(|c| c.status == Status::Warn).count(),
+        })).collect::<Vec<_>>(),
+    }))
 }
 
 /// Runs a program in the repository folder; its output's tail goes to the summary or the error.

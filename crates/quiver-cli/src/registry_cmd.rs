@@ -397,6 +397,12 @@ fn lineage(r: &Registry, kind: ObjectKind, name: &str) -> String {
                 quiver_core::JobTask::Snapshot { views } => {
                     format!("snapshots views [{}] offline", views.join(", "))
                 }
+                quiver_core::JobTask::Check { names } if names.is_empty() => {
+                    "runs every quality set".to_string()
+                }
+                quiver_core::JobTask::Check { names } => {
+                    format!("runs quality sets [{}]", names.join(", "))
+                }
                 quiver_core::JobTask::Command(argv) => format!("runs {}", argv.join(" ")),
             };
             let after = if job.depends_on.is_empty() {

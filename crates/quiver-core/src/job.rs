@@ -114,17 +114,25 @@ pub enum JobTask {
         #[serde(default)]
         views: Vec<String>,
     },
+    /// `quiver check` of these quality sets (every set when empty): the run fails when an
+    /// error-severity check fails.
+    Check {
+        /// Quality sets.
+        #[serde(default)]
+        names: Vec<String>,
+    },
     /// A program and its arguments, run in the repository folder.
     Command(Vec<String>),
 }
 
 impl JobTask {
-    /// `materialize_incremental`, `train`, `command`.
+    /// `materialize_incremental`, `train`, `snapshot`, `check`, `command`.
     pub fn kind(&self) -> &'static str {
         match self {
             JobTask::MaterializeIncremental { .. } => "materialize_incremental",
             JobTask::Train { .. } => "train",
             JobTask::Snapshot { .. } => "snapshot",
+            JobTask::Check { .. } => "check",
             JobTask::Command(_) => "command",
         }
     }
@@ -539,6 +547,24 @@ pub(crate) fn build_job(
                     "task",
                     "snapshot names no views and no view declares `offline: {snapshots: daily}`"
                         .into(),
+                ));
+            }
+        }
+        JobTask::Check { names } => {
+            for n in names {
+                if !reg.quality.contains_key(n) {
+                    return Err(bad(
+                        task_at,
+                        "task",
+                        format!("no quality set '{n}'{}", suggest(n, reg.quality.keys())),
+                    ));
+                }
+            }
+            if names.is_empty() && reg.quality.is_empty() {
+                return Err(bad(
+                    task_at,
+                    "task",
+                    "check names no quality sets and the registry declares none (quality:)".into(),
                 ));
             }
         }

@@ -867,14 +867,6 @@ impl Builder {
             check_dup("feature service", &s.name, &s.at)?;
             reg.services.insert(s.name.clone(), s);
         }
-        for (file, raw) in raw_jobs {
-            self.file = file;
-            let name = self.name("job", &raw.name)?;
-            let j = crate::job::build_job(&self.file, raw, &reg, name)?;
-            check_dup("job", &j.name, &j.at)?;
-            reg.jobs.insert(j.name.clone(), j);
-        }
-        crate::job::check_dependencies(&reg.jobs)?;
         for (file, raw) in raw_recommenders {
             self.file = file;
             let name = self.name("recommender", &raw.name)?;
@@ -889,6 +881,15 @@ impl Builder {
             check_dup("quality", &q.name, &q.at)?;
             reg.quality.insert(q.name.clone(), q);
         }
+        // Last: a job may name any other object (a view, a service, a quality set).
+        for (file, raw) in raw_jobs {
+            self.file = file;
+            let name = self.name("job", &raw.name)?;
+            let j = crate::job::build_job(&self.file, raw, &reg, name)?;
+            check_dup("job", &j.name, &j.at)?;
+            reg.jobs.insert(j.name.clone(), j);
+        }
+        crate::job::check_dependencies(&reg.jobs)?;
         Ok(reg)
     }
 

@@ -44,6 +44,8 @@ pub fn describe_task(job: &Job) -> String {
             "snapshot (every view with offline:)".into()
         }
         JobTask::Snapshot { views } => format!("snapshot {}", views.join(",")),
+        JobTask::Check { names } if names.is_empty() => "check every quality set".to_string(),
+        JobTask::Check { names } => format!("check {}", names.join(",")),
         JobTask::Command(argv) => format!("command {}", argv.join(" ")),
     }
 }

@@ -44,13 +44,14 @@ fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
         names,
         [
             "export_scores",
+            "quality_hourly",
             "retrain_weekly",
             "snapshot_daily",
             "sync_online"
         ]
     );
-    assert_eq!(list["jobs"][3]["schedule"], "*/15 * * * *");
-    assert!(list["jobs"][3]["next_run"].is_string(), "{list}");
+    assert_eq!(list["jobs"][4]["schedule"], "*/15 * * * *");
+    assert!(list["jobs"][4]["next_run"].is_string(), "{list}");
 
     // Run one now: it is recorded with its summary.
     let o = ok(quiver(repo, &["jobs", "run", "sync_online"]));
@@ -124,11 +125,43 @@ fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
     std::fs::write(&jobs_file, &text).unwrap();
     ok(quiver(repo, &["apply"]));
 
+    // A check job runs the quality sets now: the demo's clickstream stops on 2025-06-30, so
+    // the (warn-severity) freshness check warns and the run succeeds, saying so; results are
+    // stored with the trigger `job`.
+    ok(quiver(repo, &["jobs", "run", "quality_hourly"]));
+    let history = json(&ok(quiver(
+        repo,
+        &["--json", "jobs", "history", "quality_hourly"],
+    )));
+    let sets = &history[0]["summary"]["quality"];
+    assert_eq!(sets[0]["quality"], "events_checks", "{history}");
+    assert_eq!(sets[0]["status"], "pass", "{history}");
+    assert_eq!(sets[1]["quality"], "events_timeliness", "{history}");
+    assert_eq!(sets[1]["status"], "warn", "{history}");
+    let checks = ok(quiver(
+        repo,
+        &["--json", "check", "history", "events_timeliness"],
+    ));
+    assert!(checks.contains("\"job\""), "{checks}");
+    // An error-severity failure fails the run, naming the check: make the range impossible.
+    let quality_file = repo.join("features/quality.yaml");
+    let quality = std::fs::read_to_string(&quality_file).unwrap();
+    std::fs::write(
+        &quality_file,
+        quality.replace("min: 0, max: 100000", "min: 0, max: 1"),
+    )
+    .unwrap();
+    ok(quiver(repo, &["apply"]));
+    let e = fails(quiver(repo, &["jobs", "run", "quality_hourly"]));
+    assert!(e.contains("events_checks #") && e.contains("range"), "{e}");
+    std::fs::write(&quality_file, &quality).unwrap();
+    ok(quiver(repo, &["apply"]));
+
     // Pause, resume, unknown names, the Airflow export.
     ok(quiver(repo, &["jobs", "pause", "sync_online"]));
     let list = json(&ok(quiver(repo, &["--json", "jobs", "list"])));
-    assert_eq!(list["jobs"][3]["paused"], true);
-    assert!(list["jobs"][3]["next_run"].is_null());
+    assert_eq!(list["jobs"][4]["paused"], true);
+    assert!(list["jobs"][4]["next_run"].is_null());
     ok(quiver(repo, &["jobs", "resume", "sync_online"]));
     let e = fails(quiver(repo, &["jobs", "run", "sync_onlin"]));
     assert!(e.contains("did you mean 'sync_online'"), "{e}");
@@ -173,7 +206,7 @@ fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
     }
     let (s, jobs) = http(port, "GET", "/jobs", None);
     assert_eq!(s, 200);
-    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 4);
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 5);
 }
 
 #[test]
@@ -297,6 +330,7 @@ fn a_standalone_scheduler_serves_its_job_metrics() {
         "retrain_weekly",
         "snapshot_daily",
         "export_scores",
+        "quality_hourly",
     ] {
         let series =
             format!("batch_job_executions_total{{job_name=\"{job}\",status=\"succeeded\"}} 0");

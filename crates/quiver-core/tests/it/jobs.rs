@@ -98,6 +98,20 @@ fn bad_jobs_are_refused_with_file_line_and_job() {
             JOBS.replace("\"python3\", \"scripts/export.py\"", ""),
             "job 'export', field 'task': command needs a program",
         ),
+        (
+            JOBS.replace(
+                "task: {command: [\"python3\", \"scripts/export.py\"]}",
+                "task: {check: {names: [events_checks]}}",
+            ),
+            "job 'export', field 'task': no quality set 'events_checks'",
+        ),
+        (
+            JOBS.replace(
+                "task: {command: [\"python3\", \"scripts/export.py\"]}",
+                "task: {check: {}}",
+            ),
+            "check names no quality sets and the registry declares none",
+        ),
     ];
     for (text, needle) in cases {
         let e = err(&[("quiver.yaml", MINIMAL), ("features/jobs.yaml", &text)]);
