@@ -62,11 +62,14 @@ impl Factors {
             .par_chunks(d * 1024)
             .map(|rows| {
                 let mut g = vec![0f32; d * d];
-                vectorized(|| {
-                    for r in rows.chunks_exact(d) {
-                        syr(1.0, r, &mut g);
-                    }
-                });
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for r in rows.chunks_exact(d) {
+                            syr(1.0, r, &mut g);
+                        }
+                    },
+                );
                 g
             })
             .reduce(
@@ -276,21 +279,26 @@ pub fn solve(
         .for_each(|(chunk, rows)| {
             let first = chunk * CHUNK_ROWS;
             let mut scratch = Scratch::new(d);
-            vectorized(|| {
-                for (k, xu) in rows.chunks_exact_mut(d).enumerate() {
-                    let (items, conf) = cui.row(first + k);
-                    let ok = match solver {
-                        Solver::Cg(steps) => {
-                            cg_row(xu, items, conf, y, &yty, steps, &mut scratch);
-                            true
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (k, xu) in rows.chunks_exact_mut(d).enumerate() {
+                        let (items, conf) = cui.row(first + k);
+                        let ok = match solver {
+                            Solver::Cg(steps) => {
+                                cg_row(xu, items, conf, y, &yty, steps, &mut scratch);
+                                true
+                            }
+                            Solver::Cholesky => {
+                                cholesky_row(xu, items, conf, y, &yty, &mut scratch)
+                            }
+                        };
+                        if !ok {
+                            failed.fetch_min(first + k, std::sync::atomic::Ordering::Relaxed);
                         }
-                        Solver::Cholesky => cholesky_row(xu, items, conf, y, &yty, &mut scratch),
-                    };
-                    if !ok {
-                        failed.fetch_min(first + k, std::sync::atomic::Ordering::Relaxed);
                     }
-                }
-            });
+                },
+            );
         });
     let row = failed.into_inner();
     if row != usize::MAX {
@@ -424,22 +432,25 @@ pub fn training_loss(cui: &Csr, x: &Factors, y: &Factors, regularization: f32) -
             || vec![0f32; d],
             |r, u| {
                 let xu = x.row(u);
-                vectorized(|| {
-                    symv(&yty, xu, 1.0, r);
-                    let (items, conf) = cui.row(u);
-                    let mut loss = 0f64;
-                    let mut total = 0f64;
-                    for (&i, &c) in items.iter().zip(conf) {
-                        let yi = y.row(i as usize);
-                        let (t, c) = if c > 0.0 { (-2.0 * c, c) } else { (0.0, -c) };
-                        let t = t + (c - 1.0) * dot(yi, xu);
-                        axpy(t, yi, r);
-                        total += f64::from(c);
-                        loss += f64::from(c);
-                    }
-                    loss += f64::from(dot(r, xu));
-                    (loss, total, f64::from(dot(xu, xu)))
-                })
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        symv(&yty, xu, 1.0, r);
+                        let (items, conf) = cui.row(u);
+                        let mut loss = 0f64;
+                        let mut total = 0f64;
+                        for (&i, &c) in items.iter().zip(conf) {
+                            let yi = y.row(i as usize);
+                            let (t, c) = if c > 0.0 { (-2.0 * c, c) } else { (0.0, -c) };
+                            let t = t + (c - 1.0) * dot(yi, xu);
+                            axpy(t, yi, r);
+                            total += f64::from(c);
+                            loss += f64::from(c);
+                        }
+                        loss += f64::from(dot(r, xu));
+                        (loss, total, f64::from(dot(xu, xu)))
+                    },
+                )
             },
         )
         .reduce(|| (0.0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
@@ -476,7 +487,10 @@ pub fn fold_in(
     let conf: Vec<f32> = weights.iter().map(|w| w * alpha).collect();
     let mut x = vec![0f32; d];
     let mut s = Scratch::new(d);
-    let ok = vectorized(|| cholesky_row(&mut x, items, &conf, item_factors, &a, &mut s));
+    let ok = vectorized(
+        #[inline(always)]
+        || cholesky_row(&mut x, items, &conf, item_factors, &a, &mut s),
+    );
     if !ok {
         return Err(Error::Invalid(
             "the user's least-squares system is not positive definite: increase the regularization"

@@ -149,20 +149,23 @@ pub fn beyond_accuracy(lists: &Lists, train: &Csr, item_factors: &Factors) -> Be
         .map(|(_, ids)| {
             let mut sim = 0.0f64;
             let mut pairs = 0usize;
-            vectorized(|| {
-                for (a, &i) in ids.iter().enumerate() {
-                    for &j in &ids[a + 1..] {
-                        let d = norms[i as usize] * norms[j as usize];
-                        let c = if d > 0.0 {
-                            dot(item_factors.row(i as usize), item_factors.row(j as usize)) / d
-                        } else {
-                            0.0
-                        };
-                        sim += f64::from(c);
-                        pairs += 1;
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (a, &i) in ids.iter().enumerate() {
+                        for &j in &ids[a + 1..] {
+                            let d = norms[i as usize] * norms[j as usize];
+                            let c = if d > 0.0 {
+                                dot(item_factors.row(i as usize), item_factors.row(j as usize)) / d
+                            } else {
+                                0.0
+                            };
+                            sim += f64::from(c);
+                            pairs += 1;
+                        }
                     }
-                }
-            });
+                },
+            );
             (1.0 - sim / pairs as f64, 1usize)
         })
         .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));

@@ -172,13 +172,16 @@ impl RecModel {
     pub fn recommend_factors(&self, x: &[f32], k: usize, exclude: &[u32]) -> Vec<(u32, f32)> {
         let f = &self.item_factors;
         let mut skip = |i: u32| exclude.binary_search(&i).is_ok();
-        vectorized(|| {
-            top_k_iter(
-                (0..f.rows).map(|i| (i as u32, dot(f.row(i), x))),
-                k,
-                &mut skip,
-            )
-        })
+        vectorized(
+            #[inline(always)]
+            || {
+                top_k_iter(
+                    (0..f.rows).map(|i| (i as u32, dot(f.row(i), x))),
+                    k,
+                    &mut skip,
+                )
+            },
+        )
     }
 
     /// Factors for a user the model has not seen, from `(item, weight)` interactions (weights
@@ -208,16 +211,19 @@ impl RecModel {
         let qn = self.item_norms[item as usize];
         let norms = &self.item_norms;
         let mut skip = |i: u32| i == item;
-        vectorized(|| {
-            top_k_iter(
-                (0..f.rows).map(|i| {
-                    let d = qn * norms[i];
-                    (i as u32, if d > 0.0 { dot(f.row(i), q) / d } else { 0.0 })
-                }),
-                k,
-                &mut skip,
-            )
-        })
+        vectorized(
+            #[inline(always)]
+            || {
+                top_k_iter(
+                    (0..f.rows).map(|i| {
+                        let d = qn * norms[i];
+                        (i as u32, if d > 0.0 { dot(f.row(i), q) / d } else { 0.0 })
+                    }),
+                    k,
+                    &mut skip,
+                )
+            },
+        )
     }
 
     /// Writes the version's files into `dir` (which must exist).

@@ -39,6 +39,7 @@ pub fn top_k(scores: &[f32], k: usize, mut skip: impl FnMut(u32) -> bool) -> Vec
 }
 
 /// [`top_k`] over `(index, score)` pairs.
+#[inline(always)]
 pub fn top_k_iter(
     scores: impl Iterator<Item = (u32, f32)>,
     k: usize,
