@@ -30,6 +30,8 @@ PYTHONWARNINGS=ignore "$monpy" tests/parity/drift_parity.py "$CARGO_TARGET_DIR/d
 echo "== implicit 0.7 ALS parity (quiver recs train/evaluate vs AlternatingLeastSquares + ranking_metrics_at_k: precision@10 within 2%; implicit's factors through quiver's evaluator to 1e-9)"
 recpy="$(ci/recs-venv.sh)"
 PYTHONWARNINGS=ignore "$recpy" tests/parity/recs_parity.py "$CARGO_TARGET_DIR/debug/quiver"
+echo "== Python package (maturin debug wheel of crates/quiver-py in a venv; pytest on the churn demo vs the CLI and the server; examples/churn/notebook.py)"
+ci/python-test.sh "$CARGO_TARGET_DIR/debug/quiver"
 echo "== examples/churn (synthetic shop, 2,000 users: GBDT churn model, mean review embeddings offline and served)"
 QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/churn/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d)" 2000
 echo "== examples/sms_spam (real SMS data: text statistics, logistic regression, request-time scoring)"
