@@ -3,6 +3,7 @@
 
 mod allocator;
 mod check;
+mod consistency;
 mod demo;
 mod drift;
 mod historical;
@@ -198,6 +199,17 @@ enum Command {
     ///
     /// Example: quiver drift --reference train.parquet --current last_week.parquet --out r.html
     Drift(drift::DriftArgs),
+    /// Measure train/serve skew: the online store against the offline engine.
+    ///
+    /// For a sample of entities of each view of the service (--sample N, the same entities every
+    /// run), the value the online store serves against the value the offline engine computes
+    /// as of the view's last materialization (its watermark), compared exactly as the store
+    /// encodes them. Per feature: cells compared, equal, mismatched, missing online (offline
+    /// has a value, the store none), extra (the store has a value, offline none) and the largest
+    /// absolute difference; the first 20 differing cells are listed with their entity.
+    ///
+    /// Example: quiver consistency --service churn_v1 --sample 500 --json
+    Consistency(consistency::ConsistencyArgs),
     /// Recommenders (declared under `recommenders:`): train, evaluate, tune.
     #[command(subcommand)]
     Recs(recs::RecsCommand),
@@ -285,6 +297,7 @@ async fn run(
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),
         Command::Models(cmd) => models::run(&cli.repo, cmd, out).await,
         Command::Drift(a) => drift::run(&cli.repo, a, out).await,
+        Command::Consistency(a) => consistency::run(&cli.repo, a, out).await,
         Command::Recs(cmd) => recs::run(&cli.repo, cmd, out).await,
         Command::Demo(cmd) => demo::run(cmd, out).await,
     }

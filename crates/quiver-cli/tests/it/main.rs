@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod check;
+mod consistency;
 mod docs;
 mod embeddings;
 mod jobs;
