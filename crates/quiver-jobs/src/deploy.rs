@@ -28,6 +28,18 @@ use serde_json::{Value as Json, json};
 
 use crate::{Alerter, TaskRunner};
 
+/// Where a deployment step reads and writes, and whom it tells.
+pub struct Context<'a> {
+    /// The metadata store.
+    pub meta: &'a SqlMetadataStore,
+    /// Where alerts go.
+    pub alerter: &'a Alerter,
+    /// The project, in alerts.
+    pub project: &'a str,
+    /// Told of every alias move (MLflow mirroring).
+    pub hooks: &'a dyn TaskRunner,
+}
+
 /// Tells the runner an alias moved (MLflow mirroring); a failure is reported, not fatal.
 async fn alias_moved(hooks: &dyn TaskRunner, name: &str, alias: &str, version: i64) {
     if let Err(e) = hooks.alias_moved(name, alias, version).await {
@@ -56,15 +68,13 @@ fn metric_of(metrics: &Json, metric: &str) -> Option<f64> {
 /// summary: `{"model", "version", "metrics": {...}, "baseline": {"version", "metrics"} | null}`.
 /// Returns the deployment's record as JSON (for the run's summary).
 pub async fn start(
-    meta: &SqlMetadataStore,
-    alerter: &Alerter,
-    project: &str,
-    hooks: &dyn TaskRunner,
+    ctx: &Context<'_>,
     job: &Job,
     deploy: &Deploy,
     summary: &Json,
     now_us: i64,
 ) -> Result<Json, String> {
+    let (meta, alerter, project, hooks) = (ctx.meta, ctx.alerter, ctx.project, ctx.hooks);
     let name = summary["model"]
         .as_str()
         .ok_or("the train task's summary names no model")?
@@ -193,13 +203,8 @@ pub struct Moved {
 }
 
 /// Judges every rollout whose decision is due at `now_us`; returns what moved.
-pub async fn advance(
-    meta: &SqlMetadataStore,
-    alerter: &Alerter,
-    project: &str,
-    hooks: &dyn TaskRunner,
-    now_us: i64,
-) -> quiver_registry::Result<Vec<Moved>> {
+pub async fn advance(ctx: &Context<'_>, now_us: i64) -> quiver_registry::Result<Vec<Moved>> {
+    let (meta, alerter, project, hooks) = (ctx.meta, ctx.alerter, ctx.project, ctx.hooks);
     let mut moved = Vec::new();
     for d in meta.open_deployments().await? {
         if d.status != "rolling_out" || now_us < d.decide_us {
@@ -208,7 +213,10 @@ pub async fn advance(
         let policy: Deploy = match serde_json::from_value(d.policy.clone()) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("quiver scheduler: deployment {} has an unreadable policy: {e}", d.id);
+                eprintln!(
+                    "quiver scheduler: deployment {} has an unreadable policy: {e}",
+                    d.id
+                );
                 continue;
             }
         };
@@ -244,7 +252,8 @@ pub async fn advance(
             continue;
         }
         let stats = meta.rollout_stats(&d.name, d.version).await?;
-        let unknown = meta.rollout_stats(&d.name, UNKNOWN_VERSION).await?.errors - d.errors_at_start;
+        let unknown =
+            meta.rollout_stats(&d.name, UNKNOWN_VERSION).await?.errors - d.errors_at_start;
         let errors = stats.errors + unknown.max(0);
         let share = if stats.predictions > 0 {
             stats.disagreements as f64 / stats.predictions as f64
@@ -280,7 +289,11 @@ pub async fn advance(
                         &d.id,
                         "rolling_out",
                         "rolled_back",
-                        step(now_us, "rolled_back", json!({"reason": reason, "observed": observed})),
+                        step(
+                            now_us,
+                            "rolled_back",
+                            json!({"reason": reason, "observed": observed}),
+                        ),
                         None,
                         now_us,
                     )
@@ -320,7 +333,11 @@ pub async fn advance(
                         &d.id,
                         "rolling_out",
                         "awaiting_approval",
-                        step(now_us, "awaiting_approval", json!({"reason": reason, "observed": observed})),
+                        step(
+                            now_us,
+                            "awaiting_approval",
+                            json!({"reason": reason, "observed": observed}),
+                        ),
                         None,
                         now_us,
                     )
@@ -344,7 +361,16 @@ pub async fn advance(
             }
             None => {
                 let reason = "the rollout passed".to_string();
-                if !promote(meta, &d, "rolling_out", json!({"reason": reason, "observed": observed}), None, now_us).await? {
+                if !promote(
+                    meta,
+                    &d,
+                    "rolling_out",
+                    json!({"reason": reason, "observed": observed}),
+                    None,
+                    now_us,
+                )
+                .await?
+                {
                     continue;
                 }
                 alias_moved(hooks, &d.name, "champion", d.version).await;
@@ -373,7 +399,14 @@ async fn promote(
     meta.promote_model(&d.name, d.version, "champion").await?;
     meta.set_rollout(&d.name, Rollout::Off).await?;
     let done = meta
-        .advance_deployment(&d.id, from, "promoted", step(now_us, "promoted", fields), approved_by, now_us)
+        .advance_deployment(
+            &d.id,
+            from,
+            "promoted",
+            step(now_us, "promoted", fields),
+            approved_by,
+            now_us,
+        )
         .await?;
     if done {
         count(&d.name, d.version, "promoted");
@@ -399,7 +432,16 @@ pub async fn approve(
     match d.status.as_str() {
         "awaiting_approval" => {
             let reason = format!("approved by {by}");
-            if !promote(meta, &d, "awaiting_approval", json!({"reason": reason, "approved_by": by}), Some(by), now_us).await? {
+            if !promote(
+                meta,
+                &d,
+                "awaiting_approval",
+                json!({"reason": reason, "approved_by": by}),
+                Some(by),
+                now_us,
+            )
+            .await?
+            {
                 return Err(quiver_registry::Error::Model(format!(
                     "deployment {} changed while it was approved: look again with quiver models deployments {name}",
                     d.id
@@ -412,7 +454,9 @@ pub async fn approve(
             })
         }
         "rolling_out" => {
-            let reason = format!("approved by {by} before its rollout ended: it is promoted when the rollout passes");
+            let reason = format!(
+                "approved by {by} before its rollout ended: it is promoted when the rollout passes"
+            );
             meta.advance_deployment(
                 &d.id,
                 "rolling_out",

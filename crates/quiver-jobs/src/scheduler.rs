@@ -169,6 +169,15 @@ impl Scheduler {
         &self.options.owner
     }
 
+    fn deploy_context(&self) -> crate::deploy::Context<'_> {
+        crate::deploy::Context {
+            meta: &self.meta,
+            alerter: &self.alerter,
+            project: &self.options.project,
+            hooks: self.runner.as_ref(),
+        }
+    }
+
     fn ttl_us(&self) -> i64 {
         self.options.lease_ttl.as_micros() as i64
     }
@@ -192,15 +201,7 @@ impl Scheduler {
     ) -> quiver_registry::Result<TickReport> {
         let mut report = TickReport::default();
         let now = self.clock.now_us();
-        match crate::deploy::advance(
-            &self.meta,
-            &self.alerter,
-            &self.options.project,
-            self.runner.as_ref(),
-            now,
-        )
-        .await
-        {
+        match crate::deploy::advance(&self.deploy_context(), now).await {
             Ok(moved) => report.deployments = moved,
             Err(e) => eprintln!("quiver scheduler: judging rollouts: {e}"),
         }
@@ -413,17 +414,7 @@ impl Scheduler {
         // A train job with deploy: gates and rolls out the version it registered.
         let result = match (result, &job.deploy) {
             (Ok(mut summary), Some(deploy)) => {
-                match crate::deploy::start(
-                    &self.meta,
-                    &self.alerter,
-                    &self.options.project,
-                    self.runner.as_ref(),
-                    job,
-                    deploy,
-                    &summary,
-                    now,
-                )
-                .await
+                match crate::deploy::start(&self.deploy_context(), job, deploy, &summary, now).await
                 {
                     Ok(d) => {
                         summary["deployment"] = d;

@@ -642,7 +642,7 @@ impl OfflineEngine {
     /// entity the snapshot holds, and computed for the others. `None` when no row is in a
     /// snapshot.
     #[allow(clippy::too_many_arguments)]
-    async fn from_snapshots(
+    async fn read_snapshots(
         &self,
         view: &FeatureView,
         wanted: &[&str],
@@ -715,14 +715,8 @@ impl OfflineEngine {
             snapshots: false,
             ..opts.clone()
         };
-        let computed = Box::pin(self.historical_stored(
-            &rest_entities,
-            &refs,
-            &inner,
-            file,
-            progress,
-        ))
-        .await?;
+        let computed =
+            Box::pin(self.historical_stored(&rest_entities, &refs, &inner, file, progress)).await?;
         let mut rest_pos = 0usize;
         let picks: Vec<(usize, usize)> = hits
             .iter()
@@ -840,7 +834,15 @@ impl OfflineEngine {
             if opts.snapshots
                 && view.offline.is_some()
                 && let Some(arrays) = self
-                    .from_snapshots(view, wanted, entities, &entity_ts, opts, entity_file, progress)
+                    .read_snapshots(
+                        view,
+                        wanted,
+                        entities,
+                        &entity_ts,
+                        opts,
+                        entity_file,
+                        progress,
+                    )
                     .await?
             {
                 for (name, array) in wanted.iter().zip(arrays) {

@@ -246,21 +246,6 @@ pub fn prune(repo: &Path, view: &str, keep_after_us: i64) -> Result<Vec<PathBuf>
     Ok(removed)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn backfill_times_step_through_the_range() {
-        let day = 86_400_000_000;
-        assert_eq!(
-            super::backfill_times(0, 2 * day, day),
-            vec![0, day, 2 * day]
-        );
-        assert_eq!(super::backfill_times(0, 2 * day - 1, day), vec![0, day]);
-        assert!(super::backfill_times(day, 0, day).is_empty());
-        assert_eq!(super::date_of(day), "1970-01-02");
-    }
-}
-
 /// The finished partitions of `view` at version `version`: (as-of time in µs, data file), by
 /// as-of time. A partition without its `_SUCCESS` marker (a snapshot being written, or killed
 /// mid-write) is not listed.
@@ -306,5 +291,22 @@ pub fn read_partition(path: &Path) -> Result<RecordBatch> {
         .map_err(|e| bad(e.to_string()))?
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| bad(e.to_string()))?;
-    Ok(datafusion::arrow::compute::concat_batches(&schema, &batches)?)
+    Ok(datafusion::arrow::compute::concat_batches(
+        &schema, &batches,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backfill_times_step_through_the_range() {
+        let day = 86_400_000_000;
+        assert_eq!(
+            super::backfill_times(0, 2 * day, day),
+            vec![0, day, 2 * day]
+        );
+        assert_eq!(super::backfill_times(0, 2 * day - 1, day), vec![0, day]);
+        assert!(super::backfill_times(day, 0, day).is_empty());
+        assert_eq!(super::date_of(day), "1970-01-02");
+    }
 }

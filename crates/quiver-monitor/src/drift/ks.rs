@@ -326,7 +326,7 @@ fn pomeranz_j1j2(i: usize, n: i64, ll: i64, ceilf: i64, roundf: i64) -> (i64, i6
     let (j1, j2) = if i == 0 {
         (-ll - ceilf - 1, ll + ceilf - 1)
     } else {
-        let (half, odd) = (((i + 1) / 2) as i64, (i + 1) % 2);
+        let (half, odd) = (i.div_ceil(2) as i64, (i + 1) % 2);
         if odd == 0 {
             if half == n + 1 {
                 (n - ll - ceilf - 1, n + ll + ceilf - 1)
@@ -390,7 +390,7 @@ fn pomeranz_cdf(n: u64, x: f64) -> f64 {
             // conv_start..conv_start+conv_len are kept.
             let conv_start = (j1 - k1) as usize;
             let conv_len = (j2 - j1 + 1).max(0) as usize;
-            for out in 0..conv_len {
+            for (out, slot) in v1.iter_mut().enumerate().take(conv_len) {
                 let idx = conv_start + out;
                 let mut s = 0.0;
                 let lo = idx.saturating_sub(ln2 - 1);
@@ -398,7 +398,7 @@ fn pomeranz_cdf(n: u64, x: f64) -> f64 {
                     let va = v0.get(start + a).copied().unwrap_or(0.0);
                     s += va * pwrs[idx - a];
                 }
-                v1[out] = s;
+                *slot = s;
             }
             let maxv = v1.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             if maxv > 0.0 && maxv < em128 {

@@ -399,7 +399,7 @@ fn histogram(r: &Sample, c: &Sample, numeric: bool) -> Histogram {
         _ => {
             let (nr, nc) = (r.len() as f64, c.len() as f64);
             let mut u = stattests::union_counts(r, c);
-            u.sort_by(|x, y| (y.1 + y.2).cmp(&(x.1 + x.2)));
+            u.sort_by_key(|x| std::cmp::Reverse(x.1 + x.2));
             u.truncate(20);
             Histogram {
                 labels: u.iter().map(|x| x.0.to_string()).collect(),
