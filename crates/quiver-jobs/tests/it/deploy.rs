@@ -64,20 +64,30 @@ impl TaskRunner for Train {
         alias: &str,
         version: i64,
     ) -> BoxFuture<'static, Result<(), String>> {
-        self.moves.lock().unwrap().push((alias.to_string(), version));
+        self.moves
+            .lock()
+            .unwrap()
+            .push((alias.to_string(), version));
         Box::pin(async { Ok(()) })
     }
 
     fn run(&self, job: &Job) -> BoxFuture<'static, Result<Json, String>> {
         let meta = self.meta.clone();
-        let auc = self.queue.lock().unwrap().pop_front().expect("a queued run");
+        let auc = self
+            .queue
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("a queued run");
         let aucs = Arc::clone(&self.champion_auc);
         let quiver_core::JobTask::Train { model, service, .. } = job.task.clone() else {
             panic!("a train job")
         };
         Box::pin(async move {
             let baseline = match meta.model_by_alias(&model, "champion").await {
-                Ok(v) => json!({"version": v.version, "metrics": {"roc_auc": aucs.lock().unwrap()[&v.version]}}),
+                Ok(v) => {
+                    json!({"version": v.version, "metrics": {"roc_auc": aucs.lock().unwrap()[&v.version]}})
+                }
                 Err(_) => Json::Null,
             };
             let version = meta
@@ -93,7 +103,9 @@ impl TaskRunner for Train {
                 .await
                 .map_err(|e| e.to_string())?;
             aucs.lock().unwrap().insert(version, auc);
-            Ok(json!({"model": model, "version": version, "metrics": {"roc_auc": auc, "log_loss": 0.4}, "baseline": baseline}))
+            Ok(
+                json!({"model": model, "version": version, "metrics": {"roc_auc": auc, "log_loss": 0.4}, "baseline": baseline}),
+            )
         })
     }
 }
@@ -259,7 +271,13 @@ async fn whole_cycle(meta: SqlMetadataStore, model: &str) {
     let statuses: Vec<&str> = all.iter().map(|d| d.status.as_str()).collect();
     assert_eq!(
         statuses,
-        ["rolled_back", "rolled_back", "rejected", "promoted", "promoted"]
+        [
+            "rolled_back",
+            "rolled_back",
+            "rejected",
+            "promoted",
+            "promoted"
+        ]
     );
     // Every alias move was reported to the runner (which mirrors it to MLflow).
     let moves = c.runner.moves.lock().unwrap().clone();
@@ -309,7 +327,10 @@ async fn manual_approval_waits_for_a_person() {
     let e = deploy::approve(&c.meta, "churn", 1, "ana", T0 + 49 * HOUR)
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("is promoted: nothing to approve"), "{e}");
+    assert!(
+        e.to_string().contains("is promoted: nothing to approve"),
+        "{e}"
+    );
     let e = deploy::approve(&c.meta, "churn", 9, "ana", T0 + 49 * HOUR)
         .await
         .unwrap_err();
@@ -360,7 +381,10 @@ jobs:
     };
     let train = "{train: {model: m, service: svc, labels: l.parquet, label: y}}";
     let e = bad("{gate: {metric: auc}}", train);
-    assert!(e.contains("jobs.yaml") && e.contains("deploy.gate") && e.contains("roc_auc"), "{e}");
+    assert!(
+        e.contains("jobs.yaml") && e.contains("deploy.gate") && e.contains("roc_auc"),
+        "{e}"
+    );
     let e = bad("{gate: {metric: roc_auc}, rollout: {canary: 1.5}}", train);
     assert!(e.contains("canary share 1.5"), "{e}");
     let e = bad("{gate: {metric: roc_auc}, rollout: blue_green}", train);

@@ -205,10 +205,7 @@ async fn historical_reads_snapshotted_views_from_their_snapshots_with_the_same_v
     let days = [5, 5, 5, 5, 4, 4, 6, 6, 3, 4];
     let entities = batch(vec![
         ("user_id", i64_col(&users.map(Some))),
-        (
-            "event_timestamp",
-            ts_col(&days.map(|d| Some(d * DAY))),
-        ),
+        ("event_timestamp", ts_col(&days.map(|d| Some(d * DAY)))),
     ]);
     let features = [
         "stats:score",
@@ -231,12 +228,24 @@ async fn historical_reads_snapshotted_views_from_their_snapshots_with_the_same_v
     write_parquet(
         &r.path("data/stats.parquet"),
         &batch(vec![
-            ("user_id", i64_col(&[Some(1), Some(1), Some(2), Some(3), Some(1)])),
+            (
+                "user_id",
+                i64_col(&[Some(1), Some(1), Some(2), Some(3), Some(1)]),
+            ),
             (
                 "ts",
-                ts_col(&[Some(DAY), Some(4 * DAY), Some(4 * DAY + 5), Some(DAY), Some(5 * DAY)]),
+                ts_col(&[
+                    Some(DAY),
+                    Some(4 * DAY),
+                    Some(4 * DAY + 5),
+                    Some(DAY),
+                    Some(5 * DAY),
+                ]),
             ),
-            ("score", f64_col(&[Some(0.1), Some(0.9), None, Some(0.3), Some(0.5)])),
+            (
+                "score",
+                f64_col(&[Some(0.1), Some(0.9), None, Some(0.3), Some(0.5)]),
+            ),
             (
                 "tier",
                 str_col(&[Some("a"), Some("b"), Some("c"), Some("d"), Some("e")]),
