@@ -96,9 +96,7 @@ pub async fn apply(
     let planned = store.plan(&defs).await?;
     let p = &planned.plan;
     out.say(p.to_string().trim_end());
-    let version = store
-        .apply_planned(&defs, &planned, allow_breaking)
-        .await?;
+    let version = store.apply_planned(&defs, &planned, allow_breaking).await?;
     if p.is_empty() {
         out.say(format!(
             "Nothing to apply: registry version {version} is current."

@@ -12,31 +12,31 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 
 create_exception!(
-    _quiver,
+    quiver,
     QuiverError,
     PyException,
     "Every error Quiver raises; the message is the one the `quiver` command prints."
 );
 create_exception!(
-    _quiver,
+    quiver,
     DefinitionError,
     QuiverError,
     "The definitions or the registry: YAML, an unknown feature, view or service, a breaking plan, nothing applied yet."
 );
 create_exception!(
-    _quiver,
+    quiver,
     DataError,
     QuiverError,
     "Input data: an entity or label frame (missing column, wrong type), a source, a request."
 );
 create_exception!(
-    _quiver,
+    quiver,
     StoreError,
     QuiverError,
     "The metadata store or the online store: unreachable, locked by a running server, corrupt."
 );
 create_exception!(
-    _quiver,
+    quiver,
     ModelError,
     QuiverError,
     "Training, scoring or a model file; an unknown model, version or alias."

@@ -29,7 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arrow_pyarrow::{FromPyArrow, IntoPyArrow};
-use datafusion::arrow::array::{Array, ArrayData, RecordBatch, RecordBatchIterator, RecordBatchReader};
+use datafusion::arrow::array::{
+    Array, ArrayData, RecordBatch, RecordBatchIterator, RecordBatchReader,
+};
 use datafusion::arrow::compute::concat_batches;
 use pyo3::prelude::*;
 use quiver_core::repo::{RepoSettings, load_registry};
@@ -66,7 +68,8 @@ fn read_frame(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<RecordBatch> {
     if batches.len() == 1 {
         return Ok(batches.into_iter().next().expect("one batch"));
     }
-    concat_batches(&schema, &batches).map_err(|e| errors::DataError::new_err(format!("{what}: {e}")))
+    concat_batches(&schema, &batches)
+        .map_err(|e| errors::DataError::new_err(format!("{what}: {e}")))
 }
 
 /// Every buffer address of an array (values, offsets, validity, children), for the zero-copy
@@ -455,7 +458,11 @@ impl Store {
             let (store, applied) = applied(&repo).await?;
             let v = quiver_pipeline::versions::resolve(&store, &model).await;
             store.close().await;
-            let v = v?;
+            // An unknown model, version or alias is a model error, not bad input data.
+            let v = v.map_err(|e| match Failure::from(e) {
+                Failure::Data(m) => Failure::Model(m),
+                f => f,
+            })?;
             t.add_total(table.num_rows() as u64);
             let progress: Arc<dyn quiver_pipeline::Progress> = t;
             Ok(quiver_pipeline::scoring::predict_table(
