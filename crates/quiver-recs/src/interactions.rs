@@ -197,6 +197,7 @@ pub fn aggregate(log: &InteractionLog, rule: &WeightRule) -> Result<Interactions
     let mut items = Vec::new();
     let mut kept = Vec::with_capacity(full.nnz());
     let mut rows_used = 0;
+    #[allow(clippy::needless_range_loop)] // u indexes the matrix rows and user_map alike
     for u in 0..full.rows {
         if full.row_len(u) < min {
             continue;

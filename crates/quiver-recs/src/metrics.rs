@@ -85,6 +85,7 @@ pub fn ranking_metrics_at_k(lists: &Lists, test: &Csr, k: usize) -> RankingMetri
         let idcg = cg_sum[k.min(n) - 1];
         let num_pos = n as f64;
         let num_neg = items - num_pos;
+        #[allow(clippy::needless_range_loop)] // i is the rank, as in implicit's loop
         for i in 0..k {
             let liked = ids.get(i).is_some_and(|id| likes.binary_search(id).is_ok());
             if liked {

@@ -61,6 +61,7 @@ impl Grid {
 
 /// Trains every combination of `grid` on `train_log` and scores it at `k` on `valid_log`;
 /// `on_done(i, n)` after each. Rows sorted best first.
+#[allow(clippy::too_many_arguments)]
 pub fn tune(
     rec: &Recommender,
     base: &AlgorithmSpec,
