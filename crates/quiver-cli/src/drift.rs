@@ -15,8 +15,10 @@ use crate::output::Output;
 #[derive(clap::Args, Debug)]
 pub struct DriftArgs {
     /// The reference data: a .parquet or .csv file (or a folder of Parquet files), FILE@START..END
-    /// (its rows with event_timestamp in [START, END)), or log:MODEL[:VERSION]@START..END (the
-    /// prediction log of a time range).
+    /// (its rows with event_timestamp in [START, END)), log:MODEL[:VERSION]@START..END (the
+    /// prediction log of a time range), or model:NAME[:VERSION|@ALIAS] (a sample of the training
+    /// split the version was trained on; against a log, its test-split predictions are the
+    /// reference of prediction drift too).
     #[arg(long, value_name = "REF")]
     pub reference: String,
     /// The current data, in the same forms as --reference.
@@ -102,12 +104,18 @@ pub async fn open(
     if let Some(rest) = spec.strip_prefix("log:") {
         return open_log(repo, ctx, spec, rest).await;
     }
-    for prefix in ["model:", "service:"] {
-        if spec.starts_with(prefix) {
-            bail!(
-                "{spec}: {prefix} data sets are not supported yet; export the data to a Parquet file (quiver historical, or the training set) and pass its path"
-            );
-        }
+    if let Some(model) = spec.strip_prefix("model:") {
+        let path = model_file(repo, spec, model, quiver_pipeline::reference::reference_file).await?;
+        return Ok(Dataset::from_frame(
+            Dataset::open_file(ctx, &path).await?.frame().clone(),
+            spec.to_string(),
+            true,
+        ));
+    }
+    if spec.starts_with("service:") {
+        bail!(
+            "{spec}: service: data sets are not supported yet; export the data to a Parquet file (quiver historical --service S) and pass its path"
+        );
     }
     // FILE@START..END: the rows of FILE with `event_timestamp` in [START, END).
     let (file, range) = match spec.rsplit_once('@') {
@@ -136,6 +144,75 @@ pub async fn open(
         spec.to_string(),
         set.columnar(),
     ))
+}
+
+/// A file of the artifact directory of the version `model` (NAME, NAME:VERSION or NAME@ALIAS)
+/// names, written at training ([`quiver_pipeline::reference`]).
+async fn model_file(
+    repo: &Path,
+    spec: &str,
+    model: &str,
+    file: fn(&Path) -> PathBuf,
+) -> anyhow::Result<PathBuf> {
+    let store = crate::registry_cmd::open_store(repo).await?;
+    let v = quiver_pipeline::versions::resolve(&store, model)
+        .await
+        .with_context(|| spec.to_string())?;
+    let path = file(&quiver_pipeline::artifacts::version_dir(repo, &v));
+    if !path.is_file() {
+        bail!(
+            "{spec}: model {} version {} has no drift reference ({} is missing): it was trained or imported before Quiver stored one; retrain it",
+            v.name,
+            v.version,
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Prediction drift: the `score` (and `class`) of `current` (a prediction log) against the
+/// test-split predictions of the version `reference` (`model:...`) names.
+async fn prediction_drift(
+    repo: &Path,
+    ctx: &datafusion::prelude::SessionContext,
+    reference: &str,
+    current: &Dataset,
+    options: &DriftOptions,
+) -> anyhow::Result<Option<drift::DriftReport>> {
+    let Some(model) = reference.strip_prefix("model:") else {
+        return Ok(None);
+    };
+    let columns = current.columns();
+    if !columns.iter().any(|c| c == "score") {
+        return Ok(None);
+    }
+    let path = model_file(repo, reference, model, quiver_pipeline::reference::predictions_file).await?;
+    let reference = Dataset::open_file(ctx, &path).await?;
+    // A binary or regression model logs no class: compare the score alone.
+    let class_logged = reference.columns().iter().any(|c| c == "class")
+        && columns.iter().any(|c| c == "class");
+    let keep: Vec<&str> = if class_logged {
+        vec!["score", "class"]
+    } else {
+        vec!["score"]
+    };
+    let pick = |d: &Dataset, label: String| -> anyhow::Result<Dataset> {
+        Ok(Dataset::from_frame(
+            d.frame().clone().select_columns(&keep)?,
+            label,
+            true,
+        ))
+    };
+    let r = pick(&reference, format!("{model} test predictions"))?;
+    let c = pick(current, "current predictions".into())?;
+    // --features names inputs; the predictions are compared whole (overrides of score or
+    // class still apply).
+    let options = DriftOptions {
+        features: None,
+        overrides: options.overrides.clone(),
+        ..DriftOptions::default()
+    };
+    Ok(Some(drift::drift(&r, &c, &options).await?))
 }
 
 fn time_range(spec: &str, range: &str) -> anyhow::Result<(i64, i64)> {
@@ -232,12 +309,33 @@ pub async fn run(repo: &Path, args: DriftArgs, out: &Output) -> anyhow::Result<(
         .await
         .context("--reference")?;
     let current = open(repo, &ctx, &args.current).await.context("--current")?;
+    let predictions = prediction_drift(repo, &ctx, &args.reference, &current, &options).await?;
+    // Against a model's reference, the scores are compared as prediction drift, not as inputs.
+    let current = if predictions.is_some() {
+        let inputs: Vec<String> = current
+            .columns()
+            .into_iter()
+            .filter(|c| c != "score" && c != "class")
+            .collect();
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        Dataset::from_frame(
+            current.frame().clone().select_columns(&inputs)?,
+            args.current.clone(),
+            current.columnar(),
+        )
+    } else {
+        current
+    };
     let report = drift::drift(&reference, &current, &options).await?;
     if let Some(path) = &args.out {
         let page = drift::html::render(&report, &args.reference, &args.current);
         std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    out.emit(&report.to_json());
+    let mut json = report.to_json();
+    if let Some(p) = &predictions {
+        json["prediction_drift"] = p.to_json();
+    }
+    out.emit(&json);
     let rows = report
         .features
         .iter()
@@ -300,8 +398,62 @@ pub async fn run(repo: &Path, args: DriftArgs, out: &Output) -> anyhow::Result<(
             .map(|p| format!("; report {}", p.display()))
             .unwrap_or_default()
     ));
+    if let Some(p) = &predictions {
+        for f in &p.features {
+            out.say(format!(
+                "prediction drift, {}: {} {} (threshold {}){}",
+                f.name,
+                f.stattest,
+                fmt(f.score),
+                fmt(f.threshold),
+                if f.drifted { ": DRIFT" } else { "" }
+            ));
+        }
+    }
+    record(repo, &args, &report.to_json(), out).await?;
     if args.fail_on_drift && report.dataset_drift {
         bail!("the data set drifted");
+    }
+    Ok(())
+}
+
+/// A run comparing a model's data (`model:` or `log:`) is stored for `GET
+/// /monitoring/drift/{model}` and the drift gauges; a drifted data set is alerted when it is a
+/// model's or when --fail-on-drift is given.
+async fn record(
+    repo: &Path,
+    args: &DriftArgs,
+    json: &serde_json::Value,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let model = crate::alerts::model_of(&args.current)
+        .or_else(|| crate::alerts::model_of(&args.reference));
+    if model.is_none() && !args.fail_on_drift {
+        return Ok(());
+    }
+    let meta = crate::registry_cmd::open_store(repo).await?;
+    if let Some(m) = &model {
+        meta.record_drift_run(&quiver_registry::DriftRun {
+            id: String::new(),
+            model: m.clone(),
+            reference: args.reference.clone(),
+            current: args.current.clone(),
+            checked_us: chrono::Utc::now().timestamp_micros(),
+            dataset_drift: json["dataset_drift"] == true,
+            share_drifted: json["share_drifted"].as_f64().unwrap_or(f64::NAN),
+            report: json.clone(),
+        })
+        .await?;
+    }
+    let project = RepoSettings::load(repo)?.project.unwrap_or_default();
+    if let Some(alert) = quiver_monitor::alerts::drift(
+        &project,
+        model.as_deref(),
+        &args.reference,
+        &args.current,
+        json,
+    ) {
+        crate::alerts::deliver(&crate::alerts::alerter(repo, &meta)?, vec![alert], out).await;
     }
     Ok(())
 }

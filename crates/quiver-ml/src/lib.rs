@@ -27,7 +27,7 @@ pub mod tree;
 pub use artifact::{Input, ModelArtifact};
 pub use dataset::Dataset;
 pub use encoding::{Components, Encoding, FeatureValue};
-pub use model::{LinearModel, Model, Objective, TreeEnsemble};
+pub use model::{LinearModel, Model, Objective, TreeEnsemble, top_class};
 pub use tree::Tree;
 
 /// What can go wrong in training, import and scoring; the message names the culprit.

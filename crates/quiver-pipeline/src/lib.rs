@@ -34,6 +34,7 @@
 pub mod artifacts;
 pub mod encoding;
 pub mod evaluation;
+pub mod reference;
 pub mod import;
 pub mod labels;
 pub mod report;

@@ -103,11 +103,7 @@ pub async fn predict_table(
             };
             let class: StringArray = preds
                 .iter()
-                .map(|p| {
-                    (0..p.len())
-                        .max_by(|a, b| p[*a].total_cmp(&p[*b]))
-                        .map(name)
-                })
+                .map(|p| (!p.is_empty()).then(|| name(quiver_ml::top_class(p))))
                 .collect();
             fields.push(Field::new("class", DataType::Utf8, true));
             arrays.push(Arc::new(class));

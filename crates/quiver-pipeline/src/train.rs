@@ -295,6 +295,7 @@ pub async fn train(
     let mut columns = Vec::with_capacity(features.len());
     let mut categorical = Vec::with_capacity(features.len());
     let mut column_names = Vec::with_capacity(features.len());
+    let mut input_full_names = Vec::with_capacity(features.len());
     let mut frequency_for_linear = Vec::new();
     for f in &features {
         let col = set.column_by_name(&f.full_name()).ok_or_else(|| {
@@ -311,6 +312,7 @@ pub async fn train(
             Learn::Default
         };
         for (encoding, values) in learn(&f.to_string(), col, &train_idx, how)? {
+            input_full_names.push(f.full_name());
             column_names.push(encoding.column_name(&f.full_name()));
             categorical.push(matches!(encoding, quiver_ml::Encoding::Category { .. }));
             inputs.push(Input {
@@ -414,6 +416,17 @@ pub async fn train(
     };
     let eval_json = serde_json::to_value(&evaluation).expect("evaluations serialize");
     let rel = crate::artifacts::write_artifact(repo, &name, &artifact, Some(&eval_json))?;
+    crate::reference::write(
+        &crate::artifacts::artifact_root(repo).join(&rel),
+        set,
+        &artifact.inputs,
+        &input_full_names,
+        &all.columns,
+        &train_idx,
+        lab.objective,
+        &lab.classes,
+        &preds,
+    )?;
     let details = json!({
         "params": params_json.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "param_overrides": req.params,

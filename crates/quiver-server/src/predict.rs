@@ -360,9 +360,7 @@ fn render(loaded: &Loaded, p: &[f64], missing: &[&str]) -> serde_json::Map<Strin
 fn decision(loaded: &Loaded, p: &[f64]) -> f64 {
     match loaded.artifact.model.objective() {
         Objective::Binary { .. } => f64::from(u8::from(p[0] >= 0.5)),
-        Objective::Multiclass { .. } => (0..p.len())
-            .max_by(|a, b| p[*a].total_cmp(&p[*b]))
-            .unwrap_or(0) as f64,
+        Objective::Multiclass { .. } => quiver_ml::top_class(p) as f64,
         Objective::Regression => p[0],
     }
 }

@@ -336,9 +336,7 @@ fn to_batch(rows: &[Row]) -> Result<RecordBatch, datafusion::arrow::error::Arrow
     let mut scores = ListBuilder::new(Float64Builder::new());
     for r in rows {
         if multiclass {
-            let best = (0..r.scores.len())
-                .max_by(|a, b| r.scores[*a].total_cmp(&r.scores[*b]))
-                .unwrap_or(0);
+            let best = quiver_ml::top_class(&r.scores);
             score.append_value(r.scores.get(best).copied().unwrap_or(f64::NAN));
             class.append_option(shape.classes.get(best));
         } else {

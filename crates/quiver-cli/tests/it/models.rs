@@ -676,6 +676,56 @@ fn offline_scores_equal_online_scores_and_predictions_are_logged() {
         assert_eq!(*age, ages[k], "logged age of user {user}");
         assert_eq!(arm, "champion");
     }
+
+    // Drift of what was served against what the version was trained on: the inputs against a
+    // sample of its training split, the scores against its test-split predictions.
+    drop(server);
+    let v = json(&ok(quiver(
+        repo,
+        &[
+            "--json",
+            "drift",
+            "--reference",
+            "model:churn",
+            "--current",
+            "log:churn:2@2000-01-01..2100-01-01",
+            // (served long after the data ends, the windowed features are all null)
+            "--features",
+            "user_profile__age,user_profile__country",
+        ],
+    )));
+    let names: Vec<&str> = v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"user_profile__age"), "{v}");
+    assert!(!names.contains(&"score"), "scores are prediction drift: {v}");
+    let age = v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "user_profile__age")
+        .unwrap();
+    assert_eq!(age["current_rows"], 5, "{age}");
+    assert!(age["reference_rows"].as_u64().unwrap() > 100, "{age}");
+    let p = &v["prediction_drift"]["features"][0];
+    assert_eq!(p["name"], "score", "{v}");
+    assert_eq!(p["current_rows"], 5, "{p}");
+    assert!(p["reference_rows"].as_u64().unwrap() > 10, "{p}");
+    // A version without a reference (imported models, older versions) is a clear error.
+    let e = fails(quiver(
+        repo,
+        &[
+            "drift",
+            "--reference",
+            "model:nope",
+            "--current",
+            "log:churn@2000-01-01..2100-01-01",
+        ],
+    ));
+    assert!(e.contains("model:nope"), "{e}");
 }
 
 fn read_parquet(path: &Path) -> Vec<datafusion::arrow::array::RecordBatch> {
