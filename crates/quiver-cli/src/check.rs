@@ -79,6 +79,11 @@ pub async fn run(repo: &Path, args: CheckArgs, out: &Output) -> anyhow::Result<b
     bar.finish_and_clear();
     let reports = reports?;
     print_reports(&reports, out);
+    let alerts =
+        quiver_monitor::alerts::check_failed(&engine.registry().project, "check", &reports);
+    if !alerts.is_empty() {
+        crate::alerts::deliver(&crate::alerts::alerter(repo, &meta)?, alerts, out).await;
+    }
     Ok(reports
         .iter()
         .all(|r| r.results.iter().all(|c| c.status != Status::Fail)))

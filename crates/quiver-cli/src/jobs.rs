@@ -261,18 +261,14 @@ pub async fn scheduler_for(
     store: Option<Arc<dyn quiver_online::OnlineStore>>,
 ) -> anyhow::Result<Arc<Scheduler>> {
     let settings = RepoSettings::load(repo)?;
-    let webhook = settings
-        .alerts
-        .webhook
-        .as_deref()
-        .map(quiver_online::config::expand_env)
-        .transpose()
-        .map_err(|m| anyhow::anyhow!("quiver.yaml: alerts.webhook: {m}"))?;
+    let meta = open_store(repo).await?;
+    let alerter =
+        Alerter::from_settings(&settings.alerts, Some(meta.clone())).map_err(anyhow::Error::msg)?;
     Ok(Scheduler::new(
-        open_store(repo).await?,
+        meta,
         CliRunner::new(repo, store),
         Arc::new(SystemClock),
-        Alerter::new(webhook),
+        alerter,
         SchedulerOptions::new(project),
     ))
 }

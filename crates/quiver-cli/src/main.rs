@@ -1,6 +1,7 @@
 //! The `quiver` command: argument parsing and printing that wire the library crates together
 //! (the registry, the metadata store, the offline engine, the training pipeline, the server).
 
+mod alerts;
 mod allocator;
 mod check;
 mod consistency;

@@ -83,14 +83,63 @@ pub struct RawTracking {
     pub experiment: Option<String>,
 }
 
-/// `alerts:` in `quiver.yaml`: where failed jobs (and, with monitoring, failed checks) are
-/// reported.
+/// `alerts:` in `quiver.yaml`: where failed jobs, failed checks and drift are reported. Either
+/// one rule (`alerts: {webhook: URL}`: every event, every time) or a list of rules
+/// (`alerts: [{webhook: URL, on: [check_failed, drift, job_failed], repeat_interval: 1h}]`).
+#[derive(Debug, Default, Clone)]
+pub struct RawAlerts {
+    /// The rules, in order.
+    pub rules: Vec<RawAlertRule>,
+}
+
+/// One alert rule: where to post, which events, and how long the same alert stays quiet.
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct RawAlerts {
+pub struct RawAlertRule {
     /// A URL that receives each alert as a JSON `POST` (Slack-compatible `text` field
     /// included); `${VAR}` reads the environment.
     pub webhook: Option<String>,
+    /// The events posted here (`check_failed`, `drift`, `job_failed`, ...; default: every
+    /// event).
+    pub on: Option<Vec<String>>,
+    /// The same alert is not posted again within this long, e.g. `1h` (default: `0s`, every
+    /// time).
+    pub repeat_interval: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawAlerts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A visitor rather than an untagged enum: untagged buffering reads the key `on` as the
+        // YAML 1.1 boolean, which then matches no field.
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = RawAlerts;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "`{webhook: URL}` or a list of `{webhook: URL, on: [check_failed, drift, job_failed], repeat_interval: 1h}`",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawAlerts, A::Error> {
+                let rule =
+                    RawAlertRule::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawAlerts { rules: vec![rule] })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawAlerts, A::Error> {
+                let mut rules = Vec::new();
+                while let Some(rule) = seq.next_element::<RawAlertRule>()? {
+                    rules.push(rule);
+                }
+                Ok(RawAlerts { rules })
+            }
+        }
+        d.deserialize_any(Shape)
+    }
 }
 
 /// A view's `offline:`: daily snapshots of its values in the offline store (written by a

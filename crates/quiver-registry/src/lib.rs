@@ -27,9 +27,11 @@ pub mod deployments;
 pub mod jobs;
 pub mod mlflow;
 pub mod models;
+pub mod monitoring;
 pub mod quality;
 pub use deployments::{Deployment, RolloutStats};
 pub use jobs::JobRun;
+pub use monitoring::DriftRun;
 pub use models::{ModelVersion, NewModelVersion, Rollout, canary_point};
 
 /// Result alias of this crate.
@@ -248,6 +250,7 @@ impl SqlMetadataStore {
             .chain(models::MODEL_SCHEMA)
             .chain(jobs::JOB_SCHEMA)
             .chain(quality::QUALITY_SCHEMA)
+            .chain(monitoring::MONITORING_SCHEMA)
             .chain(deployments::DEPLOYMENT_SCHEMA)
         {
             sqlx::query(stmt).execute(&pool).await.map_err(db)?;

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod alerts;
 mod check;
 mod consistency;
 mod docs;

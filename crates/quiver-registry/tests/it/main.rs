@@ -1,6 +1,7 @@
 //! The metadata store suite, run against SQLite and against the PostgreSQL on this machine.
 //! Under `CI=true` an unreachable PostgreSQL fails the tests; elsewhere they say so and skip.
 
+mod monitoring;
 mod quality;
 
 use std::path::PathBuf;
