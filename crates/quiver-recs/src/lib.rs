@@ -19,6 +19,8 @@
 //!    catalog coverage, diversity and novelty, for the model and the popularity baseline.
 //! 5. [`source`], [`split`], [`train`], [`tune`]: reading a declared source or a file,
 //!    splitting, training and registering a version, and the parameter grid.
+//! 6. [`serve`]: answering a request from a loaded version: CF, popularity, the cold-start
+//!    blend and fold-in, exclusions, similar items (what `POST /recommend` wires).
 //!
 //! Everything here returns [`Error`]; nothing prints.
 
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod model;
 pub mod popularity;
 pub mod registry;
+pub mod serve;
 pub mod source;
 pub mod split;
 pub mod topk;
