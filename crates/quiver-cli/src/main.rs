@@ -40,7 +40,7 @@ static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
 ///   online       materialize, materialize-incremental, online (clear), serve (HTTP API)
 ///   operations   scheduler (runs the jobs), jobs (list, history, run, pause, resume, export),
 ///                check (data-quality checks, check history)
-///   monitoring   drift (reference vs current data)
+///   monitoring   drift (reference vs current data), consistency (online vs offline values)
 ///   try it       demo (run, data)
 ///
 /// The typical flow:
@@ -168,7 +168,7 @@ enum Command {
     ///
     /// Reads: POST /get-online-features, /predict, /predict/batch; GET /registry/entities,
     /// /registry/sources, /registry/views[/NAME], /registry/services[/NAME], /jobs,
-    /// /jobs/{name}/runs.
+    /// /jobs/{name}/runs, /monitoring/checks, /monitoring/drift/{model}.
     ///
     /// Writes (they need `Authorization: Bearer $QUIVER_SERVER_TOKEN`): POST /push,
     /// /write-to-online-store, /materialize, /materialize-incremental, /online/clear,

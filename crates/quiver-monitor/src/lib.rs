@@ -7,3 +7,4 @@ pub mod alerts;
 pub mod consistency;
 pub mod drift;
 pub mod quality;
+pub mod results;
