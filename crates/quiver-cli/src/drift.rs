@@ -105,7 +105,13 @@ pub async fn open(
         return open_log(repo, ctx, spec, rest).await;
     }
     if let Some(model) = spec.strip_prefix("model:") {
-        let path = model_file(repo, spec, model, quiver_pipeline::reference::reference_file).await?;
+        let path = model_file(
+            repo,
+            spec,
+            model,
+            quiver_pipeline::reference::reference_file,
+        )
+        .await?;
         return Ok(Dataset::from_frame(
             Dataset::open_file(ctx, &path).await?.frame().clone(),
             spec.to_string(),
@@ -186,11 +192,17 @@ async fn prediction_drift(
     if !columns.iter().any(|c| c == "score") {
         return Ok(None);
     }
-    let path = model_file(repo, reference, model, quiver_pipeline::reference::predictions_file).await?;
+    let path = model_file(
+        repo,
+        reference,
+        model,
+        quiver_pipeline::reference::predictions_file,
+    )
+    .await?;
     let reference = Dataset::open_file(ctx, &path).await?;
     // A binary or regression model logs no class: compare the score alone.
-    let class_logged = reference.columns().iter().any(|c| c == "class")
-        && columns.iter().any(|c| c == "class");
+    let class_logged =
+        reference.columns().iter().any(|c| c == "class") && columns.iter().any(|c| c == "class");
     let keep: Vec<&str> = if class_logged {
         vec!["score", "class"]
     } else {
@@ -426,8 +438,8 @@ async fn record(
     json: &serde_json::Value,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let model = crate::alerts::model_of(&args.current)
-        .or_else(|| crate::alerts::model_of(&args.reference));
+    let model =
+        crate::alerts::model_of(&args.current).or_else(|| crate::alerts::model_of(&args.reference));
     if model.is_none() && !args.fail_on_drift {
         return Ok(());
     }

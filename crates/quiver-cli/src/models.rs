@@ -403,7 +403,9 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                 mirror(repo, &name, "champion", version).await?;
             }
             out.say(format!("{}: {}", moved.id, moved.reason));
-            out.emit(&json!({"deployment": moved.id, "status": moved.status, "reason": moved.reason}));
+            out.emit(
+                &json!({"deployment": moved.id, "status": moved.status, "reason": moved.reason}),
+            );
         }
         ModelsCommand::Deployments { name, limit } => {
             let all = store.deployments(name.as_deref(), limit).await?;
@@ -428,7 +430,14 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
                     })
                     .collect();
                 out.table(
-                    &["model", "version", "champion then", "status", "started", "last step"],
+                    &[
+                        "model",
+                        "version",
+                        "champion then",
+                        "status",
+                        "started",
+                        "last step",
+                    ],
                     rows,
                 );
             }

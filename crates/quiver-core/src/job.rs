@@ -237,9 +237,7 @@ struct RawGate {
 #[serde(untagged)]
 enum RawRollout {
     Named(String),
-    Canary {
-        canary: f64,
-    },
+    Canary { canary: f64 },
 }
 
 impl RawDeploy {
@@ -649,9 +647,11 @@ pub(crate) fn build_job(
                     ),
                 ));
             }
-            Some(d.value.build().map_err(|(field, m)| {
-                bad(d_at.clone(), &format!("deploy.{field}"), m)
-            })?)
+            Some(
+                d.value
+                    .build()
+                    .map_err(|(field, m)| bad(d_at.clone(), &format!("deploy.{field}"), m))?,
+            )
         }
     };
     Ok(Job {

@@ -28,8 +28,8 @@ pub mod yaml;
 
 pub use duration::Duration;
 pub use error::{Error, Located, Result};
-pub use quality::{Check, CheckKind, OnFailure, QualitySet, QualityTarget, Severity};
 pub use job::{Approval, Catchup, Deploy, DeployRollout, Gate, Job, JobTask, Schedule};
+pub use quality::{Check, CheckKind, OnFailure, QualitySet, QualityTarget, Severity};
 pub use registry::{
     AggFunction, Aggregation, Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry,
     Source, SourceKind,

@@ -34,9 +34,9 @@
 pub mod artifacts;
 pub mod encoding;
 pub mod evaluation;
-pub mod reference;
 pub mod import;
 pub mod labels;
+pub mod reference;
 pub mod report;
 pub mod scoring;
 pub mod split;

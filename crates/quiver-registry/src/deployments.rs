@@ -97,9 +97,8 @@ pub struct RolloutStats {
 const COLUMNS: &str = "id, name, version, champion_version, job, status, policy, started_us, decide_us, errors_at_start, approved_by, steps, updated_us";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Deployment {
-    let json = |i: usize| {
-        serde_json::from_str(&r.get::<String, _>(i)).unwrap_or(serde_json::Value::Null)
-    };
+    let json =
+        |i: usize| serde_json::from_str(&r.get::<String, _>(i)).unwrap_or(serde_json::Value::Null);
     Deployment {
         id: r.get(0),
         name: r.get(1),

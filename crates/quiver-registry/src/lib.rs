@@ -31,8 +31,8 @@ pub mod monitoring;
 pub mod quality;
 pub use deployments::{Deployment, RolloutStats};
 pub use jobs::JobRun;
-pub use monitoring::DriftRun;
 pub use models::{ModelVersion, NewModelVersion, Rollout, canary_point};
+pub use monitoring::DriftRun;
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

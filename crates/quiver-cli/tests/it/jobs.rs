@@ -430,7 +430,13 @@ fn a_deploy_job_shadows_then_promotes_or_rolls_back_while_predict_answers() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["aliases"].as_array().unwrap().iter().any(|a| a == "champion"))
+        .find(|v| {
+            v["aliases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "champion")
+        })
         .unwrap();
     assert_eq!(champion["version"], 2, "{list}");
 
@@ -458,7 +464,11 @@ fn a_deploy_job_shadows_then_promotes_or_rolls_back_while_predict_answers() {
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
     let errors: Vec<String> = load.into_iter().flat_map(|h| h.join().unwrap()).collect();
-    assert!(errors.is_empty(), "failed requests: {:?}", &errors[..errors.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "failed requests: {:?}",
+        &errors[..errors.len().min(5)]
+    );
     assert_eq!(failed.load(Ordering::Relaxed), 0);
     assert!(answered.load(Ordering::Relaxed) > 50, "too little load");
     let list = json(&ok(quiver(repo, &["--json", "models", "list", "churn"])));
@@ -466,7 +476,13 @@ fn a_deploy_job_shadows_then_promotes_or_rolls_back_while_predict_answers() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["aliases"].as_array().unwrap().iter().any(|a| a == "champion"))
+        .find(|v| {
+            v["aliases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "champion")
+        })
         .unwrap();
     assert_eq!(champion["version"], 2, "{list}");
     // Approving a deployment that is over is refused.

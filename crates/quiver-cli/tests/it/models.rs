@@ -701,7 +701,10 @@ fn offline_scores_equal_online_scores_and_predictions_are_logged() {
         .map(|f| f["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"user_profile__age"), "{v}");
-    assert!(!names.contains(&"score"), "scores are prediction drift: {v}");
+    assert!(
+        !names.contains(&"score"),
+        "scores are prediction drift: {v}"
+    );
     let age = v["features"]
         .as_array()
         .unwrap()

@@ -144,12 +144,8 @@ pub(crate) async fn target_frame(
                     .latest(v, as_of_us, None)
                     .await
                     .map_err(|e| e.to_string())?;
-                let table =
-                    MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(clean)?;
-                engine
-                    .session()
-                    .read_table(Arc::new(table))
-                    .map_err(clean)
+                let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(clean)?;
+                engine.session().read_table(Arc::new(table)).map_err(clean)
             } else {
                 engine.view_rows(v).await.map_err(|e| e.to_string())
             }
@@ -878,10 +874,7 @@ pub async fn run_set(
         }
         .map_err(clean)?;
         let out_schema = Arc::new(df.schema().as_arrow().clone());
-        let streams = df
-            .execute_stream_partitioned()
-            .await
-            .map_err(clean)?;
+        let streams = df.execute_stream_partitioned().await.map_err(clean)?;
         let mut tasks = Vec::new();
         for mut stream in streams {
             let spec = Arc::clone(&spec);
