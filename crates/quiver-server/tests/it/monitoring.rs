@@ -104,3 +104,105 @@ async fn stored_results_are_served_and_exported() {
         "{text}"
     );
 }
+
+/// The metric names in backticks on README lines that start with `prefix` (the `/metrics` row
+/// is checked against the server's catalog by the docs test; the job metrics line names the
+/// scheduler's).
+fn readme_metrics(readme: &str, prefix: &str) -> Vec<String> {
+    let start = readme
+        .find(&format!("\n{prefix}"))
+        .unwrap_or_else(|| panic!("README has no line starting {prefix}"));
+    let rest = &readme[start + 1..];
+    // The paragraph (or table row) that starts there.
+    let line = &rest[..rest.find("\n\n").unwrap_or(rest.len())];
+    let line = if prefix.starts_with('|') {
+        line.lines().next().unwrap()
+    } else {
+        line
+    };
+    line.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|s| s.split('{').next().unwrap().to_string())
+        .filter(|s| s.chars().all(|c| c.is_ascii_lowercase() || c == '_') && s.contains('_'))
+        .collect()
+}
+
+#[test]
+fn every_metric_the_dashboards_query_is_exported() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut exported = readme_metrics(&readme, "| `GET /metrics` |");
+    exported.extend(readme_metrics(
+        &readme,
+        "Metrics (in `/metrics` of `serve --scheduler`",
+    ));
+    for must in [
+        "quiver_http_requests_total",
+        "quiver_dataset_drift",
+        "batch_job_executions_total",
+        "data_quality_checks_total",
+    ] {
+        assert!(
+            exported.iter().any(|e| e == must),
+            "{must} not in {exported:?}"
+        );
+    }
+    let functions = [
+        "rate",
+        "increase",
+        "sum",
+        "by",
+        "histogram_quantile",
+        "time",
+        "le",
+    ];
+    let mut queried = 0;
+    for name in ["serving", "data_quality", "drift", "jobs"] {
+        let path = root.join(format!("deploy/grafana/{name}.json"));
+        let dash: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(!dash["panels"].as_array().unwrap().is_empty(), "{name}");
+        for panel in dash["panels"].as_array().unwrap() {
+            for t in panel["targets"].as_array().unwrap() {
+                let expr = t["expr"].as_str().unwrap();
+                // Identifiers outside label matchers, strings and ranges.
+                let mut open: Option<char> = None;
+                let mut cleaned = String::new();
+                for c in expr.chars() {
+                    match (open, c) {
+                        (None, '{') => open = Some('}'),
+                        (None, '[') => open = Some(']'),
+                        (Some(close), c) if c == close => open = None,
+                        (None, c) => cleaned.push(c),
+                        _ => {}
+                    }
+                }
+                for word in cleaned.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if word.is_empty() || word.chars().next().unwrap().is_ascii_digit() {
+                        continue;
+                    }
+                    let bare = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| word.strip_suffix(s))
+                        .unwrap_or(word);
+                    if functions.contains(&word) || !word.contains('_') {
+                        // Label names in `by (...)` are plain words (endpoint, model, ...).
+                        continue;
+                    }
+                    if ["job_name", "check_type"].contains(&word) {
+                        continue;
+                    }
+                    assert!(
+                        exported.iter().any(|e| e == bare),
+                        "{name}.json queries `{word}`, which /metrics does not export: {expr}"
+                    );
+                    queried += 1;
+                }
+            }
+        }
+    }
+    assert!(queried >= 20, "{queried} metric references");
+    let prom = std::fs::read_to_string(root.join("deploy/prometheus.yml")).unwrap();
+    assert!(prom.contains("metrics_path: /metrics") && prom.contains("localhost:6566"));
+}
