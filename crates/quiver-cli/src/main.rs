@@ -166,7 +166,8 @@ enum Command {
     Online(online::OnlineCommand),
     /// Serve features and models over HTTP from the online store (Feast's feature-server protocol).
     ///
-    /// Reads: POST /get-online-features, /predict, /predict/batch; GET /registry/entities,
+    /// Reads: POST /get-online-features, /predict, /predict/batch, /recommend,
+    /// /recommend/batch, /similar-items; GET /registry/entities,
     /// /registry/sources, /registry/views[/NAME], /registry/services[/NAME], /jobs,
     /// /jobs/{name}/runs, /monitoring/checks, /monitoring/drift/{model}.
     ///

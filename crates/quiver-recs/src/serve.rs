@@ -186,11 +186,8 @@ impl Serving {
         let x: Cow<[f32]> = match known {
             Some(u) if !folded_in => Cow::Borrowed(m.user_factors.row(u as usize)),
             _ => {
-                let pairs: Vec<(u32, f32)> = items
-                    .iter()
-                    .copied()
-                    .zip(weights.iter().copied())
-                    .collect();
+                let pairs: Vec<(u32, f32)> =
+                    items.iter().copied().zip(weights.iter().copied()).collect();
                 Cow::Owned(m.fold_in(&pairs)?)
             }
         };
@@ -290,7 +287,10 @@ mod tests {
         let s = serving();
         // Known with 2 >= min: CF without seen items.
         let a = s.recommend(&q("u1", &[])).unwrap();
-        assert_eq!((a.source, a.known_user, a.folded_in), (Source::Cf, true, false));
+        assert_eq!(
+            (a.source, a.known_user, a.folded_in),
+            (Source::Cf, true, false)
+        );
         assert_eq!(a.items, vec![(3, 0.5), (2, 0.0)]);
         // Unknown, nothing: popularity.
         let a = s.recommend(&q("new", &[])).unwrap();
@@ -305,7 +305,10 @@ mod tests {
         // Unknown with request interactions: folded in, equal to the model's fold-in.
         let two = ["a".to_string(), "b".to_string()];
         let a = s.recommend(&q("new", &two)).unwrap();
-        assert_eq!((a.source, a.folded_in, a.interactions), (Source::Cf, true, 2));
+        assert_eq!(
+            (a.source, a.folded_in, a.interactions),
+            (Source::Cf, true, 2)
+        );
         let x = s.model.fold_in(&[(0, 1.0), (1, 1.0)]).unwrap();
         assert_eq!(a.items, s.model.recommend_factors(&x, 2, &[0, 1]));
         // Not excluding seen items.

@@ -15,6 +15,7 @@ mod monitoring;
 pub mod online;
 mod predict;
 pub mod prediction_log;
+mod recommend;
 mod write;
 
 use std::path::PathBuf;
@@ -149,6 +150,8 @@ pub struct AppState {
     pub models: predict::ModelCache,
     /// The /predict log.
     pub prediction_log: prediction_log::PredictionLog,
+    /// Loaded recommender versions for /recommend.
+    pub recs: recommend::RecCache,
     metrics: PrometheusHandle,
 }
 
@@ -179,6 +182,7 @@ impl AppState {
             config,
             models: predict::ModelCache::default(),
             prediction_log,
+            recs: recommend::RecCache::default(),
             root,
             metrics,
         })
@@ -218,7 +222,11 @@ impl AppState {
                 .iter()
                 .filter(|v| v.aliases.iter().any(|a| a == "champion"))
             {
-                metrics_catalog::register_model(&v.name, v.version);
+                if v.task == quiver_recs::registry::TASK {
+                    recommend::register_series(&v.name);
+                } else {
+                    metrics_catalog::register_model(&v.name, v.version);
+                }
             }
         }
     }
@@ -315,6 +323,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/get-online-features", post(online::get_online_features))
         .route("/predict", post(predict::predict))
         .route("/predict/batch", post(predict::predict_batch))
+        .route("/recommend", post(recommend::recommend))
+        .route("/recommend/batch", post(recommend::recommend_batch))
+        .route("/similar-items", post(recommend::similar_items))
         .route("/registry/entities", get(info::list_entities))
         .route("/registry/sources", get(info::list_sources))
         .route("/registry/views", get(info::list_views))

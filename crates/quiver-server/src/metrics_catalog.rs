@@ -139,6 +139,30 @@ pub const SERIES: &[(&str, Kind, &[&str], &str)] = &[
         "Prediction-log rows dropped (channel full or write failed)",
     ),
     (
+        "quiver_recommendations_total",
+        Kind::Counter,
+        &["recommender", "source"],
+        "Users answered by /recommend and /recommend/batch, by recommender and source (cf, popularity, blend)",
+    ),
+    (
+        "quiver_recommend_seconds",
+        Kind::Histogram,
+        &[],
+        "Time to answer a /recommend or /recommend/batch request",
+    ),
+    (
+        "quiver_cold_start_total",
+        Kind::Counter,
+        &["kind"],
+        "Cold-start answers: new_user (popularity), blend (fewer than min_interactions), fold_in (factors solved from the request's interactions)",
+    ),
+    (
+        "quiver_recommender_age_seconds",
+        Kind::Gauge,
+        &["recommender"],
+        "Seconds since the served version of a recommender was registered (staleness)",
+    ),
+    (
         "data_quality_checks_total",
         Kind::Counter,
         &["check_type", "status"],
@@ -196,6 +220,9 @@ pub fn register_all() {
         metrics::counter!("quiver_online_store_errors_total", "kind" => kind).increment(0);
     }
     metrics::counter!("quiver_rows_written_online_total", "path" => "push").increment(0);
+    for kind in ["new_user", "blend", "fold_in"] {
+        metrics::counter!("quiver_cold_start_total", "kind" => kind).increment(0);
+    }
     for t in quiver_core::quality::CHECK_TYPES {
         for s in ["pass", "warn", "fail"] {
             metrics::counter!("data_quality_checks_total", "check_type" => t, "status" => s)
@@ -244,6 +271,9 @@ mod tests {
                     | "quiver_shadow_score_diff"
                     // Set from the stored results at start, or by the first check of a source.
                     | "quiver_data_freshness_seconds"
+                    // Per recommender: registered when one with a champion is served or loaded.
+                    | "quiver_recommendations_total"
+                    | "quiver_recommender_age_seconds"
                     // Set from the stored drift runs, per model.
                     | "quiver_feature_drift_score"
                     | "quiver_dataset_drift"

@@ -32,7 +32,7 @@ use crate::prediction_log::{Cell, Row as LogRow, VersionShape};
 use crate::{AppState, Served};
 
 /// How often an alias is re-resolved against the metadata store.
-const ALIAS_REFRESH_MS: i64 = 1000;
+pub(crate) const ALIAS_REFRESH_MS: i64 = 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

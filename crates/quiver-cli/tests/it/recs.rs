@@ -172,3 +172,272 @@ fn recommenders_train_register_and_evaluate() {
     let list = ok(quiver(r, &["--json", "models", "list", "shop_recs"]));
     assert!(!list.contains("\"version\": 2"), "{list}");
 }
+
+/// The text of `GET /metrics`.
+fn metrics_text(port: u16) -> String {
+    use std::io::{Read, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    r
+}
+
+fn item_ids(answer: &serde_json::Value) -> Vec<String> {
+    answer["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {answer}"))
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn recommend_over_http_with_cold_start_and_fold_in() {
+    use super::models::{post, serve};
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    repo(r);
+    std::fs::write(
+        r.join("quiver.yaml"),
+        format!("{DECL}    cold_start: {{min_interactions: 5, popularity: {{half_life: 7d}}}}\n"),
+    )
+    .unwrap();
+    ok(quiver(r, &["apply"]));
+    ok(quiver(
+        r,
+        &["recs", "train", "shop_recs", "--promote", "champion"],
+    ));
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(quiver(r, &["--json", "models", "list", "shop_recs"]))).unwrap();
+    let model = quiver_recs::RecModel::load(
+        &r.join(".quiver/artifacts")
+            .join(list[0]["artifact"].as_str().unwrap()),
+    )
+    .unwrap();
+    let server = serve(r);
+    let port = server.1;
+    let rec = |body: serde_json::Value| post(port, "/recommend", &body.to_string());
+
+    // A returning user (9 interactions >= 5) gets CF, none of the items they interacted with.
+    let (status, a) = rec(serde_json::json!({"recommender": "shop_recs", "user_id": 4, "k": 5}));
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(
+        (a["source"].as_str(), a["version"].as_i64()),
+        (Some("cf"), Some(1))
+    );
+    let got = item_ids(&a);
+    assert_eq!(got.len(), 5);
+    let seen: Vec<String> = (0..9u32)
+        .map(|k| format!("p{}", (4 + k * 3) % 20))
+        .collect();
+    assert!(
+        got.iter().all(|i| !seen.contains(i)),
+        "{got:?} vs seen {seen:?}"
+    );
+    assert!(
+        a["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["source"] == "cf")
+    );
+    // The same user, seen items allowed: their own products come back.
+    let (_, all) = rec(
+        serde_json::json!({"recommender": "shop_recs", "user_id": "4", "k": 5, "exclude_seen": false}),
+    );
+    assert!(item_ids(&all).iter().any(|i| seen.contains(i)), "{all}");
+
+    // Different users get different lists (two taste groups, and within them).
+    let lists: std::collections::BTreeSet<Vec<String>> = (0..10)
+        .map(|u| {
+            item_ids(&rec(serde_json::json!({"recommender": "shop_recs", "user_id": u, "k": 5})).1)
+        })
+        .collect();
+    assert!(
+        lists.len() >= 5,
+        "only {} distinct lists of 10",
+        lists.len()
+    );
+
+    // A new user gets popularity: the model's most popular items, in order.
+    let (status, a) =
+        rec(serde_json::json!({"recommender": "shop_recs", "user_id": "nobody", "k": 3}));
+    assert_eq!(
+        (status, a["source"].as_str()),
+        (200, Some("popularity")),
+        "{a}"
+    );
+    let popular: Vec<String> = model
+        .popular(3, &[])
+        .iter()
+        .map(|(i, _)| model.items.id(*i).to_string())
+        .collect();
+    assert_eq!(item_ids(&a), popular);
+
+    // The cold-start transition for a user the model does not know: 0 interactions →
+    // popularity, 2 → blend, 5 (min_interactions) → CF of the folded-in factors, equal to
+    // quiver-recs' fold-in.
+    let taste: Vec<String> = ["p0", "p3", "p6", "p9", "p12"].map(String::from).to_vec();
+    let mut sources = Vec::new();
+    for n in [0, 2, 5] {
+        let (status, a) = rec(
+            serde_json::json!({"recommender": "shop_recs", "user_id": "newbie", "k": 5, "interactions": taste[..n]}),
+        );
+        assert_eq!(status, 200, "{a}");
+        assert_eq!(a["interactions"], n);
+        assert!(item_ids(&a).iter().all(|i| !taste[..n].contains(i)), "{a}");
+        sources.push(a["source"].as_str().unwrap().to_string());
+        if n == 5 {
+            let mut idx: Vec<u32> = taste.iter().map(|t| model.items.get(t).unwrap()).collect();
+            idx.sort_unstable();
+            let pairs: Vec<(u32, f32)> = idx.iter().map(|&i| (i, 1.0)).collect();
+            let x = model.fold_in(&pairs).unwrap();
+            let want = model.recommend_factors(&x, 5, &idx);
+            let items = a["items"].as_array().unwrap();
+            for ((i, s), got) in want.iter().zip(items) {
+                assert_eq!(got["item_id"], model.items.id(*i), "{a}");
+                assert!(
+                    (got["score"].as_f64().unwrap() - f64::from(*s)).abs() < 1e-5,
+                    "{a}"
+                );
+            }
+            // The even taste group's products (p0..p19) are what it learns.
+            let even = item_ids(&a)
+                .iter()
+                .filter(|i| i[1..].parse::<u32>().unwrap() < 20)
+                .count();
+            assert!(even >= 4, "{a}");
+        }
+    }
+    assert_eq!(sources, ["popularity", "blend", "cf"]);
+
+    // Batch: one answer per user, in order.
+    let (status, b) = post(
+        port,
+        "/recommend/batch",
+        r#"{"recommender": "shop_recs", "user_ids": [4, "nobody"], "k": 2}"#,
+    );
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["results"][0]["source"], "cf");
+    assert_eq!(b["results"][1]["source"], "popularity");
+    assert_eq!(b["results"][0]["items"].as_array().unwrap().len(), 2);
+
+    // Similar items by CF.
+    let (status, s) = post(
+        port,
+        "/similar-items",
+        r#"{"recommender": "shop_recs", "item_id": "p0", "k": 3}"#,
+    );
+    assert_eq!(status, 200, "{s}");
+    let sim = item_ids(&s);
+    assert_eq!(sim.len(), 3);
+    assert!(!sim.contains(&"p0".to_string()));
+    let want: Vec<String> = model
+        .similar_items(model.items.get("p0").unwrap(), 3)
+        .iter()
+        .map(|(i, _)| model.items.id(*i).to_string())
+        .collect();
+    assert_eq!(sim, want);
+
+    // Bad input: 4xx naming the field.
+    for (path, body, code, says) in [
+        (
+            "/recommend",
+            r#"{"recommender": "shop_recs", "user_id": 4, "k": 0}"#,
+            400,
+            "k = 0: ask for 1 to 1000",
+        ),
+        (
+            "/recommend",
+            r#"{"recommender": "shop_recs", "user_id": 4, "k": 1001}"#,
+            400,
+            "k = 1001",
+        ),
+        (
+            "/recommend",
+            r#"{"recommender": "shop_recs", "user_id": 4, "filter": {"category": "shoes"}}"#,
+            400,
+            "filter.category: recommender 'shop_recs' declares no item attributes",
+        ),
+        (
+            "/recommend",
+            r#"{"recommender": "shop_recs", "user_id": 4,"#,
+            400,
+            "malformed JSON",
+        ),
+        (
+            "/recommend",
+            r#"{"recommender": "shop_recs", "user_id": [4]}"#,
+            400,
+            "user_id: give a string or an integer",
+        ),
+        (
+            "/recommend",
+            r#"{"recommender": "shop_recs", "user": 4}"#,
+            400,
+            "unknown field `user`",
+        ),
+        (
+            "/recommend",
+            r#"{"recommender": "shop_recs", "user_id": 4, "interactions": ["p1", "zz"]}"#,
+            400,
+            "interactions[1]: unknown item 'zz'",
+        ),
+        (
+            "/recommend",
+            r#"{"recommender": "shop_rec", "user_id": 4}"#,
+            404,
+            "did you mean 'shop_recs'",
+        ),
+        (
+            "/recommend/batch",
+            r#"{"recommender": "shop_recs", "user_ids": []}"#,
+            400,
+            "user_ids: give 1 to",
+        ),
+        (
+            "/similar-items",
+            r#"{"recommender": "shop_recs", "item_id": "zz"}"#,
+            404,
+            "item_id: unknown item 'zz'",
+        ),
+        (
+            "/similar-items",
+            r#"{"recommender": "shop_recs", "item_id": "p0", "by": "content"}"#,
+            400,
+            "by: \"content\"",
+        ),
+    ] {
+        let (status, e) = post(port, path, body);
+        let msg = e["error"].as_str().unwrap_or_default();
+        assert!(
+            status == code && msg.contains(says),
+            "{path} {body}: {status} {e}"
+        );
+    }
+
+    // Metrics: per source and cold-start kind.
+    let m = metrics_text(port);
+    let value = |series: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("{series} missing:\n{m}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(value(r#"quiver_recommendations_total{recommender="shop_recs",source="cf"}"#) >= 12.0);
+    assert_eq!(
+        value(r#"quiver_recommendations_total{recommender="shop_recs",source="blend"}"#),
+        1.0
+    );
+    assert_eq!(value(r#"quiver_cold_start_total{kind="blend"}"#), 0.0);
+    assert_eq!(value(r#"quiver_cold_start_total{kind="fold_in"}"#), 2.0);
+    assert_eq!(value(r#"quiver_cold_start_total{kind="new_user"}"#), 3.0);
+    assert!(value(r#"quiver_recommender_age_seconds{recommender="shop_recs"}"#) >= 0.0);
+    assert!(value("quiver_recommend_seconds_count") >= 16.0);
+}
