@@ -8,7 +8,7 @@ use datafusion::logical_expr::{col, lit};
 use datafusion::prelude::ParquetReadOptions;
 use datafusion::scalar::ScalarValue;
 use quiver_core::repo::RepoSettings;
-use quiver_monitor::drift::{self, Dataset, DriftOptions, FeatureOverride, StatTest};
+use quiver_monitor::drift::{self, Dataset, DriftOptions, StatTest};
 
 use crate::output::Output;
 
@@ -74,7 +74,7 @@ pub fn options(args: &DriftArgs) -> anyhow::Result<DriftOptions> {
         })?;
         o.overrides
             .entry(f.to_string())
-            .or_insert_with(FeatureOverride::default)
+            .or_default()
             .stattest = Some(test);
     }
     for s in &args.thresholds {
@@ -86,7 +86,7 @@ pub fn options(args: &DriftArgs) -> anyhow::Result<DriftOptions> {
             .with_context(|| format!("--threshold {s}: '{x}' is not a number"))?;
         o.overrides
             .entry(f.to_string())
-            .or_insert_with(FeatureOverride::default)
+            .or_default()
             .threshold = Some(x);
     }
     Ok(o)

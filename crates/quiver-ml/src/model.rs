@@ -177,6 +177,16 @@ impl Model {
     }
 }
 
+/// The index of the largest of a multiclass prediction's class probabilities (the last of
+/// equal ones; 0 for an empty one): the predicted class, wherever one is reported
+/// (`/predict`'s decision, the prediction log, `models predict`, a version's test predictions).
+pub fn top_class(p: &[f64]) -> usize {
+    (0..p.len())
+        .max_by(|a, b| p[*a].total_cmp(&p[*b]))
+        .unwrap_or(0)
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,13 +207,4 @@ mod tests {
         let c = m.contributions(&row);
         assert_eq!(c[0].iter().sum::<f64>(), m.predict(&row)[0]);
     }
-}
-
-/// The index of the largest of a multiclass prediction's class probabilities (the last of
-/// equal ones; 0 for an empty one): the predicted class, wherever one is reported
-/// (`/predict`'s decision, the prediction log, `models predict`, a version's test predictions).
-pub fn top_class(p: &[f64]) -> usize {
-    (0..p.len())
-        .max_by(|a, b| p[*a].total_cmp(&p[*b]))
-        .unwrap_or(0)
 }

@@ -279,7 +279,7 @@ fn sample(keys: &[Option<EntityKey>], n: usize) -> Vec<usize> {
     rows
 }
 
-fn service_views<'r>(registry: &'r Registry, name: &str) -> Result<Vec<(String, Vec<String>)>> {
+fn service_views(registry: &Registry, name: &str) -> Result<Vec<(String, Vec<String>)>> {
     let svc = registry.services.get(name).ok_or_else(|| {
         Error::Input(format!(
             "no feature service '{name}'{}",

@@ -279,23 +279,6 @@ pub fn score_csv(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cells_read_as_historical_writes_them() {
-        assert_eq!(number(Some("1.5")), Ok(1.5));
-        assert_eq!(number(Some("true")), Ok(1.0));
-        assert_eq!(number(Some("false")), Ok(0.0));
-        assert!(number(Some("")).unwrap().is_nan());
-        assert!(number(Some("NaN")).unwrap().is_nan());
-        assert!(number(None).unwrap().is_nan());
-        assert_eq!(number(Some("-inf")), Ok(f64::NEG_INFINITY));
-        assert_eq!(number(Some("web")), Err(()));
-    }
-}
-
 /// Scores the rows of `table` (entity keys and `timestamp_column`, read from `file`) with
 /// `artifact`: each row's features as of its time (`historical`), encoded as in training.
 /// Returns the point-in-time set (the table's columns, then each feature by full name), the
@@ -354,4 +337,21 @@ pub async fn score_rows(
         })
         .collect();
     Ok((set, distinct, preds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_read_as_historical_writes_them() {
+        assert_eq!(number(Some("1.5")), Ok(1.5));
+        assert_eq!(number(Some("true")), Ok(1.0));
+        assert_eq!(number(Some("false")), Ok(0.0));
+        assert!(number(Some("")).unwrap().is_nan());
+        assert!(number(Some("NaN")).unwrap().is_nan());
+        assert!(number(None).unwrap().is_nan());
+        assert_eq!(number(Some("-inf")), Ok(f64::NEG_INFINITY));
+        assert_eq!(number(Some("web")), Err(()));
+    }
 }
