@@ -14,7 +14,7 @@ use crate::artifact::{read_csr, read_factors, read_ids, write_csr, write_factors
 use crate::csr::Csr;
 use crate::interactions::IdMap;
 use crate::kernels::{dot, vectorized};
-use crate::topk::{top_k, top_k_iter};
+use crate::topk::top_k;
 use crate::{Error, Result};
 
 /// The most items one request may ask for.
@@ -171,17 +171,7 @@ impl RecModel {
     /// The best `k` items for user factors `x`, without the sorted `exclude`.
     pub fn recommend_factors(&self, x: &[f32], k: usize, exclude: &[u32]) -> Vec<(u32, f32)> {
         let f = &self.item_factors;
-        let mut skip = |i: u32| exclude.binary_search(&i).is_ok();
-        vectorized(
-            #[inline(always)]
-            || {
-                top_k_iter(
-                    (0..f.rows).map(|i| (i as u32, dot(f.row(i), x))),
-                    k,
-                    &mut skip,
-                )
-            },
-        )
+        top_k_scored(f.rows, k, exclude, |i| dot(f.row(i), x))
     }
 
     /// Factors for a user the model has not seen, from `(item, weight)` interactions (weights
@@ -210,20 +200,10 @@ impl RecModel {
         let q = f.row(item as usize);
         let qn = self.item_norms[item as usize];
         let norms = &self.item_norms;
-        let mut skip = |i: u32| i == item;
-        vectorized(
-            #[inline(always)]
-            || {
-                top_k_iter(
-                    (0..f.rows).map(|i| {
-                        let d = qn * norms[i];
-                        (i as u32, if d > 0.0 { dot(f.row(i), q) / d } else { 0.0 })
-                    }),
-                    k,
-                    &mut skip,
-                )
-            },
-        )
+        top_k_scored(f.rows, k, &[item], |i| {
+            let d = qn * norms[i];
+            if d > 0.0 { dot(f.row(i), q) / d } else { 0.0 }
+        })
     }
 
     /// Writes the version's files into `dir` (which must exist).
@@ -269,6 +249,35 @@ impl RecModel {
             pop.data,
         )
     }
+}
+
+/// The best `k` of `score(i)` over items `0..n` (best first, ties to the lower index), without
+/// the sorted `exclude`. The scores are computed first into a per-thread buffer, in one loop
+/// compiled for the CPU's vector instructions ([`vectorized`]), then cut by partial sort: fusing
+/// scoring into the heap's loop keeps LLVM from vectorizing it (measured: 15 ms against 1.5 ms
+/// for 100k items × 64 factors).
+pub(crate) fn top_k_scored(
+    n: usize,
+    k: usize,
+    exclude: &[u32],
+    score: impl Fn(usize) -> f32,
+) -> Vec<(u32, f32)> {
+    thread_local! {
+        static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCORES.with_borrow_mut(|buf| {
+        buf.clear();
+        buf.resize(n, 0.0);
+        vectorized(
+            #[inline(always)]
+            || {
+                for (i, s) in buf.iter_mut().enumerate() {
+                    *s = score(i);
+                }
+            },
+        );
+        top_k(buf, k, |i| exclude.binary_search(&i).is_ok())
+    })
 }
 
 #[cfg(test)]

@@ -24,9 +24,8 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::kernels::{dot, vectorized};
-use crate::model::RecModel;
-use crate::topk::top_k_iter;
+use crate::kernels::dot;
+use crate::model::{RecModel, top_k_scored};
 use crate::{Error, Result};
 
 /// The most items one served request may ask for.
@@ -204,17 +203,7 @@ impl Serving {
         let f = &self.model.item_factors;
         let pop = &self.model.popularity;
         let p = (1.0 - w) * self.pop_scale;
-        let mut skip = |i: u32| exclude.binary_search(&i).is_ok();
-        vectorized(
-            #[inline(always)]
-            || {
-                top_k_iter(
-                    (0..f.rows).map(|i| (i as u32, w * dot(f.row(i), x) + p * pop[i])),
-                    k,
-                    &mut skip,
-                )
-            },
-        )
+        top_k_scored(f.rows, k, exclude, |i| w * dot(f.row(i), x) + p * pop[i])
     }
 
     /// The `k` items most similar to the item `id` by the cosine of their factors.
