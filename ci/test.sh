@@ -32,6 +32,9 @@ recpy="$(ci/recs-venv.sh)"
 PYTHONWARNINGS=ignore "$recpy" tests/parity/recs_parity.py "$CARGO_TARGET_DIR/debug/quiver"
 echo "== Python package (maturin debug wheel of crates/quiver-py in a venv; pytest on the churn demo vs the CLI and the server; examples/churn/notebook.py)"
 ci/python-test.sh "$CARGO_TARGET_DIR/debug/quiver"
+echo "== the Python package's get_historical_features against Feast 0.67 (duckdb) on the parity data (the wheel in Feast's venv)"
+"$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$CARGO_TARGET_DIR"/wheels/quiver_fs-*.whl
+QUIVER_PY=1 PYTHONWARNINGS=ignore "$py" tests/parity/feast_parity.py "$CARGO_TARGET_DIR/debug/quiver" duckdb
 echo "== examples/churn (synthetic shop, 2,000 users: GBDT churn model, mean review embeddings offline and served)"
 QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/churn/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d)" 2000
 echo "== examples/sms_spam (real SMS data: text statistics, logistic regression, request-time scoring)"

@@ -83,6 +83,24 @@ assert len(q) == n_ent, f"quiver returned {len(q)} rows for {n_ent} entity rows"
 assert (q["row_id"].values == np.arange(n_ent)).all(), "quiver must keep the entity row order"
 q = q.set_index("row_id")
 
+# The Python package (`import quiver`, built from the same crates) on the same repository, when
+# asked for (ci/test.sh installs the wheel into this venv and sets QUIVER_PY=1): the same
+# call as Feast's, whose values must equal the CLI's, compared here, and so Feast's, below.
+python_checked = 0
+if os.environ.get("QUIVER_PY") == "1":
+    import quiver as quiver_py
+    qp = quiver_py.FeatureStore(repo).get_historical_features(
+        ent, features=["stats:f0", "stats:f1", "stats:f2", "profile:g0"])
+    assert list(qp["row_id"]) == list(range(n_ent)), "the package must keep the entity row order"
+    qp = qp.set_index("row_id")
+    for col in ["f0", "f1", "f2", "g0"]:
+        for rid in range(n_ent):
+            a, b = q.at[rid, col], qp.at[rid, col]
+            if not ((pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)):
+                sys.exit(f"python package row {rid} {col}: {b!r}, the CLI {a!r}")
+            python_checked += 1
+    print(f"python package: {python_checked} values equal to quiver historical's")
+
 # Feast.
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource
 from feast.types import Float64, Int64, String
@@ -151,7 +169,8 @@ for engine in engines:
                     print(f"  MISMATCH {engine} row {rid} {col}: feast={fv!r} quiver={qv!r} "
                           f"(user {ent.at[rid, 'user_id']}, t {ent.at[rid, 'event_timestamp']})")
     dropped = n_ent - len(f)
-    print(f"feast {engine}: {len(f)} rows returned ({dropped} dropped by Feast, all {n_ent} kept by Quiver), "
+    print(f"feast {engine}: {len(f)} rows returned ({dropped} dropped by Feast, all {n_ent} kept by Quiver"
+          + (", CLI and Python package alike" if python_checked else "") + "), "
           f"{compared} values compared, {mismatches} mismatches"
           + (f", {len(explained)} rows where Feast's file store ignores the created tie-break" if explained else ""))
     failures += mismatches

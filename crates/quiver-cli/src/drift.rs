@@ -72,10 +72,7 @@ pub fn options(args: &DriftArgs) -> anyhow::Result<DriftOptions> {
                 StatTest::ALL.map(StatTest::name).join(", ")
             )
         })?;
-        o.overrides
-            .entry(f.to_string())
-            .or_default()
-            .stattest = Some(test);
+        o.overrides.entry(f.to_string()).or_default().stattest = Some(test);
     }
     for s in &args.thresholds {
         let (f, x) = split_pair("--threshold", s)?;
@@ -84,10 +81,7 @@ pub fn options(args: &DriftArgs) -> anyhow::Result<DriftOptions> {
             .ok()
             .filter(|x: &f64| x.is_finite())
             .with_context(|| format!("--threshold {s}: '{x}' is not a number"))?;
-        o.overrides
-            .entry(f.to_string())
-            .or_default()
-            .threshold = Some(x);
+        o.overrides.entry(f.to_string()).or_default().threshold = Some(x);
     }
     Ok(o)
 }

@@ -186,7 +186,6 @@ pub fn top_class(p: &[f64]) -> usize {
         .unwrap_or(0)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
