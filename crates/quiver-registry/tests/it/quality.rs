@@ -85,6 +85,15 @@ async fn quality_suite(store: SqlMetadataStore) {
         .map(|r| (r.quality.as_str(), r.checked_us))
         .collect();
     assert_eq!(names, [("events_checks", 2_000), ("view_checks", 1_500)]);
+
+    // A run that fails half-way (here, two results for one check) stores nothing: no run
+    // without its results, and the history is as before.
+    let mut broken = run("events_checks", 3_000, "fail");
+    broken.results[1].index = 0;
+    assert!(store.record_quality_run(&broken).await.is_err());
+    let after = store.quality_runs(Some("events_checks"), 10).await.unwrap();
+    assert_eq!(after.len(), 3);
+    assert_eq!(after[0].checked_us, 2_000);
 }
 
 #[tokio::test]
