@@ -203,7 +203,13 @@ impl Serving {
         let f = &self.model.item_factors;
         let pop = &self.model.popularity;
         let p = (1.0 - w) * self.pop_scale;
-        top_k_scored(f.rows, k, exclude, |i| w * dot(f.row(i), x) + p * pop[i])
+        top_k_scored(
+            f.rows,
+            k,
+            exclude,
+            #[inline(always)]
+            |i| w * dot(f.row(i), x) + p * pop[i],
+        )
     }
 
     /// The `k` items most similar to the item `id` by the cosine of their factors.
