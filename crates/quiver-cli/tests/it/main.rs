@@ -328,8 +328,8 @@ async fn registry_in_postgres() {
     .await
     .unwrap();
     assert_eq!(
-        n, 15,
-        "one version per object (11 definitions, 4 jobs), stored in PostgreSQL"
+        n, 18,
+        "one version per object (11 definitions, 5 jobs, 2 quality sets), stored in PostgreSQL"
     );
     assert!(ok(quiver(d.path(), &["registry", "list", "services"])).contains("churn_v1"));
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
