@@ -440,4 +440,28 @@ fn recommend_over_http_with_cold_start_and_fold_in() {
     assert_eq!(value(r#"quiver_cold_start_total{kind="new_user"}"#), 3.0);
     assert!(value(r#"quiver_recommender_age_seconds{recommender="shop_recs"}"#) >= 0.0);
     assert!(value("quiver_recommend_seconds_count") >= 16.0);
+
+    // Promote and roll back apply without a restart (the alias is re-read within a second).
+    let version_served =
+        || rec(serde_json::json!({"recommender": "shop_recs", "user_id": 4})).1["version"].as_i64();
+    ok(quiver(
+        r,
+        &[
+            "recs",
+            "train",
+            "shop_recs",
+            "--params",
+            "factors=4",
+            "--promote",
+            "champion",
+        ],
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(version_served(), Some(2));
+    ok(quiver(
+        r,
+        &["models", "rollback", "shop_recs", "--alias", "champion"],
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(version_served(), Some(1));
 }
