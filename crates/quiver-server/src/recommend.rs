@@ -203,8 +203,9 @@ fn cold_start_kind(a: &Answer) -> Option<&'static str> {
     }
 }
 
-/// One user's answer as JSON, counted in the metrics.
-fn answer_json(l: &LoadedRec, user: &str, a: &Answer) -> Json {
+/// One user's answer as JSON; counts it in `quiver_recommendations_total` and
+/// `quiver_cold_start_total`.
+fn render_counted(l: &LoadedRec, user: &str, a: &Answer) -> Json {
     let i = Source::ALL
         .iter()
         .position(|s| *s == a.source)
@@ -252,7 +253,7 @@ pub async fn recommend(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
                 exclude_seen: req.exclude_seen,
             })
             .map_err(recs_error)?;
-        let mut out = answer_json(&l, &user, &a);
+        let mut out = render_counted(&l, &user, &a);
         out["recommender"] = json!(req.recommender);
         out["version"] = json!(l.version.version);
         l.seconds.record(started.elapsed().as_secs_f64());
@@ -295,7 +296,7 @@ pub async fn recommend_batch(State(state): State<Arc<AppState>>, body: Bytes) ->
                     exclude_seen: req.exclude_seen,
                 })
                 .map_err(recs_error)?;
-            results.push(answer_json(&l, user, &a));
+            results.push(render_counted(&l, user, &a));
         }
         l.seconds.record(started.elapsed().as_secs_f64());
         Ok::<_, ApiError>(axum::Json(json!({
