@@ -1,5 +1,5 @@
 //! Data-quality checks on real data: the retentioneering e-commerce clickstream
-//! (`../shared/data/retentioneering_ecom_synthetic.csv.gz`, 31,106 events, Jan to June 2024).
+//! (`tests/data/retentioneering_ecom_synthetic.csv.gz`, a copy of the shared data set, 31,106 events, Jan to June 2024).
 //! The clean data passes every check; each injected fault (a spike and a drop in volume, stale
 //! data, nulls, out-of-range values, a renamed column, a changed type) is caught by the
 //! matching checks and only by them. Then the results' history in the metadata store (SQLite
@@ -66,7 +66,7 @@ quality:
 
 fn data_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/retentioneering_ecom_synthetic.csv.gz")
+        .join("../../tests/data/retentioneering_ecom_synthetic.csv.gz")
 }
 
 /// The clickstream as a table `typed`: the CSV's columns, `timestamp` as a timestamp and
