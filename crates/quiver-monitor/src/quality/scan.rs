@@ -254,9 +254,12 @@ impl std::hash::Hasher for KeyHasher {
 
 type Keys<T> = HashSet<T, std::hash::BuildHasherDefault<KeyHasher>>;
 
-/// Keys seen by a unique check.
+/// Keys seen by a unique check: an integer key's values (sorted when a partition ends, the
+/// partitions' runs merged, duplicates counted in one sequential pass: a hash set of 10M keys
+/// was two thirds of a 10M-row scan, all in random memory accesses), or other keys' row
+/// encodings in a hash set.
 enum KeySet {
-    Int(Keys<i64>),
+    Ints(Vec<i64>),
     Rows(Keys<Box<[u8]>>, RowConverter),
 }
 
@@ -318,7 +321,7 @@ fn new_state(fold: &Fold, schema: &datafusion::arrow::datatypes::Schema) -> Resu
             State::Unique {
                 non_null: 0,
                 set: if int {
-                    KeySet::Int(Keys::default())
+                    KeySet::Ints(Vec::new())
                 } else {
                     let fields = keys
                         .iter()
@@ -411,15 +414,17 @@ fn fold_batch(spec: &Spec, part: &mut Partial, batch: &RecordBatch) -> Result<()
                     examples,
                 },
             ) => match set {
-                KeySet::Int(s) => {
+                KeySet::Ints(v) => {
                     let k = cast(batch.column(keys[0]), &DataType::Int64)?;
                     let k = k.as_primitive::<Int64Type>();
-                    s.reserve(n);
-                    for i in 0..n {
-                        if k.is_valid(i) {
-                            *non_null += 1;
-                            if !s.insert(k.value(i)) && examples.len() < MAX_EXAMPLES {
-                                examples.push(row_json(batch, show, &spec.names, i));
+                    if k.null_count() == 0 {
+                        v.extend_from_slice(k.values());
+                        *non_null += n as u64;
+                    } else {
+                        for i in 0..n {
+                            if k.is_valid(i) {
+                                v.push(k.value(i));
+                                *non_null += 1;
                             }
                         }
                     }
@@ -529,19 +534,8 @@ fn merge(spec: &Spec, into: &mut Partial, other: Partial) {
                     _ => &[],
                 };
                 match (set, s2) {
-                    (KeySet::Int(a), KeySet::Int(b)) => {
-                        let (big, small) = if a.len() >= b.len() {
-                            (std::mem::take(a), b)
-                        } else {
-                            (b, std::mem::take(a))
-                        };
-                        let mut big = big;
-                        for v in small {
-                            if !big.insert(v) && examples.len() < MAX_EXAMPLES {
-                                examples.push(json!({ spec.names[keys[0]].clone(): v }));
-                            }
-                        }
-                        *a = big;
+                    (KeySet::Ints(a), KeySet::Ints(b)) => {
+                        *a = merge_sorted(std::mem::take(a), b);
                     }
                     (KeySet::Rows(a, conv), KeySet::Rows(b, _)) => {
                         let (mut big, small) = if a.len() >= b.len() {
@@ -951,6 +945,22 @@ pub async fn run_set(
                     .map_err(|e| e.to_string())?;
                     progress.rows_scanned(&quality, part.rows);
                 }
+                // Integer keys of unique checks are sorted here, on each partition's own task.
+                let part = tokio::task::spawn_blocking(move || {
+                    let mut part = part;
+                    for s in part.states.iter_mut() {
+                        if let State::Unique {
+                            set: KeySet::Ints(v),
+                            ..
+                        } = s
+                        {
+                            v.sort_unstable();
+                        }
+                    }
+                    part
+                })
+                .await
+                .map_err(|e| e.to_string())?;
                 Ok::<Partial, String>(part)
             }));
         }
@@ -1019,6 +1029,24 @@ pub async fn run_set(
         });
     }
     Ok(report(rows, part.newest, results))
+}
+
+/// Two sorted runs as one.
+fn merge_sorted(a: Vec<i64>, b: Vec<i64>) -> Vec<i64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 fn fmt_num(x: f64) -> String {
@@ -1135,10 +1163,21 @@ fn evaluate(
                 examples,
             },
         ) => {
+            let mut examples = examples;
             let distinct = match &set {
-                KeySet::Int(s) => s.len(),
-                KeySet::Rows(s, _) => s.len(),
-            } as u64;
+                KeySet::Ints(v) => {
+                    let mut distinct = 0u64;
+                    for (i, x) in v.iter().enumerate() {
+                        if i == 0 || *x != v[i - 1] {
+                            distinct += 1;
+                        } else if examples.len() < MAX_EXAMPLES && (i < 2 || v[i - 2] != *x) {
+                            examples.push(json!({ columns[0].clone(): x }));
+                        }
+                    }
+                    distinct
+                }
+                KeySet::Rows(s, _) => s.len() as u64,
+            };
             let dups = non_null - distinct;
             (
                 Decided {
