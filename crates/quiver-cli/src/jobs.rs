@@ -174,6 +174,12 @@ async fn run_checks(repo: &Path, names: &[String]) -> Result<Json, String> {
     let reports = quality::check(&engine, &meta, names, now, "job", applied.version, &silent)
         .await
         .map_err(|e| e.to_string())?;
+    // A failed error-severity check alerts as check_failed (the run's failure adds job_failed).
+    let alerts = quiver_monitor::alerts::check_failed(&engine.registry().project, "job", &reports);
+    if !alerts.is_empty() {
+        let alerter = crate::alerts::alerter(repo, &meta).map_err(failed)?;
+        crate::alerts::deliver(&alerter, alerts, &Output::new(true, false)).await;
+    }
     let failing: Vec<String> = reports
         .iter()
         .flat_map(|r| {

@@ -156,6 +156,20 @@ impl Alerter {
         }
     }
 
+    /// Posts `body` as [`deliver`](Self::deliver) does and waits for it (so a command that
+    /// exits next, like `quiver jobs run`, loses nothing); without a webhook, writes it to
+    /// stderr as [`send`](Self::send) does.
+    pub async fn notify(&self, body: Json) {
+        if !self.enabled() {
+            eprintln!(
+                "quiver alert: {}",
+                body["text"].as_str().unwrap_or(&body.to_string())
+            );
+            return;
+        }
+        self.deliver(body).await;
+    }
+
     /// Posts `body` to every webhook whose rule takes its event (`body.alert`), unless the same
     /// alert (`body.key`, else the event and its text) was posted there within the rule's
     /// repeat interval; waits for the posts. What a short-lived command (`quiver check`,

@@ -149,7 +149,7 @@ pub async fn start(
         record.steps = steps;
         meta.create_deployment(&record).await.map_err(fail)?;
         count(&name, version, "rejected");
-        alerter.send(json!({
+        alerter.notify(json!({
             "alert": "deployment_rejected",
             "project": project,
             "job": job.name,
@@ -161,7 +161,8 @@ pub async fn start(
                 champion_version.unwrap_or_default(),
                 deploy.gate.min_gain
             ),
-        }));
+        }))
+            .await;
         return Ok(serde_json::to_value(&record).expect("serializes"));
     }
     meta.promote_model(&name, version, "challenger")
@@ -302,7 +303,7 @@ pub async fn advance(ctx: &Context<'_>, now_us: i64) -> quiver_registry::Result<
                     continue;
                 }
                 count(&d.name, d.version, "rolled_back");
-                alerter.send(json!({
+                alerter.notify(json!({
                     "alert": "deployment_rolled_back",
                     "project": project,
                     "job": d.job,
@@ -316,7 +317,8 @@ pub async fn advance(ctx: &Context<'_>, now_us: i64) -> quiver_registry::Result<
                         d.job,
                         d.champion_version.map(|v| format!(" (version {v})")).unwrap_or_default()
                     ),
-                }));
+                }))
+            .await;
                 Moved {
                     id: d.id.clone(),
                     status: "rolled_back".into(),
@@ -346,13 +348,14 @@ pub async fn advance(ctx: &Context<'_>, now_us: i64) -> quiver_registry::Result<
                     continue;
                 }
                 count(&d.name, d.version, "awaiting_approval");
-                alerter.send(json!({
+                alerter.notify(json!({
                     "alert": "deployment_awaiting_approval",
                     "project": project,
                     "model": d.name,
                     "version": d.version,
                     "text": format!("Quiver: model {} version {} passed its rollout; {reason}", d.name, d.version),
-                }));
+                }))
+            .await;
                 Moved {
                     id: d.id.clone(),
                     status: "awaiting_approval".into(),

@@ -252,7 +252,7 @@ impl Scheduler {
                     .collect(),
             };
             if missed > 0 {
-                self.alerter.send(json!({
+                self.alerter.notify(json!({
                     "alert": "job_missed_schedule",
                     "project": self.options.project,
                     "job": job.name,
@@ -262,7 +262,8 @@ impl Scheduler {
                         "Quiver job {} missed {missed} scheduled run(s) while no scheduler was running; catchup: {:?}",
                         job.name, job.catchup
                     ),
-                }));
+                }))
+            .await;
             }
             for slot in chosen {
                 if self
@@ -484,18 +485,21 @@ impl Scheduler {
                 .await?;
             return Ok(true);
         }
-        self.alerter.send(json!({
-            "alert": "job_failed",
-            "project": self.options.project,
-            "job": job.name,
-            "run": run.id,
-            "attempts": run.attempt,
-            "error": error,
-            "text": format!(
-                "Quiver job {} failed after {} attempt(s): {error}",
-                job.name, run.attempt
-            ),
-        }));
+        let _ = self
+            .alerter
+            .deliver(json!({
+                "alert": "job_failed",
+                "project": self.options.project,
+                "job": job.name,
+                "run": run.id,
+                "attempts": run.attempt,
+                "error": error,
+                "text": format!(
+                    "Quiver job {} failed after {} attempt(s): {error}",
+                    job.name, run.attempt
+                ),
+            }))
+            .await;
         Ok(false)
     }
 

@@ -200,6 +200,35 @@ fn the_single_webhook_form_posts_every_event_every_time() {
         got.iter()
             .all(|(p, b)| p == "/all" && b["alert"] == "check_failed")
     );
+    // A check job: the failed check alerts as check_failed (trigger job), the failed run as
+    // job_failed.
+    std::fs::create_dir_all(d.path().join("features")).unwrap();
+    std::fs::write(
+        d.path().join("features/jobs.yaml"),
+        "jobs:\n  - {name: hourly_checks, schedule: \"5 * * * *\", task: {check: {names: [events_checks]}}, retries: 0}\n",
+    )
+    .unwrap();
+    ok(quiver(d.path(), &["apply"]));
+    let e = fails(quiver(d.path(), &["jobs", "run", "hourly_checks"]));
+    assert!(e.contains("events_checks #0 not_null"), "{e}");
+    // The job alert is posted off the command's thread: wait for it briefly.
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    while got.len() < 2 && started.elapsed() < std::time::Duration::from_secs(10) {
+        got.extend(rx.take());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let kinds: Vec<(&str, &str)> = got
+        .iter()
+        .map(|(_, b)| {
+            (
+                b["alert"].as_str().unwrap(),
+                b["trigger"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&("check_failed", "job")), "{got:?}");
+    assert!(kinds.iter().any(|(a, _)| *a == "job_failed"), "{got:?}");
 }
 
 #[test]
