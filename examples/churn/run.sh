@@ -51,6 +51,11 @@ PY
 echo "== data-quality checks on the clickstream (materialize runs them again, and stops on a failure)"
 "$q" --repo "$work" check --as-of 2025-06-30
 "$q" --repo "$work" -q materialize 2000-01-01 2025-06-30
+echo "== drift of the clickstream, May against April (quiver drift, with its HTML report)"
+"$q" --repo "$work" drift --reference "$work/data/events.parquet@2025-04-01..2025-05-01" \
+  --current "$work/data/events.parquet@2025-05-01..2025-06-01" --features event_type,amount,product_id \
+  --out "$work/drift.html"
+grep -q "<svg" "$work/drift.html" || { echo "the drift report has no plot" >&2; exit 1; }
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$q" --repo "$work" -q serve --port "$port" &
 pid=$!
