@@ -309,7 +309,7 @@ fn fmt(x: f64) -> String {
 }
 
 pub async fn run(repo: &Path, args: DriftArgs, out: &Output) -> anyhow::Result<()> {
-    let options = options(&args)?;
+    let mut options = options(&args)?;
     let ctx = drift::read::session();
     let reference = open(repo, &ctx, &args.reference)
         .await
@@ -332,6 +332,23 @@ pub async fn run(repo: &Path, args: DriftArgs, out: &Output) -> anyhow::Result<(
     } else {
         current
     };
+    // Tests declared on features (`drift:` in the registry) for the columns compared, where
+    // no flag names them.
+    if let Ok(applied) = crate::registry_cmd::stored(repo).await {
+        let (rc, cc) = (reference.columns(), current.columns());
+        for (column, declared) in drift::declared::overrides(&applied.registry) {
+            let selected = options
+                .features
+                .as_ref()
+                .is_none_or(|f| f.contains(&column));
+            if !(selected && rc.contains(&column) && cc.contains(&column)) {
+                continue;
+            }
+            let o = options.overrides.entry(column).or_default();
+            o.stattest = o.stattest.or(declared.stattest);
+            o.threshold = o.threshold.or(declared.threshold);
+        }
+    }
     let report = drift::drift(&reference, &current, &options).await?;
     if let Some(path) = &args.out {
         let page = drift::html::render(&report, &args.reference, &args.current);

@@ -31,7 +31,7 @@ pub use error::{Error, Located, Result};
 pub use job::{Approval, Catchup, Deploy, DeployRollout, Gate, Job, JobTask, Schedule};
 pub use quality::{Check, CheckKind, OnFailure, QualitySet, QualityTarget, Severity};
 pub use registry::{
-    AggFunction, Aggregation, Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry,
-    Source, SourceKind,
+    AggFunction, Aggregation, DriftSettings, Entity, Feature, FeatureRef, FeatureService,
+    FeatureView, Registry, Source, SourceKind,
 };
 pub use value_type::ValueType;

@@ -155,6 +155,13 @@ pub fn plan(old: Option<&Registry>, new: &Registry) -> Plan {
                 (None, Some(_)) => Op::Add,
                 (Some(_), None) => Op::Remove,
                 (Some(a), Some(b)) if a != b => Op::Change,
+                // The same values under other settings (a view's retention or drift tests,
+                // left out of its content hash): still a change to store, versioning nothing.
+                (Some(_), Some(_))
+                    if old.object_json(kind, &name) != new.object_json(kind, &name) =>
+                {
+                    Op::Change
+                }
                 _ => continue,
             };
             let mut fields = Vec::new();

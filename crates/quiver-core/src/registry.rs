@@ -141,7 +141,28 @@ pub struct Feature {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How `quiver drift` tests this feature, instead of its default choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSettings>,
 }
+
+/// `drift: {stattest: psi, threshold: 0.2}` on a feature or an aggregation: the test and the
+/// threshold `quiver drift` uses for it (a `--stattest` or `--threshold` flag still wins). The
+/// test's name is checked by `apply` against the tests `quiver-monitor` knows. Not part of the
+/// view's content hash: it changes no value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSettings {
+    /// ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div or hellinger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stattest: Option<String>,
+    /// The threshold of the test (a p-value for tests, a distance otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+}
+
+// Thresholds are checked finite when loaded, so equality is an equivalence.
+impl Eq for DriftSettings {}
 
 impl Feature {
     /// The source column read, when the feature is not an expression.
@@ -251,6 +272,9 @@ pub struct Aggregation {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How `quiver drift` tests this feature, instead of its default choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSettings>,
 }
 
 /// A group of features over the same entities and source.
@@ -519,8 +543,25 @@ impl Registry {
             ObjectKind::Entity => self.entities.get(name).map(content_hash),
             ObjectKind::Source => self.sources.get(name).map(content_hash),
             ObjectKind::FeatureView => self.views.get(name).map(|v| {
+                // Retention and drift settings change no value.
                 let without_retention = FeatureView {
                     offline: None,
+                    features: v
+                        .features
+                        .iter()
+                        .map(|f| Feature {
+                            drift: None,
+                            ..f.clone()
+                        })
+                        .collect(),
+                    aggregations: v
+                        .aggregations
+                        .iter()
+                        .map(|a| Aggregation {
+                            drift: None,
+                            ..a.clone()
+                        })
+                        .collect(),
                     ..v.clone()
                 };
                 let mut parts = vec![content_hash(&without_retention)];
@@ -1376,13 +1417,40 @@ impl Builder {
                 "is empty",
             ));
         }
+        let drift = match raw.drift {
+            Some(d) => Some(self.drift_settings(view, &name, d)?),
+            None => None,
+        };
         Ok(Feature {
             name,
             value_type,
             column: raw.column.map(|c| c.value),
             expr: raw.expr.map(|e| e.value),
             description: raw.description,
+            drift,
         })
+    }
+
+    /// A feature's `drift:`: a threshold is a number from 0 (the test's name is checked by
+    /// `apply` against `quiver-monitor`'s tests).
+    fn drift_settings(
+        &self,
+        view: &str,
+        feature: &str,
+        raw: S<DriftSettings>,
+    ) -> Result<DriftSettings> {
+        if let Some(t) = raw.value.threshold
+            && !(t.is_finite() && t >= 0.0)
+        {
+            return Err(Error::invalid(
+                &self.at(&raw),
+                "feature view",
+                view,
+                &format!("{feature}.drift.threshold"),
+                format!("{t}: give a number from 0"),
+            ));
+        }
+        Ok(raw.value)
     }
 
     fn aggregation(
@@ -1472,6 +1540,10 @@ impl Builder {
             None if function == AggFunction::TimeSinceLast => Some(Duration::from_seconds(86_400)),
             None => None,
         };
+        let drift = match raw.drift {
+            Some(d) => Some(self.drift_settings(view, &name, d)?),
+            None => None,
+        };
         Ok(Aggregation {
             name,
             function,
@@ -1482,6 +1554,7 @@ impl Builder {
             value_type,
             unit,
             description: raw.description,
+            drift,
         })
     }
 

@@ -301,6 +301,8 @@ pub struct RawFeature {
     pub expr: Option<S<String>>,
     /// Free text.
     pub description: Option<String>,
+    /// `{stattest: psi, threshold: 0.2}`: how `quiver drift` tests it.
+    pub drift: Option<S<crate::registry::DriftSettings>>,
 }
 
 /// `aggregations:` item of a view.
@@ -326,6 +328,8 @@ pub struct RawAggregation {
     pub unit: Option<S<String>>,
     /// Free text.
     pub description: Option<String>,
+    /// `{stattest: psi, threshold: 0.2}`: how `quiver drift` tests it.
+    pub drift: Option<S<crate::registry::DriftSettings>>,
 }
 
 /// `feature_services:` item.

@@ -7,6 +7,7 @@ mod alerts;
 mod check;
 mod consistency;
 mod docs;
+mod drift_settings;
 mod embeddings;
 mod jobs;
 mod kill;

@@ -15,6 +15,7 @@
 //!   the share of drifted columns reaches `drift_share` (0.5).
 
 pub mod column;
+pub mod declared;
 pub mod embedding;
 pub mod html;
 pub mod ks;

@@ -11,11 +11,15 @@ use quiver_offline::types::{describe, is_string};
 use super::scan::target_frame;
 use super::{QualityError, Result};
 
-/// Refuses, with the file, line, set and check, a check naming a column its target does not
+/// Refuses a declared drift test Quiver does not know (see
+/// [`crate::drift::declared::validate`]), and, with the file, line, set and check, a check
+/// naming a column its target does not
 /// have, a `range` on a column that is not numeric, an `allowed_values` list of text for a
 /// numeric column, or a `sql` expression that does not parse against the target or is not a
 /// condition. A target that cannot be read is left to the engine's own validation.
 pub async fn validate_against_data(engine: &OfflineEngine) -> Result<()> {
+    // (Also the features' declared drift tests, which only this crate knows.)
+    crate::drift::declared::validate(engine.registry()).map_err(QualityError::Invalid)?;
     let now = super::now_us();
     for set in engine.registry().quality.values() {
         let Ok(df) = target_frame(engine, set, now).await else {
