@@ -168,6 +168,17 @@ pub async fn materialize_into(
     )
     .await;
     bar.finish_and_clear();
+    // A blocking check alerts as check_failed (trigger materialize) before the run fails.
+    if let Err(quiver_monitor::quality::QualityError::Blocked { reports, .. }) = &checked {
+        let alerts = quiver_monitor::alerts::check_failed(
+            &engine.registry().project,
+            "materialize",
+            reports,
+        );
+        if !alerts.is_empty() {
+            crate::alerts::deliver(&crate::alerts::alerter(repo, &meta)?, alerts, out).await;
+        }
+    }
     let (gate, reports) = checked?;
     for w in &gate.warnings {
         eprintln!("warning: {w}");

@@ -229,6 +229,24 @@ fn the_single_webhook_form_posts_every_event_every_time() {
         .collect();
     assert!(kinds.contains(&("check_failed", "job")), "{got:?}");
     assert!(kinds.iter().any(|(a, _)| *a == "job_failed"), "{got:?}");
+    // A materialization the gate blocks alerts too (trigger materialize), and writes nothing.
+    std::fs::write(
+        d.path().join("features/views.yaml"),
+        "feature_views:\n  - {name: spend, entities: [user], source: events, features: [{name: amount, type: float64}]}\n",
+    )
+    .unwrap();
+    ok(quiver(d.path(), &["apply"]));
+    let e = fails(quiver(
+        d.path(),
+        &["materialize", "2025-01-01", "2025-04-01"],
+    ));
+    assert!(e.contains("materialization blocked"), "{e}");
+    let got = rx.take();
+    assert!(
+        got.iter()
+            .any(|(_, b)| b["alert"] == "check_failed" && b["trigger"] == "materialize"),
+        "{got:?}"
+    );
 }
 
 #[test]
