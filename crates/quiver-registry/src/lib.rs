@@ -259,6 +259,29 @@ impl SqlMetadataStore {
         Ok(SqlMetadataStore { pool, url: shown })
     }
 
+    /// The id of a run of `subject` checked at `checked_us`, stored in `table` (whose `column`
+    /// names the subject): `SUBJECT@CHECKED_US#N`, N one more than the runs of the same subject
+    /// stored in that microsecond, read in the storing transaction `tx`.
+    pub(crate) async fn next_run_id(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        table: &str,
+        column: &str,
+        subject: &str,
+        checked_us: i64,
+    ) -> Result<String> {
+        let taken: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE {column} = $1 AND checked_us = $2"
+        ))
+        .bind(subject)
+        .bind(checked_us)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .get(0);
+        Ok(format!("{subject}@{checked_us}#{}", taken + 1))
+    }
+
     pub(crate) fn err(&self, source: sqlx::Error) -> Error {
         Error::Database {
             url: self.url.clone(),

@@ -56,16 +56,15 @@ impl SqlMetadataStore {
     /// Stores a drift run; returns its id (made unique within a microsecond).
     pub async fn record_drift_run(&self, run: &DriftRun) -> Result<String> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let taken: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM quiver_drift_runs WHERE model = $1 AND checked_us = $2",
-        )
-        .bind(&run.model)
-        .bind(run.checked_us)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?
-        .get(0);
-        let id = format!("{}@{}#{}", run.model, run.checked_us, taken + 1);
+        let id = self
+            .next_run_id(
+                &mut tx,
+                "quiver_drift_runs",
+                "model",
+                &run.model,
+                run.checked_us,
+            )
+            .await?;
         sqlx::query(
             "INSERT INTO quiver_drift_runs (id, model, reference, current_set, checked_us, dataset_drift, share_drifted, report)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -93,16 +93,15 @@ impl SqlMetadataStore {
     /// of the same set was stored in the same microsecond. Returns the id used.
     pub async fn record_quality_run(&self, run: &QualityRun) -> Result<String> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let taken: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM quiver_quality_runs WHERE quality = $1 AND checked_us = $2",
-        )
-        .bind(&run.quality)
-        .bind(run.checked_us)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?
-        .get(0);
-        let id = format!("{}@{}#{}", run.quality, run.checked_us, taken + 1);
+        let id = self
+            .next_run_id(
+                &mut tx,
+                "quiver_quality_runs",
+                "quality",
+                &run.quality,
+                run.checked_us,
+            )
+            .await?;
         sqlx::query(
             "INSERT INTO quiver_quality_runs (id, quality, target, checked_us, as_of_us, run_trigger, status, registry_version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

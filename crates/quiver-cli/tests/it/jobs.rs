@@ -338,6 +338,23 @@ fn a_standalone_scheduler_serves_its_job_metrics() {
     }
 }
 
+/// The version the `champion` alias of `model` names (`quiver models list --json`).
+fn champion_of(repo: &std::path::Path, model: &str) -> i64 {
+    let list = json(&ok(quiver(repo, &["--json", "models", "list", model])));
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            v["aliases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "champion")
+        })
+        .and_then(|v| v["version"].as_i64())
+        .unwrap_or_else(|| panic!("no champion of {model}: {list}"))
+}
+
 /// `quiver models deployments churn --json`, until `id` reaches `status` (60 s at most).
 fn wait_for_deployment(repo: &std::path::Path, id: &str, status: &str) -> serde_json::Value {
     let started = Instant::now();
@@ -425,20 +442,7 @@ fn a_deploy_job_shadows_then_promotes_or_rolls_back_while_predict_answers() {
     assert!(evaluated["champion"].as_f64().unwrap() > 0.5, "{dep}");
     let observed = &dep["steps"][3]["observed"];
     assert!(observed["predictions"].as_i64().unwrap() > 0, "{dep}");
-    let list = json(&ok(quiver(repo, &["--json", "models", "list", "churn"])));
-    let champion = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| {
-            v["aliases"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a == "champion")
-        })
-        .unwrap();
-    assert_eq!(champion["version"], 2, "{list}");
+    assert_eq!(champion_of(repo, "churn"), 2);
 
     // 2. A rollout that cannot gather enough traffic is rolled back: the champion stays.
     std::fs::write(
@@ -471,20 +475,7 @@ fn a_deploy_job_shadows_then_promotes_or_rolls_back_while_predict_answers() {
     );
     assert_eq!(failed.load(Ordering::Relaxed), 0);
     assert!(answered.load(Ordering::Relaxed) > 50, "too little load");
-    let list = json(&ok(quiver(repo, &["--json", "models", "list", "churn"])));
-    let champion = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| {
-            v["aliases"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a == "champion")
-        })
-        .unwrap();
-    assert_eq!(champion["version"], 2, "{list}");
+    assert_eq!(champion_of(repo, "churn"), 2);
     // Approving a deployment that is over is refused.
     let e = fails(quiver(repo, &["models", "approve", "churn", "3"]));
     assert!(e.contains("is rolled_back: nothing to approve"), "{e}");
