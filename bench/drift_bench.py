@@ -1,6 +1,6 @@
 """Drift benchmark: quiver drift vs Evidently 0.7 DataDriftPreset (see drift_bench.sh).
 
-usage: drift_bench.py QUIVER DIR ROWS
+usage: drift_bench.py QUIVER DIR ROWS [NUM CAT]   (numeric and categorical columns, default 40 10)
        drift_bench.py --evidently REF CUR OUT_JSON   (the Evidently run, timed by the driver)
 """
 
@@ -38,16 +38,19 @@ def evidently_main(ref_path, cur_path, out_path):
 
 
 def generate(dir_, rows):
+    """Reference and current sets of `rows` rows, N_NUM numeric and N_CAT categorical columns
+    (every third numeric column and every other categorical one shifted in the current set)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     os.makedirs(dir_, exist_ok=True)
-    ref_path, cur_path = f"{dir_}/ref_{rows}.parquet", f"{dir_}/cur_{rows}.parquet"
+    shape = f"{rows}_{N_NUM}n{N_CAT}c"
+    ref_path, cur_path = f"{dir_}/ref_{shape}.parquet", f"{dir_}/cur_{shape}.parquet"
     if os.path.exists(ref_path) and os.path.exists(cur_path):
         return ref_path, cur_path
     rng = np.random.default_rng(7)
-    cats = [np.array([f"c{j}_{k}" for k in range(5 + 5 * j)]) for j in range(N_CAT)]
+    cats = [np.array([f"c{j}_{k}" for k in range(5 + 5 * (j % 10))]) for j in range(N_CAT)]
     for path, drifted in [(ref_path, False), (cur_path, True)]:
         cols = {}
         for i in range(N_NUM):
@@ -82,11 +85,14 @@ def timed(cmd):
 
 
 def main():
+    global N_NUM, N_CAT
     quiver, dir_, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if len(sys.argv) > 5:
+        N_NUM, N_CAT = int(sys.argv[4]), int(sys.argv[5])
     ref, cur = generate(dir_, rows)
     print(f"data: {rows:,} rows x {N_NUM + N_CAT} columns ({N_NUM} numeric, {N_CAT} categorical); {os.path.getsize(ref) / 1e6:.0f} MB + {os.path.getsize(cur) / 1e6:.0f} MB Parquet")
     q_wall, q_rss, q_out = timed([quiver, "drift", "--reference", ref, "--current", cur, "--json"])
-    ev_json = f"{dir_}/evidently_{rows}.json"
+    ev_json = f"{dir_}/evidently_{rows}_{N_NUM}n{N_CAT}c.json"
     e_wall, e_rss, _ = timed([sys.executable, "-W", "ignore", __file__, "--evidently", ref, cur, ev_json])
     q = {f["name"]: f for f in json.loads(q_out)["features"]}
     ev = json.load(open(ev_json))

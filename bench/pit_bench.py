@@ -13,10 +13,13 @@ says as much about the moment as about the two programs; a pair measured back to
 --big N additionally writes an N-row feature table in chunks and times Quiver alone on it
 (memory stays bounded: the join streams the feature table).
 """
-import os, subprocess, sys, textwrap, time
+import os, sys
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import run, write_stats_repo  # noqa: E402
 
 here = os.path.dirname(os.path.abspath(__file__))
 anchors = os.path.normpath(os.path.join(here, "..", "..", "shared", "anchors"))
@@ -37,32 +40,8 @@ n_ent = int(args[3]) if len(args) > 3 else 1_000_000
 os.makedirs(out, exist_ok=True)
 
 
-def run(cmd, **kw):
-    """Runs a command; returns (wall seconds, peak RSS MiB, stdout)."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    stdout, stderr = p.stdout.read(), p.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{stdout}\n{stderr}")
-    return wall, usage.ru_maxrss / 1024, stdout
-
-
 def quiver_repo(path, features_file):
-    os.makedirs(path, exist_ok=True)
-    open(f"{path}/quiver.yaml", "w").write(textwrap.dedent(f"""
-        project: bench
-        entities: [{{name: user, join_keys: [user_id]}}]
-        sources:
-          - {{name: src, type: parquet, path: {features_file}, timestamp_field: event_timestamp, created_timestamp_field: created}}
-        feature_views:
-          - name: stats
-            entities: [user]
-            source: src
-            ttl: 30d
-            features: [{{name: f0, type: float64}}, {{name: f1, type: float64}}, {{name: f2, type: float64}}, {{name: f3, type: float64}}, {{name: f4, type: float64}}]
-    """))
+    write_stats_repo(path, features_file)
     run([quiver, "--repo", path, "--quiet", "apply"])
 
 

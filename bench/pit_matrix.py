@@ -22,6 +22,9 @@ Every value of Quiver's output is compared with DuckDB's (rows matched by an ent
 """
 import json, os, subprocess, sys, textwrap, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_common  # noqa: E402
+
 here = os.path.dirname(os.path.abspath(__file__))
 args = sys.argv[1:]
 
@@ -220,16 +223,8 @@ SHAPES = {
 
 
 def run(cmd):
-    """Runs a command; returns (wall seconds, peak RSS MiB, stdout)."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    stdout, stderr = p.stdout.read(), p.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        print(f"failed: {' '.join(cmd)}\n{stdout}\n{stderr[-3000:]}")
-        return None
-    return wall, usage.ru_maxrss / 1024, stdout
+    """Runs a command; (wall seconds, peak RSS MiB, stdout), or None when it failed (printed)."""
+    return bench_common.run(cmd, check=False)
 
 
 def secs(stdout):

@@ -6,6 +6,7 @@
 # over every item with the user's seen items excluded).
 #
 # usage: bench/recommend_bench.sh [ITEMS] [USERS] [DURATION]    (defaults 100000, 20000, 20s)
+# FACTORS=N trains N factors instead of 64 (a second shape: FACTORS=128 with 50000 items).
 # QUIVER_BIN=... uses that binary instead of building a release one (bench-fast profile).
 # needs: wrk, python3.
 set -euo pipefail
@@ -14,6 +15,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 items="${1:-100000}"
 users="${2:-20000}"
 dur="${3:-20s}"
+factors="${FACTORS:-64}"
 out="$CARGO_TARGET_DIR/bench-recommend"
 [ -n "${QUIVER_BIN:-}" ] || cargo build --profile bench-fast -q -p quiver-cli
 quiver="${QUIVER_BIN:-$CARGO_TARGET_DIR/bench-fast/quiver}"
@@ -34,7 +36,7 @@ with open(f"{out}/data/events.csv", "w") as f:
             t = "purchase" if rng.random() < 0.1 else "view"
             f.write(f"{u},p{(i * 7919 + u % 5) % items},{t},2026-11-{rng.randint(1, 28):02d}T10:00:00\n")
 PY
-cat > "$out/quiver.yaml" <<'YAML'
+cat > "$out/quiver.yaml" <<YAML
 project: recommend_bench
 sources:
   - name: events
@@ -51,11 +53,11 @@ recommenders:
       weights: {view: 1, purchase: 3}
       half_life: 30d
       min_user_interactions: 1
-    algorithm: {type: als, factors: 64, regularization: 0.05, alpha: 10, iterations: 5, seed: 42}
+    algorithm: {type: als, factors: $factors, regularization: 0.05, alpha: 10, iterations: 5, seed: 42}
     cold_start: {min_interactions: 5, popularity: {half_life: 7d}}
 YAML
 "$quiver" --repo "$out" -q apply
-echo "== train (factors 64, 5 iterations)"
+echo "== train (factors $factors, 5 iterations)"
 /usr/bin/time -f "train: %e s, %M KB" "$quiver" --repo "$out" -q recs train bench_recs --promote champion
 
 wait_up() { for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$1/health" && return 0; sleep 0.1; done; echo "server on $1 did not start"; return 1; }
@@ -74,6 +76,6 @@ p99=$(echo "$r" | awk '$1=="99%" {print $2}')
 errors=$(echo "$r" | awk '/Non-2xx/ {print $5}')
 curl -s http://127.0.0.1:6569/metrics | grep -E '^quiver_recommendations_total|^quiver_cold_start_total'
 echo
-echo "== Summary (/recommend, k 10 over $items items, wrk -t1 -c16 -d$dur --latency)"
+echo "== Summary (/recommend, k 10 over $items items x $factors factors, wrk -t1 -c16 -d$dur --latency)"
 printf "%10s %10s %10s %8s\n" req/s p50 p99 non-2xx
 printf "%10s %10s %10s %8s\n" "$rps" "$p50" "$p99" "${errors:-0}"

@@ -12,6 +12,8 @@ rm -f "$CARGO_TARGET_DIR"/wheels/quiver_fs-*.whl
 (cd python && "$bin/maturin" build -q -o "$CARGO_TARGET_DIR/wheels")
 "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$CARGO_TARGET_DIR"/wheels/quiver_fs-*.whl
 QUIVER_BIN="$quiver" "$bin/pytest" -q -p no:cacheprovider python/tests
-demo="$(mktemp -d)/repo"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+demo="$scratch/repo"
 "$quiver" --quiet demo run --dir "$demo" --users 300
 "$py" examples/churn/notebook.py "$demo" "$quiver"

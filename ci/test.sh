@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+# The examples' repositories and data go under one scratch folder, removed however the run ends
+# (a CI machine runs this again and again: nothing may pile up in /tmp).
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+# A full disk fails builds and wheels with confusing errors: say up front how much room there is.
+echo "== disk: $(df -h --output=avail "$CARGO_TARGET_DIR" | tail -1 | tr -d ' ') free for $CARGO_TARGET_DIR, $(df -h --output=avail "$scratch" | tail -1 | tr -d ' ') for $scratch"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -35,9 +43,14 @@ ci/python-test.sh "$CARGO_TARGET_DIR/debug/quiver"
 echo "== the Python package's get_historical_features against Feast 0.67 (duckdb) on the parity data (the wheel in Feast's venv)"
 "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$CARGO_TARGET_DIR"/wheels/quiver_fs-*.whl
 QUIVER_PY=1 PYTHONWARNINGS=ignore "$py" tests/parity/feast_parity.py "$CARGO_TARGET_DIR/debug/quiver" duckdb
+echo "== web UI in headless Chromium (Selenium + Debian's chromedriver): every page of the churn demo, lineage to the model, online lookup, promote refused without the token and done with it, 1,000 views"
+uipy="$(ci/ui-venv.sh)"
+"$uipy" tests/ui/browser_test.py "$CARGO_TARGET_DIR/debug/quiver" "$CARGO_TARGET_DIR/ui-screenshots"
 echo "== examples/churn (synthetic shop, 2,000 users: GBDT churn model, mean review embeddings offline and served)"
-QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/churn/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d)" 2000
+QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/churn/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d -p "$scratch")" 2000
 echo "== examples/sms_spam (real SMS data: text statistics, logistic regression, request-time scoring)"
-bash examples/sms_spam/run.sh "$CARGO_TARGET_DIR/debug/quiver"
+bash examples/sms_spam/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d -p "$scratch")"
 echo "== examples/product_categorization (hashed ids, brand x price-range cross, title keywords; multiclass GBDT; a new product as request data)"
-bash examples/product_categorization/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d)" 4000
+bash examples/product_categorization/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d -p "$scratch")" 4000
+echo "== examples/recommendations (the shop's clickstream, 2,000 users: ALS vs popularity, /recommend, an A/B test on simulated traffic)"
+QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/recommendations/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d -p "$scratch")" 2000

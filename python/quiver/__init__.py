@@ -520,8 +520,14 @@ class FeatureStore:
         drift_share: float = 0.5,
     ) -> Dict[str, Any]:
         """Per-feature drift of ``current`` against ``reference`` (``quiver drift --json``: the
-        tests and thresholds of Evidently's DataDriftPreset). Each is a data frame or a Parquet
-        / CSV path (relative to the repository)."""
+        tests and thresholds of Evidently's DataDriftPreset, through the CLI's own code). Each
+        is a data frame or a string naming a data set as ``quiver drift`` does: a Parquet / CSV
+        file or folder (relative to the repository), ``FILE@START..END`` (its rows with
+        ``event_timestamp`` in [START, END)), ``model:NAME[:VERSION]`` (the sample of the
+        training split stored with the version), ``log:NAME[:VERSION]@START..END`` (the
+        prediction log) or ``service:S@START..END`` (the service's point-in-time features for
+        the entity keys and times of its sources' rows in the range). Against a ``model:`` reference, a log's scores are compared as
+        ``prediction_drift``; tests declared on features (``drift:``) apply."""
 
         def arg(x: Any, what: str) -> Any:
             if isinstance(x, (str, _os.PathLike)):

@@ -104,7 +104,7 @@ def test_materialize_and_incremental(repo_copy):
     assert report["views"][0]["written"] > 0
     inc = s.materialize_incremental("2025-07-01", progress=False)
     assert {v["view"] for v in inc["views"]} >= {"user_profile", "user_purchases"}
-    with pytest.raises(quiver.DataError, match="is after END"):
+    with pytest.raises(quiver.DataError, match="start .* is after end"):
         s.materialize("2025-07-01", "2025-01-01")
     with pytest.raises(quiver.QuiverError, match="no feature view 'nope'; known: "):
         s.materialize("2025-01-01", "2025-06-30", feature_views=["nope"])
@@ -165,6 +165,22 @@ def test_drift_equals_the_cli(store, demo_repo, tmp_path):
     assert from_files == cli
     key = lambda r: [(f["name"], f["stattest"], f["score"], f["drifted"]) for f in r["features"]]
     assert key(from_frames) == key(cli)
+
+
+def test_drift_takes_the_clis_data_set_specs(store, demo_repo):
+    # The strings `quiver drift` takes, opened by the same code (files relative to the repository).
+    ref, cur = "data/events.parquet@2025-04-01..2025-05-01", "data/events.parquet@2025-05-01..2025-06-01"
+    cli = run_cli(demo_repo, "drift", "--reference", str(demo_repo / ref), "--current", str(demo_repo / cur), json_out=True)
+    assert store.drift(reference=ref, current=cur) == cli
+    assert "event_timestamp" not in [f["name"] for f in cli["features"]]
+    # A model's training sample against itself: the service's inputs, none drifted.
+    same = store.drift(reference="model:churn", current="model:churn", features=["user_profile__age"])
+    assert [f["name"] for f in same["features"]] == ["user_profile__age"]
+    assert not same["dataset_drift"]
+    with pytest.raises(quiver.DataError, match="no prediction log"):
+        store.drift(reference="model:churn", current="log:nope@2025-01-01..2025-02-01")
+    with pytest.raises(quiver.DataError, match="ends before it starts"):
+        store.drift(reference="model:churn", current="log:churn@2025-02-01..2025-01-01")
 
 
 def test_bad_input_raises_clear_errors(store, demo_repo, tmp_path):

@@ -23,7 +23,7 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 repo = os.path.join(work, "repo")
 os.makedirs(os.path.join(repo, "features"))
 shutil.copy(os.path.join(root, "examples/churn/quiver.yaml"), repo)
-for f in ("users.yaml", "activity.yaml", "services.yaml", "jobs.yaml", "quality.yaml"):
+for f in ("users.yaml", "activity.yaml", "services.yaml", "jobs.yaml", "quality.yaml", "ranking.yaml"):
     shutil.copy(os.path.join(root, "examples/churn/features", f), os.path.join(repo, "features"))
 run = lambda *a: subprocess.run([quiver, "--repo", repo, *a], check=True, capture_output=True, text=True)
 run("apply", "--skip-source-check")

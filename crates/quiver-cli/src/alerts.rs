@@ -37,31 +37,3 @@ pub async fn deliver(alerter: &Alerter, bodies: Vec<Value>, out: &Output) {
         }
     }
 }
-
-/// The model a drift data set belongs to: `model:NAME[:VERSION]` or `log:NAME[:VERSION]@...`.
-pub fn model_of(spec: &str) -> Option<String> {
-    let rest = spec
-        .strip_prefix("model:")
-        .or_else(|| spec.strip_prefix("log:"))?;
-    let name = rest.split(['@', ':']).next()?;
-    (!name.is_empty()).then(|| name.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_model_of_a_data_set() {
-        use super::model_of;
-        assert_eq!(
-            model_of("log:churn@2025-01-01..2025-02-01").as_deref(),
-            Some("churn")
-        );
-        assert_eq!(
-            model_of("log:churn:3@2025-01-01..2025-02-01").as_deref(),
-            Some("churn")
-        );
-        assert_eq!(model_of("model:churn:2").as_deref(), Some("churn"));
-        assert_eq!(model_of("model:churn").as_deref(), Some("churn"));
-        assert_eq!(model_of("data/x.parquet"), None);
-    }
-}

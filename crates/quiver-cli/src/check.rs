@@ -26,6 +26,9 @@ pub struct CheckArgs {
     /// checks.
     #[arg(long, value_name = "T")]
     pub as_of: Option<String>,
+    /// Also write the results as a self-contained HTML report (opens offline).
+    #[arg(long, value_name = "FILE.html")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +82,14 @@ pub async fn run(repo: &Path, args: CheckArgs, out: &Output) -> anyhow::Result<b
     bar.finish_and_clear();
     let reports = reports?;
     print_reports(&reports, out);
+    if let Some(path) = &args.out {
+        let runs: Vec<_> = reports
+            .iter()
+            .map(|r| quality::stored_run(r, "check", applied.version))
+            .collect();
+        std::fs::write(path, quiver_monitor::report::quality_page(&runs))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     let alerts =
         quiver_monitor::alerts::check_failed(&engine.registry().project, "check", &reports);
     if !alerts.is_empty() {

@@ -3,10 +3,13 @@
 //!
 //! The data is deterministic for a seed: users (signup, age, country, plan), products (title,
 //! brand, category, subcategory, seller among thousands, price), events in sessions (view,
-//! add_to_cart, purchase with amounts; weekly seasonality; a share of users goes quiet for good),
-//! reviews (text matching the rating, helpful and total votes) and churn labels (user, label
+//! add_to_cart, purchase with amounts, and the product's category; weekly seasonality; a share
+//! of users goes quiet for good; each shopper favours a subcategory and a second category, and
+//! within them the popular products; the newest 2% of the catalogue is listed on 2025-05-20 and
+//! sold from 2025-06-05), reviews (text matching the rating, helpful and total votes) and churn labels (user, label
 //! time, churned = no event in the 30 days after the label time).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,6 +80,10 @@ const EXAMPLE: &[(&str, &str)] = &[
     (
         "features/activity.yaml",
         include_str!("../../../examples/churn/features/activity.yaml"),
+    ),
+    (
+        "features/ranking.yaml",
+        include_str!("../../../examples/churn/features/ranking.yaml"),
     ),
     (
         "features/services.yaml",
@@ -373,6 +380,9 @@ impl Rng {
 }
 
 const START: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
+/// When the newest 2% of the catalogue is listed (2025-05-20) and goes on sale (2025-06-05).
+const LISTED: i64 = 1_747_699_200;
+const LAUNCH: i64 = 1_749_081_600;
 const DAYS: i64 = 180;
 const DAY: i64 = 86_400;
 const COUNTRIES: &[&str] = &[
@@ -493,6 +503,43 @@ const BAD: &[&str] = &[
 
 struct Product {
     price: f64,
+    category: &'static str,
+}
+
+/// A shopper's taste: the subcategory they favour and a second category they like.
+struct Taste {
+    subcategory: usize,
+    second: usize,
+}
+
+impl Taste {
+    fn draw(subcategories: &[Vec<i64>], categories: &[Vec<i64>], rng: &mut Rng) -> Taste {
+        Taste {
+            subcategory: rng.below(subcategories.len() as u64) as usize,
+            second: rng.below(categories.len() as u64) as usize,
+        }
+    }
+
+    /// The product a shopper looks at: 45% from their favourite subcategory, 20% from their
+    /// second category, else `drawn` (any product, as the main stream drew it). Within a
+    /// subcategory or category, low ids are the popular ones (the index is drawn as u^2).
+    fn pick(
+        &self,
+        drawn: i64,
+        subcategories: &[Vec<i64>],
+        categories: &[Vec<i64>],
+        rng: &mut Rng,
+    ) -> i64 {
+        let skewed = |list: &[i64], rng: &mut Rng| {
+            let u = rng.f64();
+            list[((u * u) * list.len() as f64) as usize % list.len()]
+        };
+        match rng.f64() {
+            x if x < 0.45 => skewed(&subcategories[self.subcategory], rng),
+            x if x < 0.65 => skewed(&categories[self.second], rng),
+            _ => drawn,
+        }
+    }
 }
 
 fn ts_field(name: &str) -> Field {
@@ -528,6 +575,7 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
 
     // Products.
     let n_products = (n_users / 2).max(2_000);
+    let n_early = (n_products - n_products / 50) as i64;
     let n_sellers = 5_000u64;
     let mut products = Vec::with_capacity(n_products);
     let (
@@ -549,6 +597,7 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
         Float64Builder::new(),
         ts_builder(n_products),
     );
+    let mut by_subcategory: BTreeMap<(&str, &str), Vec<i64>> = BTreeMap::new();
     for id in 1..=n_products as i64 {
         let (cat, subs, log_price) = rng.pick(CATEGORIES);
         let (sub, nouns) = rng.pick(subs);
@@ -565,12 +614,30 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
         p_sub.append_value(*sub);
         p_seller.append_value(1 + rng.below(n_sellers) as i64);
         p_price.append_value(price.max(0.5));
-        p_created
-            .append_value((START - 400 * DAY + rng.below(400 * DAY as u64) as i64) * 1_000_000);
+        let created = START - 400 * DAY + rng.below(400 * DAY as u64) as i64;
+        // The last 2% of the catalogue is listed on 2025-05-20 and sells from LAUNCH on: new
+        // products, for recommenders' cold start (the main stream's draw is made all the same).
+        p_created.append_value(if id > n_early { LISTED } else { created } * 1_000_000);
         products.push(Product {
             price: price.max(0.5),
+            category: cat,
         });
+        by_subcategory.entry((*cat, *sub)).or_default().push(id);
     }
+    // Shoppers have tastes, so that recommendations and category affinities have something to
+    // learn: each user favours one subcategory and a second category (see `Taste`). The
+    // tastes draw from a stream of their own: the rest of the data (who is active when, who
+    // churns) is what the main stream alone makes it.
+    let by_subcategory: Vec<Vec<i64>> = by_subcategory.into_values().collect();
+    let mut by_category: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (id, p) in products.iter().enumerate() {
+        by_category
+            .entry(p.category)
+            .or_default()
+            .push(id as i64 + 1);
+    }
+    let by_category: Vec<Vec<i64>> = by_category.into_values().collect();
+    let mut taste_rng = Rng(args.seed ^ 0x7A57_E000_5E1F_u64);
     save(
         dir,
         "products",
@@ -614,6 +681,8 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
         Float64Builder::with_capacity(cap),
         ts_builder(cap),
     );
+    // The product's category, logged with each event (as shops' clickstreams do).
+    let mut e_category = StringBuilder::with_capacity(cap, cap * 8);
     let (
         mut r_id,
         mut r_user,
@@ -659,6 +728,8 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
         u_country.append_value(*rng.pick(COUNTRIES));
         u_plan.append_value(plan);
 
+        let taste = Taste::draw(&by_subcategory, &by_category, &mut taste_rng);
+
         // Activity level, and the day a churner goes quiet for good.
         let sessions_per_day = 0.12 * (0.7 * rng.normal()).exp();
         let churn_p = match plan {
@@ -691,12 +762,24 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
                 session_id += 1;
                 let mut t = day_start + rng.below(DAY as u64 - 3_600) as i64;
                 for _ in 0..1 + rng.below(6) {
-                    let pid = 1 + rng.below(n_products as u64) as i64;
+                    let pid = taste.pick(
+                        1 + rng.below(n_products as u64) as i64,
+                        &by_subcategory,
+                        &by_category,
+                        &mut taste_rng,
+                    );
+                    // Before its launch, a new product is not on sale: an older one instead.
+                    let pid = if pid > n_early && t < LAUNCH {
+                        (pid - 1) % n_early + 1
+                    } else {
+                        pid
+                    };
                     let mut push = |kind: &str, amount: Option<f64>, t: i64, rng: &mut Rng| {
                         n_events += 1;
                         e_id.append_value(n_events);
                         e_user.append_value(uid);
                         e_product.append_value(pid);
+                        e_category.append_value(products[(pid - 1) as usize].category);
                         e_session.append_value(session_id);
                         e_type.append_value(kind);
                         e_amount.append_option(amount);
@@ -792,6 +875,7 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
             Field::new("event_id", DataType::Int64, false),
             Field::new("user_id", DataType::Int64, false),
             Field::new("product_id", DataType::Int64, false),
+            Field::new("category", DataType::Utf8, false),
             Field::new("session_id", DataType::Int64, false),
             Field::new("event_type", DataType::Utf8, false),
             Field::new("amount", DataType::Float64, true),
@@ -801,6 +885,7 @@ pub fn generate(args: &DataArgs, out: &Output) -> anyhow::Result<usize> {
             Arc::new(e_id.finish()),
             Arc::new(e_user.finish()),
             Arc::new(e_product.finish()),
+            Arc::new(e_category.finish()),
             Arc::new(e_session.finish()),
             Arc::new(e_type.finish()),
             Arc::new(e_amount.finish()),

@@ -155,6 +155,22 @@ impl TaskRunner for CliRunner {
                     .await
                     .map_err(failed),
                 JobTask::Check { names } => run_checks(&repo, &names).await,
+                JobTask::RecsTrain {
+                    recommender,
+                    promote,
+                } => crate::recs::train(
+                    &repo,
+                    &recommender,
+                    None,
+                    None,
+                    // As of its latest interaction, as `quiver recs train` does.
+                    None,
+                    promote.as_deref(),
+                    0,
+                    &quiet,
+                )
+                .await
+                .map_err(failed),
                 JobTask::Command(argv) => run_command(&repo, &argv).await,
             }
         })
@@ -465,6 +481,9 @@ pub async fn run_scheduler(
 ) -> anyhow::Result<()> {
     let applied = stored(repo).await?;
     let scheduler = scheduler_for(repo, &applied.registry.project, None).await?;
+    // The recorder first: series registered before it is installed are dropped, and the
+    // metrics port must list every job (at zero) from its first answer.
+    quiver_server::metrics_handle();
     Scheduler::register_metrics(&applied.registry);
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics = match metrics_port {

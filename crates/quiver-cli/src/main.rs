@@ -1,6 +1,7 @@
 //! The `quiver` command: argument parsing and printing that wire the library crates together
 //! (the registry, the metadata store, the offline engine, the training pipeline, the server).
 
+mod ab;
 mod alerts;
 mod allocator;
 mod check;
@@ -24,6 +25,7 @@ mod via_server;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use serve::ServeArgs;
 
 #[global_allocator]
 static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
@@ -36,8 +38,9 @@ static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
 ///   offline      historical (point-in-time training sets), snapshot, backfill
 ///   models       train, models (list, show, promote, rollback, rollout, report, predict,
 ///                score, import, delete, track)
-///   recommenders recs (train, evaluate, tune)
-///   online       materialize, materialize-incremental, online (clear), serve (HTTP API)
+///   recommenders recs (train, evaluate, tune), ab (report: A/B experiments)
+///   online       materialize, materialize-incremental, online (clear), serve (HTTP API),
+///                ui (the web UI)
 ///   operations   scheduler (runs the jobs), jobs (list, history, run, pause, resume, export),
 ///                check (data-quality checks, check history)
 ///   monitoring   drift (reference vs current data), consistency (online vs offline values)
@@ -169,15 +172,25 @@ enum Command {
     /// Reads: POST /get-online-features, /predict, /predict/batch, /recommend,
     /// /recommend/batch, /similar-items; GET /registry/entities,
     /// /registry/sources, /registry/views[/NAME], /registry/services[/NAME], /jobs,
-    /// /jobs/{name}/runs, /monitoring/checks, /monitoring/drift/{model}.
+    /// /jobs/{name}/runs, /monitoring/checks, /monitoring/drift/{model},
+    /// /experiments/{name}/report (an A/B experiment's report), /api/ui and /api/ui/{*page}
+    /// (each web UI page's data as JSON).
     ///
     /// Writes (they need `Authorization: Bearer $QUIVER_SERVER_TOKEN`): POST /push,
     /// /write-to-online-store, /materialize, /materialize-incremental, /online/clear,
-    /// /jobs/{name}/run. With --scheduler the server also runs the registry's jobs.
+    /// /jobs/{name}/run, /models/{name}/promote, /models/{name}/rollback,
+    /// /models/{name}/rollout. With --scheduler the server also runs the registry's jobs.
+    ///
+    /// The web UI is at /ui (registry, lineage, features, models, jobs, monitoring,
+    /// recommendations and their experiments).
     ///
     /// Operations: GET /health, /ready, /metrics (Prometheus), /openapi.json, /docs (an
     /// interactive page). Stops on SIGTERM or Ctrl-C after finishing in-flight requests.
     Serve(serve::ServeArgs),
+    /// Open the web UI: `quiver serve` on this repository with its defaults (the embedded
+    /// online store and the SQLite registry unless quiver.yaml names others), printing the
+    /// URL of its pages at /ui.
+    Ui(serve::UiArgs),
     /// Train a model on a feature service and register it as a new version.
     ///
     /// Builds a point-in-time training set from the label table (join keys, timestamp, label),
@@ -210,11 +223,22 @@ enum Command {
     /// has a value, the store none), extra (the store has a value, offline none) and the largest
     /// absolute difference; the first 20 differing cells are listed with their entity.
     ///
+    /// With --log MODEL[:VERSION]@START..END, what /predict served instead: each logged
+    /// prediction's inputs (the prediction log, --sample N of them per version, evenly spaced
+    /// in time) against the offline engine's historical values for the same entity at the
+    /// logged time, each recorded as the model saw it (numbers encoded, categories as text);
+    /// "missing served" counts predictions made without a value offline has.
+    ///
     /// Example: quiver consistency --service churn_v1 --sample 500 --json
+    ///
+    /// Example: quiver consistency --log churn@2025-06-01..2025-07-01
     Consistency(consistency::ConsistencyArgs),
     /// Recommenders (declared under `recommenders:`): train, evaluate, tune.
     #[command(subcommand)]
     Recs(recs::RecsCommand),
+    /// A/B experiments over recommenders (declared under `experiments:`): report.
+    #[command(subcommand)]
+    Ab(ab::AbCommand),
     /// The end-to-end demo (`demo run`) and its synthetic data set (`demo data`).
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -226,13 +250,15 @@ fn main() -> std::process::ExitCode {
     quiver_offline::set_local_file_store(std::sync::Arc::new(mmap_store::MmapFileStore::default()));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     let mut serve_workers = None;
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Ui(_)) {
         allocator::keep_freed_memory();
     }
-    if let Command::Serve(args) = &cli.command {
-        serve_workers = match args.workers {
-            Some(n) => Some((usize::from(n), "--workers")),
-            None => serve::default_workers(&cli.repo),
+    if let Command::Serve(_) | Command::Ui(_) = &cli.command {
+        serve_workers = match &cli.command {
+            Command::Serve(ServeArgs {
+                workers: Some(n), ..
+            }) => Some((usize::from(*n), "--workers")),
+            _ => serve::default_workers(&cli.repo),
         };
         if let Some((n, _)) = serve_workers {
             builder.worker_threads(n);
@@ -296,11 +322,13 @@ async fn run(
             jobs::run_scheduler(&cli.repo, metrics_port, out).await
         }
         Command::Serve(a) => serve::serve(&cli.repo, a, serve_workers, out).await,
+        Command::Ui(a) => serve::ui(&cli.repo, a, serve_workers, out).await,
         Command::Train(a) => train::run(&cli.repo, a, out).await.map(|_| ()),
         Command::Models(cmd) => models::run(&cli.repo, cmd, out).await,
         Command::Drift(a) => drift::run(&cli.repo, a, out).await,
         Command::Consistency(a) => consistency::run(&cli.repo, a, out).await,
         Command::Recs(cmd) => recs::run(&cli.repo, cmd, out).await,
+        Command::Ab(cmd) => ab::run(&cli.repo, cmd, out).await,
         Command::Demo(cmd) => demo::run(cmd, out).await,
     }
 }

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
 use quiver_core::repo::RepoSettings;
 use quiver_offline::OfflineEngine;
+use quiver_online::format_time;
 use quiver_online::materialize::{MaterializeOptions, MaterializeProgress};
-use quiver_online::{format_time, parse_time};
 use serde_json::json;
 
 use crate::output::{Output, plural, rate, thousands};
@@ -72,10 +72,6 @@ impl MaterializeProgress for Bar {
     }
 }
 
-fn time_arg(name: &str, v: &str) -> anyhow::Result<i64> {
-    parse_time(v).map_err(|m| anyhow::anyhow!("{name}: {m}"))
-}
-
 /// Runs `materialize` (incremental when `start` is `None`) and prints its table; returns the
 /// JSON report. When a running `quiver serve` holds the embedded store, the job runs in that
 /// server (`POST /materialize` or `/materialize-incremental`).
@@ -101,17 +97,18 @@ pub async fn materialize_into(
     batch_rows: usize,
     out: &Output,
 ) -> anyhow::Result<serde_json::Value> {
-    anyhow::ensure!(batch_rows > 0, "--batch-rows: give at least 1");
-    let end_us = time_arg("END", end)?;
-    let start_us = start.map(|s| time_arg("START", s)).transpose()?;
-    if let Some(s) = start_us {
-        anyhow::ensure!(
-            s <= end_us,
-            "START ({}) is after END ({})",
-            format_time(s),
-            format_time(end_us)
-        );
-    }
+    let opts = MaterializeOptions::from_args(
+        start,
+        end,
+        views,
+        batch_rows,
+        quiver_online::materialize::ArgNames {
+            start: "START",
+            end: "END",
+            batch_rows: "--batch-rows",
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
     let applied = stored(repo).await?;
     let settings = RepoSettings::load(repo)?;
     let project = applied.registry.project.clone();
@@ -135,9 +132,10 @@ pub async fn materialize_into(
                 ),
             };
             let body = json!({
-                "start_ts": start_us.map(format_time),
-                "end_ts": format_time(end_us),
-                "feature_views": views,
+                // START as given (inclusive); the options hold the exclusive bound.
+                "start_ts": opts.start_us.map(|s| format_time(s + 1)),
+                "end_ts": format_time(opts.end_us),
+                "feature_views": opts.views,
                 "batch_rows": batch_rows,
             });
             let report = via_server::post(repo, endpoint, body, &command).await?;
@@ -148,13 +146,6 @@ pub async fn materialize_into(
     let meta = open_store(repo).await?;
     let registry_version = applied.version;
     let engine = OfflineEngine::new(applied.registry, repo);
-    let opts = MaterializeOptions {
-        start_us: start_us.map(|s| s - 1),
-        end_us,
-        views,
-        incremental: start.is_none(),
-        batch_rows,
-    };
     let bar = out.progress("materializing", Some(0), "rows");
     // The quality sets on what the run reads go first; a failing one blocks it (see
     // quiver_monitor::quality::gate).
@@ -165,20 +156,10 @@ pub async fn materialize_into(
         &opts,
         Arc::new(Bar(bar.clone())),
         registry_version,
+        &quiver_jobs::Alerter::from_settings_or_off(&settings.alerts, Some(meta.clone())),
     )
     .await;
     bar.finish_and_clear();
-    // A blocking check alerts as check_failed (trigger materialize) before the run fails.
-    if let Err(quiver_monitor::quality::QualityError::Blocked { reports, .. }) = &checked {
-        let alerts = quiver_monitor::alerts::check_failed(
-            &engine.registry().project,
-            "materialize",
-            reports,
-        );
-        if !alerts.is_empty() {
-            crate::alerts::deliver(&crate::alerts::alerter(repo, &meta)?, alerts, out).await;
-        }
-    }
     let (gate, reports) = checked?;
     for w in &gate.warnings {
         eprintln!("warning: {w}");

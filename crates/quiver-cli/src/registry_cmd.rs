@@ -7,7 +7,6 @@ use clap::Subcommand;
 use quiver_core::Registry;
 use quiver_core::registry::{ObjectKind, suggest};
 use quiver_core::repo::{RepoSettings, load_registry};
-use quiver_offline::OfflineEngine;
 use quiver_registry::{AppliedRegistry, MetadataStore, SqlMetadataStore};
 use serde_json::json;
 
@@ -22,7 +21,8 @@ pub enum RegistryCommand {
     },
     /// Show one object's definition, lineage (source -> view -> services) and versions.
     Describe {
-        /// An entity, source, feature view or feature service name.
+        /// An entity, source, feature view, feature service, recommender, experiment, quality
+        /// set or job name.
         name: String,
     },
     /// List every apply: version, time, objects added / changed / removed.
@@ -75,22 +75,11 @@ pub async fn apply(
     let defs = load_registry(repo)?;
     if check_sources {
         let pb = out.progress("checking sources", None, "views");
-        let engine = OfflineEngine::new(defs.clone(), repo);
-        let r = engine.validate().await;
-        let q = match r {
-            Ok(()) => quiver_monitor::quality::validate_against_data(&engine)
-                .await
-                .map_err(anyhow::Error::from),
-            Err(e) => Err(e.into()),
-        };
-        let q = match q {
-            Ok(()) => quiver_recs::source::validate(&defs, repo)
-                .await
-                .map_err(anyhow::Error::from),
-            e => e,
-        };
+        let checked = quiver_recs::check_against_data(&defs, repo).await;
         pb.finish_and_clear();
-        q.context("apply refused: the definitions do not match their data (nothing was stored)")?;
+        checked.context(
+            "apply refused: the definitions do not match their data (nothing was stored)",
+        )?;
     }
     let store = open_store(repo).await?;
     let planned = store.plan(&defs).await?;
@@ -263,6 +252,9 @@ fn list(r: &Registry, kind: &str, out: &Output) -> anyhow::Result<()> {
                             .unwrap_or_else(|| "*".into());
                         // As the YAML spells it: count_distinct, time_since_last.
                         let mut how = format!("{}({what}) over {}", a.function.name(), a.window);
+                        if let Some(h) = a.half_life {
+                            how.push_str(&format!(", half-life {h}"));
+                        }
                         if let Some(f) = &a.filter {
                             how.push_str(&format!(" where {f}"));
                         }
@@ -304,12 +296,16 @@ async fn describe(repo: &Path, name: &str, out: &Output) -> anyhow::Result<()> {
         ObjectKind::FeatureService,
         ObjectKind::Source,
         ObjectKind::Entity,
+        ObjectKind::Recommender,
+        ObjectKind::Experiment,
+        ObjectKind::Quality,
+        ObjectKind::Job,
     ]
     .into_iter()
     .find(|k| r.object_json(*k, name).is_some()) else {
         let all: Vec<String> = ObjectKind::ALL.iter().flat_map(|k| r.names(*k)).collect();
         anyhow::bail!(
-            "no entity, source, feature view or feature service named '{name}'{}",
+            "no entity, source, feature view, feature service, recommender, experiment, quality set or job named '{name}'{}",
             suggest(name, all.iter())
         );
     };
@@ -380,6 +376,23 @@ fn lineage(r: &Registry, kind: ObjectKind, name: &str) -> String {
                 rec.algorithm.factors
             )
         }
+        ObjectKind::Experiment => {
+            let e = &r.experiments[name];
+            let arms: Vec<String> = e
+                .arms
+                .iter()
+                .map(|a| format!("{} {}", a.arm, a.share))
+                .collect();
+            format!(
+                "recommender {} -> experiment {name} [{}] <- outcomes from source {} ({} / {} within {})",
+                e.recommender,
+                arms.join(", "),
+                e.outcomes.source,
+                e.outcomes.click,
+                e.outcomes.conversion,
+                e.outcomes.window
+            )
+        }
         ObjectKind::Job => {
             let job = &r.jobs[name];
             let what = match &job.task {
@@ -400,6 +413,9 @@ fn lineage(r: &Registry, kind: ObjectKind, name: &str) -> String {
                 }
                 quiver_core::JobTask::Check { names } => {
                     format!("runs quality sets [{}]", names.join(", "))
+                }
+                quiver_core::JobTask::RecsTrain { recommender, .. } => {
+                    format!("trains recommender {recommender}")
                 }
                 quiver_core::JobTask::Command(argv) => format!("runs {}", argv.join(" ")),
             };

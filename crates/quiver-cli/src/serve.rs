@@ -32,6 +32,40 @@ pub struct ServeArgs {
     pub scheduler: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct UiArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 6566)]
+    pub port: u16,
+}
+
+/// `quiver ui`: `quiver serve` with its defaults, announcing the web UI's URL first.
+pub async fn ui(
+    repo: &Path,
+    args: UiArgs,
+    workers: Option<(usize, &str)>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let shown = match args.host.as_str() {
+        "0.0.0.0" | "::" => "127.0.0.1",
+        h => h,
+    };
+    out.say(format!(
+        "Quiver web UI: http://{shown}:{}/ui  (Ctrl-C stops it)",
+        args.port
+    ));
+    let args = ServeArgs {
+        host: args.host,
+        port: args.port,
+        workers: None,
+        scheduler: false,
+    };
+    serve(repo, args, workers, out).await
+}
+
 /// `quiver serve`'s worker threads when `--workers` is not given, with the reason; `None` leaves
 /// the choice to the runtime (TOKIO_WORKER_THREADS is set).
 pub fn default_workers(repo: &Path) -> Option<(usize, &'static str)> {
@@ -111,7 +145,7 @@ pub async fn serve(
         config.clone(),
     );
     out.say(format!(
-        "serving project '{project}' (registry version {}) on http://{addr}\n  online store: {described}, {ready}\n  worker threads: {}\n  writes need a token: {}\n  try: curl -s -X POST http://{addr}/get-online-features -d '{{\"features\": [\"VIEW:FEATURE\"], \"entities\": {{\"KEY\": [1]}}}}'\n  API docs: http://{addr}/docs",
+        "serving project '{project}' (registry version {}) on http://{addr}\n  online store: {described}, {ready}\n  worker threads: {}\n  writes need a token: {}\n  try: curl -s -X POST http://{addr}/get-online-features -d '{{\"features\": [\"VIEW:FEATURE\"], \"entities\": {{\"KEY\": [1]}}}}'\n  API docs: http://{addr}/docs\n  web UI: http://{addr}/ui",
         applied.version,
         match workers {
             Some((n, "--workers")) => format!("{n} (set by --workers)"),
@@ -152,9 +186,11 @@ pub async fn serve(
         let _ = j.await;
     }
     state.prediction_log.flush().await;
+    state.exposure_log.flush().await;
     out.say(format!(
-        "stopped (in-flight requests drained, prediction log written to {})",
-        state.prediction_log.dir().display()
+        "stopped (in-flight requests drained, prediction log written to {}, A/B exposures to {})",
+        state.prediction_log.dir().display(),
+        state.exposure_log.dir().display()
     ));
     Ok(())
 }

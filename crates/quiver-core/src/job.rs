@@ -121,14 +121,24 @@ pub enum JobTask {
         #[serde(default)]
         names: Vec<String>,
     },
+    /// `quiver recs train RECOMMENDER`: a new version of a recommender (its factors, and its
+    /// content vectors), trained on its source as of now.
+    RecsTrain {
+        /// The recommender.
+        recommender: String,
+        /// An alias to give the new version (e.g. `champion`: serving swaps it in).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        promote: Option<String>,
+    },
     /// A program and its arguments, run in the repository folder.
     Command(Vec<String>),
 }
 
 impl JobTask {
-    /// `materialize_incremental`, `train`, `snapshot`, `check`, `command`.
+    /// `materialize_incremental`, `train`, `snapshot`, `check`, `recs_train`, `command`.
     pub fn kind(&self) -> &'static str {
         match self {
+            JobTask::RecsTrain { .. } => "recs_train",
             JobTask::MaterializeIncremental { .. } => "materialize_incremental",
             JobTask::Train { .. } => "train",
             JobTask::Snapshot { .. } => "snapshot",
@@ -563,6 +573,18 @@ pub(crate) fn build_job(
                     task_at,
                     "task",
                     "check names no quality sets and the registry declares none (quality:)".into(),
+                ));
+            }
+        }
+        JobTask::RecsTrain { recommender, .. } => {
+            if !reg.recommenders.contains_key(recommender) {
+                return Err(bad(
+                    task_at,
+                    "task",
+                    format!(
+                        "no recommender '{recommender}'{}",
+                        suggest(recommender, reg.recommenders.keys())
+                    ),
                 ));
             }
         }

@@ -17,6 +17,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod experiment;
 pub mod job;
 pub mod plan;
 pub mod quality;

@@ -141,6 +141,7 @@ pub fn plan(old: Option<&Registry>, new: &Registry) -> Plan {
         jobs: Default::default(),
         recommenders: Default::default(),
         quality: Default::default(),
+        experiments: Default::default(),
     };
     let old = old.unwrap_or(&empty);
     let mut out = Plan::default();
@@ -199,6 +200,25 @@ fn breaking_reasons(
         ObjectKind::Recommender => {}
         // A quality set only reads data; changing it changes no value a consumer reads.
         ObjectKind::Quality => {}
+        // A new salt or new arms reassign users while the experiment runs: its report would
+        // mix two assignments (a new experiment, under a new name, starts clean).
+        ObjectKind::Experiment => {
+            if let (Op::Change, Some(o), Some(n)) =
+                (op, old.experiments.get(name), new.experiments.get(name))
+            {
+                if o.salt != n.salt {
+                    reasons.push(format!(
+                        "salt changes from '{}' to '{}': every user is reassigned mid-experiment",
+                        o.salt, n.salt
+                    ));
+                }
+                if o.arms != n.arms {
+                    reasons.push(
+                        "arms or shares change: users are reassigned mid-experiment".to_string(),
+                    );
+                }
+            }
+        }
         ObjectKind::FeatureView => {
             let Some(ov) = old.views.get(name) else {
                 return reasons;

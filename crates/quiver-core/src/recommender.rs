@@ -14,6 +14,7 @@
 //!       min_user_interactions: 1
 //!     algorithm: {type: als, factors: 64, regularization: 0.05, alpha: 10, iterations: 15, seed: 42}
 //!     cold_start: {min_interactions: 5, popularity: {window: 90d, half_life: 7d}, content: product_embedding}
+//!     item_attributes: product_attributes  # optional: a view keyed by item id, for filters
 //! ```
 //!
 //! Validation here checks what needs no data: the source exists, the names and numbers make
@@ -42,6 +43,11 @@ pub struct Recommender {
     /// What users and items with too little history get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold_start: Option<ColdStart>,
+    /// A plain feature view keyed by the item id whose features `/recommend` filters on
+    /// (`"filter": {"category": "shoes"}`); each item's latest values are stored with every
+    /// trained version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_attributes: Option<String>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -153,6 +159,8 @@ pub struct RawRecommender {
     pub algorithm: Option<S<RawAlgorithm>>,
     /// Cold start.
     pub cold_start: Option<S<RawColdStart>>,
+    /// The feature view of item attributes to filter on.
+    pub item_attributes: Option<S<String>>,
     /// Free text.
     pub description: Option<String>,
     /// Owner.
@@ -278,7 +286,8 @@ impl Default for AlgorithmSpec {
     }
 }
 
-fn at<T>(file: &std::path::Path, s: &S<T>) -> Located {
+/// Where a located YAML value is, in `file`.
+pub(crate) fn at<T>(file: &std::path::Path, s: &S<T>) -> Located {
     Located {
         file: file.to_path_buf(),
         line: s.referenced.line(),
@@ -432,10 +441,37 @@ pub(crate) fn build_recommender(
             })
         }
     };
+    let item_attributes = match raw.item_attributes {
+        None => None,
+        Some(v) => {
+            let problem = match reg.views.get(&v.value) {
+                None => Some(format!(
+                    "no feature view '{}'{}",
+                    v.value,
+                    suggest(&v.value, reg.views.keys())
+                )),
+                Some(view) if view.is_aggregation() || view.is_request() => Some(format!(
+                    "'{}' is an aggregation or request-time view: name a plain view with one row per item",
+                    v.value
+                )),
+                Some(view) if reg.view_join_keys(view).len() != 1 => Some(format!(
+                    "'{}' is keyed by {} join keys: name a view keyed by the item id alone",
+                    v.value,
+                    reg.view_join_keys(view).len()
+                )),
+                Some(_) => None,
+            };
+            if let Some(m) = problem {
+                return Err(bad(at(file, &v), "item_attributes", m));
+            }
+            Some(v.value)
+        }
+    };
     Ok(Recommender {
         interactions,
         algorithm,
         cold_start,
+        item_attributes,
         description: raw.description,
         owner: raw.owner,
         tags: raw.tags,

@@ -193,10 +193,15 @@ pub enum AggFunction {
     Last,
     /// Time since the latest event, in the aggregation's unit.
     TimeSinceLast,
+    /// Sum of values, each weighted by `2^(-age / half_life)` (age = t - the event's time).
+    DecayedSum,
+    /// Each declared category's share of the time-decayed event weights (weights
+    /// `2^(-age / half_life)`): a vector over `categories`, in their order.
+    DecayedShare,
 }
 
 impl AggFunction {
-    const NAMES: [(&'static str, AggFunction); 9] = [
+    const NAMES: [(&'static str, AggFunction); 11] = [
         ("count", AggFunction::Count),
         ("sum", AggFunction::Sum),
         ("mean", AggFunction::Mean),
@@ -206,6 +211,8 @@ impl AggFunction {
         ("count_distinct", AggFunction::CountDistinct),
         ("last", AggFunction::Last),
         ("time_since_last", AggFunction::TimeSinceLast),
+        ("decayed_sum", AggFunction::DecayedSum),
+        ("decayed_share", AggFunction::DecayedShare),
     ];
 
     /// Parses the YAML spelling (`avg` is accepted for `mean`).
@@ -236,10 +243,16 @@ impl AggFunction {
         !matches!(self, AggFunction::Count | AggFunction::TimeSinceLast)
     }
 
+    /// Whether the function weighs events by age and so needs a `half_life`.
+    pub fn is_decayed(self) -> bool {
+        matches!(self, AggFunction::DecayedSum | AggFunction::DecayedShare)
+    }
+
     /// The output type when none is declared.
     pub fn default_type(self) -> ValueType {
         match self {
             AggFunction::Count | AggFunction::CountDistinct => ValueType::Int64,
+            AggFunction::DecayedShare => ValueType::Float64List,
             _ => ValueType::Float64,
         }
     }
@@ -269,6 +282,12 @@ pub struct Aggregation {
     /// Unit of `time_since_last`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<Duration>,
+    /// Half-life of an event's weight (`decayed_sum`, `decayed_share`; longer than 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_life: Option<Duration>,
+    /// The categories of `decayed_share`, in the order of the output vector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -450,6 +469,9 @@ pub struct Registry {
     /// Data-quality check sets by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quality: BTreeMap<String, crate::quality::QualitySet>,
+    /// A/B experiments over recommenders by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub experiments: BTreeMap<String, crate::experiment::Experiment>,
 }
 
 /// The kinds of registry objects.
@@ -470,11 +492,13 @@ pub enum ObjectKind {
     Recommender,
     /// Data-quality check set.
     Quality,
+    /// A/B experiment over a recommender.
+    Experiment,
 }
 
 impl ObjectKind {
     /// Every kind in dependency order.
-    pub const ALL: [ObjectKind; 7] = [
+    pub const ALL: [ObjectKind; 8] = [
         ObjectKind::Entity,
         ObjectKind::Source,
         ObjectKind::FeatureView,
@@ -482,6 +506,7 @@ impl ObjectKind {
         ObjectKind::Job,
         ObjectKind::Recommender,
         ObjectKind::Quality,
+        ObjectKind::Experiment,
     ];
 
     /// Human name.
@@ -494,6 +519,7 @@ impl ObjectKind {
             ObjectKind::Job => "job",
             ObjectKind::Recommender => "recommender",
             ObjectKind::Quality => "quality",
+            ObjectKind::Experiment => "experiment",
         }
     }
 
@@ -594,6 +620,7 @@ impl Registry {
                 sha256_hex(parts.join(",").as_bytes())
             }),
             ObjectKind::Quality => self.quality.get(name).map(content_hash),
+            ObjectKind::Experiment => self.experiments.get(name).map(content_hash),
         }
     }
 
@@ -607,6 +634,7 @@ impl Registry {
             ObjectKind::Job => serde_json::to_value(self.jobs.get(name)?),
             ObjectKind::Recommender => serde_json::to_value(self.recommenders.get(name)?),
             ObjectKind::Quality => serde_json::to_value(self.quality.get(name)?),
+            ObjectKind::Experiment => serde_json::to_value(self.experiments.get(name)?),
         };
         Some(v.expect("definitions serialize"))
     }
@@ -621,6 +649,7 @@ impl Registry {
             ObjectKind::Job => self.jobs.keys().cloned().collect(),
             ObjectKind::Recommender => self.recommenders.keys().cloned().collect(),
             ObjectKind::Quality => self.quality.keys().cloned().collect(),
+            ObjectKind::Experiment => self.experiments.keys().cloned().collect(),
         }
     }
 
@@ -785,6 +814,7 @@ impl Builder {
         let mut raw_jobs = Vec::new();
         let mut raw_recommenders = Vec::new();
         let mut raw_quality = Vec::new();
+        let mut raw_experiments = Vec::new();
         for (i, (file, defs)) in files.into_iter().enumerate() {
             self.file = file.clone();
             if i == 0 {
@@ -833,6 +863,7 @@ impl Builder {
             raw_jobs.extend(defs.jobs.into_iter().map(|d| (file.clone(), d)));
             raw_recommenders.extend(defs.recommenders.into_iter().map(|d| (file.clone(), d)));
             raw_quality.extend(defs.quality.into_iter().map(|d| (file.clone(), d)));
+            raw_experiments.extend(defs.experiments.into_iter().map(|d| (file.clone(), d)));
         }
         let (project, description) = project.unwrap_or_default();
         let mut reg = Registry {
@@ -845,6 +876,7 @@ impl Builder {
             jobs: BTreeMap::new(),
             recommenders: BTreeMap::new(),
             quality: BTreeMap::new(),
+            experiments: BTreeMap::new(),
         };
         let mut seen: HashMap<(&'static str, String), Located> = HashMap::new();
         let mut check_dup = |kind: &'static str, name: &str, at: &Located| -> Result<()> {
@@ -914,6 +946,13 @@ impl Builder {
             let r = crate::recommender::build_recommender(&self.file, raw, &reg, name)?;
             check_dup("recommender", &r.name, &r.at)?;
             reg.recommenders.insert(r.name.clone(), r);
+        }
+        for (file, raw) in raw_experiments {
+            self.file = file;
+            let name = self.name("experiment", &raw.name)?;
+            let e = crate::experiment::build_experiment(&self.file, raw, &reg, name)?;
+            check_dup("experiment", &e.name, &e.at)?;
+            reg.experiments.insert(e.name.clone(), e);
         }
         for (file, raw) in raw_quality {
             self.file = file;
@@ -1453,6 +1492,27 @@ impl Builder {
         Ok(raw.value)
     }
 
+    /// A duration that must be longer than 0 (`what` names it in the error).
+    fn positive_duration(
+        &self,
+        view: &str,
+        field: &str,
+        s: &S<String>,
+        what: &str,
+    ) -> Result<Duration> {
+        let d = self.duration(view, field, s)?;
+        if d.is_zero() {
+            return Err(Error::invalid(
+                &self.at(s),
+                "feature view",
+                view,
+                field,
+                format!("{what} must be longer than 0"),
+            ));
+        }
+        Ok(d)
+    }
+
     fn aggregation(
         &self,
         view: &str,
@@ -1500,8 +1560,24 @@ impl Builder {
             Some(t) => self.value_type(K, view, &field("type"), t)?,
             None => function.default_type(),
         };
+        if function == AggFunction::DecayedShare
+            && !matches!(value_type, ValueType::Float64List | ValueType::Float32List)
+        {
+            return Err(Error::invalid(
+                &self.at(raw.ty.as_ref().expect("the default is a list")),
+                K,
+                view,
+                &field("type"),
+                format!(
+                    "decayed_share gives one share per category: declare list<float64> (the default) or list<float32>, not {value_type}"
+                ),
+            ));
+        }
         if value_type.element().is_some()
-            && !matches!(function, AggFunction::Mean | AggFunction::Last)
+            && !matches!(
+                function,
+                AggFunction::Mean | AggFunction::Last | AggFunction::DecayedShare
+            )
         {
             return Err(Error::invalid(
                 &self.at(raw.ty.as_ref().expect("a list type is declared")),
@@ -1516,17 +1592,7 @@ impl Builder {
         }
         let unit = match &raw.unit {
             Some(u) if function == AggFunction::TimeSinceLast => {
-                let d = self.duration(view, &field("unit"), u)?;
-                if d.is_zero() {
-                    return Err(Error::invalid(
-                        &self.at(u),
-                        K,
-                        view,
-                        &field("unit"),
-                        "the unit must be longer than 0",
-                    ));
-                }
-                Some(d)
+                Some(self.positive_duration(view, &field("unit"), u, "the unit")?)
             }
             Some(u) => {
                 return Err(Error::invalid(
@@ -1539,6 +1605,84 @@ impl Builder {
             }
             None if function == AggFunction::TimeSinceLast => Some(Duration::from_seconds(86_400)),
             None => None,
+        };
+        let half_life = match &raw.half_life {
+            Some(h) if function.is_decayed() => {
+                Some(self.positive_duration(view, &field("half_life"), h, "the half-life")?)
+            }
+            Some(h) => {
+                return Err(Error::invalid(
+                    &self.at(h),
+                    K,
+                    view,
+                    &field("half_life"),
+                    format!(
+                        "'half_life' applies only to decayed_sum and decayed_share, not to {}",
+                        function.name()
+                    ),
+                ));
+            }
+            None if function.is_decayed() => {
+                return Err(Error::invalid(
+                    &self.at(&raw.function),
+                    K,
+                    view,
+                    &field("half_life"),
+                    format!(
+                        "'{}' needs a 'half_life' (e.g. half_life: 30d): an event's weight halves every half-life of age",
+                        function.name()
+                    ),
+                ));
+            }
+            None => None,
+        };
+        let categories = match &raw.categories {
+            Some(c) if function == AggFunction::DecayedShare => {
+                if c.value.is_empty() {
+                    return Err(Error::invalid(
+                        &self.at(c),
+                        K,
+                        view,
+                        &field("categories"),
+                        "lists no categories",
+                    ));
+                }
+                let mut seen = BTreeSet::new();
+                for cat in &c.value {
+                    if !seen.insert(cat.value.as_str()) {
+                        return Err(Error::invalid(
+                            &self.at(cat),
+                            K,
+                            view,
+                            &field("categories"),
+                            format!("'{}' is listed twice", cat.value),
+                        ));
+                    }
+                }
+                c.value.iter().map(|c| c.value.clone()).collect()
+            }
+            Some(c) => {
+                return Err(Error::invalid(
+                    &self.at(c),
+                    K,
+                    view,
+                    &field("categories"),
+                    format!(
+                        "'categories' applies only to decayed_share, not to {}",
+                        function.name()
+                    ),
+                ));
+            }
+            None if function == AggFunction::DecayedShare => {
+                return Err(Error::invalid(
+                    &self.at(&raw.function),
+                    K,
+                    view,
+                    &field("categories"),
+                    "'decayed_share' needs 'categories': the values whose shares make the vector, in order (e.g. categories: [shoes, books])",
+                ));
+            }
+            None => Vec::new(),
         };
         let drift = match raw.drift {
             Some(d) => Some(self.drift_settings(view, &name, d)?),
@@ -1553,6 +1697,8 @@ impl Builder {
             filter: raw.filter.map(|f| f.value),
             value_type,
             unit,
+            half_life,
+            categories,
             description: raw.description,
             drift,
         })

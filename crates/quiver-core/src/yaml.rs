@@ -51,19 +51,29 @@ pub struct DefinitionFile {
     /// Data-quality check sets.
     #[serde(default)]
     pub quality: Vec<crate::quality::RawQuality>,
+    /// A/B experiments over recommenders.
+    #[serde(default)]
+    pub experiments: Vec<crate::experiment::RawExperiment>,
 }
 
 /// `online_store:` in `quiver.yaml`.
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawOnlineStore {
-    /// `embedded` (default) or `redis`.
+    /// `embedded` (default), `redis` or `redis_cluster`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Embedded store file, relative to the repository (default `.quiver/online`).
     pub path: Option<String>,
     /// Redis URL, e.g. `redis://127.0.0.1:6379` (`redis` only).
     pub url: Option<String>,
+    /// Some nodes of a Redis Cluster, e.g. `[redis://10.0.0.1:7000, redis://10.0.0.2:7000]`
+    /// (`redis_cluster` only): the client learns the rest of the cluster from them.
+    pub nodes: Option<Vec<String>>,
+    /// How many replicas of each master must hold a write before it is acknowledged (Redis
+    /// `WAIT`), so that a master's failover loses nothing acknowledged (`redis_cluster` only;
+    /// default 0: acknowledged once the master has it).
+    pub replica_acks: Option<u32>,
     /// How long Redis keeps a value past its view's TTL, so that reads can still report it as
     /// expired (`OUTSIDE_MAX_AGE`) rather than missing; a duration such as `1d` (default: one TTL).
     pub expiry_grace: Option<String>,
@@ -311,7 +321,8 @@ pub struct RawFeature {
 pub struct RawAggregation {
     /// Name.
     pub name: S<String>,
-    /// count, sum, mean, min, max, stddev, count_distinct, last, time_since_last.
+    /// count, sum, mean, min, max, stddev, count_distinct, last, time_since_last, decayed_sum,
+    /// decayed_share.
     pub function: S<String>,
     /// The column aggregated.
     pub column: Option<S<String>>,
@@ -326,6 +337,10 @@ pub struct RawAggregation {
     pub ty: Option<S<String>>,
     /// Unit of `time_since_last` (default `1d`: days).
     pub unit: Option<S<String>>,
+    /// Half-life of an event's weight (`decayed_sum`, `decayed_share`).
+    pub half_life: Option<S<String>>,
+    /// The categories of `decayed_share`, in the order of its output vector.
+    pub categories: Option<S<Vec<S<String>>>>,
     /// Free text.
     pub description: Option<String>,
     /// `{stattest: psi, threshold: 0.2}`: how `quiver drift` tests it.

@@ -122,6 +122,16 @@ impl Alerter {
         })
     }
 
+    /// [`from_settings`](Self::from_settings) for work that alerts only on the side (a
+    /// materialization): a broken `alerts:` (an unset `${VAR}` in a webhook, say) does not stop
+    /// the work; it is said on stderr and no alert is sent.
+    pub fn from_settings_or_off(raw: &RawAlerts, meta: Option<SqlMetadataStore>) -> Self {
+        Self::from_settings(raw, meta).unwrap_or_else(|m| {
+            eprintln!("warning: alerts are off: {m}");
+            Alerter::default()
+        })
+    }
+
     /// Whether a webhook is configured.
     pub fn enabled(&self) -> bool {
         !self.routes.is_empty()

@@ -46,6 +46,7 @@ pub fn describe_task(job: &Job) -> String {
         JobTask::Snapshot { views } => format!("snapshot {}", views.join(",")),
         JobTask::Check { names } if names.is_empty() => "check every quality set".to_string(),
         JobTask::Check { names } => format!("check {}", names.join(",")),
+        JobTask::RecsTrain { recommender, .. } => format!("train recommender {recommender}"),
         JobTask::Command(argv) => format!("command {}", argv.join(" ")),
     }
 }

@@ -27,6 +27,9 @@ pub enum MissingType {
 pub struct Tree {
     pub split_feature: Vec<u32>,
     /// Numerical split: go left when `x <= threshold`. Categorical split: index into `cat_boundaries`.
+    /// LightGBM writes `inf` for a split every value passes; JSON has no infinity, so
+    /// non-finite values are stored as the strings `"inf"`, `"-inf"`, `"nan"` ([`floats`]).
+    #[serde(with = "floats")]
     pub threshold: Vec<f64>,
     pub decision: Vec<u8>,
     pub left: Vec<i32>,
@@ -124,5 +127,69 @@ impl Tree {
     #[inline]
     pub fn predict(&self, row: &[f64]) -> f64 {
         self.leaf_value[self.leaf(row)]
+    }
+}
+
+/// Serde for `f64` lists that may hold infinities or NaN: finite values as JSON numbers, the
+/// others as `"inf"`, `"-inf"`, `"nan"` (serde_json would write `null` and not read it back).
+mod floats {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Float {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(values: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(values.iter().map(|&v| {
+            if v.is_finite() {
+                Float::Number(v)
+            } else if v.is_nan() {
+                Float::Text("nan".into())
+            } else if v > 0.0 {
+                Float::Text("inf".into())
+            } else {
+                Float::Text("-inf".into())
+            }
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Vec::<Float>::deserialize(d)?
+            .into_iter()
+            .map(|f| match f {
+                Float::Number(v) => Ok(v),
+                Float::Text(t) => match t.as_str() {
+                    "inf" => Ok(f64::INFINITY),
+                    "-inf" => Ok(f64::NEG_INFINITY),
+                    "nan" => Ok(f64::NAN),
+                    other => Err(D::Error::custom(format!(
+                        "threshold: '{other}' is not a number, \"inf\", \"-inf\" or \"nan\""
+                    ))),
+                },
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod float_tests {
+    use super::Tree;
+
+    #[test]
+    fn infinite_thresholds_survive_json() {
+        let t = Tree {
+            threshold: vec![1.5, f64::INFINITY, f64::NEG_INFINITY],
+            ..Tree::default()
+        };
+        let text = serde_json::to_string(&t).unwrap();
+        assert!(text.contains(r#""threshold":[1.5,"inf","-inf"]"#), "{text}");
+        let back: Tree = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.threshold, t.threshold);
+        let nan: Tree = serde_json::from_str(&text.replace("1.5", "\"nan\"")).unwrap();
+        assert!(nan.threshold[0].is_nan());
     }
 }

@@ -18,8 +18,12 @@
 //! `extra` (the store holds a value where the offline engine has none), so
 //! `compared = equal + mismatched + missing_online + extra`.
 //!
-//! [`log`] does the same for the prediction log: each logged prediction's inputs against
-//! `historical` at the logged time, encoded the way `/predict` encoded them.
+//! [`log()`] does the same for the prediction log: each logged prediction's inputs against
+//! `historical` at the logged time, recorded by the rule `/predict` logged them by (see
+//! [`mod@log`]); the tally per feature is this module's, one implementation for both.
+
+mod log;
+pub use log::{VersionSummary, log};
 
 use datafusion::arrow::array::{Array, RecordBatch};
 use quiver_core::{Registry, ValueType};
@@ -95,9 +99,7 @@ impl FeatureConsistency {
             self.mismatched += 1;
             Class::Mismatched
         };
-        if let (Some(a), Some(b)) = (number(offline), online.and_then(number)) {
-            let d = (a - b).abs();
-            let d = if d.is_nan() { f64::INFINITY } else { d };
+        if let Some(d) = online.and_then(|on| abs_diff(offline, on)) {
             self.max_abs_diff = Some(self.max_abs_diff.map_or(d, |m| m.max(d)));
         }
         Some(class)
@@ -179,13 +181,15 @@ pub struct ViewSummary {
     pub note: Option<String>,
 }
 
-/// The result of [`service`] or [`log`].
+/// The result of [`service`] or [`log()`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    /// `service:NAME` or `log:MODEL@START..END`.
+    /// `service:NAME` or `log:MODEL[:VERSION]@START..END`.
     pub target: String,
-    /// Per view (services) or per model version (logs).
+    /// Per view (services; empty for logs).
     pub views: Vec<ViewSummary>,
+    /// Per model version (logs; empty for services).
+    pub versions: Vec<VersionSummary>,
     /// Per feature, in the service's (or the log's) order.
     pub features: Vec<FeatureConsistency>,
     /// The first cells that differ (at most [`MAX_DIFFS`]).
@@ -204,15 +208,20 @@ impl Report {
             .sum()
     }
 
-    /// The JSON report: `{"target", "views", "features", "diffs", "unequal"}`.
+    /// The JSON report: `{"target", "views", "features", "diffs", "unequal"}`, plus
+    /// `"versions"` for a log.
     pub fn to_json(&self) -> Json {
-        json!({
+        let mut v = json!({
             "target": self.target,
             "views": self.views,
             "features": self.features.iter().map(FeatureConsistency::to_json).collect::<Vec<_>>(),
             "diffs": self.diffs,
             "unequal": self.unequal(),
-        })
+        });
+        if !self.versions.is_empty() {
+            v["versions"] = json!(self.versions);
+        }
+        v
     }
 
     fn record(&mut self, f: usize, class: Class, entity: &dyn Fn() -> Json, off: Json, on: Json) {
@@ -225,6 +234,37 @@ impl Report {
                 online: on,
             });
         }
+    }
+}
+
+/// |a - b| of two numbers, or the largest over the components of two vectors of one length
+/// (infinite when a side is NaN or infinite where the other is not); `None` otherwise.
+fn abs_diff(a: &Value, b: &Value) -> Option<f64> {
+    let one = |x: f64, y: f64| {
+        if x == y || (x.is_nan() && y.is_nan()) {
+            return 0.0;
+        }
+        let d = (x - y).abs();
+        if d.is_nan() { f64::INFINITY } else { d }
+    };
+    if let (Some(x), Some(y)) = (number(a), number(b)) {
+        return Some(one(x, y));
+    }
+    let (x, y) = (components(a)?, components(b)?);
+    (x.len() == y.len()).then(|| {
+        x.iter()
+            .zip(&y)
+            .map(|(x, y)| one(*x, *y))
+            .fold(0.0, f64::max)
+    })
+}
+
+fn components(v: &Value) -> Option<Vec<f64>> {
+    match v {
+        Value::Float64List(v) => Some(v.clone()),
+        Value::Float32List(v) => Some(v.iter().map(|x| f64::from(*x)).collect()),
+        Value::Int64List(v) => Some(v.iter().map(|x| *x as f64).collect()),
+        _ => None,
     }
 }
 
@@ -314,6 +354,7 @@ pub async fn service(
     let mut report = Report {
         target: format!("service:{name}"),
         views: Vec::new(),
+        versions: Vec::new(),
         features: Vec::new(),
         diffs: Vec::new(),
     };

@@ -7,4 +7,6 @@ pub mod alerts;
 pub mod consistency;
 pub mod drift;
 pub mod quality;
+pub mod report;
 pub mod results;
+pub mod spec;

@@ -1156,6 +1156,8 @@ impl OfflineEngine {
                     function: a.function,
                     window: a.window.micros(),
                     unit: a.unit.map(|u| u.micros()).unwrap_or(1_000_000),
+                    half_life: a.half_life.map_or(0, |h| h.micros()),
+                    categories: a.categories.clone(),
                     output: arrow_type(a.value_type),
                 };
                 let array = aggregate(&index, values, &keys, entity_ts, &spec).map_err(|e| {
@@ -1320,6 +1322,79 @@ impl OfflineEngine {
             has_created: self.source_of(view).created_timestamp_field.is_some(),
             chunk_rows: PROBE_ROWS,
         }
+    }
+
+    /// Entity rows from the views' own sources: the join keys (by name, cast to their declared
+    /// types) and event time (`event_timestamp`) of every source row of `views` whose time falls
+    /// in `[start, end)`, without duplicates, ordered by time then keys. Every view must have the
+    /// same join keys (the rows must hold every key a view needs); request-time views have no
+    /// source and are refused.
+    pub async fn entity_rows_between(
+        &self,
+        views: &[&str],
+        start: i64,
+        end: i64,
+    ) -> Result<RecordBatch> {
+        let mut union: Option<DataFrame> = None;
+        let mut names: Option<Vec<String>> = None;
+        for &name in views {
+            let view =
+                self.registry.views.get(name).ok_or_else(|| {
+                    Error::Internal(format!("entity_rows_between: no view '{name}'"))
+                })?;
+            if view.is_request() {
+                return Err(Error::Internal(format!(
+                    "entity_rows_between: '{name}' is a request-time view (no source rows)"
+                )));
+            }
+            let keys: Vec<String> = self
+                .registry
+                .view_join_keys(view)
+                .into_iter()
+                .map(|k| k.name)
+                .collect();
+            match &names {
+                Some(n) if *n != keys => {
+                    return Err(Error::Output(format!(
+                        "views '{}' and '{name}' have different join keys ({} vs {}): entity rows taken from their sources would lack a key; give the entity rows yourself",
+                        views[0],
+                        n.join(", "),
+                        keys.join(", ")
+                    )));
+                }
+                _ => names = Some(keys.clone()),
+            }
+            let ts = |v: i64| {
+                lit(ScalarValue::TimestampMicrosecond(
+                    Some(v),
+                    Some("UTC".into()),
+                ))
+            };
+            let mut exprs: Vec<Expr> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| ident(key_col(i)).alias(k.as_str()))
+                .collect();
+            exprs.push(ident(TS).alias("event_timestamp"));
+            let df = self
+                .view_frame_keys_only(view)
+                .await?
+                .filter(ident(TS).gt_eq(ts(start)).and(ident(TS).lt(ts(end))))?
+                .select(exprs)?;
+            union = Some(match union {
+                None => df,
+                Some(u) => u.union(df)?,
+            });
+        }
+        let (Some(frame), Some(keys)) = (union, names) else {
+            return Err(Error::Internal("entity_rows_between: no views".into()));
+        };
+        let mut order = vec![ident("event_timestamp").sort(true, false)];
+        order.extend(keys.iter().map(|k| ident(k.as_str()).sort(true, false)));
+        let frame = frame.distinct()?.sort(order)?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        Ok(concat_batches(&schema, &batches)?)
     }
 
     /// Keys and timestamp of a view's source rows (for aggregation views' key sets).

@@ -6,8 +6,17 @@
 //! null for every other function; `stddev` is the sample standard deviation (null below 2 values).
 //! `mean` of a vector column (an embedding, `list<float32>`) is the element-wise mean of the
 //! window's non-null vectors: a user's mean review embedding over 90 days, say.
+//!
+//! The decayed functions weigh each event by [`decay`]`(t - t_e, half_life)` =
+//! `2^(-(t - t_e) / half_life)`: 1 for an event at `t`, 1/2 one half-life earlier.
+//! `decayed_sum` is `Σ value_e · decay` over the window's non-null values (null when there are
+//! none, as for `sum`); `decayed_share` is, for each declared category `c` in order,
+//! `Σ_{e: value_e = c} decay / Σ_{e: value_e not null} decay` (null when the window has no
+//! non-null value). Events of undeclared categories count in the denominator only, so a vector
+//! sums to 1 minus their share. The same code runs for `historical` (as of each entity row) and
+//! for materialization (as of the end of the range), so the two agree to the bit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -31,12 +40,23 @@ pub struct AggSpec {
     pub window: i64,
     /// Unit of `time_since_last`, microseconds.
     pub unit: i64,
+    /// Half-life of the decayed functions, microseconds (positive; unused by the others).
+    pub half_life: i64,
+    /// The categories of `decayed_share`, in output order.
+    pub categories: Vec<String>,
     /// Output type.
     pub output: DataType,
 }
 
 /// Events grouped by key, sorted by time.
 pub type EventIndex = KeyGroups;
+
+/// The weight of an event `age` microseconds old: `2^(-age / half_life)` (both in microseconds,
+/// `half_life` positive). Ages are never negative here: the window ends at `t`.
+#[inline]
+pub fn decay(age: i64, half_life: i64) -> f64 {
+    (-(age as f64) / half_life as f64).exp2()
+}
 
 /// Positions (into the sorted order) of the events of `key` in `(t - window, t]`.
 fn window(events: &EventIndex, key: &Key, t: i64, window: i64) -> (usize, usize) {
@@ -164,6 +184,38 @@ pub fn aggregate(
             }
             Arc::new(b.finish())
         }
+        DecayedSum => {
+            let v = cast(
+                values.expect("validated: the function has a column"),
+                &DataType::Float64,
+            )?;
+            let v = v.as_primitive::<Float64Type>();
+            let h = positive_half_life(spec)?;
+            let mut b = Float64Builder::with_capacity(n);
+            for (w, t) in windows.iter().zip(entity_ts) {
+                let (Some(w), Some(t)) = (w, t) else {
+                    b.append_null();
+                    continue;
+                };
+                let (mut s, mut c) = (0.0, 0usize);
+                for j in w.0..w.1 {
+                    let i = events.rows[j] as usize;
+                    if v.is_valid(i) {
+                        s += v.value(i) * decay(t - events.ts[j], h);
+                        c += 1;
+                    }
+                }
+                b.append_option((c > 0).then_some(s));
+            }
+            Arc::new(b.finish())
+        }
+        DecayedShare => decayed_share(
+            values.expect("validated: the function has a column"),
+            events,
+            &windows,
+            entity_ts,
+            spec,
+        )?,
         Last => {
             let v = values.expect("validated: last has a column");
             let picks: UInt32Array = windows
@@ -198,6 +250,66 @@ pub fn aggregate(
     } else {
         cast(&out, &spec.output)?
     })
+}
+
+fn positive_half_life(spec: &AggSpec) -> Result<i64> {
+    if spec.half_life <= 0 {
+        return Err(Error::Output(format!(
+            "{} needs a half-life longer than 0",
+            spec.function.name()
+        )));
+    }
+    Ok(spec.half_life)
+}
+
+/// Each window's vector of category shares of the decayed weights (see the module's
+/// documentation), as `list<float64>`; values are compared as text.
+fn decayed_share(
+    values: &ArrayRef,
+    events: &EventIndex,
+    windows: &[Option<(usize, usize)>],
+    entity_ts: &[Option<i64>],
+    spec: &AggSpec,
+) -> Result<ArrayRef> {
+    let h = positive_half_life(spec)?;
+    let v = cast(values, &DataType::Utf8)?;
+    let v = v.as_string::<i32>();
+    let slot: HashMap<&str, usize> = spec
+        .categories
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let k = spec.categories.len();
+    let mut out = ListBuilder::with_capacity(Float64Builder::new(), windows.len());
+    let mut per = vec![0f64; k];
+    for (w, t) in windows.iter().zip(entity_ts) {
+        let (Some(w), Some(t)) = (w, t) else {
+            out.append(false);
+            continue;
+        };
+        per.iter_mut().for_each(|x| *x = 0.0);
+        let (mut total, mut c) = (0.0, 0usize);
+        for j in w.0..w.1 {
+            let i = events.rows[j] as usize;
+            if v.is_null(i) {
+                continue;
+            }
+            let d = decay(t - events.ts[j], h);
+            total += d;
+            c += 1;
+            if let Some(&s) = slot.get(v.value(i)) {
+                per[s] += d;
+            }
+        }
+        if c == 0 {
+            out.append(false);
+        } else {
+            out.values().extend(per.iter().map(|x| Some(x / total)));
+            out.append(true);
+        }
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// The element-wise mean of each window's non-null vectors (null for none), as `list<float32>`;

@@ -33,23 +33,44 @@ pub fn open_store(
         ))
     };
     let timeout = Duration::from_millis(raw.timeout_ms.unwrap_or(1000).max(1));
-    match raw.kind.as_deref().unwrap_or("embedded") {
+    let kind = raw.kind.as_deref().unwrap_or("embedded");
+    // Fields that belong to other types are refused, naming the types they belong to.
+    for (field, set, types) in [
+        ("path", raw.path.is_some(), &["embedded"][..]),
+        ("url", raw.url.is_some(), &["redis"][..]),
+        ("nodes", raw.nodes.is_some(), &["redis_cluster"][..]),
+        (
+            "replica_acks",
+            raw.replica_acks.is_some(),
+            &["redis_cluster"][..],
+        ),
+        (
+            "expiry_grace",
+            raw.expiry_grace.is_some(),
+            &["redis", "redis_cluster"][..],
+        ),
+    ] {
+        if set && KINDS.contains(&kind) && !types.contains(&kind) {
+            let types: Vec<String> = types.iter().map(|t| format!("`type: {t}`")).collect();
+            return Err(bad(
+                field,
+                format!("only applies to {}", types.join(" and ")),
+            ));
+        }
+    }
+    let grace = || {
+        raw.expiry_grace
+            .as_deref()
+            .map(|g| quiver_core::Duration::parse(g).map(|d| d.micros()))
+            .transpose()
+            .map_err(|m| bad("expiry_grace", m))
+    };
+    match kind {
         "embedded" => {
-            for (field, set) in [
-                ("url", raw.url.is_some()),
-                ("expiry_grace", raw.expiry_grace.is_some()),
-            ] {
-                if set {
-                    return Err(bad(field, "only applies to `type: redis`".into()));
-                }
-            }
             let path = raw.path.as_deref().unwrap_or(DEFAULT_EMBEDDED_PATH);
             Ok(Arc::new(EmbeddedStore::open(&root.join(path))?))
         }
         "redis" => {
-            if raw.path.is_some() {
-                return Err(bad("path", "only applies to `type: embedded`".into()));
-            }
             let url = raw.url.as_deref().ok_or_else(|| {
                 bad(
                     "url",
@@ -58,20 +79,38 @@ pub fn open_store(
                 )
             })?;
             let url = expand_env(url).map_err(|m| bad("url", m))?;
-            let grace = raw
-                .expiry_grace
-                .as_deref()
-                .map(|g| quiver_core::Duration::parse(g).map(|d| d.micros()))
-                .transpose()
-                .map_err(|m| bad("expiry_grace", m))?;
-            Ok(Arc::new(RedisStore::new(&url, project, grace, timeout)?))
+            Ok(Arc::new(RedisStore::new(&url, project, grace()?, timeout)?))
+        }
+        "redis_cluster" => {
+            let nodes = raw.nodes.as_deref().unwrap_or_default();
+            if nodes.is_empty() {
+                return Err(bad(
+                    "nodes",
+                    "a Redis Cluster store needs `nodes: [redis://HOST:PORT, ...]` (some of the cluster's nodes; ${VAR} from the environment)".into(),
+                ));
+            }
+            let nodes = nodes
+                .iter()
+                .map(|n| expand_env(n))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|m| bad("nodes", m))?;
+            Ok(Arc::new(RedisStore::cluster(
+                &nodes,
+                project,
+                grace()?,
+                timeout,
+                raw.replica_acks.unwrap_or(0),
+            )?))
         }
         other => Err(bad(
             "type",
-            format!("unknown online store '{other}': use embedded or redis"),
+            format!("unknown online store '{other}': use {}", KINDS.join(", ")),
         )),
     }
 }
+
+/// The online store types `online_store.type` accepts.
+pub const KINDS: [&str; 3] = ["embedded", "redis", "redis_cluster"];
 
 /// Replaces `${VAR}` with the environment variable's value, so passwords stay out of YAML.
 pub fn expand_env(text: &str) -> std::result::Result<String, String> {

@@ -55,6 +55,55 @@ pub struct MaterializeOptions {
     pub batch_rows: usize,
 }
 
+/// How a caller names the arguments of a materialization in its messages: `START`, `END`,
+/// `--batch-rows` on the command line; `start_ts`, `end_ts`, `batch_rows` over HTTP.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgNames {
+    /// The start (inclusive).
+    pub start: &'static str,
+    /// The end.
+    pub end: &'static str,
+    /// Rows per write batch.
+    pub batch_rows: &'static str,
+}
+
+impl MaterializeOptions {
+    /// The options of a run from its arguments as given (the one reading of them, shared by
+    /// the CLI, the server and the Python package): `start` is inclusive, as in Feast (`None`:
+    /// incremental, from each view's watermark); times as [`crate::parse_time`] reads them.
+    /// Errors name the argument at fault.
+    pub fn from_args(
+        start: Option<&str>,
+        end: &str,
+        views: Vec<String>,
+        batch_rows: usize,
+        names: ArgNames,
+    ) -> Result<Self, String> {
+        if batch_rows == 0 {
+            return Err(format!("{}: give at least 1", names.batch_rows));
+        }
+        let time = |name: &str, v: &str| crate::parse_time(v).map_err(|m| format!("{name}: {m}"));
+        let end_us = time(names.end, end)?;
+        let start_us = start.map(|s| time(names.start, s)).transpose()?;
+        if let Some(s) = start_us.filter(|s| *s > end_us) {
+            return Err(format!(
+                "{} ({}) is after {} ({})",
+                names.start,
+                crate::format_time(s),
+                names.end,
+                crate::format_time(end_us)
+            ));
+        }
+        Ok(MaterializeOptions {
+            start_us: start_us.map(|s| s - 1),
+            end_us,
+            views,
+            incremental: start_us.is_none(),
+            batch_rows,
+        })
+    }
+}
+
 /// What happened to one view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewReport {
@@ -412,4 +461,52 @@ pub fn rows_of(
         });
     }
     Ok((rows, null_keys))
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::{ArgNames, MaterializeOptions};
+
+    const CLI: ArgNames = ArgNames {
+        start: "START",
+        end: "END",
+        batch_rows: "--batch-rows",
+    };
+
+    #[test]
+    fn arguments_are_read_once_with_the_callers_names() {
+        let o = MaterializeOptions::from_args(
+            Some("2025-01-01"),
+            "2025-01-02",
+            vec!["v".into()],
+            10,
+            CLI,
+        )
+        .unwrap();
+        // START is inclusive: the run reads rows after START - 1 µs.
+        assert_eq!(
+            o.start_us,
+            Some(crate::parse_time("2025-01-01").unwrap() - 1)
+        );
+        assert_eq!(o.end_us, crate::parse_time("2025-01-02").unwrap());
+        assert!(!o.incremental);
+        let inc = MaterializeOptions::from_args(None, "2025-01-02", vec![], 5, CLI).unwrap();
+        assert!(inc.incremental && inc.start_us.is_none());
+        let e = MaterializeOptions::from_args(None, "2025-01-02", vec![], 0, CLI).unwrap_err();
+        assert_eq!(e, "--batch-rows: give at least 1");
+        let e = MaterializeOptions::from_args(Some("2025-02-01"), "2025-01-02", vec![], 1, CLI)
+            .unwrap_err();
+        assert!(
+            e.starts_with("START (2025-02-01T00:00:00") && e.contains("is after END (2025-01-02"),
+            "{e}"
+        );
+        let http = ArgNames {
+            start: "start_ts",
+            end: "end_ts",
+            batch_rows: "batch_rows",
+        };
+        let e = MaterializeOptions::from_args(Some("yesterday-ish"), "now", vec![], 1, http)
+            .unwrap_err();
+        assert!(e.starts_with("start_ts: "), "{e}");
+    }
 }

@@ -11,6 +11,17 @@
 //! for every key of every view of a request. Keys expire one TTL (plus a grace period) after
 //! their event time, so stale entities do not pile up.
 //!
+//! The same store runs on a Redis Cluster (`type: redis_cluster`, [`RedisStore::cluster`]): the
+//! values, the script and the commands are the same; only the connection and the key differ.
+//! The redis crate's cluster connection routes each command to the master of its key's slot,
+//! follows `MOVED`/`ASK` redirections (resharding), refreshes the slot map and reconnects when a
+//! master fails over. A cluster key wraps the entity in a hash tag,
+//! `quiver:{project}:{view}:{<entity key>}`, so every view's row of one entity lands in one slot:
+//! a request for one entity is one `MGET` on one node, and a request for many is one `MGET` per
+//! slot, all in flight at once on the per-node connections (which pipeline them). A script call and a pipeline carry the rows of one slot. `delete_view` scans
+//! every master. With `replica_acks: N` a write returns once N replicas of each master hold it
+//! (`WAIT`), so a failover loses nothing acknowledged.
+//!
 //! (Until stop 10 rows were hashes with a field per feature. A string per row halves the work
 //! Redis does per written row and turns a request's reads into one command; a store written in
 //! the old layout reads as not found until it is materialized again, which overwrites it.)
@@ -19,7 +30,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
 use tokio::sync::Mutex;
 
 use crate::row_codec::{decode_row, encode_row};
@@ -83,14 +98,65 @@ fn ts_prefix(event_ts: i64, out: &mut Vec<u8>) {
 }
 
 /// The Redis online store.
+///
+/// One implementation for a single Redis ([`RedisStore::new`]) and a Redis Cluster
+/// ([`RedisStore::cluster`]); see the module docs for what differs.
 #[derive(Clone)]
 pub struct RedisStore {
-    client: redis::Client,
-    conn: Arc<Mutex<Option<ConnectionManager>>>,
+    target: Arc<Target>,
+    conn: Arc<Mutex<Option<Conn>>>,
     url: String,
     prefix: String,
     timeout: Duration,
     grace_us: Option<i64>,
+}
+
+/// What the store connects to.
+enum Target {
+    Single(redis::Client),
+    Cluster {
+        client: Box<ClusterClient>,
+        /// Replicas of each master that must hold a write before it is acknowledged.
+        replica_acks: u32,
+    },
+}
+
+/// A connection to either target; both are multiplexed and cheap to clone.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 impl RedisStore {
@@ -101,13 +167,52 @@ impl RedisStore {
         let client = redis::Client::open(url)
             .map_err(|e| OnlineError::Config(format!("online_store.url '{url}': {e}")))?;
         Ok(RedisStore {
-            client,
+            target: Arc::new(Target::Single(client)),
             conn: Arc::new(Mutex::new(None)),
             url: url.to_string(),
             prefix: format!("quiver:{project}:"),
             timeout,
             grace_us,
         })
+    }
+
+    /// A store on the Redis Cluster that `nodes` (some of its nodes' URLs) belong to, for
+    /// `project`; otherwise as [`new`](Self::new). A write is acknowledged once `replica_acks`
+    /// replicas of each master hold it (0: once the master does).
+    pub fn cluster(
+        nodes: &[String],
+        project: &str,
+        grace_us: Option<i64>,
+        timeout: Duration,
+        replica_acks: u32,
+    ) -> Result<Self> {
+        if nodes.is_empty() {
+            return Err(OnlineError::Config(
+                "online_store.nodes: a Redis Cluster needs at least one node URL".into(),
+            ));
+        }
+        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .build()
+            .map_err(|e| {
+                OnlineError::Config(format!("online_store.nodes {}: {e}", nodes.join(", ")))
+            })?;
+        Ok(RedisStore {
+            target: Arc::new(Target::Cluster {
+                client: Box::new(client),
+                replica_acks,
+            }),
+            conn: Arc::new(Mutex::new(None)),
+            url: nodes.join(", "),
+            prefix: format!("quiver:{project}:"),
+            timeout,
+            grace_us,
+        })
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(*self.target, Target::Cluster { .. })
     }
 
     fn unavailable(&self, message: impl std::fmt::Display) -> OnlineError {
@@ -117,22 +222,32 @@ impl RedisStore {
         }
     }
 
-    async fn connection(&self) -> Result<ConnectionManager> {
+    async fn connection(&self) -> Result<Conn> {
         let mut guard = self.conn.lock().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        let c = tokio::time::timeout(
-            self.timeout,
-            self.client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| self.unavailable(format!("no connection within {:?}", self.timeout)))?
-        .map_err(|e| self.unavailable(e))?;
+        let connect = async {
+            match &*self.target {
+                Target::Single(client) => {
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(self.timeout))
+                        .set_response_timeout(Some(self.timeout))
+                        .set_number_of_retries(1);
+                    client
+                        .get_connection_manager_with_config(config)
+                        .await
+                        .map(Conn::Single)
+                }
+                Target::Cluster { client, .. } => {
+                    client.get_async_connection().await.map(Conn::Cluster)
+                }
+            }
+        };
+        let c = tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| self.unavailable(format!("no connection within {:?}", self.timeout)))?
+            .map_err(|e| self.unavailable(e))?;
         *guard = Some(c.clone());
         Ok(c)
     }
@@ -159,25 +274,136 @@ impl RedisStore {
     }
 
     /// Runs one call with the store's timeout.
-    async fn call<T>(
+    async fn call<T, F: Future<Output = redis::RedisResult<T>>>(
         &self,
-        f: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
+        f: impl Fn(Conn) -> F,
     ) -> Result<T> {
-        let conn = self.connection().await?;
-        match tokio::time::timeout(self.timeout, f(conn)).await {
-            Err(_) => Err(self.unavailable(format!("no answer within {:?}", self.timeout))),
-            Ok(Err(e)) => Err(self.unavailable(e)),
-            Ok(Ok(v)) => Ok(v),
-        }
+        self.call_within(self.timeout, f).await
     }
 
+    /// Runs one call that may take up to `limit`. On a cluster a failed call is tried once more
+    /// on a fresh connection: every call the store makes is idempotent (reads, `SET`s of rows
+    /// no older than what is stored, `WAIT`, `PING`), and during a topology change (a slot
+    /// moved, a master failed over) a fresh connection learns the new map from the nodes that
+    /// answer, where the old one could keep timing out.
+    async fn call_within<T, F: Future<Output = redis::RedisResult<T>>>(
+        &self,
+        limit: Duration,
+        f: impl Fn(Conn) -> F,
+    ) -> Result<T> {
+        let attempts = if self.is_cluster() { 2 } else { 1 };
+        let mut failed = String::new();
+        for _ in 0..attempts {
+            let conn = self.connection().await?;
+            failed = match tokio::time::timeout(limit, f(conn)).await {
+                Ok(Ok(v)) => return Ok(v),
+                Err(_) => format!("no answer within {limit:?}"),
+                Ok(Err(e)) => e.to_string(),
+            };
+            if self.is_cluster() {
+                // The crate follows redirections and refreshes its slot map itself, but after
+                // a master died its connection kept timing out (redis 1.8: no answer for 30 s
+                // after the replica had taken over, tested), and under load a read right after
+                // a slot moved timed out on it too (CI).
+                *self.conn.lock().await = None;
+            }
+        }
+        Err(self.unavailable(failed))
+    }
+
+    /// `quiver:{project}:{view}:{key}`; on a cluster the entity key is a hash tag
+    /// (`...:{view}:{` key `}`), so one entity's rows of every view share a slot. (An entity key
+    /// starts with its type byte, so the tag is never empty; a `}` inside the key ends the tag
+    /// early, at the same byte for every view.)
     fn key(&self, view: &str, key: &EntityKey) -> Vec<u8> {
-        let mut k = Vec::with_capacity(self.prefix.len() + view.len() + 1 + key.0.len());
+        let mut k = Vec::with_capacity(self.prefix.len() + view.len() + 3 + key.0.len());
         k.extend_from_slice(self.prefix.as_bytes());
         k.extend_from_slice(view.as_bytes());
         k.push(b':');
-        k.extend_from_slice(&key.0);
+        if self.is_cluster() {
+            k.push(b'{');
+            k.extend_from_slice(&key.0);
+            k.push(b'}');
+        } else {
+            k.extend_from_slice(&key.0);
+        }
         k
+    }
+
+    /// `rows` in the groups one command carries: runs of at most `size` rows, and on a cluster
+    /// only rows of one hash slot together (a script's keys and a cluster pipeline's commands
+    /// must share a slot).
+    fn groups(
+        &self,
+        keys: &[Vec<u8>],
+        rows: impl Iterator<Item = usize>,
+        size: usize,
+    ) -> Vec<Vec<usize>> {
+        if !self.is_cluster() {
+            let rows: Vec<usize> = rows.collect();
+            return rows.chunks(size).map(<[usize]>::to_vec).collect();
+        }
+        let mut by_slot: std::collections::HashMap<Slot, Vec<usize>> = Default::default();
+        for i in rows {
+            by_slot.entry(Slot::for_key(&keys[i])).or_default().push(i);
+        }
+        by_slot
+            .into_values()
+            .flat_map(|g| g.chunks(size).map(<[usize]>::to_vec).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Waits until `replica_acks` replicas of every master hold this connection's writes (a
+    /// cluster with `replica_acks` > 0; otherwise nothing to do).
+    async fn wait_for_replicas(&self) -> Result<()> {
+        let Target::Cluster { replica_acks, .. } = *self.target else {
+            return Ok(());
+        };
+        if replica_acks == 0 {
+            return Ok(());
+        }
+        // Half the timeout, so that WAIT answers (with too few replicas) before the connection's
+        // own response timeout fires.
+        let ms = (self.timeout.as_millis() / 2).max(1) as u64;
+        // WAIT goes to every master; the crate answers with the smallest count.
+        let acked: u64 = self
+            .call(|mut c| async move {
+                redis::cmd("WAIT")
+                    .arg(replica_acks)
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if acked < u64::from(replica_acks) {
+            return Err(self.unavailable(format!(
+                "writes reached {acked} of the {replica_acks} replicas per master that replica_acks asks for within {ms} ms (a master without a live replica?)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The masters of the cluster (host, port), from `CLUSTER NODES`.
+    async fn masters(&self) -> Result<Vec<(String, u16)>> {
+        let nodes: String = self
+            .call(
+                |mut c| async move { redis::cmd("CLUSTER").arg("NODES").query_async(&mut c).await },
+            )
+            .await?;
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(' ');
+                let addr = fields.nth(1)?;
+                let flags = fields.next()?;
+                let is_master = flags.split(',').any(|f| f == "master")
+                    && !flags.split(',').any(|f| f == "fail" || f == "noaddr");
+                let (host, port) = addr.split('@').next()?.rsplit_once(':')?;
+                is_master
+                    .then(|| Some((host.to_string(), port.parse().ok()?)))
+                    .flatten()
+            })
+            .collect())
     }
 
     /// Expiry (ms since the epoch) of a row, 0 when the view keeps rows forever.
@@ -254,31 +480,38 @@ impl RedisStore {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        // Pipelines of a bounded size, all in flight at once on the multiplexed connection:
-        // one pipeline for a whole batch would be a buffer of megabytes, grown by copying.
-        let parts = rows.clone().step_by(ROWS_PER_PIPELINE).map(|from| {
-            let part = from..(from + ROWS_PER_PIPELINE).min(rows.end);
-            let mut pipe = redis::pipe();
-            for i in part.clone() {
-                let cmd = pipe.cmd("SET").arg(&e.keys[i]).arg(e.value(i));
-                if e.expires {
-                    cmd.arg("PXAT").arg(e.expiry_ms[i]);
+        // Pipelines of a bounded size, in flight at once on the multiplexed connection(s): one
+        // pipeline for a whole batch would be a buffer of megabytes, grown by copying.
+        let parts = self
+            .groups(&e.keys, rows, ROWS_PER_PIPELINE)
+            .into_iter()
+            .map(|part| {
+                let mut pipe = redis::pipe();
+                for &i in &part {
+                    let cmd = pipe.cmd("SET").arg(&e.keys[i]).arg(e.value(i));
+                    if e.expires {
+                        cmd.arg("PXAT").arg(e.expiry_ms[i]);
+                    }
+                    cmd.arg("NX");
                 }
-                cmd.arg("NX");
-            }
-            async move {
-                let replies: Vec<redis::Value> = self
-                    .call(async |mut c| pipe.query_async(&mut c).await)
-                    .await?;
-                Ok::<_, OnlineError>(
-                    part.zip(replies)
-                        .filter(|(_, reply)| *reply == redis::Value::Nil)
-                        .map(|(i, _)| i)
-                        .collect::<Vec<usize>>(),
-                )
-            }
-        });
-        let existing = futures::future::try_join_all(parts).await?;
+                async move {
+                    let pipe = &pipe;
+                    let replies: Vec<redis::Value> = self
+                        .call(move |mut c| async move { pipe.query_async(&mut c).await })
+                        .await?;
+                    Ok::<_, OnlineError>(
+                        part.into_iter()
+                            .zip(replies)
+                            .filter(|(_, reply)| *reply == redis::Value::Nil)
+                            .map(|(i, _)| i)
+                            .collect::<Vec<usize>>(),
+                    )
+                }
+            });
+        let existing: Vec<Vec<usize>> = futures::stream::iter(parts)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await?;
         Ok(existing.concat())
     }
 
@@ -290,27 +523,139 @@ impl RedisStore {
         }
         // One call per chunk, all in flight at once on the multiplexed connection; EVAL (not
         // EVALSHA) so that a restarted Redis with an empty script cache needs no retry.
-        let calls = which.chunks(ROWS_PER_CALL).map(|chunk| {
+        let groups = self.groups(&e.keys, which.iter().copied(), ROWS_PER_CALL);
+        let calls = groups.into_iter().map(|chunk| {
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(WRITE_SCRIPT).arg(chunk.len());
-            for &i in chunk {
+            for &i in &chunk {
                 cmd.arg(&e.keys[i]);
             }
             cmd.arg(if e.expires { "1" } else { "0" });
-            for &i in chunk {
+            for &i in &chunk {
                 cmd.arg(e.value(i));
                 if e.expires {
                     cmd.arg(e.expiry_ms[i]);
                 }
             }
             async move {
-                self.call(async |mut c| cmd.query_async::<u64>(&mut c).await)
+                let cmd = &cmd;
+                self.call(move |mut c| async move { cmd.query_async::<u64>(&mut c).await })
                     .await
             }
         });
-        Ok(futures::future::try_join_all(calls).await?.iter().sum())
+        let written: Vec<u64> = futures::stream::iter(calls)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(written.iter().sum())
+    }
+
+    /// The write itself (see [`OnlineStore::write_batch`]), without waiting for replicas.
+    async fn write_rows(&self, view: &ViewWrite<'_>, rows: &[OnlineRow]) -> Result<WriteStats> {
+        let e = self.encode(view, rows);
+        let n = rows.len();
+        let probe = n.min(NX_PROBE);
+        let mut existing = self.write_absent(&e, 0..probe).await?;
+        if existing.len() * 2 <= probe {
+            existing.extend(self.write_absent(&e, probe..n).await?);
+        } else {
+            existing.extend(probe..n);
+        }
+        let absent = (n - existing.len()) as u64;
+        let newer = self.write_newer(&e, &existing).await?;
+        Ok(WriteStats {
+            written: absent + newer,
+            skipped_older: existing.len() as u64 - newer,
+        })
+    }
+
+    /// `MGET` of `keys`, the values in key order. On a cluster, one `MGET` per slot, all in
+    /// flight at once: the crate's own split of a multi-slot `MGET` did not follow a `MOVED`
+    /// within the timeout (redis 1.8, tested), single-slot commands do.
+    async fn mget(&self, keys: &[Vec<u8>]) -> Result<Stored> {
+        let groups = self.groups(keys, 0..keys.len(), usize::MAX);
+        let calls = groups.into_iter().map(|group| {
+            let mut cmd = redis::cmd("MGET");
+            for &i in &group {
+                cmd.arg(&keys[i]);
+            }
+            async move {
+                let cmd = &cmd;
+                let got: Vec<Option<Vec<u8>>> = self
+                    .call(move |mut c| async move { cmd.query_async(&mut c).await })
+                    .await?;
+                Ok::<_, OnlineError>((group, got))
+            }
+        });
+        let parts: Vec<(Vec<usize>, Stored)> = futures::stream::iter(calls)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut out = vec![None; keys.len()];
+        for (group, got) in parts {
+            for (i, v) in group.into_iter().zip(got) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the keys matching `pattern` on one node (`at`: a cluster master) or the single
+    /// Redis (`None`).
+    async fn delete_matching(&self, pattern: &str, at: Option<(&str, u16)>) -> Result<u64> {
+        let mut deleted = 0u64;
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let scan = &scan;
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .call(move |c| async move {
+                    match (c, at) {
+                        (Conn::Cluster(mut c), Some((host, port))) => {
+                            let routing =
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                                    host: host.to_string(),
+                                    port,
+                                });
+                            Ok(redis::from_redis_value(
+                                c.route_command(scan.clone(), routing).await?,
+                            )?)
+                        }
+                        (mut c, _) => scan.query_async(&mut c).await,
+                    }
+                })
+                .await?;
+            // On a cluster, one UNLINK per slot (as `mget` does).
+            for group in self.groups(&keys, 0..keys.len(), usize::MAX) {
+                let mut unlink = redis::cmd("UNLINK");
+                for i in group {
+                    unlink.arg(&keys[i]);
+                }
+                let unlink = &unlink;
+                let n: u64 = self
+                    .call(move |mut c| async move { unlink.query_async(&mut c).await })
+                    .await?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
     }
 }
+
+/// What `MGET` answers: each key's stored value, if any.
+type Stored = Vec<Option<Vec<u8>>>;
+
+/// Commands (pipelines, script calls) of one write in flight at once: on a cluster a batch's
+/// rows spread over thousands of slots, each its own command.
+const IN_FLIGHT: usize = 256;
 
 impl OnlineStore for RedisStore {
     /// Rows whose key is absent are written with a plain `SET ... NX` (about a third of the
@@ -322,22 +667,25 @@ impl OnlineStore for RedisStore {
         rows: &'a [OnlineRow],
     ) -> BoxFuture<'a, Result<WriteStats>> {
         Box::pin(async move {
-            let e = self.encode(view, rows);
-            let n = rows.len();
-            let probe = n.min(NX_PROBE);
-            let mut existing = self.write_absent(&e, 0..probe).await?;
-            if existing.len() * 2 <= probe {
-                existing.extend(self.write_absent(&e, probe..n).await?);
-            } else {
-                existing.extend(probe..n);
-            }
-            let absent = (n - existing.len()) as u64;
-            let newer = self.write_newer(&e, &existing).await?;
-            Ok(WriteStats {
-                written: absent + newer,
-                skipped_older: existing.len() as u64 - newer,
-            })
+            let stats = self.write_rows(view, rows).await?;
+            self.wait_for_replicas().await?;
+            Ok(stats)
         })
+    }
+
+    /// As `write_batch`, without waiting for replicas (`replica_acks`) until [`sync`].
+    ///
+    /// [`sync`]: OnlineStore::sync
+    fn write_batch_deferred<'a>(
+        &'a self,
+        view: &'a ViewWrite<'a>,
+        rows: &'a [OnlineRow],
+    ) -> BoxFuture<'a, Result<WriteStats>> {
+        Box::pin(self.write_rows(view, rows))
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.wait_for_replicas())
     }
 
     fn read<'a>(
@@ -356,7 +704,8 @@ impl OnlineStore for RedisStore {
         })
     }
 
-    /// Every key of every view in one `MGET`: one command and one round trip per request.
+    /// Every key of every view in one `MGET`: one command and one round trip per request (on a
+    /// cluster one `MGET` per slot, to every node at once, the replies put back in key order).
     fn read_views<'a>(
         &'a self,
         reads: &'a [ViewRead<'a>],
@@ -365,15 +714,11 @@ impl OnlineStore for RedisStore {
             if reads.iter().all(|r| r.keys.is_empty()) {
                 return Ok(reads.iter().map(|_| Vec::new()).collect());
             }
-            let mut cmd = redis::cmd("MGET");
-            for r in reads {
-                for key in r.keys {
-                    cmd.arg(self.key(r.view, key));
-                }
-            }
-            let replies: Vec<Option<Vec<u8>>> = self
-                .call(async |mut c| cmd.query_async(&mut c).await)
-                .await?;
+            let keys: Vec<Vec<u8>> = reads
+                .iter()
+                .flat_map(|r| r.keys.iter().map(|k| self.key(r.view, k)))
+                .collect();
+            let replies = self.mget(&keys).await?;
             let mut replies = replies.into_iter();
             reads
                 .iter()
@@ -391,41 +736,21 @@ impl OnlineStore for RedisStore {
     fn delete_view<'a>(&'a self, view: &'a str) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
             let pattern = format!("{}{}:*", self.prefix, view);
-            let mut deleted = 0u64;
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) = self
-                    .call(async |mut c| {
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                if !keys.is_empty() {
-                    let n: u64 = self
-                        .call(async |mut c| {
-                            redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await
-                        })
-                        .await?;
-                    deleted += n;
-                }
-                if next == 0 {
-                    return Ok(deleted);
-                }
-                cursor = next;
+            if !self.is_cluster() {
+                return self.delete_matching(&pattern, None).await;
             }
+            let mut deleted = 0;
+            for (host, port) in self.masters().await? {
+                deleted += self.delete_matching(&pattern, Some((&host, port))).await?;
+            }
+            Ok(deleted)
         })
     }
 
     fn health(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let pong: String = self
-                .call(async |mut c| redis::cmd("PING").query_async(&mut c).await)
+                .call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
                 .await?;
             if pong == "PONG" {
                 Ok(())
@@ -436,14 +761,20 @@ impl OnlineStore for RedisStore {
     }
 
     fn describe(&self) -> String {
-        format!("redis ({})", redact(&self.url))
+        let kind = if self.is_cluster() {
+            "redis_cluster"
+        } else {
+            "redis"
+        };
+        format!("{kind} ({})", redact(&self.url))
     }
 }
 
-/// `redis://:secret@host` → `redis://:***@host`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+/// `redis://:secret@host` → `redis://:***@host`, each URL of a comma-separated list.
+fn redact(urls: &str) -> String {
+    let one = |url: &str| match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
         _ => url.to_string(),
-    }
+    };
+    urls.split(", ").map(one).collect::<Vec<_>>().join(", ")
 }

@@ -19,7 +19,8 @@
 //! Around the run: [`versions`] resolves `NAME`, `NAME:VERSION`, `NAME@ALIAS`; [`import`]
 //! registers a LightGBM model trained elsewhere; [`scoring`] scores entity rows offline with
 //! point-in-time features (`models predict`) and a CSV of feature values with contributions
-//! (`models score`); [`report`] renders a version's HTML report.
+//! (`models score`); [`report`] renders a version's HTML report; [`prediction_log`] holds the
+//! prediction log's layout and the rule by which `/predict` records an input.
 //!
 //! **One encoding.** [`encoding`] reads Arrow columns (training, offline scoring) and online
 //! store values (`/predict`) into `quiver_ml::FeatureValue`s, and every value goes through
@@ -36,6 +37,7 @@ pub mod encoding;
 pub mod evaluation;
 pub mod import;
 pub mod labels;
+pub mod prediction_log;
 pub mod reference;
 pub mod report;
 pub mod scoring;

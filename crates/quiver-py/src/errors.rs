@@ -143,6 +143,17 @@ impl From<quiver_recs::Error> for Failure {
     }
 }
 
+impl From<quiver_recs::DataCheckError> for Failure {
+    fn from(e: quiver_recs::DataCheckError) -> Self {
+        use quiver_recs::DataCheckError as E;
+        match e {
+            E::Sources(e) => e.into(),
+            E::Quality(e) => e.into(),
+            E::Recommenders(e) => e.into(),
+        }
+    }
+}
+
 impl From<quiver_server::ApiError> for Failure {
     fn from(e: quiver_server::ApiError) -> Self {
         match e.status.as_u16() {

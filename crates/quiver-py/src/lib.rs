@@ -91,15 +91,15 @@ fn text(v: &Json) -> String {
     v.to_string()
 }
 
-/// A data set argument of `drift`: a file or a frame.
+/// A data set argument of `drift`: a spec (a file, `model:...`, `log:...`, ...) or a frame.
 enum DataArg {
-    Path(PathBuf),
+    Spec(String),
     Table(RecordBatch),
 }
 
 fn data_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<DataArg> {
     if let Ok(p) = obj.extract::<PathBuf>() {
-        return Ok(DataArg::Path(p));
+        return Ok(DataArg::Spec(p.to_string_lossy().into_owned()));
     }
     Ok(DataArg::Table(read_frame(obj, what)?))
 }
@@ -242,35 +242,27 @@ impl Store {
         let ticker = Arc::new(Ticker::default());
         let t = Arc::clone(&ticker);
         wait(py, &ticker, progress, async move {
-            if batch_rows == 0 {
-                return Err(Failure::Data("batch_rows: give at least 1".into()));
-            }
-            let time = |name: &str, v: &str| {
-                quiver_online::parse_time(v).map_err(|m| Failure::Data(format!("{name}: {m}")))
-            };
-            let end_us = time("end", &end)?;
-            let start_us = start.as_deref().map(|s| time("start", s)).transpose()?;
-            if let Some(s) = start_us.filter(|s| *s > end_us) {
-                return Err(Failure::Data(format!(
-                    "START ({}) is after END ({})",
-                    quiver_online::format_time(s),
-                    quiver_online::format_time(end_us)
-                )));
-            }
+            let opts = quiver_online::materialize::MaterializeOptions::from_args(
+                start.as_deref(),
+                &end,
+                views,
+                batch_rows,
+                quiver_online::materialize::ArgNames {
+                    start: "start",
+                    end: "end",
+                    batch_rows: "batch_rows",
+                },
+            )
+            .map_err(Failure::Data)?;
             let (meta, applied) = applied(&repo).await?;
             let settings = RepoSettings::load(&repo)?;
             let store = quiver_online::open_store(&settings, &repo, &applied.registry.project)?;
             let version = applied.version;
             let engine = OfflineEngine::new(applied.registry, &repo);
-            let opts = quiver_online::materialize::MaterializeOptions {
-                start_us: start_us.map(|s| s - 1),
-                end_us,
-                views,
-                incremental: start_us.is_none(),
-                batch_rows,
-            };
+            let alerter =
+                quiver_jobs::Alerter::from_settings_or_off(&settings.alerts, Some(meta.clone()));
             let (gate, reports) = quiver_monitor::quality::materialize_checked(
-                &engine, &*store, &meta, &opts, t, version,
+                &engine, &*store, &meta, &opts, t, version, &alerter,
             )
             .await?;
             let mut report = quiver_server::materialize_report(&reports, &store.describe());
@@ -308,11 +300,8 @@ impl Store {
         wait(py, &ticker, None, async move {
             let defs = load_registry(&repo)?;
             if check_sources {
-                // The checks `quiver apply` runs, in its order.
-                let engine = OfflineEngine::new(defs.clone(), &repo);
-                engine.validate().await?;
-                quiver_monitor::quality::validate_against_data(&engine).await?;
-                quiver_recs::source::validate(&defs, &repo).await?;
+                // The checks `quiver apply` runs.
+                quiver_recs::check_against_data(&defs, &repo).await?;
             }
             let settings = RepoSettings::load(&repo)?;
             let store = SqlMetadataStore::open_repo(&repo, settings.registry.as_deref()).await?;
@@ -511,7 +500,10 @@ impl Store {
         })
     }
 
-    /// `quiver drift --json`: `reference` and `current` are files or frames.
+    /// `quiver drift --json`: `reference` and `current` are specs (a file or folder relative to
+    /// the repository, `FILE@START..END`, `model:NAME[:VERSION]`,
+    /// `log:NAME[:VERSION]@START..END`, `service:S@START..END`) or frames; the CLI's one
+    /// implementation (`quiver_monitor::drift::sets::compare`) opens and compares them.
     #[pyo3(signature = (reference, current, features=None, drift_share=0.5))]
     fn drift(
         &self,
@@ -523,37 +515,37 @@ impl Store {
     ) -> PyResult<String> {
         let reference = data_arg(reference, "reference")?;
         let current = data_arg(current, "current")?;
+        if !(0.0..=1.0).contains(&drift_share) {
+            return Err(errors::DataError::new_err(format!(
+                "drift_share {drift_share}: expected a share from 0 to 1"
+            )));
+        }
         let repo = self.repo.clone();
         let ticker = Arc::new(Ticker::default());
         wait(py, &ticker, None, async move {
-            use quiver_monitor::drift::{Dataset, DriftOptions, read::session};
-            let ctx = session();
-            let open = |arg: DataArg, label: &'static str| {
-                let ctx = ctx.clone();
-                let repo = repo.clone();
-                async move {
-                    match arg {
-                        DataArg::Path(p) => {
-                            let p = if p.is_relative() { repo.join(p) } else { p };
-                            Ok::<_, Failure>(Dataset::open_file(&ctx, &p).await?)
-                        }
-                        DataArg::Table(t) => Ok(Dataset::from_frame(
-                            ctx.read_batch(t)?,
-                            format!("{label} (data frame)"),
-                            true,
-                        )),
-                    }
-                }
+            use quiver_monitor::drift::sets::{Opener, Side, compare};
+            use quiver_monitor::drift::{Dataset, DriftOptions};
+            // Relative paths are the repository's.
+            let opener = Opener::new(&repo, &repo);
+            let side = |arg: DataArg, label: &str| -> Result<Side> {
+                Ok(match arg {
+                    DataArg::Spec(s) => Side::Spec(s),
+                    DataArg::Table(t) => Side::Set(Box::new(Dataset::from_frame(
+                        opener.session().read_batch(t)?,
+                        format!("{label} (data frame)"),
+                        true,
+                    ))),
+                })
             };
-            let reference = open(reference, "reference").await?;
-            let current = open(current, "current").await?;
+            let reference = side(reference, "reference")?;
+            let current = side(current, "current")?;
             let options = DriftOptions {
                 drift_share,
                 features,
                 ..DriftOptions::default()
             };
-            let report = quiver_monitor::drift::drift(&reference, &current, &options).await?;
-            Ok(text(&report.to_json()))
+            let comparison = compare(&opener, reference, current, options).await?;
+            Ok(text(&comparison.to_json()))
         })
     }
 }

@@ -17,13 +17,19 @@
 //!   so is a known user whose request names items beyond their training row (their training
 //!   weights plus 1 for each new item).
 //!
-//! Exclusions (the items the user interacted with, when `exclude_seen`) are applied before the
-//! cut, so the answer always has `k` items when the catalogue has them.
+//! Exclusions (the items the user interacted with, when `exclude_seen`) and filters on item
+//! attributes ([`crate::attributes`]) are applied before the cut, so the answer always has `k`
+//! items when the catalogue has that many matching ones.
+//!
+//! An A/B experiment's arm chooses the [`Policy`]: `blend` serves the above, `cf` serves CF to
+//! every user with at least one interaction (no popularity blended in; popularity only for a
+//! user with none, whom CF cannot score), `popularity` serves popularity to everyone.
 
 use std::borrow::Cow;
 
 use serde::Serialize;
 
+use crate::als::Factors;
 use crate::kernels::dot;
 use crate::model::{RecModel, top_k_scored};
 use crate::{Error, Result};
@@ -67,6 +73,32 @@ impl Source {
     }
 }
 
+/// What a request is served: the recommender's policy, or an experiment arm's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// CF, the cold-start blend below `min_interactions`, popularity with no interactions (the
+    /// `blend` arm, and every request outside an experiment).
+    #[default]
+    Served,
+    /// CF for every user with interactions (the `cf` arm).
+    Cf,
+    /// Popularity for everyone (the `popularity` arm).
+    Popularity,
+}
+
+impl Policy {
+    /// The policy of an experiment arm (`cf`, `popularity`, `blend`; see
+    /// `quiver_core::experiment::ARM_NAMES`).
+    pub fn for_arm(arm: &str) -> Option<Policy> {
+        match arm {
+            "cf" => Some(Policy::Cf),
+            "popularity" => Some(Policy::Popularity),
+            "blend" => Some(Policy::Served),
+            _ => None,
+        }
+    }
+}
+
 /// One recommendation request.
 #[derive(Debug, Clone, Copy)]
 pub struct Query<'a> {
@@ -78,12 +110,17 @@ pub struct Query<'a> {
     pub k: usize,
     /// Leave out the items the user interacted with.
     pub exclude_seen: bool,
+    /// The items a filter keeps, by index ([`Serving::filter_mask`]); `None`: every item.
+    pub allowed: Option<&'a [bool]>,
+    /// Which answer to give.
+    pub policy: Policy,
 }
 
 /// The answer to a [`Query`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
-    /// `(item index, score)`, best first.
+    /// `(item index, score)`, best first. An index past the model's items is a new item placed
+    /// by content ([`Serving::item_id`], [`Serving::is_new_item`]); its score is a cosine.
     pub items: Vec<(u32, f32)>,
     /// Where the scores come from.
     pub source: Source,
@@ -100,27 +137,101 @@ pub struct Answer {
 pub struct Serving {
     /// The model.
     pub model: RecModel,
+    /// The content vectors' index, when the version has them (`cold_start.content`).
+    pub content: Option<crate::content::ContentIndex>,
+    /// Content rows of the items the factors do not know (new items) that could be given
+    /// factors, and those factors ([`Serving::new`]).
+    new_items: Vec<u32>,
+    new_factors: Factors,
     /// 1 / the largest popularity (0 when every item's popularity is 0).
     pop_scale: f32,
 }
 
 impl Serving {
-    /// Prepares `model` for serving.
-    pub fn new(model: RecModel) -> Serving {
+    /// Prepares `model` for serving (building its content index: call it off the async
+    /// threads).
+    pub fn new(mut model: RecModel) -> Serving {
         let max = model.popularity.iter().copied().fold(0f32, f32::max);
+        let content = model
+            .content
+            .take()
+            .map(crate::content::ContentIndex::build);
+        let (new_items, new_factors) = content
+            .as_ref()
+            .map(|c| impute_factors(c, &model))
+            .unwrap_or_else(|| {
+                (
+                    Vec::new(),
+                    Factors {
+                        rows: 0,
+                        dim: model.item_factors.dim,
+                        data: Vec::new(),
+                    },
+                )
+            });
         Serving {
             pop_scale: if max > 0.0 { 1.0 / max } else { 0.0 },
+            content,
+            new_items,
+            new_factors,
             model,
         }
     }
 
-    /// Refuses a filter: a recommender declares no item attributes yet, so any field named in
-    /// `filter` is one it cannot filter on.
-    pub fn check_filter<'a>(&self, mut fields: impl Iterator<Item = &'a str>) -> Result<()> {
-        match fields.next() {
-            None => Ok(()),
-            Some(f) => Err(Error::Invalid(format!(
-                "filter.{f}: recommender '{}' declares no item attributes to filter on",
+    /// The id of an answer's item index (a trained item, or a new item placed by content).
+    pub fn item_id(&self, i: u32) -> &str {
+        let n = self.model.items.len();
+        match (i as usize).checked_sub(n) {
+            None => self.model.items.id(i),
+            Some(j) => {
+                let c = self.content.as_ref().expect("new items come with content");
+                c.id(self.new_items[j])
+            }
+        }
+    }
+
+    /// Whether an answer's item index is a new item placed by content.
+    pub fn is_new_item(&self, i: u32) -> bool {
+        i as usize >= self.model.items.len()
+    }
+
+    /// Places new items (known by content only) into a CF or blended list: each new item's
+    /// factors are the similarity-weighted mean of its nearest trained items' by content
+    /// ([`impute_factors`]), so its score (`score(factors)`) is on the list's own scale; the
+    /// two lists are merged by score and cut at `k`.
+    fn place_new_items(
+        &self,
+        list: Vec<(u32, f32)>,
+        k: usize,
+        score: impl Fn(&[f32]) -> f32,
+    ) -> Vec<(u32, f32)> {
+        if self.new_items.is_empty() {
+            return list;
+        }
+        let f = &self.new_factors;
+        let best = top_k_scored(f.rows, k, |_| false, |j| score(f.row(j)));
+        let n = self.model.items.len() as u32;
+        let mut out: Vec<(u32, f32)> = list
+            .into_iter()
+            .chain(best.into_iter().map(|(j, s)| (n + j, s)))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(k);
+        out
+    }
+
+    /// The items `filter` keeps (`None` for no filter), from the version's item attributes;
+    /// an error names the field at fault (`filter.colour: ...`), including every field of a
+    /// version trained without `item_attributes:`.
+    pub fn filter_mask(
+        &self,
+        filter: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<Vec<bool>>> {
+        match (&self.model.attributes, filter.keys().next()) {
+            (_, None) => Ok(None),
+            (Some(a), Some(_)) => a.mask(filter),
+            (None, Some(f)) => Err(Error::Invalid(format!(
+                "filter.{f}: recommender '{}' version has no item attributes to filter on: declare `item_attributes: VIEW` (a view keyed by the item id) and train a new version",
                 self.model.info.recommender
             ))),
         }
@@ -172,6 +283,9 @@ impl Serving {
         };
         let n = items.len();
         let exclude: &[u32] = if q.exclude_seen { &items } else { &[] };
+        let allowed = q.allowed;
+        let skip =
+            |i: u32| exclude.binary_search(&i).is_ok() || allowed.is_some_and(|a| !a[i as usize]);
         let answer = |items, source| Answer {
             items,
             source,
@@ -179,8 +293,8 @@ impl Serving {
             folded_in,
             interactions: n,
         };
-        if n == 0 {
-            return Ok(answer(m.popular(q.k, exclude), Source::Popularity));
+        if n == 0 || q.policy == Policy::Popularity {
+            return Ok(answer(m.popular_where(q.k, skip), Source::Popularity));
         }
         let x: Cow<[f32]> = match known {
             Some(u) if !folded_in => Cow::Borrowed(m.user_factors.row(u as usize)),
@@ -191,25 +305,28 @@ impl Serving {
             }
         };
         let min = m.info.min_interactions as usize;
-        if n >= min {
-            return Ok(answer(m.recommend_factors(&x, q.k, exclude), Source::Cf));
+        // New items have no attributes to filter on: a filtered list holds none.
+        let filtered = allowed.is_some();
+        if n >= min || q.policy == Policy::Cf {
+            let mut list = m.recommend_factors_where(&x, q.k, skip);
+            if !filtered {
+                list = self.place_new_items(list, q.k, |y| dot(y, &x));
+            }
+            return Ok(answer(list, Source::Cf));
         }
         let w = n as f32 / min as f32;
-        Ok(answer(self.blend(&x, w, q.k, exclude), Source::Blend))
+        let mut list = self.blend(&x, w, q.k, skip);
+        if !filtered {
+            // A new item's popularity is 0.
+            list = self.place_new_items(list, q.k, |y| w * dot(y, &x));
+        }
+        Ok(answer(list, Source::Blend))
     }
 
     /// The best `k` by `w · (x · item) + (1 − w) · popularity / max popularity`.
-    fn blend(&self, x: &[f32], w: f32, k: usize, exclude: &[u32]) -> Vec<(u32, f32)> {
-        let f = &self.model.item_factors;
-        let pop = &self.model.popularity;
+    fn blend(&self, x: &[f32], w: f32, k: usize, skip: impl FnMut(u32) -> bool) -> Vec<(u32, f32)> {
         let p = (1.0 - w) * self.pop_scale;
-        top_k_scored(
-            f.rows,
-            k,
-            exclude,
-            #[inline(always)]
-            |i| w * dot(f.row(i), x) + p * pop[i],
-        )
+        self.model.blend_where(x, w, p, k, skip)
     }
 
     /// The `k` items most similar to the item `id` by the cosine of their factors.
@@ -217,6 +334,69 @@ impl Serving {
         let i = self.model.item(id)?;
         Ok(self.model.similar_items(i, k))
     }
+
+    /// The `k` items most similar to item `id` by content (the cosine of their content
+    /// vectors, from the HNSW index), best first: `(id, cosine)`. Every item of the content
+    /// view counts, including items the factors do not know yet. `None` when the version has
+    /// no content vectors.
+    pub fn similar_by_content(&self, id: &str, k: usize) -> Option<Result<Vec<(String, f32)>>> {
+        let c = self.content.as_ref()?;
+        Some(c.similar(id, k).map(|found| {
+            found
+                .into_iter()
+                .map(|(i, s)| (c.id(i).to_string(), s))
+                .collect()
+        }))
+    }
+}
+
+/// Neighbours a new item's factors are imputed from.
+const NEIGHBOURS: usize = 10;
+
+/// Factors for the items the content vectors know and the model does not: the mean of the
+/// factors of each one's nearest trained items by content (at most [`NEIGHBOURS`], weighted by
+/// their cosine, positive ones only), the usual item-based imputation for cold items, scaled to
+/// the neighbours' mean length. Items with no such neighbour stay out. Returns their content
+/// rows and factors.
+fn impute_factors(c: &crate::content::ContentIndex, model: &RecModel) -> (Vec<u32>, Factors) {
+    let dim = model.item_factors.dim;
+    let mut rows = Vec::new();
+    let mut data = Vec::new();
+    for (row, id) in c.vectors.ids.ids().iter().enumerate() {
+        if model.items.get(id).is_some() {
+            continue;
+        }
+        let mut y = vec![0f32; dim];
+        let (mut total, mut norms) = (0f32, 0f32);
+        let mut used = 0;
+        for (near, cos) in c.similar_rows(row as u32, 4 * NEIGHBOURS) {
+            let Some(i) = model.items.get(c.id(near)) else {
+                continue;
+            };
+            if cos <= 0.0 {
+                break;
+            }
+            let yi = model.item_factors.row(i as usize);
+            crate::kernels::axpy(cos, yi, &mut y);
+            total += cos;
+            norms += cos * dot(yi, yi).sqrt();
+            used += 1;
+            if used == NEIGHBOURS {
+                break;
+            }
+        }
+        let norm = dot(&y, &y).sqrt();
+        if used > 0 && norm > 0.0 {
+            // The mean's direction at the neighbours' mean length: a plain mean is shorter than
+            // any of them, and would never reach a list.
+            let scale = norms / total / norm;
+            y.iter_mut().for_each(|v| *v *= scale);
+            rows.push(row as u32);
+            data.extend(y);
+        }
+    }
+    let n = rows.len();
+    (rows, Factors { rows: n, dim, data })
 }
 
 #[cfg(test)]
@@ -274,6 +454,8 @@ mod tests {
             interactions,
             k: 2,
             exclude_seen: true,
+            allowed: None,
+            policy: Policy::Served,
         }
     }
 
@@ -322,9 +504,16 @@ mod tests {
         let bad = ["a".to_string(), "zz".to_string()];
         let e = s.recommend(&q("u1", &bad)).unwrap_err().to_string();
         assert!(e.contains("interactions[1]: unknown item 'zz'"), "{e}");
-        let e = s.check_filter(["category"].into_iter()).unwrap_err();
-        assert!(e.to_string().starts_with("filter.category: "), "{e}");
-        assert!(s.check_filter(std::iter::empty()).is_ok());
+        let filter = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let e = s
+            .filter_mask(&filter(serde_json::json!({"category": "shoes"})))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("filter.category: recommender 'r' version has no item attributes"),
+            "{e}"
+        );
+        assert_eq!(s.filter_mask(&filter(serde_json::json!({}))).unwrap(), None);
         for k in [0, -1, 1001] {
             assert!(
                 check_serve_k(k)
@@ -335,5 +524,88 @@ mod tests {
         }
         assert!(s.similar_items("nope", 3).is_err());
         assert_eq!(s.similar_items("a", 1).unwrap()[0].0, 1);
+    }
+
+    #[test]
+    fn arms_choose_the_answer_and_filters_cut_before_k() {
+        let mut s = serving();
+        // u2 has 1 interaction (< min 2): the served policy blends; the cf arm serves CF.
+        let base = q("u2", &[]);
+        assert_eq!(s.recommend(&base).unwrap().source, Source::Blend);
+        let cf = s
+            .recommend(&Query {
+                policy: Policy::Cf,
+                ..base
+            })
+            .unwrap();
+        assert_eq!(
+            (cf.source, cf.items.clone()),
+            (Source::Cf, vec![(3, 0.5), (1, 0.1)])
+        );
+        // The popularity arm: popularity without the user's items, even for a CF user.
+        let pop = s
+            .recommend(&Query {
+                policy: Policy::Popularity,
+                ..q("u1", &[])
+            })
+            .unwrap();
+        assert_eq!(
+            (pop.source, pop.items),
+            (Source::Popularity, vec![(3, 8.0), (2, 2.0)])
+        );
+        // The cf arm cannot score a user with no interactions: popularity, said so.
+        let new = s
+            .recommend(&Query {
+                policy: Policy::Cf,
+                ..q("new", &[])
+            })
+            .unwrap();
+        assert_eq!(new.source, Source::Popularity);
+        assert_eq!(Policy::for_arm("blend"), Some(Policy::Served));
+        assert_eq!(Policy::for_arm("content"), None);
+
+        // A filter applies before the cut: u1's unseen items are c and d; without d only c is
+        // left, for every policy.
+        s.model.attributes = Some(crate::attributes::ItemAttributes {
+            view: "products".into(),
+            items: 4,
+            items_with_values: 4,
+            columns: vec![crate::attributes::Column {
+                name: "category".into(),
+                values: crate::attributes::Values::Text(
+                    ["shoes", "shoes", "shoes", "books"]
+                        .map(|c| Some(c.to_string()))
+                        .to_vec(),
+                ),
+            }],
+            skipped: vec![],
+        });
+        let mask = s
+            .filter_mask(
+                serde_json::json!({"category": "shoes"})
+                    .as_object()
+                    .unwrap(),
+            )
+            .unwrap()
+            .unwrap();
+        for policy in [Policy::Served, Policy::Cf, Policy::Popularity] {
+            let a = s
+                .recommend(&Query {
+                    allowed: Some(&mask),
+                    policy,
+                    ..q("u1", &[])
+                })
+                .unwrap();
+            assert_eq!(a.items.len(), 1, "{policy:?}");
+            assert_eq!(a.items[0].0, 2, "{policy:?}");
+        }
+        let e = s
+            .filter_mask(serde_json::json!({"colour": "red"}).as_object().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("filter.colour: view 'products' has no attribute"),
+            "{e}"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub struct ReadStats {
     pub unweighted_types: usize,
 }
 
-fn offline(e: impl std::fmt::Display) -> Error {
+pub(crate) fn offline(e: impl std::fmt::Display) -> Error {
     Error::Invalid(e.to_string())
 }
 
@@ -78,20 +78,30 @@ pub fn check_columns(
     Ok(())
 }
 
-/// Checks every recommender's columns against its source's schema (reads schemas only).
+/// A source's rows (through `quiver-offline`'s reader) and its column names.
+pub(crate) async fn frame_and_columns(
+    ctx: &SessionContext,
+    root: &Path,
+    source: &quiver_core::Source,
+) -> Result<(datafusion::prelude::DataFrame, Vec<String>)> {
+    let df = quiver_offline::source::source_frame(ctx, root, source)
+        .await
+        .map_err(offline)?;
+    let columns = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    Ok((df, columns))
+}
+
+/// Checks every recommender's columns against its source's schema (reads schemas only), and
+/// every experiment's outcome source ([`crate::ab::validate`]).
 pub async fn validate(registry: &Registry, root: &Path) -> Result<()> {
     for rec in registry.recommenders.values() {
         let source = &registry.sources[&rec.interactions.source];
-        let ctx = SessionContext::new();
-        let df = quiver_offline::source::source_frame(&ctx, root, source)
-            .await
-            .map_err(offline)?;
-        let columns: Vec<String> = df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let (_, columns) = frame_and_columns(&SessionContext::new(), root, source).await?;
         check_columns(
             rec,
             &columns,
@@ -100,6 +110,7 @@ pub async fn validate(registry: &Registry, root: &Path) -> Result<()> {
             true,
         )?;
     }
+    crate::ab::validate(registry, root).await?;
     Ok(())
 }
 
@@ -110,16 +121,7 @@ pub async fn read_source(
     rec: &Recommender,
 ) -> Result<(InteractionLog, ReadStats)> {
     let source = &registry.sources[&rec.interactions.source];
-    let ctx = SessionContext::new();
-    let df = quiver_offline::source::source_frame(&ctx, root, source)
-        .await
-        .map_err(offline)?;
-    let columns: Vec<String> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let (df, columns) = frame_and_columns(&SessionContext::new(), root, source).await?;
     let what = format!("source '{}'", source.name);
     check_columns(rec, &columns, Some(&source.timestamp_field), &what, true)?;
     let batches = df.collect().await.map_err(offline)?;
@@ -167,6 +169,40 @@ pub async fn read_file(
     Ok((log, stats))
 }
 
+/// Held-out interactions: `FILE` (as [`read_file`] reads it) or `FILE@START..END`, the rows
+/// of FILE whose timestamp (the interactions source's timestamp field) falls in
+/// `[START, END)`, as `quiver drift` reads a time range. The flag is true for a time range.
+pub async fn read_test(
+    registry: &Registry,
+    root: &Path,
+    rec: &Recommender,
+    spec: &str,
+) -> Result<(InteractionLog, bool)> {
+    let (file, range) = match spec.rsplit_once('@') {
+        Some((f, r)) if r.contains("..") && !Path::new(spec).exists() => (f, Some(r)),
+        _ => (spec, None),
+    };
+    let (mut log, _) = read_file(registry, root, rec, Path::new(file)).await?;
+    let Some(range) = range else {
+        return Ok((log, false));
+    };
+    let (start, end) = quiver_monitor::spec::time_range(spec, range).map_err(Error::Invalid)?;
+    if log.rows.iter().any(|r| r.time_us.is_none()) {
+        let source = &rec.interactions.source;
+        let ts = registry
+            .sources
+            .get(source)
+            .map(|s| s.timestamp_field.as_str())
+            .unwrap_or("event_timestamp");
+        return Err(Error::Invalid(format!(
+            "{spec}: a time range needs the column '{ts}' (the timestamp field of source '{source}') in {file}"
+        )));
+    }
+    log.rows
+        .retain(|r| r.time_us.is_some_and(|t| t >= start && t < end));
+    Ok((log, true))
+}
+
 /// A Parquet or CSV file as one batch.
 pub async fn read_table(registry: &Registry, root: &Path, path: &Path) -> Result<RecordBatch> {
     if !path.is_file() {
@@ -179,7 +215,7 @@ pub async fn read_table(registry: &Registry, root: &Path, path: &Path) -> Result
 }
 
 /// Ids of a column as text, with an interning cache for integer columns.
-fn id_strings(col: &ArrayRef, name: &str, what: &str) -> Result<Vec<Option<String>>> {
+pub(crate) fn id_strings(col: &ArrayRef, name: &str, what: &str) -> Result<Vec<Option<String>>> {
     match col.data_type() {
         DataType::Int8
         | DataType::Int16

@@ -418,6 +418,36 @@ impl SqlMetadataStore {
         Ok(v.unwrap_or(0))
     }
 
+    /// The definitions stored for one object, oldest first: `(object version, definition as
+    /// applied)`, `Null` for a version that records the object's removal. What the web UI
+    /// shows and diffs.
+    pub async fn object_definitions(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<Vec<(i64, serde_json::Value)>> {
+        let rows = sqlx::query(
+            "SELECT version, definition FROM quiver_object_versions WHERE kind = $1 AND name = $2 ORDER BY version",
+        )
+        .bind(kind.as_str())
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let version: i64 = r.get(0);
+                let text: String = r.get(1);
+                serde_json::from_str(&text)
+                    .map(|d| (version, d))
+                    .map_err(|e| Error::Corrupt {
+                        version,
+                        message: format!("{} {name} version {version}: {e}", kind.as_str()),
+                    })
+            })
+            .collect()
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -8,14 +8,17 @@
 
 mod convert;
 mod error;
+pub mod exposure_log;
 mod info;
 mod jobs;
 mod metrics_catalog;
+mod models_api;
 mod monitoring;
 pub mod online;
 mod predict;
 pub mod prediction_log;
 mod recommend;
+mod ui;
 mod write;
 
 use std::path::PathBuf;
@@ -34,7 +37,7 @@ use quiver_core::yaml::RawServer;
 use quiver_offline::OfflineEngine;
 use quiver_online::OnlineStore;
 use quiver_registry::SqlMetadataStore;
-use sha2::{Digest, Sha256};
+use quiver_ui::session::same_secret;
 
 pub use error::ApiError;
 pub use write::materialize_report;
@@ -152,6 +155,8 @@ pub struct AppState {
     pub prediction_log: prediction_log::PredictionLog,
     /// Loaded recommender versions for /recommend.
     pub recs: recommend::RecCache,
+    /// The A/B exposures of /recommend.
+    pub exposure_log: exposure_log::ExposureLog,
     metrics: PrometheusHandle,
 }
 
@@ -168,8 +173,10 @@ impl AppState {
         let mut log_config = config.prediction_log.clone();
         log_config.dir = root.join(&log_config.dir);
         let prediction_log = prediction_log::PredictionLog::start(log_config);
+        let exposure_log = exposure_log::start(&config.prediction_log, &root);
         let metrics = metrics_handle();
         metrics_catalog::register_all();
+        exposure_log::register_series(&registry);
         metrics::gauge!("quiver_registry_version").set(registry_version as f64);
         Arc::new(AppState {
             served: std::sync::RwLock::new(Arc::new(Served::new(
@@ -183,9 +190,25 @@ impl AppState {
             models: predict::ModelCache::default(),
             prediction_log,
             recs: recommend::RecCache::default(),
+            exposure_log,
             root,
             metrics,
         })
+    }
+
+    /// The alerts of the repository's `quiver.yaml` as they read now (dedup in the metadata
+    /// store); off when they do not read (said on stderr).
+    pub fn alerter(&self) -> quiver_jobs::Alerter {
+        match quiver_core::repo::RepoSettings::load(&self.root) {
+            Ok(settings) => quiver_jobs::Alerter::from_settings_or_off(
+                &settings.alerts,
+                Some(self.meta.clone()),
+            ),
+            Err(e) => {
+                eprintln!("warning: alerts are off: {e}");
+                quiver_jobs::Alerter::default()
+            }
+        }
     }
 
     /// The registry version to answer a request with (take it once per request).
@@ -209,6 +232,7 @@ impl AppState {
             return Ok(None);
         }
         let version = applied.version;
+        exposure_log::register_series(&applied.registry);
         let next = Arc::new(Served::new(applied.registry, version, &self.root));
         *self.served.write().unwrap_or_else(|e| e.into_inner()) = next;
         metrics::gauge!("quiver_registry_version").set(version as f64);
@@ -295,8 +319,9 @@ impl AppState {
 }
 
 /// The process-wide Prometheus recorder (installed once; every server in the process shares
-/// it).
-fn metrics_handle() -> PrometheusHandle {
+/// it). Metrics recorded before the first call are lost, so a process that registers series
+/// (at zero) before serving calls this first.
+pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
@@ -326,6 +351,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/recommend", post(recommend::recommend))
         .route("/recommend/batch", post(recommend::recommend_batch))
         .route("/similar-items", post(recommend::similar_items))
+        .route(
+            "/experiments/{name}/report",
+            get(recommend::experiment_report),
+        )
         .route("/registry/entities", get(info::list_entities))
         .route("/registry/sources", get(info::list_sources))
         .route("/registry/views", get(info::list_views))
@@ -347,6 +376,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/online/clear", post(write::clear_online))
         .route("/jobs/{name}/run", post(jobs::run))
+        .route("/models/{name}/promote", post(models_api::promote))
+        .route("/models/{name}/rollback", post(models_api::rollback))
+        .route("/models/{name}/rollout", post(models_api::rollout))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth_writes));
     Router::new()
         .route("/health", get(info::health))
@@ -354,13 +386,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(info::metrics))
         .route("/openapi.json", get(info::openapi))
         .route("/docs", get(info::docs))
+        // The web UI's pages as JSON; reads follow protect_reads (bearer or the UI's cookie).
+        .route("/api/ui", get(ui::api_page))
+        .route("/api/ui/{*page}", get(ui::api_page))
         .merge(reads)
         .merge(writes)
         .fallback(info::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(middleware::from_fn(track))
-        .with_state(state)
+        .with_state(state.clone())
+        // The web UI at /ui: HTML pages, outside the JSON error rewriting.
+        .merge(ui::pages(state))
 }
 
 /// Makes every error answer `{"error", "status"}`: the ones axum gives itself (413 for a body
@@ -454,15 +491,6 @@ fn record_http(endpoint: &str, status: StatusCode, seconds: f64) {
         c.increment(1);
         h.record(seconds);
     })
-}
-
-/// Constant-time comparison of two secrets (their SHA-256 digests, so lengths leak nothing).
-fn same_secret(a: &str, b: &str) -> bool {
-    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
 }
 
 fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {

@@ -163,6 +163,24 @@ pub const SERIES: &[(&str, Kind, &[&str], &str)] = &[
         "Seconds since the served version of a recommender was registered (staleness)",
     ),
     (
+        "ab_exposures_total",
+        Kind::Counter,
+        &["experiment", "arm"],
+        "Answers of /recommend and /recommend/batch shown to users of an A/B experiment, by experiment and arm",
+    ),
+    (
+        "quiver_exposure_log_rows_total",
+        Kind::Counter,
+        &[],
+        "A/B exposure rows written to Parquet (.quiver/exposures)",
+    ),
+    (
+        "quiver_exposure_log_dropped_total",
+        Kind::Counter,
+        &[],
+        "A/B exposure rows dropped (channel full or write failed)",
+    ),
+    (
         "data_quality_checks_total",
         Kind::Counter,
         &["check_type", "status"],
@@ -220,7 +238,7 @@ pub fn register_all() {
         metrics::counter!("quiver_online_store_errors_total", "kind" => kind).increment(0);
     }
     metrics::counter!("quiver_rows_written_online_total", "path" => "push").increment(0);
-    for kind in ["new_user", "blend", "fold_in"] {
+    for kind in ["new_user", "blend", "fold_in", "new_item"] {
         metrics::counter!("quiver_cold_start_total", "kind" => kind).increment(0);
     }
     for t in quiver_core::quality::CHECK_TYPES {
@@ -274,6 +292,8 @@ mod tests {
                     // Per recommender: registered when one with a champion is served or loaded.
                     | "quiver_recommendations_total"
                     | "quiver_recommender_age_seconds"
+                    // Per declared experiment and arm: registered with the registry served.
+                    | "ab_exposures_total"
                     // Set from the stored drift runs, per model.
                     | "quiver_feature_drift_score"
                     | "quiver_dataset_drift"

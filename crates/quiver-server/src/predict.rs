@@ -19,7 +19,6 @@ use axum::response::{IntoResponse, Response};
 use quiver_core::FeatureRef;
 use quiver_core::registry::ObjectKind;
 use quiver_ml::{Encoding, ModelArtifact, Objective};
-use quiver_online::Value;
 use quiver_pipeline::encoding::encode_online;
 use quiver_registry::deployments::UNKNOWN_VERSION;
 use quiver_registry::{ModelVersion, Rollout, RolloutStats};
@@ -313,15 +312,9 @@ fn run_model<'a>(loaded: &'a Loaded, reads: &FeatureReads, n: usize, log: bool) 
             }
             if log {
                 cells.push(match encoding {
+                    // The number just computed (the rule's own result, not computed twice).
                     Encoding::Number | Encoding::Element { .. } => Cell::Number(row[j]),
-                    Encoding::Category { .. } | Encoding::Frequency { .. } => {
-                        Cell::Text(match fresh {
-                            Some(Value::String(s)) => Some(s.clone()),
-                            Some(Value::Int64(v)) => Some(v.to_string()),
-                            Some(Value::Null) | None => None,
-                            Some(other) => Some(format!("{other:?}")),
-                        })
-                    }
+                    _ => quiver_pipeline::prediction_log::cell(fresh, encoding),
                 });
             }
         }

@@ -7,6 +7,11 @@
 //! training rows (to exclude what a user has seen) and popularity. The alias is re-read at most
 //! once a second, as `/predict` does, so `quiver models promote` / `rollback` apply without a
 //! restart; requests keep the old version until the new one is loaded.
+//!
+//! A user of a recommender that an experiment splits (`experiments:`) is served their arm's
+//! policy (`quiver_recs::ab::assign`, `Policy::for_arm`); the answer names the experiment and
+//! the arm, and is logged as an exposure ([`crate::exposure_log`], `ab_exposures_total`).
+//! Filters on item attributes are `Serving::filter_mask`'s.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -17,7 +22,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use quiver_recs::serve::{Answer, Query, Serving, Source, check_serve_k};
+use quiver_core::experiment::Experiment;
+use quiver_recs::ab::{Exposure, assign};
+use quiver_recs::serve::{Answer, Policy, Query, Serving, Source, check_serve_k};
 use quiver_registry::ModelVersion;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -39,10 +46,11 @@ pub struct LoadedRec {
     seconds: metrics::Histogram,
 }
 
-/// Loaded recommenders by name.
+/// Loaded recommenders by name, and the names whose new version is loading.
 #[derive(Default)]
 pub struct RecCache {
     entries: RwLock<HashMap<String, Arc<LoadedRec>>>,
+    loading: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn now_ms() -> i64 {
@@ -52,6 +60,7 @@ fn now_ms() -> i64 {
 fn recs_error(e: quiver_recs::Error) -> ApiError {
     match e {
         quiver_recs::Error::Invalid(m) => ApiError::bad(m),
+        quiver_recs::Error::NotFound(m) => ApiError::not_found(m),
         other => ApiError::internal(other.to_string()),
     }
 }
@@ -75,8 +84,11 @@ fn set_age(v: &ModelVersion) {
     }
 }
 
-/// The served version of `name`, loaded.
-async fn resolve(state: &AppState, name: &str) -> Result<Arc<LoadedRec>, ApiError> {
+/// The served version of `name`, loaded. When the alias has moved to a version not loaded yet,
+/// one background task loads it (files, content index) while requests go on with the version
+/// loaded, which is replaced only when the new one is ready: a swap fails no request and
+/// makes none wait. Only the first request of a recommender waits for its load.
+async fn resolve(state: &Arc<AppState>, name: &str) -> Result<Arc<LoadedRec>, ApiError> {
     let cached = state.recs.entries.read().expect("lock").get(name).cloned();
     if let Some(l) = &cached
         && now_ms() - l.checked_ms.load(Ordering::Relaxed) < ALIAS_REFRESH_MS
@@ -105,12 +117,31 @@ async fn resolve(state: &AppState, name: &str) -> Result<Arc<LoadedRec>, ApiErro
         }
     };
     set_age(&v);
-    if let Some(l) = cached
-        && l.version.version == v.version
-    {
+    if let Some(l) = cached {
         l.checked_ms.store(now_ms(), Ordering::Relaxed);
+        if l.version.version != v.version
+            && state
+                .recs
+                .loading
+                .lock()
+                .expect("lock")
+                .insert(name.to_string())
+        {
+            let (state, name) = (Arc::clone(state), name.to_string());
+            tokio::spawn(async move {
+                if let Err(e) = load(&state, &name, v).await {
+                    eprintln!("quiver serve: recommender {name}: {}", e.message);
+                }
+                state.recs.loading.lock().expect("lock").remove(&name);
+            });
+        }
         return Ok(l);
     }
+    load(state, name, v).await
+}
+
+/// Loads version `v` of recommender `name` and serves it from now on.
+async fn load(state: &AppState, name: &str, v: ModelVersion) -> Result<Arc<LoadedRec>, ApiError> {
     if v.task != quiver_recs::registry::TASK {
         return Err(ApiError {
             status: StatusCode::CONFLICT,
@@ -122,19 +153,21 @@ async fn resolve(state: &AppState, name: &str) -> Result<Arc<LoadedRec>, ApiErro
     }
     let root = state.root.clone();
     let v2 = v.clone();
-    let model = tokio::task::spawn_blocking(move || quiver_recs::registry::load(&root, &v2))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| {
-            ApiError::internal(format!("recommender {name} version {}: {e}", v.version))
-        })?;
+    // Loading and preparing (the content index) happen off the request threads; requests keep
+    // the version they have until this one is ready.
+    let serving = tokio::task::spawn_blocking(move || {
+        quiver_recs::registry::load(&root, &v2).map(Serving::new)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("recommender {name} version {}: {e}", v.version)))?;
     register_series(name);
     let loaded = Arc::new(LoadedRec {
         served: Source::ALL.map(|s| {
             metrics::counter!("quiver_recommendations_total", "recommender" => name.to_string(), "source" => s.as_str())
         }),
         seconds: metrics::histogram!("quiver_recommend_seconds"),
-        serving: Serving::new(model),
+        serving,
         checked_ms: AtomicI64::new(now_ms()),
         version: v,
     });
@@ -179,6 +212,11 @@ struct Request {
     filter: serde_json::Map<String, Json>,
     #[serde(default)]
     interactions: Vec<Json>,
+    #[serde(default)]
+    experiment: Option<String>,
+    /// False for a preview (the web UI's): the answer names the arm but is not an exposure.
+    #[serde(default = "yes")]
+    log_exposure: bool,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +230,85 @@ struct BatchRequest {
     exclude_seen: bool,
     #[serde(default)]
     filter: serde_json::Map<String, Json>,
+    #[serde(default)]
+    experiment: Option<String>,
+}
+
+/// The experiment a request is in: the one it names (which must split its recommender), else
+/// the one splitting its recommender, if any.
+fn experiment_for<'a>(
+    registry: &'a quiver_core::Registry,
+    recommender: &str,
+    named: Option<&str>,
+) -> Result<Option<&'a Experiment>, ApiError> {
+    let Some(name) = named else {
+        return Ok(quiver_recs::ab::experiment_of(registry, recommender));
+    };
+    let e = registry.experiments.get(name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "experiment: no experiment '{name}' in the applied registry{}",
+            quiver_core::registry::suggest(name, registry.experiments.keys())
+        ))
+    })?;
+    if e.recommender != recommender {
+        return Err(ApiError::bad(format!(
+            "experiment: '{name}' splits the users of recommender '{}', not '{recommender}'",
+            e.recommender
+        )));
+    }
+    Ok(Some(e))
+}
+
+/// A user's arm in an experiment.
+struct Arm<'a> {
+    experiment: &'a Experiment,
+    name: &'a str,
+    policy: Policy,
+}
+
+fn arm_of<'a>(e: Option<&'a Experiment>, user: &str) -> Option<Arm<'a>> {
+    let e = e?;
+    let name = e.arms[assign(e, user)].arm.as_str();
+    Some(Arm {
+        experiment: e,
+        name,
+        // Arms are checked at apply; an unknown one would be served the recommender's policy.
+        policy: Policy::for_arm(name).unwrap_or_default(),
+    })
+}
+
+/// Marks an answer with its experiment and arm and returns its exposure row (for
+/// [`log_exposures`]).
+fn expose(l: &LoadedRec, arm: &Arm<'_>, user: &str, a: &Answer, out: &mut Json) -> Exposure {
+    let e = arm.experiment;
+    out["experiment"] = json!(e.name);
+    out["arm"] = json!(arm.name);
+    Exposure {
+        ts_us: chrono::Utc::now().timestamp_micros(),
+        experiment: Arc::from(e.name.as_str()),
+        arm: Arc::from(arm.name),
+        recommender: Arc::from(l.version.name.as_str()),
+        version: l.version.version,
+        user: user.to_string(),
+        items: a
+            .items
+            .iter()
+            .map(|&(i, _)| l.serving.item_id(i).to_string())
+            .collect(),
+        source: a.source.as_str(),
+    }
+}
+
+/// Counts exposures in `ab_exposures_total` and hands them to the exposure log.
+fn log_exposures(state: &AppState, exposures: Vec<Exposure>) {
+    if exposures.is_empty() {
+        return;
+    }
+    for x in &exposures {
+        metrics::counter!("ab_exposures_total", "experiment" => x.experiment.to_string(), "arm" => x.arm.to_string())
+            .increment(1);
+    }
+    state.exposure_log.log(exposures);
 }
 
 fn cold_start_kind(a: &Answer) -> Option<&'static str> {
@@ -214,15 +331,18 @@ fn render_counted(l: &LoadedRec, user: &str, a: &Answer) -> Json {
     if let Some(kind) = cold_start_kind(a) {
         metrics::counter!("quiver_cold_start_total", "kind" => kind).increment(1);
     }
-    let items = &l.serving.model.items;
+    let sv = &l.serving;
+    if a.items.iter().any(|&(i, _)| sv.is_new_item(i)) {
+        metrics::counter!("quiver_cold_start_total", "kind" => "new_item").increment(1);
+    }
     json!({
         "user_id": user,
         "source": a.source,
         "interactions": a.interactions,
         "items": a.items.iter().map(|&(i, s)| json!({
-            "item_id": items.id(i),
+            "item_id": sv.item_id(i),
             "score": s,
-            "source": a.source,
+            "source": if sv.is_new_item(i) { "content" } else { a.source.as_str() },
         })).collect::<Vec<_>>(),
     })
 }
@@ -241,9 +361,14 @@ pub async fn recommend(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
             .map(|(i, v)| id_of(&format!("interactions[{i}]"), v))
             .collect::<Result<Vec<_>, _>>()?;
         let l = resolve(&state, &req.recommender).await?;
-        l.serving
-            .check_filter(req.filter.keys().map(String::as_str))
-            .map_err(recs_error)?;
+        let allowed = l.serving.filter_mask(&req.filter).map_err(recs_error)?;
+        let served = state.served();
+        let experiment = experiment_for(
+            &served.registry,
+            &req.recommender,
+            req.experiment.as_deref(),
+        )?;
+        let arm = arm_of(experiment, &user);
         let a = l
             .serving
             .recommend(&Query {
@@ -251,11 +376,19 @@ pub async fn recommend(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
                 interactions: &interactions,
                 k,
                 exclude_seen: req.exclude_seen,
+                allowed: allowed.as_deref(),
+                policy: arm.as_ref().map_or(Policy::Served, |a| a.policy),
             })
             .map_err(recs_error)?;
         let mut out = render_counted(&l, &user, &a);
         out["recommender"] = json!(req.recommender);
         out["version"] = json!(l.version.version);
+        if let Some(arm) = &arm {
+            let exposure = expose(&l, arm, &user, &a, &mut out);
+            if req.log_exposure {
+                log_exposures(&state, vec![exposure]);
+            }
+        }
         l.seconds.record(started.elapsed().as_secs_f64());
         Ok::<_, ApiError>(axum::Json(out))
     };
@@ -282,11 +415,17 @@ pub async fn recommend_batch(State(state): State<Arc<AppState>>, body: Bytes) ->
             .map(|(i, v)| id_of(&format!("user_ids[{i}]"), v))
             .collect::<Result<Vec<_>, _>>()?;
         let l = resolve(&state, &req.recommender).await?;
-        l.serving
-            .check_filter(req.filter.keys().map(String::as_str))
-            .map_err(recs_error)?;
+        let allowed = l.serving.filter_mask(&req.filter).map_err(recs_error)?;
+        let served = state.served();
+        let experiment = experiment_for(
+            &served.registry,
+            &req.recommender,
+            req.experiment.as_deref(),
+        )?;
         let mut results = Vec::with_capacity(users.len());
+        let mut exposures = Vec::new();
         for user in &users {
+            let arm = arm_of(experiment, user);
             let a = l
                 .serving
                 .recommend(&Query {
@@ -294,10 +433,17 @@ pub async fn recommend_batch(State(state): State<Arc<AppState>>, body: Bytes) ->
                     interactions: &[],
                     k,
                     exclude_seen: req.exclude_seen,
+                    allowed: allowed.as_deref(),
+                    policy: arm.as_ref().map_or(Policy::Served, |a| a.policy),
                 })
                 .map_err(recs_error)?;
-            results.push(render_counted(&l, user, &a));
+            let mut out = render_counted(&l, user, &a);
+            if let Some(arm) = &arm {
+                exposures.push(expose(&l, arm, user, &a, &mut out));
+            }
+            results.push(out);
         }
+        log_exposures(&state, exposures);
         l.seconds.record(started.elapsed().as_secs_f64());
         Ok::<_, ApiError>(axum::Json(json!({
             "recommender": req.recommender,
@@ -324,21 +470,36 @@ pub async fn similar_items(State(state): State<Arc<AppState>>, body: Bytes) -> R
     let answer = async {
         let req: SimilarRequest = parse_body(&body)?;
         let k = check_serve_k(req.k).map_err(recs_error)?;
-        match req.by.as_deref() {
-            None | Some("cf") => {}
-            Some("content") => {
-                return Err(ApiError::bad(
-                    "by: \"content\" (similarity of item embeddings) is not served yet; use \"cf\"",
-                ));
-            }
+        let by_content = match req.by.as_deref() {
+            None | Some("cf") => false,
+            Some("content") => true,
             Some(other) => {
                 return Err(ApiError::bad(format!(
-                    "by: \"{other}\" is not a similarity; use \"cf\""
+                    "by: \"{other}\" is not a similarity; use \"cf\" or \"content\""
                 )));
             }
-        }
+        };
         let item = id_of("item_id", &req.item_id)?;
         let l = resolve(&state, &req.recommender).await?;
+        if by_content {
+            let found = l
+                .serving
+                .similar_by_content(&item, k)
+                .ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "by: \"content\": recommender '{}' version {} has no content vectors (declare cold_start: {{content: VIEW}}, a view of item embeddings, and train again)",
+                        req.recommender, l.version.version
+                    ))
+                })?
+                .map_err(|e| ApiError::not_found(format!("item_id: {e}")))?;
+            return Ok(axum::Json(json!({
+                "recommender": req.recommender,
+                "version": l.version.version,
+                "item_id": item,
+                "by": "content",
+                "items": found.iter().map(|(i, s)| json!({"item_id": i, "score": s})).collect::<Vec<_>>(),
+            })));
+        }
         let found = l.serving.similar_items(&item, k).map_err(|e| match e {
             quiver_recs::Error::Invalid(m) => ApiError::not_found(format!("item_id: {m}")),
             other => ApiError::internal(other.to_string()),
@@ -351,6 +512,39 @@ pub async fn similar_items(State(state): State<Arc<AppState>>, body: Bytes) -> R
             "by": "cf",
             "items": found.iter().map(|&(i, s)| json!({"item_id": items.id(i), "score": s})).collect::<Vec<_>>(),
         })))
+    };
+    answer.await.into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// Exposures and outcomes up to this time (default: now).
+    as_of: Option<String>,
+}
+
+/// `GET /experiments/{name}/report[?as_of=T]`: `quiver ab report`'s numbers
+/// (`quiver_recs::ab::report`) as JSON.
+pub async fn experiment_report(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ReportQuery>,
+) -> Response {
+    let answer = async {
+        let served = state.served();
+        quiver_recs::ab::experiment(&served.registry, &name)
+            .map_err(|e| ApiError::not_found(e.to_string()))?;
+        let as_of = match q.as_of.as_deref() {
+            Some(t) => Some(
+                quiver_online::parse_time(t).map_err(|e| ApiError::bad(format!("as_of: {e}")))?,
+            ),
+            None => None,
+        };
+        // No exposures yet is a 404 (`Error::NotFound`), a bad experiment a 400.
+        let report = quiver_recs::ab::report(&served.registry, &state.root, &name, as_of)
+            .await
+            .map_err(recs_error)?;
+        Ok::<_, ApiError>(axum::Json(report))
     };
     answer.await.into_response()
 }

@@ -638,36 +638,26 @@ async fn run_materialize(
     req: MaterializeRequest,
     incremental: bool,
 ) -> Result<AxumJson<Json>, ApiError> {
-    let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-        v.as_deref()
-            .map(|t| {
-                quiver_online::parse_time(t).map_err(|m| ApiError::bad(format!("{field}: {m}")))
-            })
-            .transpose()
-    };
-    let start = time("start_ts", &req.start_ts)?;
-    let end = time("end_ts", &req.end_ts)?.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
-    if let Some(s) = start
-        && s > end
-    {
-        return Err(ApiError::bad("start_ts is after end_ts"));
-    }
-    let opts = MaterializeOptions {
-        // `start_ts` is inclusive, as in Feast.
-        start_us: if incremental {
+    let now = quiver_online::format_time(chrono::Utc::now().timestamp_micros());
+    let mut opts = MaterializeOptions::from_args(
+        // An incremental run continues from each view's watermark.
+        if incremental {
             None
         } else {
-            start.map(|s| s - 1)
+            req.start_ts.as_deref()
         },
-        end_us: end,
-        views: req.feature_views.unwrap_or_default(),
-        incremental,
-        batch_rows: match req.batch_rows {
-            Some(0) => return Err(ApiError::bad("batch_rows: give at least 1")),
-            Some(n) => n,
-            None => 10_000,
+        req.end_ts.as_deref().unwrap_or(&now),
+        req.feature_views.unwrap_or_default(),
+        req.batch_rows.unwrap_or(10_000),
+        quiver_online::materialize::ArgNames {
+            start: "start_ts",
+            end: "end_ts",
+            batch_rows: "batch_rows",
         },
-    };
+    )
+    .map_err(ApiError::bad)?;
+    // POST /materialize without start_ts reads from the start of the data, not the watermark.
+    opts.incremental = incremental;
     // The quality sets on what the run reads go first (quiver_monitor::quality::gate).
     let served = state.served();
     let (gate, reports) = quiver_monitor::quality::materialize_checked(
@@ -677,6 +667,7 @@ async fn run_materialize(
         &opts,
         Arc::new(Counter),
         served.version,
+        &state.alerter(),
     )
     .await
     .map_err(quality_error)?;

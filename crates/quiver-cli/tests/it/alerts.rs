@@ -247,6 +247,39 @@ fn the_single_webhook_form_posts_every_event_every_time() {
             .any(|(_, b)| b["alert"] == "check_failed" && b["trigger"] == "materialize"),
         "{got:?}"
     );
+    // The same run through a server that holds the store (`quiver materialize` posts it to
+    // /materialize): refused naming the check, and the server alerts it too.
+    let token = [("QUIVER_SERVER_TOKEN", "alerts-test-token")];
+    let _server = super::models::serve_with_env(d.path(), &token, &[]);
+    let started = std::time::Instant::now();
+    while !d.path().join(".quiver/server.json").exists() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let e = fails(
+        std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .arg("--repo")
+            .arg(d.path())
+            .args(["materialize", "2025-01-01", "2025-04-01"])
+            .envs(token)
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        e.contains("/materialize") && e.contains("materialization blocked"),
+        "{e}"
+    );
+    assert!(
+        e.contains("sent to"),
+        "the server says what it alerted: {e}"
+    );
+    let got = rx.take();
+    assert!(
+        got.iter().any(|(p, b)| p == "/all"
+            && b["alert"] == "check_failed"
+            && b["trigger"] == "materialize"),
+        "{got:?}"
+    );
 }
 
 #[test]

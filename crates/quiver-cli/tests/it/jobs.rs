@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::models::serve_with_env;
-use super::{demo, fails, ok, quiver};
+use super::{champion_of, demo, fails, ok, quiver};
 
 fn json(o: &str) -> serde_json::Value {
     serde_json::from_str(o.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {o}"))
@@ -45,13 +45,14 @@ fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
         [
             "export_scores",
             "quality_hourly",
+            "ranking_nightly",
             "retrain_weekly",
             "snapshot_daily",
             "sync_online"
         ]
     );
-    assert_eq!(list["jobs"][4]["schedule"], "*/15 * * * *");
-    assert!(list["jobs"][4]["next_run"].is_string(), "{list}");
+    assert_eq!(list["jobs"][5]["schedule"], "*/15 * * * *");
+    assert!(list["jobs"][5]["next_run"].is_string(), "{list}");
 
     // Run one now: it is recorded with its summary.
     let o = ok(quiver(repo, &["jobs", "run", "sync_online"]));
@@ -160,8 +161,8 @@ fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
     // Pause, resume, unknown names, the Airflow export.
     ok(quiver(repo, &["jobs", "pause", "sync_online"]));
     let list = json(&ok(quiver(repo, &["--json", "jobs", "list"])));
-    assert_eq!(list["jobs"][4]["paused"], true);
-    assert!(list["jobs"][4]["next_run"].is_null());
+    assert_eq!(list["jobs"][5]["paused"], true);
+    assert!(list["jobs"][5]["next_run"].is_null());
     ok(quiver(repo, &["jobs", "resume", "sync_online"]));
     let e = fails(quiver(repo, &["jobs", "run", "sync_onlin"]));
     assert!(e.contains("did you mean 'sync_online'"), "{e}");
@@ -206,7 +207,7 @@ fn jobs_run_now_are_recorded_and_a_serving_scheduler_runs_queued_ones() {
     }
     let (s, jobs) = http(port, "GET", "/jobs", None);
     assert_eq!(s, 200);
-    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 5);
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 6);
 }
 
 #[test]
@@ -327,6 +328,7 @@ fn a_standalone_scheduler_serves_its_job_metrics() {
     s.read_to_string(&mut text).unwrap();
     for job in [
         "sync_online",
+        "ranking_nightly",
         "retrain_weekly",
         "snapshot_daily",
         "export_scores",
@@ -336,23 +338,6 @@ fn a_standalone_scheduler_serves_its_job_metrics() {
             format!("batch_job_executions_total{{job_name=\"{job}\",status=\"succeeded\"}} 0");
         assert!(text.contains(&series), "no {series} in:\n{text}");
     }
-}
-
-/// The version the `champion` alias of `model` names (`quiver models list --json`).
-fn champion_of(repo: &std::path::Path, model: &str) -> i64 {
-    let list = json(&ok(quiver(repo, &["--json", "models", "list", model])));
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|v| {
-            v["aliases"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a == "champion")
-        })
-        .and_then(|v| v["version"].as_i64())
-        .unwrap_or_else(|| panic!("no champion of {model}: {list}"))
 }
 
 /// `quiver models deployments churn --json`, until `id` reaches `status` (60 s at most).

@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 mod alerts;
 mod check;
+mod cluster;
 mod consistency;
 mod docs;
 mod drift_settings;
@@ -15,6 +16,7 @@ mod model_commands;
 mod models;
 mod online;
 mod recs;
+mod report_browser;
 
 fn quiver(repo: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quiver"))
@@ -46,6 +48,24 @@ fn fails(o: Output) -> String {
         text(&o)
     );
     text(&o)
+}
+
+/// The version the `champion` alias of `model` names (`quiver models list --json`).
+fn champion_of(repo: &Path, model: &str) -> i64 {
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(quiver(repo, &["--json", "models", "list", model]))).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            v["aliases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "champion")
+        })
+        .and_then(|v| v["version"].as_i64())
+        .unwrap_or_else(|| panic!("no champion of {model}: {list}"))
 }
 
 /// A demo repository with small data, applied once.
@@ -329,8 +349,8 @@ async fn registry_in_postgres() {
     .await
     .unwrap();
     assert_eq!(
-        n, 18,
-        "one version per object (11 definitions, 5 jobs, 2 quality sets), stored in PostgreSQL"
+        n, 23,
+        "one version per object (15 definitions, 6 jobs, 2 quality sets), stored in PostgreSQL"
     );
     assert!(ok(quiver(d.path(), &["registry", "list", "services"])).contains("churn_v1"));
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::{fails, ok, quiver};
+use super::{champion_of, fails, ok, quiver};
 
 const DECL: &str = r#"project: recs_it
 sources:
@@ -171,17 +171,96 @@ fn recommenders_train_register_and_evaluate() {
     assert!(e.contains("factors"), "{e}");
     let list = ok(quiver(r, &["--json", "models", "list", "shop_recs"]));
     assert!(!list.contains("\"version\": 2"), "{list}");
+
+    // Evaluation on the days after the training time: FILE@START..END, with the pairs a user
+    // already had in training left out.
+    ok(quiver(
+        r,
+        &["recs", "train", "shop_recs", "--as-of", "2025-06-08"],
+    ));
+    let events = r.join("data/events.csv");
+    let range = format!("{}@2025-06-08..2025-06-10", events.display());
+    let out = ok(quiver(
+        r,
+        &[
+            "--json",
+            "recs",
+            "evaluate",
+            "shop_recs:2",
+            "--test",
+            &range,
+            "--k",
+            "5",
+        ],
+    ));
+    let e: serde_json::Value = serde_json::from_str(&out[..out.rfind('}').unwrap() + 1]).unwrap();
+    // Days 8 and 9 of the 80 users; earlier days and the (later, unweighted) impression are out.
+    assert_eq!(
+        (
+            e["test_rows"].as_u64(),
+            e["unknown_rows"].as_u64(),
+            e["users"].as_u64()
+        ),
+        (Some(160), Some(0), Some(80)),
+        "{e}"
+    );
+    // Version 1 was trained on those days too: every pair is a repeat, none is left.
+    let e = fails(quiver(
+        r,
+        &["recs", "evaluate", "shop_recs:1", "--test", &range],
+    ));
+    assert!(
+        e.contains("none of the 160 test rows") && e.contains("not trained on"),
+        "{e}"
+    );
+    let backwards = format!("{}@2025-06-10..2025-06-08", events.display());
+    let e = fails(quiver(
+        r,
+        &["recs", "evaluate", "shop_recs:2", "--test", &backwards],
+    ));
+    assert!(e.contains("the range ends before it starts"), "{e}");
+
+    // A nightly job trains it: `recs_train` (an unknown recommender fails apply, located).
+    let job = "jobs:\n  - name: recs_nightly\n    schedule: \"0 2 * * *\"\n    task: {recs_train: {recommender: shop_recs, promote: champion}}\n";
+    std::fs::write(
+        r.join("quiver.yaml"),
+        format!(
+            "{DECL}{}",
+            job.replace("recommender: shop_recs", "recommender: shop_rec")
+        ),
+    )
+    .unwrap();
+    let e = fails(quiver(r, &["apply"]));
+    assert!(
+        e.contains("quiver.yaml:")
+            && e.contains("no recommender 'shop_rec'; did you mean 'shop_recs'?"),
+        "{e}"
+    );
+    std::fs::write(r.join("quiver.yaml"), format!("{DECL}{job}")).unwrap();
+    ok(quiver(r, &["apply"]));
+    let out = ok(quiver(r, &["jobs", "run", "recs_nightly"]));
+    assert!(out.contains("succeeded"), "{out}");
+    assert_eq!(champion_of(r, "shop_recs"), 3);
 }
 
 /// The text of `GET /metrics`.
 fn metrics_text(port: u16) -> String {
+    get(port, "/metrics").1
+}
+
+/// GET over plain HTTP/1.1; returns (status, body).
+fn get(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write as _};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
-    r
+    let status = r[9..12].parse().unwrap();
+    (status, r.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
 fn item_ids(answer: &serde_json::Value) -> Vec<String> {
@@ -359,7 +438,7 @@ fn recommend_over_http_with_cold_start_and_fold_in() {
             "/recommend",
             r#"{"recommender": "shop_recs", "user_id": 4, "filter": {"category": "shoes"}}"#,
             400,
-            "filter.category: recommender 'shop_recs' declares no item attributes",
+            "filter.category: recommender 'shop_recs' version has no item attributes",
         ),
         (
             "/recommend",
@@ -441,9 +520,19 @@ fn recommend_over_http_with_cold_start_and_fold_in() {
     assert!(value(r#"quiver_recommender_age_seconds{recommender="shop_recs"}"#) >= 0.0);
     assert!(value("quiver_recommend_seconds_count") >= 16.0);
 
-    // Promote and roll back apply without a restart (the alias is re-read within a second).
-    let version_served =
-        || rec(serde_json::json!({"recommender": "shop_recs", "user_id": 4})).1["version"].as_i64();
+    // Promote and roll back apply without a restart: the alias is re-read within a second and
+    // the new version loaded in the background, the old one answering meanwhile.
+    let version_served = |want: i64| {
+        let started = std::time::Instant::now();
+        loop {
+            let v = rec(serde_json::json!({"recommender": "shop_recs", "user_id": 4})).1["version"]
+                .as_i64();
+            if v == Some(want) || started.elapsed() > std::time::Duration::from_secs(10) {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
     ok(quiver(
         r,
         &[
@@ -456,12 +545,573 @@ fn recommend_over_http_with_cold_start_and_fold_in() {
             "champion",
         ],
     ));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_eq!(version_served(), Some(2));
+    assert_eq!(version_served(2), Some(2));
     ok(quiver(
         r,
         &["models", "rollback", "shop_recs", "--alias", "champion"],
     ));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_eq!(version_served(), Some(1));
+    assert_eq!(version_served(1), Some(1));
+}
+
+/// `item_attributes:` (filters) and an experiment splitting the recommender's users.
+const AB: &str = r#"entities:
+  - name: product
+    join_keys: [product_id]
+    value_type: string
+feature_views:
+  - name: product_attributes
+    entities: [product]
+    source: products
+    features:
+      - {name: category, type: string}
+      - {name: price, type: float64}
+experiments:
+  - name: cf_vs_pop
+    recommender: shop_recs
+    arms: {popularity: 0.5, cf: 0.5}
+    salt: "2026-12"
+    outcomes: {source: events, click: view, conversion: purchase, window: 24h}
+server:
+  prediction_log: {flush_interval_ms: 50}
+"#;
+
+/// The declaration with products and the experiment: `DECL` with a products source and
+/// `item_attributes:`.
+fn ab_decl() -> String {
+    let decl = DECL.replace(
+        "sources:\n",
+        "sources:\n  - name: products\n    type: csv\n    path: data/products.csv\n    timestamp_field: updated_at\n",
+    );
+    format!("{decl}    item_attributes: product_attributes\n{AB}")
+}
+
+#[test]
+fn experiments_assign_stable_arms_log_exposures_and_report_them() {
+    use super::models::{post, serve};
+    use serde_json::json;
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    repo(r);
+    // Products p0..p39: shoes when the number is a multiple of 4, else books; p0 was a book
+    // first (the latest row counts).
+    let mut products =
+        String::from("product_id,category,price,updated_at\np0,books,1.0,2025-01-01T00:00:00\n");
+    for p in 0..40 {
+        let cat = if p % 4 == 0 { "shoes" } else { "books" };
+        writeln!(products, "p{p},{cat},{p}.5,2025-05-01T00:00:00").unwrap();
+    }
+    std::fs::write(r.join("data/products.csv"), products).unwrap();
+
+    // Bad declarations: apply names the file, line and field, and stores nothing.
+    for (from, to, says) in [
+        (
+            "{popularity: 0.5, cf: 0.5}",
+            "{popularity: 0.5, cf: 0.6}",
+            "field 'arms': the shares sum to 1.1",
+        ),
+        (
+            "{popularity: 0.5, cf: 0.5}",
+            "{popularity: 0.5, content: 0.5}",
+            "field 'arms.content': unknown arm 'content'",
+        ),
+        (
+            "recommender: shop_recs\n    arms",
+            "recommender: shop\n    arms",
+            "field 'recommender': no recommender 'shop'",
+        ),
+        (
+            "click: view",
+            "click: click",
+            "field 'outcomes.click': source 'events' has no event type 'click'",
+        ),
+    ] {
+        std::fs::write(r.join("quiver.yaml"), ab_decl().replace(from, to)).unwrap();
+        let e = fails(quiver(r, &["apply"]));
+        assert!(
+            e.contains("quiver.yaml:") && e.contains(says),
+            "{says}: {e}"
+        );
+    }
+    std::fs::write(r.join("quiver.yaml"), ab_decl()).unwrap();
+    let plan = ok(quiver(r, &["plan"]));
+    assert!(plan.contains("+ experiment cf_vs_pop"), "{plan}");
+    ok(quiver(r, &["apply"]));
+    let out = ok(quiver(
+        r,
+        &["recs", "train", "shop_recs", "--promote", "champion"],
+    ));
+    assert!(
+        out.contains("Item attributes from view 'product_attributes': 40 of 40 items have a row; filterable: category, price"),
+        "{out}"
+    );
+    let registry = quiver_core::repo::load_registry(r).unwrap();
+    let experiment = registry.experiments["cf_vs_pop"].clone();
+
+    let server = serve(r);
+    let port = server.1;
+    // Every answer given to a user of the experiment: (user, arm, items).
+    let mut shown: Vec<(String, String, Vec<String>)> = Vec::new();
+    let rec = |body: serde_json::Value, shown: &mut Vec<(String, String, Vec<String>)>| {
+        let (status, a) = post(port, "/recommend", &body.to_string());
+        assert_eq!(status, 200, "{body}: {a}");
+        shown.push((
+            a["user_id"].as_str().unwrap().to_string(),
+            a["arm"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no arm: {a}"))
+                .to_string(),
+            item_ids(&a),
+        ));
+        a
+    };
+
+    // Stable arms: the same user gets the same arm (and list) every time, the arm the salted
+    // hash gives; the popularity arm serves popularity, the cf arm CF.
+    let mut arms = std::collections::BTreeMap::new();
+    for u in 0..40 {
+        let first = rec(
+            json!({"recommender": "shop_recs", "user_id": u, "k": 5}),
+            &mut shown,
+        );
+        let again = rec(
+            json!({"recommender": "shop_recs", "user_id": u.to_string(), "k": 5}),
+            &mut shown,
+        );
+        assert_eq!(first["experiment"], "cf_vs_pop");
+        assert_eq!(
+            (&first["arm"], &first["items"]),
+            (&again["arm"], &again["items"])
+        );
+        let arm = first["arm"].as_str().unwrap().to_string();
+        let want = &experiment.arms[quiver_recs::ab::assign(&experiment, &u.to_string())].arm;
+        assert_eq!(&arm, want, "user {u}");
+        assert_eq!(
+            first["source"],
+            if arm == "cf" { "cf" } else { "popularity" },
+            "{first}"
+        );
+        *arms.entry(arm).or_insert(0) += 1;
+    }
+    assert!(
+        arms.len() == 2 && arms.values().all(|&n| n >= 10),
+        "{arms:?}"
+    );
+
+    // Filters: applied before the cut (k items when enough match), in every arm.
+    for u in [4, 5] {
+        let a = rec(
+            json!({"recommender": "shop_recs", "user_id": u, "k": 5, "filter": {"category": "shoes"}}),
+            &mut shown,
+        );
+        let got = item_ids(&a);
+        assert_eq!(got.len(), 5, "{a}");
+        assert!(
+            got.iter().all(|i| i[1..].parse::<u32>().unwrap() % 4 == 0),
+            "{a}"
+        );
+    }
+    let a = rec(
+        json!({"recommender": "shop_recs", "user_id": 4, "k": 10, "filter": {"category": ["shoes"], "price": [0.5, 12.5]}}),
+        &mut shown,
+    );
+    // p0 (a shoe now, 0.5) and p12; user 4 has seen neither.
+    let mut got = item_ids(&a);
+    got.sort();
+    assert_eq!(got, ["p0", "p12"], "{a}");
+    for (body, code, says) in [
+        (
+            json!({"recommender": "shop_recs", "user_id": 4, "filter": {"colour": "red"}}),
+            400,
+            "filter.colour: view 'product_attributes' has no attribute 'colour'; known: category, price",
+        ),
+        (
+            json!({"recommender": "shop_recs", "user_id": 4, "filter": {"categroy": "shoes"}}),
+            400,
+            "filter.categroy: view 'product_attributes' has no attribute 'categroy'; did you mean 'category'?",
+        ),
+        (
+            json!({"recommender": "shop_recs", "user_id": 4, "filter": {"price": "cheap"}}),
+            400,
+            "filter.price: \"cheap\" is not a number",
+        ),
+        (
+            json!({"recommender": "shop_recs", "user_id": 4, "experiment": "cf_vs_po"}),
+            404,
+            "experiment: no experiment 'cf_vs_po' in the applied registry; did you mean 'cf_vs_pop'?",
+        ),
+    ] {
+        let (status, e) = post(port, "/recommend", &body.to_string());
+        let msg = e["error"].as_str().unwrap_or_default();
+        assert!(status == code && msg.contains(says), "{body}: {status} {e}");
+    }
+    // Batch: each user with their arm, logged too.
+    let (status, b) = post(
+        port,
+        "/recommend/batch",
+        &json!({"recommender": "shop_recs", "user_ids": [7, 8], "k": 3, "experiment": "cf_vs_pop"})
+            .to_string(),
+    );
+    assert_eq!(status, 200, "{b}");
+    for res in b["results"].as_array().unwrap() {
+        shown.push((
+            res["user_id"].as_str().unwrap().to_string(),
+            res["arm"].as_str().unwrap().to_string(),
+            item_ids(res),
+        ));
+    }
+
+    // A preview (the web UI's) names the arm but is no exposure: neither counted nor logged.
+    let (status, preview) = post(
+        port,
+        "/recommend",
+        &json!({"recommender": "shop_recs", "user_id": 9, "k": 3, "log_exposure": false})
+            .to_string(),
+    );
+    assert!(status == 200 && preview["arm"].is_string(), "{preview}");
+
+    // ab_exposures_total per arm, equal to the answers given.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let m = metrics_text(port);
+    for arm in ["cf", "popularity"] {
+        let series = format!(r#"ab_exposures_total{{experiment="cf_vs_pop",arm="{arm}"}}"#);
+        let n: f64 = m
+            .lines()
+            .find(|l| l.starts_with(&series))
+            .unwrap_or_else(|| panic!("{series} missing:\n{m}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            n as usize,
+            shown.iter().filter(|s| s.1 == arm).count(),
+            "{arm}"
+        );
+    }
+    assert!(m.contains("quiver_exposure_log_rows_total"), "{m}");
+    drop(server);
+
+    // Outcomes: every third user views the first item of their first answer a minute from now,
+    // every sixth also buys it; and a view of an item never shown.
+    let later = |s: i64| {
+        (chrono::Utc::now() + chrono::Duration::seconds(s))
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    };
+    let mut events = std::fs::read_to_string(r.join("data/events.csv")).unwrap();
+    let mut bought = std::collections::BTreeMap::new();
+    for u in (0..40).step_by(3) {
+        let first = shown.iter().find(|s| s.0 == u.to_string()).unwrap();
+        let item = first.2[0].clone();
+        writeln!(events, "{u},{item},view,{}", later(60)).unwrap();
+        if u % 6 == 0 {
+            writeln!(events, "{u},{item},purchase,{}", later(120)).unwrap();
+        }
+        writeln!(events, "{u},p39,add_to_cart,{}", later(60)).unwrap();
+        bought.insert(u.to_string(), (item, u % 6 == 0));
+    }
+    std::fs::write(r.join("data/events.csv"), events).unwrap();
+    // What the report must find, per arm: users, exposures, clicked, converted.
+    let mut want: std::collections::BTreeMap<
+        &str,
+        (std::collections::BTreeSet<&str>, u64, u64, u64),
+    > = Default::default();
+    for (user, arm, items) in &shown {
+        let w = want.entry(arm.as_str()).or_default();
+        w.0.insert(user);
+        w.1 += 1;
+        if let Some((item, buys)) = bought.get(user)
+            && items.contains(item)
+        {
+            w.2 += 1;
+            w.3 += u64::from(*buys);
+        }
+    }
+
+    let as_of = later(2 * 86_400);
+    let html = r.join("cf_vs_pop.html");
+    let out = ok(quiver(
+        r,
+        &[
+            "--json",
+            "ab",
+            "report",
+            "cf_vs_pop",
+            "--as-of",
+            &as_of,
+            "--out",
+            html.to_str().unwrap(),
+        ],
+    ));
+    let rep: serde_json::Value = serde_json::from_str(&out[..out.rfind('}').unwrap() + 1]).unwrap();
+    assert_eq!(rep["arms"][0]["arm"], "popularity", "{rep}");
+    for a in rep["arms"].as_array().unwrap() {
+        let w = &want[a["arm"].as_str().unwrap()];
+        assert_eq!(
+            (
+                a["users"].as_u64().unwrap(),
+                a["exposures"].as_u64().unwrap(),
+                a["ctr"]["count"].as_u64().unwrap(),
+                a["cvr"]["count"].as_u64().unwrap()
+            ),
+            (w.0.len() as u64, w.1, w.2, w.3),
+            "{a}"
+        );
+        let ctr = a["ctr"]["rate"].as_f64().unwrap();
+        assert!((ctr - w.2 as f64 / w.1 as f64).abs() < 1e-12);
+        let ci = &a["ctr"]["ci"];
+        assert!(
+            ci[0].as_f64().unwrap() <= ctr && ctr <= ci[1].as_f64().unwrap(),
+            "{a}"
+        );
+    }
+    assert!(rep["arms"][1]["ctr_lift"]["p_value"].is_number(), "{rep}");
+    assert!(rep["srm"]["p_value"].is_number(), "{rep}");
+    assert_eq!(rep["open_window_exposures"], 0);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("A/B report: cf_vs_pop") && page.contains("<svg"),
+        "{page}"
+    );
+    // The same report over HTTP; unknown experiments and bad times are 404 and 400.
+    let server = serve(r);
+    let (status, body) = get(
+        server.1,
+        &format!("/experiments/cf_vs_pop/report?as_of={as_of}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        rep
+    );
+    let (status, body) = get(server.1, "/experiments/cf_vs_po/report");
+    assert!(
+        status == 404 && body.contains("did you mean 'cf_vs_pop'"),
+        "{status} {body}"
+    );
+    let (status, body) = get(server.1, "/experiments/cf_vs_pop/report?as_of=someday");
+    assert!(status == 400 && body.contains("as_of"), "{status} {body}");
+    // A declared experiment with no exposures logged yet is a 404 too, saying so.
+    let logged = quiver_recs::ab::exposures_dir(r, "cf_vs_pop");
+    let aside = logged.with_file_name("aside");
+    std::fs::rename(&logged, &aside).unwrap();
+    let (status, body) = get(server.1, "/experiments/cf_vs_pop/report");
+    assert!(
+        status == 404 && body.contains("no exposures logged yet"),
+        "{status} {body}"
+    );
+    std::fs::rename(&aside, &logged).unwrap();
+    drop(server);
+    // The table, without --json.
+    let text = ok(quiver(r, &["ab", "report", "cf_vs_pop", "--as-of", &as_of]));
+    assert!(
+        text.contains("CTR [95% CI]") && text.to_lowercase().contains("sample ratio mismatch"),
+        "{text}"
+    );
+    // Unknown experiments: a clear error.
+    let e = fails(quiver(r, &["ab", "report", "cf_vs_po"]));
+    assert!(
+        e.contains("no experiment 'cf_vs_po'") && e.contains("did you mean 'cf_vs_pop'"),
+        "{e}"
+    );
+}
+
+/// Content similarity: a recommender with `cold_start.content` stores every catalogue item's
+/// vector with the version (new items included), `/similar-items` with `"by": "content"`
+/// answers from its HNSW index, and a new version is swapped in under load without a failed
+/// request.
+#[test]
+fn content_similarity_covers_new_items_and_a_new_version_swaps_in_under_load() {
+    use super::models::{post, serve};
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    repo(r);
+    // Products p0..p44: p40..p44 are new (no interaction yet). Shoes (every 4th) point one way,
+    // books another; a third component spreads them. The vectors live in a Parquet catalogue.
+    {
+        use datafusion::arrow::array::{
+            ArrayRef, Float32Builder, ListBuilder, StringArray, TimestampMicrosecondArray,
+        };
+        use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        use datafusion::arrow::record_batch::RecordBatch;
+        use datafusion::parquet::arrow::ArrowWriter;
+        use std::sync::Arc;
+        let ids: Vec<String> = (0..45).map(|p| format!("p{p}")).collect();
+        let cats: Vec<&str> = (0..45)
+            .map(|p| if p % 4 == 0 { "shoes" } else { "books" })
+            .collect();
+        let mut emb = ListBuilder::new(Float32Builder::new());
+        for p in 0..45 {
+            let (x, z) = if p % 4 == 0 { (1.0, 0.0) } else { (0.0, 1.0) };
+            emb.values().append_slice(&[x, (p % 7) as f32 * 0.05, z]);
+            emb.append(true);
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("product_id", DataType::Utf8, false),
+            Field::new("category", DataType::Utf8, false),
+            Field::new(
+                "embedding",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Float32, true))),
+                true,
+            ),
+            Field::new(
+                "updated_at",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(ids)),
+            Arc::new(StringArray::from(cats)),
+            Arc::new(emb.finish()),
+            Arc::new(TimestampMicrosecondArray::from(
+                vec![1_746_057_600_000_000i64; 45],
+            )),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+        let f = std::fs::File::create(r.join("data/products.parquet")).unwrap();
+        let mut w = ArrowWriter::try_new(f, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let decl = DECL
+        .replace(
+            "sources:\n",
+            "sources:\n  - name: products\n    type: parquet\n    path: data/products.parquet\n    timestamp_field: updated_at\n",
+        )
+        .replace(
+            "    algorithm:",
+            "    cold_start: {min_interactions: 5, content: product_content}\n    algorithm:",
+        );
+    let content = r#"entities:
+  - name: product
+    join_keys: [product_id]
+    value_type: string
+feature_views:
+  - name: product_content
+    entities: [product]
+    source: products
+    features:
+      - {name: category, type: string}
+      - {name: embedding, type: "list<float32>"}
+"#;
+    std::fs::write(r.join("quiver.yaml"), format!("{decl}{content}")).unwrap();
+    ok(quiver(r, &["apply"]));
+    let out = ok(quiver(
+        r,
+        &["recs", "train", "shop_recs", "--promote", "champion"],
+    ));
+    assert!(
+        out.contains("Content vectors from view 'product_content' (feature 'embedding', 3 numbers): 45 items, 5 of them new to the factors")
+            && out.contains("HNSW recall@10 against an exact scan: "),
+        "{out}"
+    );
+
+    let server = serve(r);
+    let port = server.1;
+    let similar = |item: &str, by: &str| {
+        post(
+            port,
+            "/similar-items",
+            &json!({"recommender": "shop_recs", "item_id": item, "k": 5, "by": by}).to_string(),
+        )
+    };
+    // A new shoe: its nearest items by content are shoes; CF does not know it.
+    let (status, a) = similar("p40", "content");
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["by"], "content");
+    let got: Vec<u32> = a["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap()[1..].parse().unwrap())
+        .collect();
+    assert!(
+        got.len() == 5 && got.iter().all(|p| p % 4 == 0 && *p != 40),
+        "{a}"
+    );
+    let (status, e) = similar("p40", "cf");
+    assert_eq!(status, 404, "{e}");
+    let (status, e) = similar("p99", "content");
+    assert!(
+        status == 404 && e["error"].as_str().unwrap().contains("unknown item 'p99'"),
+        "{e}"
+    );
+    let (status, e) = similar("p1", "pixels");
+    assert!(
+        status == 400
+            && e["error"]
+                .as_str()
+                .unwrap()
+                .contains("\"cf\" or \"content\""),
+        "{e}"
+    );
+
+    // /recommend places new items by content: an item enters a list before the first listed
+    // item less similar than it to the user's taste (the mean vector of what they interacted
+    // with), marked `source: content`; lists keep their length.
+    let mut placed = 0;
+    for u in 0..20 {
+        let (status, a) = post(
+            port,
+            "/recommend",
+            &json!({"recommender": "shop_recs", "user_id": u, "k": 10}).to_string(),
+        );
+        assert_eq!(status, 200, "{a}");
+        let items = a["items"].as_array().unwrap();
+        assert_eq!(items.len(), 10, "{a}");
+        for i in items.iter().filter(|i| i["source"] == "content") {
+            let p: u32 = i["item_id"].as_str().unwrap()[1..].parse().unwrap();
+            assert!((40..45).contains(&p), "{a}");
+            placed += 1;
+        }
+    }
+    assert!(placed > 0, "no new item placed in 20 lists");
+    let m = metrics_text(port);
+    assert!(
+        m.contains(r#"quiver_cold_start_total{kind="new_item"}"#),
+        "{m}"
+    );
+
+    // Version 2 is promoted while two clients keep asking: every answer is a 200, and version
+    // 2 is served within seconds of the promotion.
+    let stop = AtomicBool::new(false);
+    let failures = AtomicUsize::new(0);
+    let answered = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, _) = similar("p8", "content");
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    if status != 200 {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        ok(quiver(
+            r,
+            &["recs", "train", "shop_recs", "--promote", "champion"],
+        ));
+        let promoted = std::time::Instant::now();
+        loop {
+            let (_, a) = similar("p8", "content");
+            if a["version"] == 2 {
+                break;
+            }
+            assert!(
+                promoted.elapsed() < std::time::Duration::from_secs(10),
+                "version 2 not served: {a}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(answered.load(Ordering::Relaxed) > 10);
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    drop(server);
 }

@@ -263,3 +263,105 @@ fn registry_round_trips_through_json_with_same_hashes() {
         }
     }
 }
+
+/// `decayed_sum` and `decayed_share`: `half_life` (> 0) required by them and refused elsewhere,
+/// `categories` required by `decayed_share` (no duplicates) and refused elsewhere; each error
+/// names the file, line and column of the culprit, the view and the field.
+#[test]
+fn decayed_aggregations_need_a_positive_half_life_and_share_needs_categories() {
+    let text = r#"project: shop
+entities: [{name: user, join_keys: [user_id]}, {name: product, join_keys: [product_id]}]
+sources: [{name: events, type: parquet, path: e.parquet, timestamp_field: ts}]
+feature_views:
+  - name: pop
+    entities: [product]
+    source: events
+    aggregations:
+      - {name: popularity, function: decayed_sum, expr: "CASE event_type WHEN 'purchase' THEN 3 ELSE 1 END", window: 90d, half_life: 30d}
+      - {name: affinity, function: decayed_share, column: category, categories: [shoes, books], window: 90d, half_life: 7d}
+      - {name: n, function: count, window: 90d}
+"#;
+    let r = registry(&[("quiver.yaml", text)]).unwrap();
+    let a = &r.views["pop"].aggregations;
+    assert_eq!(a[0].function, AggFunction::DecayedSum);
+    assert_eq!(a[0].value_type, ValueType::Float64);
+    assert_eq!(a[0].half_life, Some(Duration::from_seconds(30 * 86_400)));
+    assert_eq!(a[1].function, AggFunction::DecayedShare);
+    assert_eq!(
+        a[1].value_type,
+        ValueType::Float64List,
+        "a share per category"
+    );
+    assert_eq!(a[1].categories, ["shoes", "books"]);
+    assert_eq!((a[2].half_life, a[2].categories.len()), (None, 0));
+    // Neither new field shows in the definition of an aggregation without it (so the content
+    // hashes of existing views do not change).
+    let json = serde_json::to_string(&a[2]).unwrap();
+    assert!(
+        !json.contains("half_life") && !json.contains("categories"),
+        "{json}"
+    );
+
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            ", half_life: 30d}",
+            "}",
+            "quiver.yaml:9:38: feature view 'pop', field 'aggregations.popularity.half_life': 'decayed_sum' needs a 'half_life'",
+        ),
+        (
+            "half_life: 30d",
+            "half_life: 0",
+            "quiver.yaml:9:134: feature view 'pop', field 'aggregations.popularity.half_life': the half-life must be longer than 0",
+        ),
+        (
+            "half_life: 30d",
+            "half_life: -3d",
+            "field 'aggregations.popularity.half_life': '-3d' is not a duration",
+        ),
+        (
+            "{name: n, function: count, window: 90d}",
+            "{name: n, function: sum, column: amount, window: 90d, half_life: 7d}",
+            "quiver.yaml:11:74: feature view 'pop', field 'aggregations.n.half_life': 'half_life' applies only to decayed_sum and decayed_share, not to sum",
+        ),
+        (
+            "{name: n, function: count, window: 90d}",
+            "{name: n, function: count, window: 90d, categories: [a]}",
+            "field 'aggregations.n.categories': 'categories' applies only to decayed_share, not to count",
+        ),
+        (
+            "categories: [shoes, books], ",
+            "",
+            "field 'aggregations.affinity.categories': 'decayed_share' needs 'categories'",
+        ),
+        (
+            "categories: [shoes, books]",
+            "categories: [shoes, books, shoes]",
+            "field 'aggregations.affinity.categories': 'shoes' is listed twice",
+        ),
+        (
+            "categories: [shoes, books]",
+            "categories: []",
+            "field 'aggregations.affinity.categories': lists no categories",
+        ),
+        (
+            "column: category, categories",
+            "column: category, type: float64, categories",
+            "field 'aggregations.affinity.type': decayed_share gives one share per category: declare list<float64> (the default) or list<float32>, not float64",
+        ),
+        (
+            "expr: \"CASE event_type WHEN 'purchase' THEN 3 ELSE 1 END\", window: 90d,",
+            "expr: \"CASE event_type WHEN 'purchase' THEN 3 ELSE 1 END\", window: 90d, type: \"list<float64>\",",
+            "field 'aggregations.popularity.type': 'decayed_sum' gives one number",
+        ),
+        (
+            "column: category, categories",
+            "categories",
+            "field 'aggregations.affinity.column': 'decayed_share' needs a 'column' (or 'expr') to aggregate",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(text.contains(from), "{from}");
+        let e = err(&[("quiver.yaml", &text.replacen(from, to, 1))]);
+        assert!(e.contains(want), "{from} -> {to}:\n{e}\nwanted: {want}");
+    }
+}

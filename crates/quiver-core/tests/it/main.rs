@@ -1,5 +1,6 @@
 //! Integration tests of quiver-core: loading, validation, plan.
 
+mod experiments;
 mod jobs;
 mod load;
 mod plan;

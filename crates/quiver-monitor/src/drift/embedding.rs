@@ -38,12 +38,120 @@ pub struct EmbeddingDrift {
     pub roc_auc: f64,
     pub cosine_distance: f64,
     pub mmd2: f64,
+    /// The mean of every reference vector (the reference of the per-week similarity).
+    pub reference_mean: Vec<f64>,
+    /// Per ISO week of the current set (`--by week`), in time order; empty when not asked.
+    pub by_week: Vec<WeekSimilarity>,
 }
 
 impl EmbeddingDrift {
     /// The JSON object.
     pub fn to_json(&self) -> Value {
         json!({"dim": self.dim, "roc_auc": self.roc_auc, "cosine_distance": self.cosine_distance, "mmd2": self.mmd2})
+    }
+}
+
+/// The current set's mean embedding of one ISO week against the reference's mean embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeekSimilarity {
+    /// `2025-W14` (ISO 8601 week-based year and week, UTC).
+    pub week: String,
+    /// Vectors of the week (nulls left out).
+    pub rows: usize,
+    /// Cosine similarity of the week's mean vector to the reference's (NaN when either mean
+    /// is the zero vector).
+    pub cosine_similarity: f64,
+}
+
+impl WeekSimilarity {
+    /// `{"week", "rows", "cosine_similarity"}` (a NaN similarity as null).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "week": self.week,
+            "rows": self.rows,
+            "cosine_similarity": serde_json::Number::from_f64(self.cosine_similarity)
+                .map_or(Value::Null, Value::Number),
+        })
+    }
+}
+
+/// cos(a, b); NaN when either is the zero vector.
+pub fn cosine_similarity(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        return f64::NAN;
+    }
+    dot / (na * nb)
+}
+
+/// Sums of a vector column's values per ISO week of a time column, batch by batch.
+#[derive(Debug, Default)]
+pub struct WeeklyMeans {
+    weeks: std::collections::BTreeMap<(i32, u32), (usize, Vec<f64>)>,
+}
+
+impl WeeklyMeans {
+    /// Adds one batch: `vectors` (a list of numbers) and `times` (a timestamp) of the same rows.
+    /// Rows with a null vector or time are left out.
+    pub fn push(
+        &mut self,
+        vectors: &datafusion::arrow::array::ArrayRef,
+        times: &datafusion::arrow::array::ArrayRef,
+    ) -> Result<(), String> {
+        use datafusion::arrow::array::{Array, AsArray};
+        use datafusion::arrow::compute::cast;
+        use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+        let list = cast(vectors, &DataType::new_list(DataType::Float64, true))
+            .map_err(|e| e.to_string())?;
+        let list = list.as_list::<i32>();
+        let times = cast(times, &DataType::Timestamp(TimeUnit::Microsecond, None))
+            .and_then(|t| cast(&t, &DataType::Int64))
+            .map_err(|e| format!("the time column: {e}"))?;
+        let times = times.as_primitive::<Int64Type>();
+        for i in 0..list.len() {
+            if list.is_null(i) || times.is_null(i) {
+                continue;
+            }
+            let Some(at) = chrono::DateTime::from_timestamp_micros(times.value(i)) else {
+                continue;
+            };
+            let week = chrono::Datelike::iso_week(&at);
+            let item = list.value(i);
+            let item = item.as_primitive::<Float64Type>();
+            let (n, sum) = self
+                .weeks
+                .entry((week.year(), week.week()))
+                .or_insert_with(|| (0, vec![0.0; item.len()]));
+            if sum.len() != item.len() {
+                return Err(format!(
+                    "vectors of different lengths ({} and {})",
+                    sum.len(),
+                    item.len()
+                ));
+            }
+            *n += 1;
+            for (s, v) in sum.iter_mut().zip(item.iter()) {
+                *s += v.unwrap_or(f64::NAN);
+            }
+        }
+        Ok(())
+    }
+
+    /// Each week's mean against `reference_mean`, in time order.
+    pub fn finish(self, reference_mean: &[f64]) -> Vec<WeekSimilarity> {
+        self.weeks
+            .into_iter()
+            .map(|((year, week), (n, sum))| {
+                let mean: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
+                WeekSimilarity {
+                    week: format!("{year}-W{week:02}"),
+                    rows: n,
+                    cosine_similarity: cosine_similarity(&mean, reference_mean),
+                }
+            })
+            .collect()
     }
 }
 
@@ -281,6 +389,7 @@ pub fn compare(
         return Err("vectors of length 0".into());
     }
     let dim = d1;
+    let reference_mean = mean(&rows(&v1, dim), dim);
     let mut rng = Rng::new(42);
     let x = sample(rows(&v1, dim), options.max_rows, &mut rng);
     let y = sample(rows(&v2, dim), options.max_rows, &mut rng);
@@ -308,6 +417,8 @@ pub fn compare(
             roc_auc: auc,
             cosine_distance: cosine,
             mmd2: mmd,
+            reference_mean,
+            by_week: Vec::new(),
         }),
     })
 }
@@ -315,6 +426,56 @@ pub fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weekly_means_follow_iso_weeks_and_find_the_shifted_week() {
+        use datafusion::arrow::array::TimestampMicrosecondArray;
+        use datafusion::arrow::array::{ArrayRef, Float32Builder, ListBuilder};
+        use std::sync::Arc;
+        // 2025-03-31 is the Monday of 2025-W14; a row every 6 hours for three weeks. The
+        // vectors lie near (1, 0, 0) until the third week, which moves to (0, 1, 0).
+        let monday = 1_743_379_200_000_000i64;
+        let step = 6 * 3_600_000_000i64;
+        let mut rng = Rng::new(3);
+        let mut noise = || (rng.next_u64() % 1000) as f32 / 10_000.0;
+        let mut vectors = ListBuilder::new(Float32Builder::new());
+        let mut times = Vec::new();
+        for i in 0..84i64 {
+            let t = monday + i * step;
+            let third = t >= monday + 14 * 86_400_000_000;
+            let v = if third {
+                [noise(), 1.0, noise()]
+            } else {
+                [1.0, noise(), noise()]
+            };
+            if i == 5 {
+                vectors.append(false); // a null vector is left out
+            } else {
+                vectors.values().append_slice(&v);
+                vectors.append(true);
+            }
+            times.push(t);
+        }
+        let vectors: ArrayRef = Arc::new(vectors.finish());
+        let times: ArrayRef = Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC"));
+        let mut weeks = WeeklyMeans::default();
+        weeks
+            .push(&vectors.slice(0, 40), &times.slice(0, 40))
+            .unwrap();
+        weeks
+            .push(&vectors.slice(40, 44), &times.slice(40, 44))
+            .unwrap();
+        let w = weeks.finish(&[1.0, 0.0, 0.0]);
+        let names: Vec<&str> = w.iter().map(|x| x.week.as_str()).collect();
+        assert_eq!(names, ["2025-W14", "2025-W15", "2025-W16"]);
+        assert_eq!(w.iter().map(|x| x.rows).collect::<Vec<_>>(), [27, 28, 28]);
+        assert!(
+            w[0].cosine_similarity > 0.99 && w[1].cosine_similarity > 0.99,
+            "{w:?}"
+        );
+        assert!(w[2].cosine_similarity < 0.2, "{w:?}");
+        assert!(cosine_similarity(&[0.0, 0.0], &[1.0, 0.0]).is_nan());
+    }
 
     #[test]
     fn roc_auc_counts_ordered_pairs() {

@@ -1,23 +1,13 @@
 //! The drift report as one self-contained HTML page (no scripts, no network): a summary, the
 //! per-feature table, and for each feature the reference and current distributions overlaid as
-//! an inline SVG histogram.
+//! an inline SVG histogram (for an embedding, its details and, with `--by week`, the
+//! similarity of each week's mean embedding to the reference's as bars and a table).
 
+use quiver_registry::quality::QualityRun;
+
+use super::embedding::WeekSimilarity;
 use super::{DriftReport, FeatureDrift, Histogram};
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn fmt(x: f64) -> String {
-    if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
-        format!("{x:.4}")
-    } else {
-        format!("{x:.3e}")
-    }
-}
+use crate::report::{esc, fmt, page, quality_section};
 
 /// An SVG of two overlaid histograms (shares per bin).
 pub fn histogram_svg(h: &Histogram) -> String {
@@ -67,6 +57,53 @@ pub fn histogram_svg(h: &Histogram) -> String {
     s
 }
 
+/// Embedding drift per week: a bar per ISO week of the current set (height: the cosine
+/// similarity of the week's mean embedding to the reference's, 0 to 1), then the table.
+pub fn weeks_section(weeks: &[WeekSimilarity]) -> String {
+    let (w, ht, pad) = (480.0, 120.0, 20.0);
+    let bw = (w - 2.0 * pad) / weeks.len().max(1) as f64;
+    let mut svg = format!(
+        "<svg class=\"weeks\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\">",
+        ht + 20.0,
+        ht + 20.0
+    );
+    for (i, wk) in weeks.iter().enumerate() {
+        let sim = if wk.cosine_similarity.is_finite() {
+            wk.cosine_similarity.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let bh = sim * (ht - pad);
+        svg.push_str(&format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#54a24b\"><title>{}: {} ({} rows)</title></rect>",
+            pad + bw * i as f64,
+            ht - bh,
+            (bw - 2.0).max(1.0),
+            esc(&wk.week),
+            fmt(wk.cosine_similarity),
+            wk.rows
+        ));
+    }
+    svg.push_str(&format!(
+        "<line x1=\"{pad}\" y1=\"{ht}\" x2=\"{}\" y2=\"{ht}\" stroke=\"#333\"/></svg>",
+        w - pad
+    ));
+    let rows: String = weeks
+        .iter()
+        .map(|wk| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&wk.week),
+                wk.rows,
+                fmt(wk.cosine_similarity)
+            )
+        })
+        .collect();
+    format!(
+        "<div class=\"by-week\"><h4>Embedding drift per week</h4><p>Cosine similarity of each week's mean embedding to the reference's mean embedding.</p>{svg}<table><tr><th>week</th><th>rows</th><th>cosine similarity</th></tr>{rows}</table></div>"
+    )
+}
+
 fn feature_section(f: &FeatureDrift) -> String {
     let mut s = format!(
         "<section class=\"feature\" id=\"f-{}\"><h3>{} <small>{} · {} = {} (threshold {}) · {}</small></h3>",
@@ -90,6 +127,9 @@ fn feature_section(f: &FeatureDrift) -> String {
             fmt(e.cosine_distance),
             fmt(e.mmd2)
         ));
+        if !e.by_week.is_empty() {
+            s.push_str(&weeks_section(&e.by_week));
+        }
     } else {
         s.push_str(&histogram_svg(&f.histogram));
         s.push_str("<p class=\"legend\"><span style=\"color:#4c78a8\">■ reference</span> <span style=\"color:#f58518\">■ current</span></p>");
@@ -105,8 +145,14 @@ fn feature_section(f: &FeatureDrift) -> String {
     s
 }
 
-/// The whole page.
-pub fn render(report: &DriftReport, reference: &str, current: &str) -> String {
+/// The whole page; `quality` (the newest run of each quality set, when the repository has any)
+/// adds a data-quality section.
+pub fn render(
+    report: &DriftReport,
+    reference: &str,
+    current: &str,
+    quality: Option<&[QualityRun]>,
+) -> String {
     let mut rows = String::new();
     for f in &report.features {
         rows.push_str(&format!(
@@ -130,24 +176,15 @@ pub fn render(report: &DriftReport, reference: &str, current: &str) -> String {
         .map(|s| format!("<li>{}: {}</li>", esc(&s.name), esc(&s.reason)))
         .collect();
     let sections: String = report.features.iter().map(feature_section).collect();
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Quiver drift report</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} tr.drifted td{{background:#fde2e1}}
-.drift{{color:#c00}} section.feature{{margin:1.5em 0;border-top:1px solid #eee}} small{{color:#666;font-weight:normal}}
-</style></head><body>
-<h1>Drift report</h1>
-<section id="summary"><h2>Summary</h2>
+    let body = format!(
+        r#"<section id="summary"><h2>Summary</h2>
 <p>Reference: {reference} ({ref_rows} rows) · Current: {current} ({cur_rows} rows)</p>
 <p><b>{verdict}</b>: {drifted} of {total} columns drifted (share {share}; the data set drifts at {drift_share}).</p></section>
 <section id="features"><h2>Features</h2>
 <table><tr><th>feature</th><th>kind</th><th>test</th><th>score</th><th>threshold</th><th>drift</th><th>null share (ref)</th><th>null share (cur)</th><th>new categories</th></tr>
 {rows}</table>{skipped_block}</section>
 <section id="distributions"><h2>Distributions</h2>{sections}</section>
-</body></html>
-"#,
+{quality_block}"#,
         reference = esc(reference),
         current = esc(current),
         ref_rows = report.reference_rows,
@@ -166,5 +203,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} tr.drifted td{{ba
         } else {
             format!("<h3>Not compared</h3><ul>{skipped}</ul>")
         },
-    )
+        quality_block = quality.map(quality_section).unwrap_or_default(),
+    );
+    page("Drift report", &body)
 }

@@ -6,13 +6,17 @@
 //!   scipy computes them; [`special`] the distribution functions.
 //! * [`column`] gathers one column's values from Arrow batches; [`read`] streams data sets
 //!   (Parquet or CSV files, any DataFusion frame) a group of columns at a time, so memory holds
-//!   a few columns, not the table.
+//!   a few columns, not the table; [`sets`] opens the data sets a run names (files, time
+//!   ranges, a model's training sample, the prediction log) and runs the comparison the CLI
+//!   and the Python package share.
 //! * [`compare_column`] decides a column's kind as Evidently does (floats numeric; integers
 //!   categorical with at most 10 distinct values; strings categorical, or text when more than
 //!   half the values are distinct; booleans categorical; numeric lists embeddings), drops nulls,
 //!   NaN and infinities, picks the test and reports the score, null shares and new / missing
 //!   categories. [`drift`] runs it over every column, in parallel, and the data set drifts when
-//!   the share of drifted columns reaches `drift_share` (0.5).
+//!   the share of drifted columns reaches `drift_share` (0.5); with `by_week`, each embedding
+//!   column's current vectors are averaged per ISO week of the set's time column and compared
+//!   with the reference's mean vector ([`embedding::WeeklyMeans`]).
 
 pub mod column;
 pub mod declared;
@@ -20,6 +24,7 @@ pub mod embedding;
 pub mod html;
 pub mod ks;
 pub mod read;
+pub mod sets;
 pub mod special;
 pub mod stattests;
 
@@ -91,6 +96,9 @@ pub struct DriftOptions {
     pub columns_per_pass: usize,
     /// Embedding drift settings.
     pub embedding: embedding::EmbeddingOptions,
+    /// For each embedding column, the mean-embedding cosine similarity to the reference's for
+    /// each ISO week of the current set (`--by week`; needs the current set's time column).
+    pub by_week: bool,
 }
 
 impl Default for DriftOptions {
@@ -101,6 +109,7 @@ impl Default for DriftOptions {
             features: None,
             columns_per_pass: 8,
             embedding: embedding::EmbeddingOptions::default(),
+            by_week: false,
         }
     }
 }
@@ -183,6 +192,13 @@ impl FeatureDrift {
         }
         if let Some(e) = &self.embedding {
             v["embedding"] = e.to_json();
+            if !e.by_week.is_empty() {
+                v["by_week"] = e
+                    .by_week
+                    .iter()
+                    .map(embedding::WeekSimilarity::to_json)
+                    .collect();
+            }
         }
         v
     }
@@ -230,6 +246,27 @@ impl DriftReport {
     }
 }
 
+/// A boolean column facing numbers, as 0/1 numbers: the prediction log and a model's drift
+/// reference keep a boolean input as the model saw it (0 or 1), so `model:` or `log:` against a
+/// file or `service:` compares them so.
+fn bools_as_numbers(c: ColumnValues, other: &ColumnData) -> ColumnValues {
+    let ColumnData::Bools([f, t]) = c.data else {
+        return c;
+    };
+    if !matches!(other, ColumnData::Numeric { .. }) {
+        return c;
+    }
+    let mut values = vec![0.0; f as usize];
+    values.resize((f + t) as usize, 1.0);
+    ColumnValues {
+        data: ColumnData::Numeric {
+            values,
+            integer: true,
+        },
+        ..c
+    }
+}
+
 fn type_name(d: &ColumnData) -> &'static str {
     match d {
         ColumnData::Numeric { .. } => "numeric",
@@ -263,6 +300,8 @@ pub fn compare_column(
     if let ColumnData::Unsupported(t) = &current.data {
         return skip(format!("type {t} (dates and times are not compared)"));
     }
+    let reference = bools_as_numbers(reference, &current.data);
+    let current = bools_as_numbers(current, &reference.data);
     let same_type =
         std::mem::discriminant(&reference.data) == std::mem::discriminant(&current.data);
     if !same_type {
@@ -420,7 +459,15 @@ pub async fn drift(
 ) -> Result<DriftReport> {
     let ref_cols = reference.columns();
     let cur_cols = current.columns();
-    let mut skipped = Vec::new();
+    let mut skipped: Vec<Skipped> = Vec::new();
+    for (name, reason) in reference.left_out().iter().chain(current.left_out()) {
+        if !skipped.iter().any(|s| &s.name == name) {
+            skipped.push(Skipped {
+                name: name.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
     let columns: Vec<String> = match &options.features {
         Some(list) => {
             for f in list {
@@ -506,6 +553,9 @@ pub async fn drift(
             }
         }
     }
+    if options.by_week {
+        weekly(current, &mut features).await?;
+    }
     Ok(DriftReport::new(
         features,
         skipped,
@@ -513,4 +563,79 @@ pub async fn drift(
         reference_rows,
         current_rows,
     ))
+}
+
+/// The per-week similarity of each embedding feature (`--by week`).
+async fn weekly(current: &Dataset, features: &mut [FeatureDrift]) -> Result<()> {
+    if features.iter().all(|f| f.embedding.is_none()) {
+        return Ok(());
+    }
+    let time = current.time_column().ok_or_else(|| {
+        Error::Input(format!(
+            "--by week needs the time of each row of the current set {}: give FILE@START..END, log:..., service:... or a file with an event_timestamp column",
+            current.label()
+        ))
+    })?;
+    for f in features.iter_mut() {
+        let Some(e) = f.embedding.as_mut() else {
+            continue;
+        };
+        e.by_week = current.weekly(&f.name, &time, &e.reference_mean).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod bool_tests {
+    use super::*;
+
+    fn column(data: ColumnData, rows: usize) -> ColumnValues {
+        ColumnValues {
+            rows,
+            nulls: 0,
+            infinite: 0,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_boolean_column_against_numbers_is_compared_as_zeros_and_ones() {
+        // The model's reference keeps a boolean input as 0/1; the service's set as booleans.
+        let reference = column(
+            ColumnData::Numeric {
+                values: [0.0, 1.0].repeat(50),
+                integer: false,
+            },
+            100,
+        );
+        let current = column(ColumnData::Bools([90, 10]), 100);
+        let f = compare_column(
+            "is_premium",
+            reference,
+            current,
+            None,
+            &DriftOptions::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.kind, Kind::Categorical);
+        assert!(f.drifted, "50% true against 10% true: {f:?}");
+        // Strings against numbers stay an error naming both types.
+        let e = compare_column(
+            "is_premium",
+            column(
+                ColumnData::Numeric {
+                    values: vec![0.0, 1.0],
+                    integer: false,
+                },
+                2,
+            ),
+            column(ColumnData::Strings(Default::default()), 0),
+            None,
+            &DriftOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("numeric in the reference set but string"), "{e}");
+    }
 }

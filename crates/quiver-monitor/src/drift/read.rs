@@ -17,6 +17,10 @@ pub struct Dataset {
     frame: DataFrame,
     label: String,
     columnar: bool,
+    /// The column of each row's time, kept in the frame but not compared (`--by week`).
+    time: Option<String>,
+    /// Columns the set leaves out, and why (reported with the skipped columns).
+    left_out: Vec<(String, String)>,
 }
 
 /// A session for reading drift inputs (large batches, names as written).
@@ -72,6 +76,8 @@ impl Dataset {
             frame,
             label: text,
             columnar: !is_csv,
+            time: None,
+            left_out: Vec::new(),
         })
     }
 
@@ -81,7 +87,45 @@ impl Dataset {
             frame,
             label: label.into(),
             columnar,
+            time: None,
+            left_out: Vec::new(),
         }
+    }
+
+    /// The same set, with `column` (a timestamp column of the frame) as each row's time: it is
+    /// not compared, but groups rows by period (`--by week`).
+    pub fn with_time(mut self, column: impl Into<String>) -> Dataset {
+        self.time = Some(column.into());
+        self
+    }
+
+    /// The same set, noting a column it leaves out and why (the report lists it as skipped).
+    pub fn leaving_out(mut self, column: impl Into<String>, reason: impl Into<String>) -> Dataset {
+        self.left_out.push((column.into(), reason.into()));
+        self
+    }
+
+    /// Columns the set leaves out, and why.
+    pub fn left_out(&self) -> &[(String, String)] {
+        &self.left_out
+    }
+
+    /// The column of each row's time: the one [`Dataset::with_time`] set, else an
+    /// `event_timestamp` column of a timestamp type, if the set has one.
+    pub fn time_column(&self) -> Option<String> {
+        if let Some(t) = &self.time {
+            return Some(t.clone());
+        }
+        self.schema()
+            .field_with_name("event_timestamp")
+            .ok()
+            .filter(|f| {
+                matches!(
+                    f.data_type(),
+                    datafusion::arrow::datatypes::DataType::Timestamp(..)
+                )
+            })
+            .map(|f| f.name().clone())
     }
 
     /// What the set is, for messages.
@@ -104,12 +148,13 @@ impl Dataset {
         self.frame.schema().inner().clone()
     }
 
-    /// Column names.
+    /// Column names (the time column of [`Dataset::with_time`] left out: it is not compared).
     pub fn columns(&self) -> Vec<String> {
         self.schema()
             .fields()
             .iter()
             .map(|f| f.name().clone())
+            .filter(|n| self.time.as_ref() != Some(n))
             .collect()
     }
 
@@ -120,6 +165,35 @@ impl Dataset {
             .count()
             .await
             .map_err(|e| read_err(&self.label, e))
+    }
+
+    /// The vector column `column`'s mean per ISO week of `time`, each against `reference_mean`
+    /// (cosine similarity), in time order.
+    pub async fn weekly(
+        &self,
+        column: &str,
+        time: &str,
+        reference_mean: &[f64],
+    ) -> Result<Vec<super::embedding::WeekSimilarity>> {
+        let mut stream = self
+            .frame
+            .clone()
+            .select_columns(&[column, time])
+            .map_err(|e| read_err(&self.label, e))?
+            .execute_stream()
+            .await
+            .map_err(|e| read_err(&self.label, e))?;
+        let mut weeks = super::embedding::WeeklyMeans::default();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| read_err(&self.label, e))?;
+            weeks
+                .push(batch.column(0), batch.column(1))
+                .map_err(|message| Error::Column {
+                    column: column.to_string(),
+                    message: format!("{message} in {}", self.label),
+                })?;
+        }
+        Ok(weeks.finish(reference_mean))
     }
 
     /// The values of `columns`, in one pass over the set.

@@ -105,8 +105,10 @@ pub async fn run_gate(
 }
 
 /// [`quiver_online::materialize::materialize`] behind the gate: the quality sets on what it
-/// reads run first (as of the run's END); when one blocks, nothing is written. The one entry
-/// point the CLI, the server and the scheduler materialize through.
+/// reads run first (as of the run's END); when one blocks, nothing is written, and each failed
+/// error-severity check is alerted as `check_failed` (trigger `materialize`) through `alerter`
+/// (the posts are awaited; what was sent is added to the error's message). The one entry point
+/// the CLI, the server, the scheduler and the Python package materialize through.
 pub async fn materialize_checked(
     engine: &OfflineEngine,
     store: &dyn OnlineStore,
@@ -114,6 +116,7 @@ pub async fn materialize_checked(
     opts: &MaterializeOptions,
     progress: Arc<dyn MaterializeProgress>,
     registry_version: i64,
+    alerter: &quiver_jobs::Alerter,
 ) -> Result<(GateOutcome, Vec<ViewReport>)> {
     let no: Arc<dyn ScanProgress> = Arc::new(NoScanProgress);
     let outcome = run_gate(
@@ -124,7 +127,35 @@ pub async fn materialize_checked(
         registry_version,
         &no,
     )
-    .await?;
+    .await;
+    let outcome = match outcome {
+        Err(QualityError::Blocked { message, reports }) => {
+            let alerts =
+                crate::alerts::check_failed(&engine.registry().project, "materialize", &reports);
+            let mut said = Vec::new();
+            for body in alerts {
+                for d in alerter.deliver(body.clone()).await {
+                    match d {
+                        quiver_jobs::alerts::Delivery::Sent(url) => {
+                            said.push(format!("alert {} sent to {url}", body["key"]))
+                        }
+                        quiver_jobs::alerts::Delivery::Suppressed(url) => said.push(format!(
+                            "alert {} not sent to {url}: sent within its repeat_interval",
+                            body["key"]
+                        )),
+                        quiver_jobs::alerts::Delivery::Failed(..) => {}
+                    }
+                }
+            }
+            let message = if said.is_empty() {
+                message
+            } else {
+                format!("{message}\n{}", said.join("\n"))
+            };
+            return Err(QualityError::Blocked { message, reports });
+        }
+        other => other?,
+    };
     let reports = materialize(engine, store, meta, opts, progress).await?;
     Ok((outcome, reports))
 }

@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use gate::{GateOutcome, materialize_checked, run_gate};
-pub use record::{check, record_reports};
+pub use record::{check, record_reports, stored_run};
 pub use scan::{NoScanProgress, ScanProgress, run_set};
 pub use validate::validate_against_data;
 

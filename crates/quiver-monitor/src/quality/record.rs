@@ -77,36 +77,42 @@ pub async fn record_reports(
     registry_version: i64,
 ) -> Result<()> {
     for r in reports {
-        let run = QualityRun {
-            id: String::new(),
-            quality: r.quality.clone(),
-            target: r.target.clone(),
-            checked_us: r.checked_us,
-            as_of_us: r.as_of_us,
-            trigger: trigger.to_string(),
-            status: r.status().as_str().to_string(),
-            registry_version,
-            results: r
-                .results
-                .iter()
-                .map(|c| StoredCheckResult {
-                    index: c.index as i64,
-                    check_type: c.check_type.to_string(),
-                    columns: c.columns.clone(),
-                    severity: c.severity.as_str().to_string(),
-                    status: c.status.as_str().to_string(),
-                    observed: c.observed.clone(),
-                    threshold: c.threshold.clone(),
-                    examples: serde_json::Value::Array(c.examples.clone()),
-                    message: c.message.clone(),
-                    violations: c.violations as i64,
-                })
-                .collect(),
-        };
+        let run = stored_run(r, trigger, registry_version);
         meta.record_quality_run(&run).await?;
         count(r);
     }
     Ok(())
+}
+
+/// A report as the metadata store keeps it (and as reports render it; the id is given when it
+/// is stored).
+pub fn stored_run(r: &SetReport, trigger: &str, registry_version: i64) -> QualityRun {
+    QualityRun {
+        id: String::new(),
+        quality: r.quality.clone(),
+        target: r.target.clone(),
+        checked_us: r.checked_us,
+        as_of_us: r.as_of_us,
+        trigger: trigger.to_string(),
+        status: r.status().as_str().to_string(),
+        registry_version,
+        results: r
+            .results
+            .iter()
+            .map(|c| StoredCheckResult {
+                index: c.index as i64,
+                check_type: c.check_type.to_string(),
+                columns: c.columns.clone(),
+                severity: c.severity.as_str().to_string(),
+                status: c.status.as_str().to_string(),
+                observed: c.observed.clone(),
+                threshold: c.threshold.clone(),
+                examples: serde_json::Value::Array(c.examples.clone()),
+                message: c.message.clone(),
+                violations: c.violations as i64,
+            })
+            .collect(),
+    }
 }
 
 /// Counts one report in the metrics (a no-op without a recorder, as in the CLI).

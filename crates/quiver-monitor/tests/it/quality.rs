@@ -395,21 +395,51 @@ async fn history_and_gate(meta: SqlMetadataStore) {
         batch_rows: 1000,
     };
     let store = EmbeddedStore::open(&work.path().join("online")).unwrap();
-    let (outcome, written) =
-        quality::materialize_checked(&e, &store, &meta, &opts, Arc::new(NoProgress), 1)
-            .await
-            .unwrap();
+    let (outcome, written) = quality::materialize_checked(
+        &e,
+        &store,
+        &meta,
+        &opts,
+        Arc::new(NoProgress),
+        1,
+        &quiver_jobs::Alerter::default(),
+    )
+    .await
+    .unwrap();
     assert!(outcome.warnings.is_empty());
     assert_eq!(written[0].entities, 600);
     assert_eq!(store.delete_view("sessions").await.unwrap(), 600);
     meta.clear_watermarks(&[]).await.unwrap();
 
-    let blocked =
-        quality::materialize_checked(&e_bad, &store, &meta, &opts, Arc::new(NoProgress), 1)
-            .await
-            .unwrap_err();
+    // A blocked run alerts each failed error check as check_failed (trigger materialize),
+    // before it returns, and says so.
+    let (url, bodies) = webhook_receiver();
+    let alerter = quiver_jobs::Alerter::new(Some(url.clone()));
+    let blocked = quality::materialize_checked(
+        &e_bad,
+        &store,
+        &meta,
+        &opts,
+        Arc::new(NoProgress),
+        1,
+        &alerter,
+    )
+    .await
+    .unwrap_err();
+    let body = bodies
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the blocked run posted an alert");
+    assert_eq!(body["alert"], "check_failed", "{body}");
+    assert_eq!(body["key"], "check_failed:events_checks#3", "{body}");
+    assert_eq!(body["trigger"], "materialize", "{body}");
     match &blocked {
         QualityError::Blocked { message, .. } => {
+            assert!(
+                message.contains(&format!(
+                    "alert \"check_failed:events_checks#3\" sent to {url}"
+                )),
+                "{message}"
+            );
             assert!(
                 message.contains(
                     "quality 'events_checks' checks[3] (range session_number) on source events"
@@ -441,10 +471,17 @@ async fn history_and_gate(meta: SqlMetadataStore) {
     );
     let warned = repo_with(&ctx, bad_sql, &warn_yaml).await;
     let e_warn = engine(warned.path());
-    let (outcome, written) =
-        quality::materialize_checked(&e_warn, &store, &meta, &opts, Arc::new(NoProgress), 1)
-            .await
-            .unwrap();
+    let (outcome, written) = quality::materialize_checked(
+        &e_warn,
+        &store,
+        &meta,
+        &opts,
+        Arc::new(NoProgress),
+        1,
+        &quiver_jobs::Alerter::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
     assert!(outcome.warnings[0].contains("(range session_number)"));
     assert_eq!(written[0].entities, 600);
@@ -530,4 +567,36 @@ quality:
         result(&r, "sql").message
     );
     assert_eq!(result(&r, "unique").status, Status::Pass);
+}
+
+/// A webhook on a loopback port: answers 200 to each POST and hands over its JSON body.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if let Ok(v) = serde_json::from_slice(&body) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (url, rx)
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the offline engine: golden point-in-time cases, aggregations, errors.
 
 mod aggregations;
+mod decayed;
 mod errors;
 mod pit;
 mod pit_keys;

@@ -6,7 +6,7 @@ use quiver_online::embedded::EmbeddedStore;
 use quiver_online::redis_store::RedisStore;
 use quiver_online::{EntityKey, KeyValue, OnlineRow, OnlineStore, Value, ViewRead, ViewWrite};
 
-use crate::{redis_available, redis_url, unique_project};
+use crate::{cluster_available, cluster_nodes, redis_available, redis_url, unique_project};
 
 fn key(i: i64) -> EntityKey {
     EntityKey::new(&[KeyValue::Int(i)])
@@ -341,6 +341,35 @@ async fn redis_store_conforms() {
         &unique_project("conf"),
         None,
         Duration::from_secs(2),
+    )
+    .unwrap();
+    suite(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_conforms() {
+    let nodes = cluster_nodes();
+    if !cluster_available(&nodes).await {
+        return;
+    }
+    let store = RedisStore::cluster(
+        &nodes,
+        &unique_project("cconf"),
+        None,
+        Duration::from_secs(2),
+        0,
+    )
+    .unwrap();
+    assert!(store.describe().starts_with("redis_cluster ("));
+    suite(&store).await;
+    // The same guarantees when every write waits for a replica of each master (the cluster of
+    // ci/redis-cluster.sh has one per master).
+    let store = RedisStore::cluster(
+        &nodes,
+        &unique_project("cconfw"),
+        None,
+        Duration::from_secs(2),
+        1,
     )
     .unwrap();
     suite(&store).await;

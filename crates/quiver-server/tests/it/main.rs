@@ -1,6 +1,7 @@
 //! HTTP tests of every endpoint, status and error, on the embedded store and Redis, and the
 //! Redis-outage test.
 
+mod decayed;
 mod monitoring;
 mod ops;
 mod outage;
