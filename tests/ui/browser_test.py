@@ -26,6 +26,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -133,6 +134,17 @@ def open_page(d, base, path, shot=None, label=None):
 
 def wait(d, css, seconds=20):
     return WebDriverWait(d, seconds).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def wait_text(d, css, text, seconds=20):
+    """Waits until the element holds `text`: a page kept from before a
+    submit may still show an older element of the same id."""
+    try:
+        WebDriverWait(d, seconds).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
+    except TimeoutException:
+        shown = [e.text for e in d.find_elements(By.CSS_SELECTOR, css)]
+        raise AssertionError(f"{css} never held {text!r} on {d.current_url}: {shown}")
+    return d.find_element(By.CSS_SELECTOR, css)
 
 
 def demo_repo(work):
@@ -326,16 +338,18 @@ def main():
         d.get(base + "/ui/login?next=/ui/models/churn")
         d.find_element(By.ID, "token").send_keys(TOKEN)
         d.find_element(By.ID, "sign-in-submit").click()
-        WebDriverWait(d, 10).until(EC.url_contains("/ui/models/churn"))
-        d.find_element(By.ID, "sign-out")
+        # The login URL itself holds "/ui/models/churn" (its next=), so wait
+        # for the signed-in page's own element, not for the URL.
+        wait(d, "#sign-out")
+        check(d.current_url.split("?")[0].endswith("/ui/models/churn"), f"back on the model after sign-in: {d.current_url}")
         check(not d.find_elements(By.ID, "token-note"), "signed in")
         Select(d.find_element(By.ID, "promote-version")).select_by_value(str(challenger))
         alias = d.find_element(By.ID, "promote-alias")
         alias.clear()
         alias.send_keys("champion")
         d.find_element(By.ID, "promote-submit").click()
-        wait(d, "#flash")
-        check(f"version {challenger}" in d.find_element(By.ID, "flash").text, d.find_element(By.ID, "flash").text)
+        flash = wait_text(d, "#flash", f"version {challenger}")
+        check(f"version {challenger}" in flash.text, flash.text)
         cell = d.find_element(By.CSS_SELECTOR, f"#versions tr.aliases td[data-version='{challenger}']")
         check("champion" in cell.text, f"the champion alias shows on v{challenger}: {cell.text}")
         d.save_screenshot(os.path.join(SHOTS, "promoted.png"))
@@ -352,13 +366,13 @@ def main():
         # Roll back from the UI.
         Select(d.find_element(By.CSS_SELECTOR, "#rollback-form select[name='alias']")).select_by_visible_text("champion")
         d.find_element(By.ID, "rollback-submit").click()
-        wait(d, "#flash")
-        check(f"{challenger} -> {champion}" in d.find_element(By.ID, "flash").text, d.find_element(By.ID, "flash").text)
+        flash = wait_text(d, "#flash", f"{challenger} -> {champion}")
+        check(f"{challenger} -> {champion}" in flash.text, flash.text)
         # Run a job now (queued for a scheduler).
         d.get(base + f"/ui/jobs/{job}")
         d.find_element(By.CSS_SELECTOR, "form[action$='/run'] button").click()
-        wait(d, "#flash")
-        check("queued" in d.find_element(By.ID, "flash").text, "the run is queued")
+        flash = wait_text(d, "#flash", "queued")
+        check("queued" in flash.text, "the run is queued")
         _, runs = http("GET", base + f"/jobs/{job}/runs")
         check(any(r["trigger"] == "manual" for r in runs["runs"]), "a manual run is recorded")
         # Search as you type (htmx) pushes a URL the back button can return to.
