@@ -46,6 +46,10 @@ QUIVER_PY=1 PYTHONWARNINGS=ignore "$py" tests/parity/feast_parity.py "$CARGO_TAR
 echo "== web UI in headless Chromium (Selenium + Debian's chromedriver): every page of the churn demo, lineage to the model, online lookup, promote refused without the token and done with it, 1,000 views"
 uipy="$(ci/ui-venv.sh)"
 "$uipy" tests/ui/browser_test.py "$CARGO_TARGET_DIR/debug/quiver" "$CARGO_TARGET_DIR/ui-screenshots"
+echo "== container image (Dockerfile on a debootstrap base): the churn demo applied, trained, materialized and served inside it on PostgreSQL and Redis, equal to the binary outside it; compose.yaml validated"
+QUIVER_SCRATCH="$scratch" ci/docker-test.sh "$CARGO_TARGET_DIR/debug/quiver"
+echo "== object storage (moto's S3 server on a loopback port): the churn demo with every source in s3://, apply, historical, train and materialize equal to the local-file run"
+QUIVER_SCRATCH="$scratch" tests/s3/s3_test.sh "$CARGO_TARGET_DIR/debug/quiver"
 echo "== examples/churn (synthetic shop, 2,000 users: GBDT churn model, mean review embeddings offline and served)"
 QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/churn/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d -p "$scratch")" 2000
 echo "== examples/sms_spam (real SMS data: text statistics, logistic regression, request-time scoring)"

@@ -13,11 +13,11 @@ use crate::via_server;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to listen on (0.0.0.0: every interface, as in the container image).
+    #[arg(long, env = "QUIVER_HOST", default_value = "127.0.0.1")]
     pub host: String,
     /// Port to listen on.
-    #[arg(long, default_value_t = 6566)]
+    #[arg(long, env = "QUIVER_PORT", default_value_t = 6566)]
     pub port: u16,
     /// Worker threads that answer requests. Default: one per core, minus one when the online
     /// store is a Redis on this machine (127.0.0.1, localhost, ::1 or a Unix socket), which

@@ -155,15 +155,56 @@ impl RepoSettings {
             line,
             column,
         };
+        let online_store = defs
+            .online_store
+            .map(|o| (at(o.referenced.line(), o.referenced.column()), o.value));
+        let online_store = match std::env::var(ONLINE_STORE_ENV) {
+            Ok(url) if !url.trim().is_empty() => Some(online_store_from_env(
+                url.trim(),
+                online_store.map(|(_, raw)| raw),
+            )),
+            _ => online_store,
+        };
         Ok(RepoSettings {
             registry: defs.registry.map(|r| r.value),
-            online_store: defs
-                .online_store
-                .map(|o| (at(o.referenced.line(), o.referenced.column()), o.value)),
+            online_store,
             server: defs.server.map(|s| s.value).unwrap_or_default(),
             tracking: defs.tracking.map(|t| t.value).unwrap_or_default(),
             alerts: defs.alerts.map(|a| a.value).unwrap_or_default(),
             project: defs.project.map(|p| p.value),
         })
     }
+}
+
+/// The environment variable that replaces `online_store:` (a deployment's twin of
+/// `QUIVER__REGISTRY`): a Redis URL (`redis://`, `rediss://`, `unix://`) selects `type: redis`,
+/// anything else is the embedded store's folder.
+pub const ONLINE_STORE_ENV: &str = "QUIVER__ONLINE_STORE";
+
+/// `online_store:` as [`ONLINE_STORE_ENV`] says, keeping the file's `timeout_ms` and, when the
+/// file's store is a Redis too, its `expiry_grace`; errors name the variable.
+fn online_store_from_env(value: &str, file: Option<RawOnlineStore>) -> (Located, RawOnlineStore) {
+    let file = file.unwrap_or_default();
+    let redis = ["redis://", "rediss://", "unix://"]
+        .iter()
+        .any(|scheme| value.starts_with(scheme));
+    let file_is_redis = matches!(file.kind.as_deref(), Some("redis" | "redis_cluster"));
+    let raw = RawOnlineStore {
+        kind: Some(if redis { "redis" } else { "embedded" }.to_string()),
+        path: (!redis).then(|| value.to_string()),
+        url: redis.then(|| value.to_string()),
+        expiry_grace: if redis && file_is_redis {
+            file.expiry_grace
+        } else {
+            None
+        },
+        timeout_ms: file.timeout_ms,
+        ..Default::default()
+    };
+    let at = Located {
+        file: PathBuf::from(format!("${ONLINE_STORE_ENV}")),
+        line: 1,
+        column: 1,
+    };
+    (at, raw)
 }

@@ -216,7 +216,10 @@ impl OfflineEngine {
             file: format!(" ({shown})"),
             message,
         };
-        if !path.is_file() {
+        let p = path.to_string_lossy().to_string();
+        if crate::remote::is_url(&p) {
+            crate::remote::register(&self.ctx, &p).map_err(err)?;
+        } else if !path.is_file() {
             return Err(err("no such file".into()));
         }
         let ext = path
@@ -224,7 +227,6 @@ impl OfflineEngine {
             .and_then(|e| e.to_str())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let p = path.to_string_lossy().to_string();
         let df = match ext.as_str() {
             "parquet" | "pq" => {
                 self.ctx

@@ -24,6 +24,7 @@ pub mod key;
 pub mod key_space;
 pub mod parquet_out;
 pub mod pit_join;
+pub mod remote;
 pub mod request_view;
 pub mod snapshot;
 pub mod source;

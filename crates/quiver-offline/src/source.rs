@@ -50,18 +50,32 @@ pub fn resolve_path(root: &Path, path: &str) -> std::result::Result<String, Stri
     Ok(text)
 }
 
+/// Where `source_frame` reads `path` from: an object-storage URL (its bucket registered in
+/// `ctx`, see [`crate::remote`]), or a local path resolved by [`resolve_path`].
+pub fn locate(
+    ctx: &SessionContext,
+    root: &Path,
+    path: &str,
+) -> std::result::Result<String, String> {
+    if crate::remote::is_url(path) {
+        crate::remote::register(ctx, path)?;
+        return Ok(path.to_string());
+    }
+    resolve_path(root, path)
+}
+
 /// A `DataFrame` over a source's rows, all columns.
 pub async fn source_frame(ctx: &SessionContext, root: &Path, source: &Source) -> Result<DataFrame> {
     let err = |m: String| source_error(source, m);
     match &source.kind {
         SourceKind::Parquet { path } => {
-            let p = resolve_path(root, path).map_err(err)?;
+            let p = locate(ctx, root, path).map_err(err)?;
             ctx.read_parquet(p, ParquetReadOptions::default())
                 .await
                 .map_err(|e| err(clean(e)))
         }
         SourceKind::Csv { path, delimiter } => {
-            let p = resolve_path(root, path).map_err(err)?;
+            let p = locate(ctx, root, path).map_err(err)?;
             let ext = if p.ends_with('/') || has_glob(path) {
                 ".csv".to_string()
             } else {

@@ -243,17 +243,7 @@ async fn consistency_finds_the_one_changed_cell_in_the_embedded_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistency_finds_the_one_changed_cell_in_redis() {
-    let up = std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:6379".parse().unwrap(),
-        Duration::from_secs(2),
-    )
-    .is_ok();
-    if !up {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Redis is not reachable (CI=true)"
-        );
-        eprintln!("SKIPPED: Redis is not reachable");
+    if !super::redis_up() {
         return;
     }
     clean_then_corrupted(

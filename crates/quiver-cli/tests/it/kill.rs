@@ -6,7 +6,6 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use datafusion::arrow::array::{
     ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
@@ -150,17 +149,7 @@ async fn killed_materialization_into_the_embedded_store_leaves_no_mixed_rows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_materialization_into_redis_leaves_no_mixed_rows() {
-    let up = std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:6379".parse().unwrap(),
-        Duration::from_secs(2),
-    )
-    .is_ok();
-    if !up {
-        assert!(
-            std::env::var("CI").is_err(),
-            "Redis is not reachable (CI=true)"
-        );
-        eprintln!("SKIPPED: Redis is not reachable");
+    if !super::redis_up() {
         return;
     }
     // A 20,000-key check read on a loaded CI machine may take more than the 1 s default.

@@ -179,3 +179,62 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let o = quiver(repo, &["registry", "describe", "user_purchases"]);
     assert!(text(&o).contains("user_purchases"));
 }
+
+/// `QUIVER__ONLINE_STORE` (what the container image and compose.yaml set) replaces quiver.yaml's
+/// store: the embedded demo store keeps its rows, Redis gets its own, and the server reads
+/// whichever the variable names.
+#[test]
+fn the_online_store_variable_replaces_the_files_store() {
+    if !super::redis_up() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    demo(repo);
+    // Database 11 of the local Redis: no other test writes there.
+    let redis = [("QUIVER__ONLINE_STORE", "redis://127.0.0.1:6379/11")];
+    let with_env = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .arg("--repo")
+            .arg(repo)
+            .args(args)
+            .envs(redis)
+            .output()
+            .unwrap()
+    };
+    ok(with_env(&["online", "clear", "--views", "user_profile"]));
+    {
+        let server = serve_with_env(repo, &redis, &[]);
+        assert_eq!(
+            features(server.1, "1, 2")["results"][1]["statuses"],
+            serde_json::json!(["NOT_FOUND", "NOT_FOUND"]),
+            "the cleared Redis view is read, not the embedded store"
+        );
+    }
+    {
+        let server = serve_with_env(repo, &[], &[]);
+        assert_eq!(
+            features(server.1, "1, 2")["results"][1]["statuses"],
+            serde_json::json!(["PRESENT", "PRESENT"]),
+            "the embedded store kept its rows"
+        );
+    }
+    ok(with_env(&["-q", "materialize", "2000-01-01", "2025-06-30"]));
+    let server = serve_with_env(repo, &redis, &[]);
+    assert_eq!(
+        features(server.1, "1, 2")["results"][1]["statuses"],
+        serde_json::json!(["PRESENT", "PRESENT"])
+    );
+    drop(server);
+    // A store that cannot be reached is named with the variable that chose it.
+    let e = fails(
+        Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .arg("--repo")
+            .arg(repo)
+            .args(["-q", "materialize", "2000-01-01", "2025-06-30"])
+            .env("QUIVER__ONLINE_STORE", "redis://127.0.0.1:1")
+            .output()
+            .unwrap(),
+    );
+    assert!(e.contains("127.0.0.1:1"), "{e}");
+}
