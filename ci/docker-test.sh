@@ -24,8 +24,12 @@ container=""
 host_pid=""
 cleanup() {
   [ -n "$container" ] && docker rm -f "$container" >/dev/null 2>&1 || true
-  [ -n "$host_pid" ] && kill "$host_pid" 2>/dev/null || true
-  rm -rf "$scratch"
+  # The server writes its last prediction-log files as it stops: wait for it before removing.
+  if [ -n "$host_pid" ]; then
+    kill "$host_pid" 2>/dev/null || true
+    wait "$host_pid" 2>/dev/null || true
+  fi
+  rm -rf "$scratch" || true
 }
 trap cleanup EXIT
 

@@ -5,9 +5,9 @@
 set -euo pipefail
 target="${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}"
 venv="$target/s3-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import moto.server, boto3, pyarrow" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import moto.server, boto3, pyarrow, numpy" 2>/dev/null; then
   mkdir -p "$target"
   python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==5.*" "boto3" "pyarrow" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==5.*" "boto3" "pyarrow" "numpy" >&2
 fi
 echo "$venv/bin/python"

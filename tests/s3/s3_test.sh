@@ -14,8 +14,11 @@ py="$("$root/ci/s3-venv.sh")"
 work="$(mktemp -d -p "${QUIVER_SCRATCH:-${TMPDIR:-/tmp}}" s3-test.XXXXXX)"
 moto=""
 cleanup() {
-  [ -n "$moto" ] && kill "$moto" 2>/dev/null || true
-  rm -rf "$work"
+  if [ -n "$moto" ]; then
+    kill "$moto" 2>/dev/null || true
+    wait "$moto" 2>/dev/null || true
+  fi
+  rm -rf "$work" || true
 }
 trap cleanup EXIT
 

@@ -1,0 +1,163 @@
+"""Per-node figures for docs/scaling.md (driven by bench/scale_bench.sh, which builds Quiver and
+starts a Redis Cluster on CLUSTER_BASE..+5).
+
+usage: python bench/scale_bench.py QUIVER_BIN OUTDIR CLUSTER_BASE [N_FEAT N_ENT] [--users N] [--duration D]
+"""
+import json, os, re, socket, subprocess, sys, time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import run, write_stats_repo  # noqa: E402
+
+here = os.path.dirname(os.path.abspath(__file__))
+anchors = os.path.normpath(os.path.join(here, "..", "..", "shared", "anchors"))
+args = sys.argv[1:]
+users, duration = 100_000, "20s"
+for flag in ("--users", "--duration"):
+    if flag in args:
+        i = args.index(flag)
+        if flag == "--users":
+            users = int(args[i + 1])
+        else:
+            duration = args[i + 1]
+        del args[i:i + 2]
+quiver, out, cluster_base = args[0], os.path.abspath(args[1]), int(args[2])
+n_feat = int(args[3]) if len(args) > 3 else 10_000_000
+n_ent = int(args[4]) if len(args) > 4 else 1_000_000
+os.makedirs(out, exist_ok=True)
+T0 = 1_735_689_600  # 2025-01-01T00:00:00Z
+SPAN = 180 * 86400
+
+
+def timestamps(seconds):
+    return pa.array(seconds.astype("datetime64[s]").astype("datetime64[us]"), pa.timestamp("us", tz="UTC"))
+
+
+# 1. Offline: the point-in-time benchmark's data (same generator parameters as
+# ../shared/anchors/feast_pit.py: 1 row per 100 feature rows is a user, 5 float features).
+rng = np.random.default_rng(7)
+n_users = max(1000, n_feat // 100)
+feat_file, ent_file = f"{out}/features.parquet", f"{out}/entities.parquet"
+if not (os.path.exists(feat_file) and pq.read_metadata(feat_file).num_rows == n_feat):
+    ts = T0 + rng.integers(0, SPAN, n_feat)
+    cols = {"user_id": pa.array(rng.integers(0, n_users, n_feat, dtype=np.int64)),
+            "event_timestamp": timestamps(ts),
+            "created": timestamps(ts + rng.integers(0, 3600, n_feat))}
+    for i in range(5):
+        cols[f"f{i}"] = pa.array(rng.normal(size=n_feat))
+    pq.write_table(pa.table(cols), feat_file)
+    pq.write_table(pa.table({
+        "user_id": pa.array(rng.integers(0, n_users, n_ent, dtype=np.int64)),
+        "event_timestamp": timestamps(T0 + rng.integers(0, SPAN + 86400 * 10, n_ent)),
+    }), ent_file)
+repo = f"{out}/pit_repo"
+write_stats_repo(repo, feat_file)
+run([quiver, "--repo", repo, "-q", "apply"])
+offline = {}
+for label, pin in (("1 core", ["taskset", "-c", "0"]), ("2 cores", [])):
+    best = None
+    for _ in range(3):
+        r = run(pin + [quiver, "--repo", repo, "-q", "historical", "--entities", ent_file,
+                       "--features", "stats:*", "--out", f"{out}/train.parquet"])
+        if best is None or r[0] < best[0]:
+            best = r
+    offline[label] = best
+    print(f"historical {n_feat:,} x {n_ent:,}, {label}: {best[0]:.2f} s (best of 3), peak RSS {best[1]:,.0f} MiB")
+
+# 2. Online: one Redis and the cluster.
+online_file = f"{out}/online/data/features.parquet"
+os.makedirs(os.path.dirname(online_file), exist_ok=True)
+rng = np.random.default_rng(11)
+cols = {"user_id": pa.array(np.arange(users, dtype=np.int64)),
+        "event_timestamp": timestamps(np.full(users, int(time.time()) - 3600))}
+for i in range(10):
+    cols[f"f{i}"] = pa.array(rng.normal(size=users))
+pq.write_table(pa.table(cols), online_file)
+features = ", ".join(f"{{name: f{i}, type: float64}}" for i in range(10))
+stores = {
+    "redis": "online_store: {type: redis, url: 'redis://127.0.0.1:6379/5', timeout_ms: 5000}",
+    "redis_cluster": "online_store: {type: redis_cluster, nodes: ['redis://127.0.0.1:%d'], timeout_ms: 5000}" % cluster_base,
+}
+
+
+def redis_memory(kind):
+    ports = [6379] if kind == "redis" else [cluster_base + i for i in range(6)]
+    total = 0
+    for p in ports:
+        info = subprocess.run(["redis-cli", "-p", str(p), "info", "memory"], capture_output=True, text=True).stdout
+        role = subprocess.run(["redis-cli", "-p", str(p), "info", "replication"], capture_output=True, text=True).stdout
+        if kind == "redis_cluster" and "role:slave" in role:
+            continue  # masters only: replicas double it
+        total += int(re.search(r"used_memory:(\d+)", info).group(1))
+    return total
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def wrk(port, script):
+    r = subprocess.run(["wrk", "-t1", "-c16", f"-d{duration}", "--latency", "-s", script, f"http://127.0.0.1:{port}"],
+                       capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", r).group(1))
+    p50 = re.search(r"\s50%\s+(\S+)", r).group(1)
+    p99 = re.search(r"\s99%\s+(\S+)", r).group(1)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", r)
+    return rps, p50, p99, int(non2xx.group(1)) if non2xx else 0
+
+
+subprocess.run(["redis-cli", "-n", "5", "flushdb"], capture_output=True)
+online = {}
+for kind, store in stores.items():
+    r = f"{out}/online_{kind}"
+    os.makedirs(r, exist_ok=True)
+    open(f"{r}/quiver.yaml", "w").write(f"""project: scale
+{store}
+entities:
+  - {{name: user, join_keys: [user_id]}}
+sources:
+  - {{name: src, type: parquet, path: {online_file}, timestamp_field: event_timestamp}}
+feature_views:
+  - name: stats
+    entities: [user]
+    source: src
+    ttl: 2d
+    features: [{features}]
+""")
+    run([quiver, "--repo", r, "-q", "apply"])
+    run([quiver, "--repo", r, "-q", "online", "clear"])
+    before = redis_memory(kind)
+    wall, _, _ = run([quiver, "--repo", r, "-q", "materialize", "2000-01-01", "now"])
+    per_row = (redis_memory(kind) - before) / users
+    port = free_port()
+    server = subprocess.Popen([quiver, "--repo", r, "-q", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    one = wrk(port, f"{anchors}/feast_online_wrk.lua")
+    hundred = wrk(port, f"{here}/online_batch_wrk.lua")
+    server.terminate()
+    server.wait()
+    online[kind] = (wall, per_row, one, hundred)
+    print(f"{kind}: materialize {users:,} rows in {wall:.2f} s ({users / wall:,.0f} rows/s), "
+          f"{per_row:,.0f} B of Redis memory per entity row; 1 entity: {one[0]:,.0f} req/s p99 {one[2]}; "
+          f"100 entities: {hundred[0]:,.0f} req/s p99 {hundred[2]} (non-2xx {one[3] + hundred[3]})")
+
+print()
+print(f"== Summary ({os.cpu_count()} cores; wrk -t1 -c16 -d{duration})")
+for label, (wall, rss, _) in offline.items():
+    print(f"historical {n_feat:,} feature rows x {n_ent:,} entity rows, {label}: {wall:.2f} s, "
+          f"{n_feat / wall / 1e6:.1f}M feature rows/s, peak RSS {rss:,.0f} MiB")
+print(f"{'online store':<16} {'materialize rows/s':>18} {'B/row':>7} {'1 entity req/s':>15} {'p99':>8} {'100 entities req/s':>19} {'p99':>8} {'entity reads/s':>15}")
+for kind, (wall, per_row, one, hundred) in online.items():
+    print(f"{kind:<16} {users / wall:>18,.0f} {per_row:>7,.0f} {one[0]:>15,.0f} {one[2]:>8} {hundred[0]:>19,.0f} {hundred[2]:>8} {hundred[0] * 100:>15,.0f}")
+json.dump({"offline": {k: v[:2] for k, v in offline.items()}, "online": online}, open(f"{out}/scale.json", "w"), indent=1)
