@@ -5,7 +5,8 @@
 # files to s3://quiver-test/data/, and runs the same repository twice: once on the local files
 # and once with every source at its s3:// URL (credentials and endpoint from the AWS_*
 # variables). `apply`, `historical` (entities read from S3 too), `train` (labels from S3),
-# `materialize` and the online reads after it must give equal values; a missing bucket and an
+# `materialize` and the online reads after it must give equal values, and `historical --out
+# s3://...` must upload the same file; a missing bucket and an
 # unsupported scheme must fail naming the source and the URL.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -54,6 +55,8 @@ for side in local remote; do
   labels="$local_repo/data/labels.parquet"
   [ "$side" = remote ] && labels="s3://quiver-test/data/labels.parquet"
   "$q" --repo "$repo" -q historical --service churn_v1 --entities "$labels" --out "$work/$side.parquet"
+  [ "$side" = remote ] && "$q" --repo "$repo" -q historical --service churn_v1 --entities "$labels" \
+    --out "s3://quiver-test/out/train.parquet"
   "$q" --repo "$repo" --json train --service churn_v1 --labels "$labels" --label churned \
     --name churn_s3 > "$work/$side-train.json"
   "$q" --repo "$repo" -q online clear
@@ -75,12 +78,17 @@ serve_and_read "$local_repo" "$work/local-online.json"
 serve_and_read "$remote_repo" "$work/remote-online.json"
 
 "$py" - "$work" <<'PY'
-import json, sys
+import json, os, sys
 import pyarrow.parquet as pq
 w = sys.argv[1]
 a, b = pq.read_table(f"{w}/local.parquet"), pq.read_table(f"{w}/remote.parquet")
 if a.num_rows == 0 or not a.equals(b):
     sys.exit(f"historical differs between local files and S3: {a.num_rows} vs {b.num_rows} rows")
+import boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+s3.download_file("quiver-test", "out/train.parquet", f"{w}/uploaded.parquet")
+if not pq.read_table(f"{w}/uploaded.parquet").equals(a):
+    sys.exit("historical --out s3://... differs from the local output")
 ma, mb = (json.load(open(f"{w}/{s}-train.json"))["metrics"] for s in ("local", "remote"))
 if ma != mb:
     sys.exit(f"training on S3 gave other metrics: {ma} vs {mb}")
@@ -92,7 +100,7 @@ present = sum(s == "PRESENT" for r in oa["results"][1:] for s in r["statuses"])
 if present == 0 or cells(oa) != cells(ob):
     diff = [(i, x, y) for i, (x, y) in enumerate(zip(cells(oa), cells(ob))) if x != y]
     sys.exit(f"online values after materializing from S3 differ from the local run's: {str(diff[:2])[:1500]}")
-print(f"S3 equals local files: historical {a.num_rows} rows x {a.num_columns} columns, "
+print(f"S3 equals local files: historical {a.num_rows} rows x {a.num_columns} columns (also written to S3), "
       f"train ROC-AUC {ma['roc_auc']:.4f}, {present} present online values of 50 users")
 PY
 

@@ -33,7 +33,7 @@ pub struct HistoricalArgs {
     /// A feature service instead of --features.
     #[arg(long)]
     pub service: Option<String>,
-    /// Output file: .parquet or .csv.
+    /// Output file: .parquet or .csv; a local path or an s3:// URL (uploaded once complete).
     #[arg(long)]
     pub out: PathBuf,
     /// Name output columns view__feature.
@@ -101,7 +101,7 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
         .await;
     pb.finish_and_clear();
     let result = result?;
-    write(&args.out, &result)?;
+    write_to(&args.out, &result).await?;
     let summary = format!(
         "historical: {} x {} (registry version {}) -> {}; {}",
         plural(result.num_rows() as u64, "entity row"),
@@ -125,6 +125,24 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
         "seconds": started.elapsed().as_secs_f64(),
     }));
     Ok(result)
+}
+
+/// [`write`], or for an `s3://` URL, the same file written locally first and then uploaded (the
+/// object appears only once complete).
+pub async fn write_to(path: &Path, batch: &RecordBatch) -> anyhow::Result<()> {
+    let url = path.to_string_lossy();
+    if !quiver_offline::remote::is_url(&url) {
+        return write(path, batch);
+    }
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_owned());
+    let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let local = dir.path().join(name);
+    write(&local, batch)?;
+    quiver_offline::remote::upload(&local, &url)
+        .await
+        .map_err(|m| anyhow::anyhow!(m))
 }
 
 /// Writes a batch as Parquet (zstd) or CSV, by extension, through a temporary file so that a

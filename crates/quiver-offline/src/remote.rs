@@ -1,23 +1,27 @@
-//! Sources and entity files in object storage: `s3://bucket/key` (and `s3a://`), read through
-//! the `object_store` crate DataFusion itself reads with. Credentials and the endpoint come from
+//! Sources, entity files and `historical --out` in object storage: `s3://bucket/key` (and
+//! `s3a://`), through the `object_store` crate DataFusion itself reads with. Credentials and the endpoint come from
 //! the usual AWS environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`, `AWS_REGION`, and `AWS_ENDPOINT_URL` for an S3-compatible store such as
 //! MinIO; an `http://` endpoint is allowed without TLS).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::SessionContext;
-use object_store::aws::AmazonS3Builder;
+use object_store::ObjectStoreExt;
+use object_store::WriteMultipart;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 
 /// Whether `path` is an object-storage URL rather than a local path.
 pub fn is_url(path: &str) -> bool {
     path.contains("://")
 }
 
-/// Makes `url`'s bucket readable in `ctx`: registers, once per session and bucket, an S3 client
-/// configured from the environment. Unknown schemes are refused by name.
-pub fn register(ctx: &SessionContext, url: &str) -> Result<(), String> {
+/// The S3 client for `url`'s bucket, configured from the environment, and the object's path in
+/// it. Unknown schemes are refused by name.
+fn s3(url: &str) -> Result<(ObjectStoreUrl, AmazonS3, object_store::path::Path), String> {
     let scheme = url.split("://").next().unwrap_or_default();
     if !matches!(scheme, "s3" | "s3a") {
         return Err(format!(
@@ -26,9 +30,6 @@ pub fn register(ctx: &SessionContext, url: &str) -> Result<(), String> {
     }
     let parsed = ListingTableUrl::parse(url).map_err(|e| format!("{url}: {e}"))?;
     let store_url = parsed.object_store();
-    if ctx.runtime_env().object_store(&store_url).is_ok() {
-        return Ok(());
-    }
     let bucket = store_url
         .as_str()
         .split("://")
@@ -50,9 +51,48 @@ pub fn register(ctx: &SessionContext, url: &str) -> Result<(), String> {
     let store = builder
         .build()
         .map_err(|e| format!("{url}: cannot open bucket '{bucket}': {e}"))?;
-    ctx.register_object_store(store_url.as_ref(), Arc::new(store));
+    Ok((store_url, store, parsed.prefix().clone()))
+}
+
+/// Makes `url`'s bucket readable in `ctx`: registers, once per session and bucket, an S3 client
+/// configured from the environment. Unknown schemes are refused by name.
+pub fn register(ctx: &SessionContext, url: &str) -> Result<(), String> {
+    let (store_url, store, _) = s3(url)?;
+    if ctx.runtime_env().object_store(&store_url).is_err() {
+        ctx.register_object_store(store_url.as_ref(), Arc::new(store));
+    }
     Ok(())
 }
+
+/// Uploads the local file `from` to `url` (multipart, 8 MiB parts, 4 in flight). The object
+/// appears only when the upload completes: a failure leaves nothing at `url` (the parts are
+/// aborted).
+pub async fn upload(from: &Path, url: &str) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let (_, store, path) = s3(url)?;
+    let failed =
+        |e: &dyn std::fmt::Display| format!("cannot upload {} to {url}: {e}", from.display());
+    let mut file = tokio::fs::File::open(from).await.map_err(|e| failed(&e))?;
+    let upload = store.put_multipart(&path).await.map_err(|e| failed(&e))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+    let mut buf = vec![0u8; PART];
+    loop {
+        let n = file.read(&mut buf).await.map_err(|e| failed(&e))?;
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = writer.wait_for_capacity(4).await {
+            writer.abort().await.ok();
+            return Err(failed(&e));
+        }
+        writer.write(&buf[..n]);
+    }
+    writer.finish().await.map_err(|e| failed(&e))?;
+    Ok(())
+}
+
+/// Part size of uploads (S3's minimum is 5 MiB for every part but the last).
+const PART: usize = 8 << 20;
 
 #[cfg(test)]
 mod tests {
