@@ -2,76 +2,14 @@
 //! (embedded, and Redis for real) is reported as exactly that cell.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
 use quiver_online::{EntityKey, KeyValue, OnlineRow, Value, ViewWrite};
 use serde_json::Value as Json;
 
 use super::{fails, ok, quiver};
 
 const USERS: i64 = 300;
-const T: i64 = 1_735_689_600_000_000; // 2025-01-01
-
-fn write_data(root: &Path) {
-    let users: Vec<i64> = (0..USERS).collect();
-    let cols: Vec<(&str, ArrayRef)> = vec![
-        ("user_id", Arc::new(Int64Array::from(users.clone()))),
-        (
-            "event_timestamp",
-            Arc::new(
-                TimestampMicrosecondArray::from(
-                    users.iter().map(|u| T + u * 1_000_000).collect::<Vec<_>>(),
-                )
-                .with_timezone("UTC"),
-            ),
-        ),
-        (
-            "score",
-            Arc::new(Float64Array::from(
-                users.iter().map(|u| *u as f64 / 7.0).collect::<Vec<_>>(),
-            )),
-        ),
-        (
-            "visits",
-            Arc::new(Int64Array::from(
-                users.iter().map(|u| u * 3).collect::<Vec<_>>(),
-            )),
-        ),
-        (
-            "tier",
-            Arc::new(StringArray::from(
-                users
-                    .iter()
-                    .map(|u| {
-                        if u % 5 == 0 {
-                            None
-                        } else {
-                            Some(format!("t{}", u % 3))
-                        }
-                    })
-                    .collect::<Vec<_>>(),
-            )),
-        ),
-    ];
-    let schema = Arc::new(Schema::new(
-        cols.iter()
-            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ));
-    let batch =
-        RecordBatch::try_new(schema.clone(), cols.into_iter().map(|(_, a)| a).collect()).unwrap();
-    let path = root.join("data/stats.parquet");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-}
 
 fn repo(root: &Path, project: &str, online_store: &str) {
     std::fs::write(
@@ -81,7 +19,7 @@ fn repo(root: &Path, project: &str, online_store: &str) {
         ),
     )
     .unwrap();
-    write_data(root);
+    super::write_user_stats(&root.join("data/stats.parquet"), USERS);
 }
 
 fn report(root: &Path, extra: &[&str]) -> Json {

@@ -2,6 +2,13 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
 
 mod alerts;
 mod check;
@@ -375,4 +382,62 @@ async fn registry_in_postgres() {
         .execute(&pool)
         .await
         .unwrap();
+}
+
+/// `n` users' rows (`user_id`, `event_timestamp` a second apart from 2025-01-01, `score`,
+/// `visits`, `tier` with a null every fifth user) written as Parquet at `path`: the data of the
+/// consistency and Redis Cluster tests.
+fn write_user_stats(path: &Path, n: i64) {
+    const T: i64 = 1_735_689_600_000_000; // 2025-01-01
+    let users: Vec<i64> = (0..n).collect();
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("user_id", Arc::new(Int64Array::from(users.clone()))),
+        (
+            "event_timestamp",
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    users.iter().map(|u| T + u * 1_000_000).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+        ),
+        (
+            "score",
+            Arc::new(Float64Array::from(
+                users.iter().map(|u| *u as f64 / 7.0).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "visits",
+            Arc::new(Int64Array::from(
+                users.iter().map(|u| u * 3).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "tier",
+            Arc::new(StringArray::from(
+                users
+                    .iter()
+                    .map(|u| {
+                        if u % 5 == 0 {
+                            None
+                        } else {
+                            Some(format!("t{}", u % 3))
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+    ];
+    let schema = Arc::new(Schema::new(
+        cols.iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch =
+        RecordBatch::try_new(schema.clone(), cols.into_iter().map(|(_, a)| a).collect()).unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
 }
