@@ -101,24 +101,10 @@ mod tests {
             );
             log.flush().await;
         });
-        let folder = dir
-            .path()
-            .join(".quiver/exposures/experiment=cf_vs_pop/date=2023-11-14");
-        let files: Vec<_> = std::fs::read_dir(&folder)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(files.len(), 1, "{files:?}");
-        let batch =
-            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&files[0]).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap();
+        let batch = crate::prediction_log::only_file_batch(
+            &dir.path()
+                .join(".quiver/exposures/experiment=cf_vs_pop/date=2023-11-14"),
+        );
         assert_eq!(batch.num_rows(), 3);
         assert_eq!(batch.schema(), quiver_recs::ab::exposure_schema());
     }

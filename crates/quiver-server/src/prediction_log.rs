@@ -489,6 +489,26 @@ fn to_batch(rows: &[Row]) -> Result<RecordBatch, datafusion::arrow::error::Arrow
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
+/// The first batch of the one Parquet file in `folder` (which must hold exactly one): what the
+/// log tests read back.
+#[cfg(test)]
+pub(crate) fn only_file_batch(folder: &std::path::Path) -> datafusion::arrow::array::RecordBatch {
+    let files: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&files[0]).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,20 +595,7 @@ mod tests {
             log.log(rows);
             log.flush().await;
         });
-        let folder = dir.path().join("model=m/version=2/date=2023-11-14");
-        let files: Vec<_> = std::fs::read_dir(&folder)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(files.len(), 1, "{files:?}");
-        let reader =
-            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&files[0]).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap();
-        let batch = reader.map(|b| b.unwrap()).next().unwrap();
+        let batch = only_file_batch(&dir.path().join("model=m/version=2/date=2023-11-14"));
         assert_eq!(batch.num_rows(), 3);
         let names: Vec<_> = batch
             .schema()
