@@ -48,6 +48,9 @@ pub struct Recommender {
     /// trained version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_attributes: Option<String>,
+    /// Where `/recommend` reads each user's factors and history.
+    #[serde(default, skip_serializing_if = "ServingSpec::is_default")]
+    pub serving: ServingSpec,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -136,6 +139,55 @@ pub struct ColdStart {
     pub content: Option<String>,
 }
 
+/// Where the served version's per-user state (factors, the items each user interacted with
+/// and their weights) lives while it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UserFactors {
+    /// Written to the online store when a server loads the version, read per request: the
+    /// server keeps only the item side in memory, and a job can update a user's row between
+    /// trainings.
+    #[default]
+    Online,
+    /// Kept in the server's memory with the version.
+    Memory,
+}
+
+/// `serving:` of a recommender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServingSpec {
+    /// `online` (default) or `memory`.
+    #[serde(default)]
+    pub user_factors: UserFactors,
+    /// How long a user's row in the online store is served after it was written (default 24h);
+    /// the server writes the rows again when half of it has passed.
+    #[serde(default = "ServingSpec::default_ttl")]
+    pub ttl: Duration,
+}
+
+impl ServingSpec {
+    /// 24 hours.
+    pub const DEFAULT_TTL: Duration = Duration::from_seconds(86_400);
+
+    fn default_ttl() -> Duration {
+        Self::DEFAULT_TTL
+    }
+
+    /// Whether this is what an absent `serving:` means.
+    pub fn is_default(&self) -> bool {
+        *self == ServingSpec::default()
+    }
+}
+
+impl Default for ServingSpec {
+    fn default() -> Self {
+        ServingSpec {
+            user_factors: UserFactors::Online,
+            ttl: Self::DEFAULT_TTL,
+        }
+    }
+}
+
 /// `popularity:` of `cold_start:`: time-decayed sums of interaction weights per item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PopularitySpec {
@@ -161,6 +213,8 @@ pub struct RawRecommender {
     pub cold_start: Option<S<RawColdStart>>,
     /// The feature view of item attributes to filter on.
     pub item_attributes: Option<S<String>>,
+    /// Where user factors are served from.
+    pub serving: Option<S<RawServing>>,
     /// Free text.
     pub description: Option<String>,
     /// Owner.
@@ -228,6 +282,16 @@ pub struct RawColdStart {
     pub popularity: Option<RawPopularity>,
     /// Content embedding view.
     pub content: Option<String>,
+}
+
+/// `serving:` as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServing {
+    /// `online` or `memory`.
+    pub user_factors: Option<String>,
+    /// A duration.
+    pub ttl: Option<String>,
 }
 
 /// `popularity:` as read.
@@ -467,11 +531,46 @@ pub(crate) fn build_recommender(
             Some(v.value)
         }
     };
+    let serving = match raw.serving {
+        None => ServingSpec::default(),
+        Some(sv) => {
+            let sv_at = at(file, &sv);
+            let user_factors = match sv.value.user_factors.as_deref() {
+                None | Some("online") => UserFactors::Online,
+                Some("memory") => UserFactors::Memory,
+                Some(o) => {
+                    return Err(bad(
+                        sv_at,
+                        "serving.user_factors",
+                        format!("'{o}': use online or memory"),
+                    ));
+                }
+            };
+            let ttl = match &sv.value.ttl {
+                None => ServingSpec::DEFAULT_TTL,
+                Some(t) => {
+                    let d = Duration::parse(t).map_err(|m| bad(sv_at.clone(), "serving.ttl", m))?;
+                    if d.seconds() < 60 {
+                        return Err(bad(
+                            sv_at,
+                            "serving.ttl",
+                            format!(
+                                "'{t}': use at least 1m (the server rewrites the rows at half of it)"
+                            ),
+                        ));
+                    }
+                    d
+                }
+            };
+            ServingSpec { user_factors, ttl }
+        }
+    };
     Ok(Recommender {
         interactions,
         algorithm,
         cold_start,
         item_attributes,
+        serving,
         description: raw.description,
         owner: raw.owner,
         tags: raw.tags,

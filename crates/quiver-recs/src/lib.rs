@@ -22,6 +22,8 @@
 //! 6. [`serve`]: answering a request from a loaded version: CF, popularity, the cold-start
 //!    blend and fold-in, exclusions and filters on item attributes ([`attributes`]), similar
 //!    items (what `POST /recommend` wires).
+//!    With `serving: {user_factors: online}` the per-user state comes from the online store
+//!    ([`users`]) instead of the loaded version.
 //! 7. [`ab`]: A/B experiments (`experiments:`): stable assignment of users to arms, the
 //!    exposure log's rows, and the report (CTR and CVR per arm with intervals, lifts with
 //!    z-tests, the sample-ratio-mismatch check, its HTML page).
@@ -50,6 +52,7 @@ pub mod split;
 pub mod topk;
 pub mod train;
 pub mod tune;
+pub mod users;
 
 pub use als::{AlsFactors, AlsParams, Factors, Solver};
 pub use csr::Csr;
@@ -68,6 +71,9 @@ pub enum Error {
     /// What the request names does not exist yet (an experiment with no exposures logged).
     #[error("{0}")]
     NotFound(String),
+    /// The online store failed, or holds a user row that does not fit the version.
+    #[error(transparent)]
+    Online(#[from] quiver_online::OnlineError),
     /// A file that cannot be read or written.
     #[error("{path}: {what}: {source}")]
     Io {

@@ -132,6 +132,18 @@ pub struct Answer {
     pub interactions: usize,
 }
 
+/// A user's state, borrowed: their factors and the items of their training row (sorted
+/// indices) with the weights.
+#[derive(Debug, Clone, Copy)]
+pub struct UserRef<'a> {
+    /// The user's factors.
+    pub factors: &'a [f32],
+    /// Sorted item indices.
+    pub items: &'a [u32],
+    /// Each item's weight.
+    pub weights: &'a [f32],
+}
+
 /// A version ready to serve: the model and what serving precomputes from it.
 #[derive(Debug)]
 pub struct Serving {
@@ -254,12 +266,46 @@ impl Serving {
             .collect()
     }
 
-    /// What the user gets (see the module's documentation).
-    pub fn recommend(&self, q: &Query<'_>) -> Result<Answer> {
+    /// The user's state as the loaded version holds it (`None`: not trained on, or forgotten
+    /// by [`Serving::forget_users`]).
+    pub fn user_in_memory(&self, user: &str) -> Option<UserRef<'_>> {
         let m = &self.model;
-        let known = m.users.get(q.user);
-        let (row_items, row_weights): (&[u32], &[f32]) = match known {
-            Some(u) => m.seen.row(u as usize),
+        let u = m.users.get(user)? as usize;
+        let (items, weights) = m.seen.row(u);
+        Some(UserRef {
+            factors: m.user_factors.row(u),
+            items,
+            weights,
+        })
+    }
+
+    /// Drops the per-user state (factors, training rows, ids) once it is in the online store
+    /// ([`crate::users::publish`]): the version then serves users only through
+    /// [`Serving::recommend_for`] with rows read from there.
+    pub fn forget_users(&mut self) {
+        let m = &mut self.model;
+        m.users = crate::interactions::IdMap::default();
+        m.user_factors = Factors {
+            rows: 0,
+            dim: m.user_factors.dim,
+            data: Vec::new(),
+        };
+        m.seen = crate::csr::Csr::from_triplets(0, m.items.len(), &[]);
+    }
+
+    /// What the user gets from the state the loaded version holds (see the module's
+    /// documentation).
+    pub fn recommend(&self, q: &Query<'_>) -> Result<Answer> {
+        self.recommend_for(q, self.user_in_memory(q.user))
+    }
+
+    /// What the user gets, given their state (`None`: a user the model does not know): from
+    /// the loaded version ([`Serving::user_in_memory`]) or from the online store
+    /// ([`crate::users::read`]).
+    pub fn recommend_for(&self, q: &Query<'_>, user: Option<UserRef<'_>>) -> Result<Answer> {
+        let m = &self.model;
+        let (row_items, row_weights): (&[u32], &[f32]) = match user {
+            Some(u) => (u.items, u.weights),
             None => (&[], &[]),
         };
         let mut extra = self.item_indices(q.interactions)?;
@@ -289,15 +335,15 @@ impl Serving {
         let answer = |items, source| Answer {
             items,
             source,
-            known_user: known.is_some(),
+            known_user: user.is_some(),
             folded_in,
             interactions: n,
         };
         if n == 0 || q.policy == Policy::Popularity {
             return Ok(answer(m.popular_where(q.k, skip), Source::Popularity));
         }
-        let x: Cow<[f32]> = match known {
-            Some(u) if !folded_in => Cow::Borrowed(m.user_factors.row(u as usize)),
+        let x: Cow<[f32]> = match user {
+            Some(u) if !folded_in => Cow::Borrowed(u.factors),
             _ => {
                 let pairs: Vec<(u32, f32)> =
                     items.iter().copied().zip(weights.iter().copied()).collect();
@@ -605,6 +651,92 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with("filter.colour: view 'products' has no attribute"),
+            "{e}"
+        );
+    }
+
+    /// Users' rows through the online store answer as the loaded version does; a stale or
+    /// missing row is a user the model does not know; a row that does not fit is an error.
+    #[tokio::test]
+    async fn rows_in_the_online_store_answer_as_memory_does() {
+        use crate::users::{publish, read};
+        use quiver_online::{EntityKey, KeyValue, OnlineRow, OnlineStore, Value, ViewWrite};
+        let d = tempfile::tempdir().unwrap();
+        let store = quiver_online::embedded::EmbeddedStore::open(&d.path().join("online")).unwrap();
+        let mut s = serving();
+        let (ttl, t0) = (3_600_000_000i64, 1_700_000_000_000_000i64);
+        let mut calls = Vec::new();
+        let n = publish(&store, &s.model, 7, ttl, t0, |done, total| {
+            calls.push((done, total))
+        })
+        .await
+        .unwrap();
+        assert_eq!((n, calls), (2, vec![(2, 2)]));
+        let memory: Vec<Answer> = ["u1", "u2", "new"]
+            .iter()
+            .map(|u| s.recommend(&q(u, &[])).unwrap())
+            .collect();
+        let folded = s.recommend(&q("u2", &["d".to_string()])).unwrap();
+        s.forget_users();
+        assert!(s.user_in_memory("u1").is_none());
+        let users = ["u1", "u2", "new"];
+        let rows = read(&store, &s.model, 7, &users, ttl, t0 + 10)
+            .await
+            .unwrap();
+        assert!(rows[2].is_none());
+        assert_eq!(rows[0].as_ref().unwrap().items, vec![0, 1]);
+        for (i, u) in users.iter().enumerate() {
+            let a = s
+                .recommend_for(&q(u, &[]), rows[i].as_ref().map(|r| r.as_user()))
+                .unwrap();
+            assert_eq!(a, memory[i], "{u}");
+        }
+        let a = s
+            .recommend_for(
+                &q("u2", &["d".to_string()]),
+                rows[1].as_ref().map(|r| r.as_user()),
+            )
+            .unwrap();
+        assert_eq!(a, folded);
+        // Another version's view holds nothing; a row older than the TTL counts as none.
+        assert!(read(&store, &s.model, 8, &["u1"], ttl, t0).await.unwrap()[0].is_none());
+        let late = read(&store, &s.model, 7, &["u1"], ttl, t0 + ttl + 1)
+            .await
+            .unwrap();
+        assert!(late[0].is_none());
+        assert_eq!(
+            s.recommend_for(&q("u1", &[]), None).unwrap().source,
+            Source::Popularity
+        );
+        // A row of the wrong size names the view and the user.
+        let features = crate::users::FEATURES.map(String::from).to_vec();
+        let view = crate::users::view_name("r", 7);
+        store
+            .write_batch(
+                &ViewWrite {
+                    view: &view,
+                    features: &features,
+                    ttl_us: Some(ttl),
+                },
+                &[OnlineRow {
+                    key: EntityKey::new(&[KeyValue::Str("u1".into())]),
+                    event_ts: t0 + 5,
+                    values: vec![
+                        Value::Float32List(vec![1.0, 2.0, 3.0]),
+                        Value::Int64List(vec![0]),
+                        Value::Float32List(vec![1.0]),
+                    ],
+                }],
+            )
+            .await
+            .unwrap();
+        let e = read(&store, &s.model, 7, &["u1"], ttl, t0 + 10)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("view 'recs.r.v7'")
+                && e.contains("user 'u1': 3 factors where the version has 2"),
             "{e}"
         );
     }

@@ -3,8 +3,10 @@
 //! `quiver_recs::serve`.
 //!
 //! A recommender is served by the version its `champion` alias names in the model registry,
-//! loaded once (off the async threads) and kept in memory: item factors, user factors, the
-//! training rows (to exclude what a user has seen) and popularity. The alias is re-read at most
+//! loaded once (off the async threads) and kept in memory: item factors and popularity. Its
+//! users' factors and training rows (to exclude what a user has seen) are written to the online
+//! store at load and read per request (`quiver_recs::users`; again when half the TTL has
+//! passed), or kept in memory with `serving: {user_factors: memory}`. The alias is re-read at most
 //! once a second, as `/predict` does, so `quiver models promote` / `rollback` apply without a
 //! restart; requests keep the old version until the new one is loaded.
 //!
@@ -23,8 +25,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use quiver_core::experiment::Experiment;
+use quiver_core::recommender::UserFactors;
 use quiver_recs::ab::{Exposure, assign};
-use quiver_recs::serve::{Answer, Policy, Query, Serving, Source, check_serve_k};
+use quiver_recs::serve::{Answer, Policy, Query, Serving, Source, UserRef, check_serve_k};
+use quiver_recs::users::UserRow;
 use quiver_registry::ModelVersion;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -41,6 +45,11 @@ pub struct LoadedRec {
     version: ModelVersion,
     serving: Serving,
     checked_ms: AtomicI64,
+    /// `Some(ttl in µs)` when users' rows are read from the online store
+    /// (`serving.user_factors: online`), `None` when the version keeps them in memory.
+    online_ttl_us: Option<i64>,
+    /// When the users' rows were last written to the online store (µs).
+    published_us: AtomicI64,
     /// `quiver_recommendations_total{recommender, source}`, in [`Source::ALL`]'s order.
     served: [metrics::Counter; 3],
     seconds: metrics::Histogram,
@@ -61,6 +70,12 @@ fn recs_error(e: quiver_recs::Error) -> ApiError {
     match e {
         quiver_recs::Error::Invalid(m) => ApiError::bad(m),
         quiver_recs::Error::NotFound(m) => ApiError::not_found(m),
+        quiver_recs::Error::Online(e @ quiver_online::OnlineError::Unavailable { .. }) => {
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+            }
+        }
         other => ApiError::internal(other.to_string()),
     }
 }
@@ -119,6 +134,7 @@ async fn resolve(state: &Arc<AppState>, name: &str) -> Result<Arc<LoadedRec>, Ap
     set_age(&v);
     if let Some(l) = cached {
         l.checked_ms.store(now_ms(), Ordering::Relaxed);
+        refresh_rows(state, name, &l);
         if l.version.version != v.version
             && state
                 .recs
@@ -151,16 +167,31 @@ async fn load(state: &AppState, name: &str, v: ModelVersion) -> Result<Arc<Loade
             ),
         });
     }
+    let spec = state
+        .served()
+        .registry
+        .recommenders
+        .get(name)
+        .map(|r| r.serving)
+        .unwrap_or_default();
     let root = state.root.clone();
     let v2 = v.clone();
     // Loading and preparing (the content index) happen off the request threads; requests keep
     // the version they have until this one is ready.
-    let serving = tokio::task::spawn_blocking(move || {
+    let mut serving = tokio::task::spawn_blocking(move || {
         quiver_recs::registry::load(&root, &v2).map(Serving::new)
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
     .map_err(|e| ApiError::internal(format!("recommender {name} version {}: {e}", v.version)))?;
+    let online_ttl_us = (spec.user_factors == UserFactors::Online).then(|| spec.ttl.micros());
+    let mut published_us = 0;
+    if let Some(ttl) = online_ttl_us {
+        // The users' rows go to the online store before the version is served; then the
+        // server keeps only the item side.
+        published_us = publish_rows(state, name, &v, &serving.model, ttl).await?;
+        serving.forget_users();
+    }
     register_series(name);
     let loaded = Arc::new(LoadedRec {
         served: Source::ALL.map(|s| {
@@ -169,6 +200,8 @@ async fn load(state: &AppState, name: &str, v: ModelVersion) -> Result<Arc<Loade
         seconds: metrics::histogram!("quiver_recommend_seconds"),
         serving,
         checked_ms: AtomicI64::new(now_ms()),
+        online_ttl_us,
+        published_us: AtomicI64::new(published_us),
         version: v,
     });
     state
@@ -178,6 +211,111 @@ async fn load(state: &AppState, name: &str, v: ModelVersion) -> Result<Arc<Loade
         .expect("lock")
         .insert(name.to_string(), Arc::clone(&loaded));
     Ok(loaded)
+}
+
+/// Writes version `v`'s users' rows to the online store (`quiver_recs::users::publish`);
+/// returns their event time.
+async fn publish_rows(
+    state: &AppState,
+    name: &str,
+    v: &ModelVersion,
+    model: &quiver_recs::RecModel,
+    ttl_us: i64,
+) -> Result<i64, ApiError> {
+    let started = Instant::now();
+    let now = chrono::Utc::now().timestamp_micros();
+    let n = quiver_recs::users::publish(&*state.store, model, v.version, ttl_us, now, |_, _| {})
+        .await
+        .map_err(|e| {
+            let mut e = recs_error(e);
+            e.message = format!(
+                "recommender {name} version {}: writing its users' rows to the online store: {}",
+                v.version, e.message
+            );
+            e
+        })?;
+    eprintln!(
+        "quiver serve: recommender {name} version {}: {n} users' rows written to the online store ({}) in {:.1} s",
+        v.version,
+        state.store.describe(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(now)
+}
+
+/// Writes the served version's users' rows again once half their TTL has passed (one
+/// background task, from the version's files: the server no longer holds the users).
+fn refresh_rows(state: &Arc<AppState>, name: &str, l: &Arc<LoadedRec>) {
+    let Some(ttl) = l.online_ttl_us else {
+        return;
+    };
+    let now = chrono::Utc::now().timestamp_micros();
+    if now - l.published_us.load(Ordering::Relaxed) < ttl / 2 {
+        return;
+    }
+    let task = format!("{name} (rows)");
+    if !state
+        .recs
+        .loading
+        .lock()
+        .expect("lock")
+        .insert(task.clone())
+    {
+        return;
+    }
+    let (state, name, l) = (Arc::clone(state), name.to_string(), Arc::clone(l));
+    tokio::spawn(async move {
+        let (root, v) = (state.root.clone(), l.version.clone());
+        let model = tokio::task::spawn_blocking(move || quiver_recs::registry::load(&root, &v))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match model {
+            Ok(m) => match publish_rows(&state, &name, &l.version, &m, ttl).await {
+                Ok(t) => l.published_us.store(t, Ordering::Relaxed),
+                Err(e) => eprintln!("quiver serve: {}", e.message),
+            },
+            Err(e) => eprintln!("quiver serve: recommender {name}: {e}"),
+        }
+        state.recs.loading.lock().expect("lock").remove(&task);
+    });
+}
+
+/// The users' rows of `users` from the online store, in order, when `l` reads them from there
+/// (`None`: the loaded version holds them).
+async fn rows_of(
+    state: &AppState,
+    l: &LoadedRec,
+    users: &[&str],
+) -> Result<Option<Vec<Option<UserRow>>>, ApiError> {
+    let Some(ttl) = l.online_ttl_us else {
+        return Ok(None);
+    };
+    let now = chrono::Utc::now().timestamp_micros();
+    quiver_recs::users::read(
+        &*state.store,
+        &l.serving.model,
+        l.version.version,
+        users,
+        ttl,
+        now,
+    )
+    .await
+    .map(Some)
+    .map_err(recs_error)
+}
+
+/// User `i` of a [`rows_of`] answer for `users[i]`.
+fn user_at<'a>(
+    l: &'a LoadedRec,
+    rows: &'a Option<Vec<Option<UserRow>>>,
+    users: &[&str],
+    i: usize,
+) -> Option<UserRef<'a>> {
+    match rows {
+        None => l.serving.user_in_memory(users[i]),
+        Some(r) => r[i].as_ref().map(UserRow::as_user),
+    }
 }
 
 /// A user or item id: a string or an integer.
@@ -369,16 +507,21 @@ pub async fn recommend(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
             req.experiment.as_deref(),
         )?;
         let arm = arm_of(experiment, &user);
+        let users = [user.as_str()];
+        let rows = rows_of(&state, &l, &users).await?;
         let a = l
             .serving
-            .recommend(&Query {
-                user: &user,
-                interactions: &interactions,
-                k,
-                exclude_seen: req.exclude_seen,
-                allowed: allowed.as_deref(),
-                policy: arm.as_ref().map_or(Policy::Served, |a| a.policy),
-            })
+            .recommend_for(
+                &Query {
+                    user: &user,
+                    interactions: &interactions,
+                    k,
+                    exclude_seen: req.exclude_seen,
+                    allowed: allowed.as_deref(),
+                    policy: arm.as_ref().map_or(Policy::Served, |a| a.policy),
+                },
+                user_at(&l, &rows, &users, 0),
+            )
             .map_err(recs_error)?;
         let mut out = render_counted(&l, &user, &a);
         out["recommender"] = json!(req.recommender);
@@ -424,18 +567,23 @@ pub async fn recommend_batch(State(state): State<Arc<AppState>>, body: Bytes) ->
         )?;
         let mut results = Vec::with_capacity(users.len());
         let mut exposures = Vec::new();
-        for user in &users {
+        let names: Vec<&str> = users.iter().map(String::as_str).collect();
+        let rows = rows_of(&state, &l, &names).await?;
+        for (i, user) in users.iter().enumerate() {
             let arm = arm_of(experiment, user);
             let a = l
                 .serving
-                .recommend(&Query {
-                    user,
-                    interactions: &[],
-                    k,
-                    exclude_seen: req.exclude_seen,
-                    allowed: allowed.as_deref(),
-                    policy: arm.as_ref().map_or(Policy::Served, |a| a.policy),
-                })
+                .recommend_for(
+                    &Query {
+                        user,
+                        interactions: &[],
+                        k,
+                        exclude_seen: req.exclude_seen,
+                        allowed: allowed.as_deref(),
+                        policy: arm.as_ref().map_or(Policy::Served, |a| a.policy),
+                    },
+                    user_at(&l, &rows, &names, i),
+                )
                 .map_err(recs_error)?;
             let mut out = render_counted(&l, user, &a);
             if let Some(arm) = &arm {

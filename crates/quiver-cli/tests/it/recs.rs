@@ -272,6 +272,22 @@ fn item_ids(answer: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// Applies the repository, trains `shop_recs` as its champion and loads the version trained.
+fn apply_and_train_champion(r: &Path) -> quiver_recs::RecModel {
+    ok(quiver(r, &["apply"]));
+    ok(quiver(
+        r,
+        &["recs", "train", "shop_recs", "--promote", "champion"],
+    ));
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(quiver(r, &["--json", "models", "list", "shop_recs"]))).unwrap();
+    quiver_recs::RecModel::load(
+        &r.join(".quiver/artifacts")
+            .join(list[0]["artifact"].as_str().unwrap()),
+    )
+    .unwrap()
+}
+
 #[test]
 fn recommend_over_http_with_cold_start_and_fold_in() {
     use super::models::{post, serve};
@@ -283,18 +299,7 @@ fn recommend_over_http_with_cold_start_and_fold_in() {
         format!("{DECL}    cold_start: {{min_interactions: 5, popularity: {{half_life: 7d}}}}\n"),
     )
     .unwrap();
-    ok(quiver(r, &["apply"]));
-    ok(quiver(
-        r,
-        &["recs", "train", "shop_recs", "--promote", "champion"],
-    ));
-    let list: serde_json::Value =
-        serde_json::from_str(&ok(quiver(r, &["--json", "models", "list", "shop_recs"]))).unwrap();
-    let model = quiver_recs::RecModel::load(
-        &r.join(".quiver/artifacts")
-            .join(list[0]["artifact"].as_str().unwrap()),
-    )
-    .unwrap();
+    let model = apply_and_train_champion(r);
     let server = serve(r);
     let port = server.1;
     let rec = |body: serde_json::Value| post(port, "/recommend", &body.to_string());
@@ -1114,4 +1119,179 @@ feature_views:
     assert!(answered.load(Ordering::Relaxed) > 10);
     assert_eq!(failures.load(Ordering::Relaxed), 0);
     drop(server);
+}
+
+/// `serving: {user_factors: online}` (the default): the server writes the version's users'
+/// rows to the online store when it loads it and reads a user's row per request, so a row
+/// changed in the store changes the answer, a missing row makes a user new, and the Redis key
+/// expires after the TTL (plus the store's grace); `memory` keeps them in the server.
+#[test]
+fn user_factors_are_written_to_redis_and_read_per_request() {
+    use super::models::{post, serve_with_env};
+    use quiver_online::{EntityKey, KeyValue, OnlineRow, OnlineStore, Value, ViewWrite};
+    use quiver_recs::serve::{Policy, Query, Serving};
+    if !super::redis_up() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    repo(r);
+    // Database 13 of the local Redis: no other test writes there.
+    let url = "redis://127.0.0.1:6379/13";
+    let env = [("QUIVER__ONLINE_STORE", url)];
+    let decl = |serving: &str| {
+        std::fs::write(
+            r.join("quiver.yaml"),
+            format!("{DECL}    cold_start: {{min_interactions: 5}}\n    serving: {serving}\n")
+                .replace("project: recs_it", "project: recs_online_it"),
+        )
+        .unwrap();
+    };
+    decl("{user_factors: online, ttl: 2h}");
+    let model = apply_and_train_champion(r);
+    let memory = Serving::new(model.clone());
+    let want = |user: &str| -> Vec<String> {
+        let a = memory
+            .recommend(&Query {
+                user,
+                interactions: &[],
+                k: 5,
+                exclude_seen: true,
+                allowed: None,
+                policy: Policy::Served,
+            })
+            .unwrap();
+        a.items
+            .iter()
+            .map(|&(i, _)| model.items.id(i).to_string())
+            .collect()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = quiver_online::redis_store::RedisStore::new(
+        url,
+        "recs_online_it",
+        None,
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let view = quiver_recs::users::view_name("shop_recs", 1);
+    rt.block_on(store.delete_view(&view)).unwrap();
+
+    let server = serve_with_env(r, &env, &[]);
+    let port = server.1;
+    let rec = |user: &str| {
+        let (status, a) = post(
+            port,
+            "/recommend",
+            &serde_json::json!({"recommender": "shop_recs", "user_id": user, "k": 5}).to_string(),
+        );
+        assert_eq!(status, 200, "{a}");
+        a
+    };
+    // Served from the rows the server wrote: the same lists as the version in memory.
+    let a = rec("4");
+    assert_eq!(
+        (a["source"].as_str(), item_ids(&a)),
+        (Some("cf"), want("4"))
+    );
+    assert_eq!(item_ids(&rec("5")), want("5"));
+    let now = chrono::Utc::now().timestamp_micros();
+    let ttl = 2 * 3_600_000_000i64;
+    let rows = rt
+        .block_on(quiver_recs::users::read(
+            &store,
+            &model,
+            1,
+            &["4", "ghost"],
+            ttl,
+            now,
+        ))
+        .unwrap();
+    let u4 = model.users.get("4").unwrap() as usize;
+    let row = rows[0].as_ref().expect("user 4's row in Redis");
+    assert_eq!(row.factors, model.user_factors.row(u4));
+    assert_eq!(row.items, model.seen.row(u4).0);
+    assert!(rows[1].is_none());
+    // The key expires after the TTL plus the store's grace (one more TTL by default).
+    let pttl = std::process::Command::new("redis-cli")
+        .args(["-n", "13", "--raw", "EVAL"])
+        .arg("local k = redis.call('keys', ARGV[1]); return redis.call('pttl', k[1])")
+        .args(["0", &format!("quiver:recs_online_it:{view}:*")])
+        .output()
+        .unwrap();
+    let pttl: i64 = String::from_utf8_lossy(&pttl.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        pttl > 2 * 3_600_000 && pttl <= 4 * 3_600_000,
+        "PTTL {pttl} ms"
+    );
+
+    // A row changed in the store changes the next answer: user 4 given user 5's row is served
+    // user 5's list; a user the model never saw, given user 4's row, gets user 4's list.
+    let u5 = model.users.get("5").unwrap() as usize;
+    let row_of = |user: &str, u: usize| {
+        let (items, weights) = model.seen.row(u);
+        OnlineRow {
+            key: EntityKey::new(&[KeyValue::Str(user.into())]),
+            event_ts: chrono::Utc::now().timestamp_micros(),
+            values: vec![
+                Value::Float32List(model.user_factors.row(u).to_vec()),
+                Value::Int64List(items.iter().map(|&i| i64::from(i)).collect()),
+                Value::Float32List(weights.to_vec()),
+            ],
+        }
+    };
+    let features = quiver_recs::users::FEATURES.map(String::from).to_vec();
+    rt.block_on(store.write_batch(
+        &ViewWrite {
+            view: &view,
+            features: &features,
+            ttl_us: Some(ttl),
+        },
+        &[row_of("4", u5), row_of("ghost", u4)],
+    ))
+    .unwrap();
+    assert_eq!(item_ids(&rec("4")), want("5"));
+    let ghost = rec("ghost");
+    assert_eq!(
+        (ghost["source"].as_str(), item_ids(&ghost)),
+        (Some("cf"), want("4"))
+    );
+
+    // No row: a user the model does not know (popularity).
+    rt.block_on(store.delete_view(&view)).unwrap();
+    assert_eq!(rec("4")["source"], "popularity");
+    drop(server);
+
+    // `memory`: the server keeps the users itself and writes no rows.
+    decl("{user_factors: memory}");
+    ok(quiver(r, &["apply"]));
+    let server = serve_with_env(r, &env, &[]);
+    let (status, a) = post(
+        server.1,
+        "/recommend",
+        r#"{"recommender": "shop_recs", "user_id": 4, "k": 5}"#,
+    );
+    assert_eq!((status, item_ids(&a)), (200, want("4")), "{a}");
+    let rows = rt
+        .block_on(quiver_recs::users::read(
+            &store,
+            &model,
+            1,
+            &["4"],
+            ttl,
+            now,
+        ))
+        .unwrap();
+    assert!(rows[0].is_none());
+
+    // A bad setting names the file, the field and the fix.
+    decl("{user_factors: disk}");
+    let e = fails(quiver(r, &["apply"]));
+    assert!(
+        e.contains("serving.user_factors") && e.contains("use online or memory"),
+        "{e}"
+    );
 }
