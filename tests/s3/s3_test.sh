@@ -6,8 +6,10 @@
 # and once with every source at its s3:// URL (credentials and endpoint from the AWS_*
 # variables). `apply`, `historical` (entities read from S3 too), `train` (labels from S3),
 # `materialize` and the online reads after it must give equal values, and `historical --out
-# s3://...` must upload the same file; a missing bucket and an
-# unsupported scheme must fail naming the source and the URL.
+# s3://...` must upload the same file. The S3 repository keeps its model files in the bucket too
+# (`artifacts: s3://quiver-test/artifacts`): a third repository with the same registry and online
+# store but no local model files serves `/predict` from them, equal to the local run. A missing
+# bucket and an unsupported scheme must fail naming the source and the URL.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 q="$(realpath "${1:?usage: tests/s3/s3_test.sh QUIVER_BINARY}")"
@@ -48,6 +50,7 @@ mkdir -p "$remote_repo"
 cp -r "$local_repo/quiver.yaml" "$local_repo/features" "$remote_repo/"
 sed -i 's#path: data/#path: s3://quiver-test/data/#' "$remote_repo/quiver.yaml"
 grep -q 's3://quiver-test/data/events.parquet' "$remote_repo/quiver.yaml"
+echo "artifacts: s3://quiver-test/artifacts" >> "$remote_repo/quiver.yaml"
 
 "$q" --repo "$remote_repo" -q apply
 for side in local remote; do
@@ -71,11 +74,21 @@ serve_and_read() {
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$p/health" && break; sleep 0.1; done
   curl -s -X POST "http://127.0.0.1:$p/get-online-features" \
     -d "{\"feature_service\": \"churn_v1\", \"entities\": {\"user_id\": [$(seq -s, 1 50)]}}" > "$out"
+  curl -s -X POST "http://127.0.0.1:$p/predict" \
+    -d "{\"model\": \"churn_s3\", \"version\": 1, \"entities\": {\"user_id\": [$(seq -s, 1 50)]}}" > "${out%.json}-predict.json"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
 }
 serve_and_read "$local_repo" "$work/local-online.json"
 serve_and_read "$remote_repo" "$work/remote-online.json"
+# Another machine: the S3 repository's registry and online store, no model files of its own.
+serving_repo="$work/serving"
+mkdir -p "$serving_repo"
+cp -r "$remote_repo/quiver.yaml" "$remote_repo/features" "$remote_repo/.quiver" "$serving_repo/"
+rm -rf "$serving_repo/.quiver/artifacts"
+serve_and_read "$serving_repo" "$work/serving-online.json"
+[ -f "$(ls -d "$serving_repo"/.quiver/artifacts/models/churn_s3/*/ | head -n1)model.json" ] \
+  || { echo "the serving repository did not fetch churn_s3's files from S3" >&2; exit 1; }
 
 "$py" - "$work" <<'PY'
 import json, os, sys
@@ -100,8 +113,16 @@ present = sum(s == "PRESENT" for r in oa["results"][1:] for s in r["statuses"])
 if present == 0 or cells(oa) != cells(ob):
     diff = [(i, x, y) for i, (x, y) in enumerate(zip(cells(oa), cells(ob))) if x != y]
     sys.exit(f"online values after materializing from S3 differ from the local run's: {str(diff[:2])[:1500]}")
+keys = [o["Key"] for o in s3.list_objects_v2(Bucket="quiver-test", Prefix="artifacts/")["Contents"]]
+if not any(k.startswith("artifacts/models/churn_s3/") and k.endswith("/model.json") for k in keys):
+    sys.exit(f"train did not upload churn_s3's model files: {keys}")
+pa_, pb, pc = (json.load(open(f"{w}/{s}-online-predict.json")) for s in ("local", "remote", "serving"))
+scores = lambda r: [p["score"] for p in r["predictions"]]
+if len(scores(pa_)) != 50 or not (scores(pa_) == scores(pb) == scores(pc)):
+    sys.exit(f"/predict differs: local {str(pa_)[:300]} / S3 {str(pb)[:300]} / served from S3 artifacts {str(pc)[:300]}")
 print(f"S3 equals local files: historical {a.num_rows} rows x {a.num_columns} columns (also written to S3), "
-      f"train ROC-AUC {ma['roc_auc']:.4f}, {present} present online values of 50 users")
+      f"train ROC-AUC {ma['roc_auc']:.4f}, {present} present online values of 50 users, "
+      f"{len(keys)} artifact files in S3, /predict of 50 users equal from a repository with no local model files")
 PY
 
 # Bad locations fail naming the source and the URL, and the stored registry is kept.

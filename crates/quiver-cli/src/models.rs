@@ -561,7 +561,7 @@ pub async fn run(repo: &Path, cmd: ModelsCommand, out: &Output) -> anyhow::Resul
         }
         ModelsCommand::Score { model, csv } => {
             let v = resolve(&store, &model).await?;
-            let artifact = load_artifact(repo, &v)?;
+            let artifact = load_artifact(repo, &v).await?;
             quiver_pipeline::scoring::score_csv(&csv, &v.name, &artifact, |line| {
                 crate::output::stdout_line(&line.to_string())
             })?;

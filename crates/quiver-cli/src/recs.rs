@@ -394,6 +394,7 @@ async fn run_evaluate(
         (None, Some(spec)) => {
             let store = open_store(repo).await?;
             let v = quiver_recs::registry::resolve(&store, spec).await?;
+            quiver_recs::registry::fetch(repo, &v).await?;
             (
                 quiver_recs::registry::load(repo, &v)?,
                 format!("{} version {}", v.name, v.version),

@@ -844,6 +844,7 @@ impl Builder {
                     ("server", defs.server.as_ref().map(|p| self.at(p))),
                     ("tracking", defs.tracking.as_ref().map(|p| self.at(p))),
                     ("alerts", defs.alerts.as_ref().map(|p| self.at(p))),
+                    ("artifacts", defs.artifacts.as_ref().map(|p| self.at(p))),
                 ] {
                     if let Some(at) = present {
                         return Err(Error::invalid(

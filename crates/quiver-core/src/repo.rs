@@ -139,6 +139,10 @@ pub struct RepoSettings {
     pub alerts: RawAlerts,
     /// `project:`.
     pub project: Option<String>,
+    /// `artifacts:`: an object-storage URL that versions' files are copied to when they are
+    /// registered and fetched from when they are missing locally ([`ARTIFACTS_ENV`] replaces
+    /// it).
+    pub artifacts: Option<String>,
 }
 
 impl RepoSettings {
@@ -172,9 +176,16 @@ impl RepoSettings {
             tracking: defs.tracking.map(|t| t.value).unwrap_or_default(),
             alerts: defs.alerts.map(|a| a.value).unwrap_or_default(),
             project: defs.project.map(|p| p.value),
+            artifacts: match std::env::var(ARTIFACTS_ENV) {
+                Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
+                _ => defs.artifacts.map(|a| a.value),
+            },
         })
     }
 }
+
+/// The environment variable that replaces `artifacts:` (an `s3://bucket/prefix` URL).
+pub const ARTIFACTS_ENV: &str = "QUIVER__ARTIFACTS";
 
 /// The environment variable that replaces `online_store:` (a deployment's twin of
 /// `QUIVER__REGISTRY`): a Redis URL (`redis://`, `rediss://`, `unix://`) selects `type: redis`,

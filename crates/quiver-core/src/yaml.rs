@@ -30,6 +30,9 @@ pub struct DefinitionFile {
     pub tracking: Option<S<RawTracking>>,
     /// Where alerts go (only in `quiver.yaml`).
     pub alerts: Option<S<RawAlerts>>,
+    /// Where model and recommender versions' files are kept besides `.quiver/artifacts`: an
+    /// `s3://bucket/prefix` URL (only in `quiver.yaml`).
+    pub artifacts: Option<S<String>>,
     /// Entities.
     #[serde(default)]
     pub entities: Vec<RawEntity>,

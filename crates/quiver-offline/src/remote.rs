@@ -91,6 +91,95 @@ pub async fn upload(from: &Path, url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Uploads every file under the local folder `dir` (recursively) to `url/RELATIVE_PATH`;
+/// returns how many. Each object appears only when its upload completes.
+pub async fn upload_dir(dir: &Path, url: &str) -> Result<usize, String> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| format!("cannot read {}: {e}", d.display()))?;
+        for entry in entries {
+            let p = entry
+                .map_err(|e| format!("cannot read {}: {e}", d.display()))?
+                .path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let base = url.trim_end_matches('/');
+    for f in &files {
+        let rel = f.strip_prefix(dir).expect("under dir").to_string_lossy();
+        upload(f, &format!("{base}/{}", rel.replace('\\', "/"))).await?;
+    }
+    Ok(files.len())
+}
+
+/// Downloads every object under `url/` into the local folder `dir` (created; relative paths
+/// kept) and returns how many. The files are written into a sibling temporary folder renamed
+/// into place at the end, so `dir` appears whole or not at all. No object under `url` is an
+/// error.
+pub async fn download_dir(url: &str, dir: &Path) -> Result<usize, String> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let base = url.trim_end_matches('/');
+    let (_, store, prefix) = s3(&format!("{base}/"))?;
+    let failed = |e: &dyn std::fmt::Display| format!("cannot download {base}/: {e}");
+    let objects: Vec<object_store::ObjectMeta> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| failed(&e))?;
+    if objects.is_empty() {
+        return Err(format!("{base}/: no files there"));
+    }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| failed(&e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempdir_in(parent)
+        .map_err(|e| failed(&e))?;
+    for o in &objects {
+        let rel = o
+            .location
+            .as_ref()
+            .strip_prefix(prefix.as_ref())
+            .unwrap_or(o.location.as_ref())
+            .trim_start_matches('/');
+        if rel.is_empty() || rel.split('/').any(|p| p == "..") {
+            continue;
+        }
+        let bytes = store
+            .get(&o.location)
+            .await
+            .map_err(|e| failed(&e))?
+            .bytes()
+            .await
+            .map_err(|e| failed(&e))?;
+        let to = tmp.path().join(rel);
+        if let Some(p) = to.parent() {
+            std::fs::create_dir_all(p).map_err(|e| failed(&e))?;
+        }
+        std::fs::write(&to, &bytes).map_err(|e| failed(&e))?;
+    }
+    let kept = tmp.keep();
+    if let Err(e) = std::fs::rename(&kept, dir) {
+        std::fs::remove_dir_all(&kept).ok();
+        // Another process fetched the same version meanwhile: its copy is as good.
+        if !dir.is_dir() {
+            return Err(format!(
+                "cannot move the download into {}: {e}",
+                dir.display()
+            ));
+        }
+    }
+    Ok(objects.len())
+}
+
 /// Part size of uploads (S3's minimum is 5 MiB for every part but the last).
 const PART: usize = 8 << 20;
 

@@ -43,8 +43,50 @@ pub fn write_artifact(
     Ok(rel)
 }
 
-/// Loads a version's model file.
-pub fn load_artifact(repo: &Path, v: &ModelVersion) -> Result<ModelArtifact> {
+/// The object-storage URL versions' files are kept at (`artifacts:` in `quiver.yaml`, or
+/// `QUIVER__ARTIFACTS`), if any.
+pub fn remote_root(repo: &Path) -> Option<String> {
+    quiver_core::repo::RepoSettings::load(repo)
+        .ok()?
+        .artifacts
+        .filter(|u| quiver_offline::remote::is_url(u))
+}
+
+/// Copies the files of a version just written (`rel`, relative to the artifact root) to the
+/// repository's object storage, when it has one (`artifacts: s3://...`): a version is
+/// registered only once its files are there, so any machine sharing the registry can load it.
+pub async fn push(repo: &Path, rel: &str) -> Result<()> {
+    let Some(url) = remote_root(repo) else {
+        return Ok(());
+    };
+    let dir = artifact_root(repo).join(rel);
+    quiver_offline::remote::upload_dir(&dir, &format!("{}/{rel}", url.trim_end_matches('/')))
+        .await
+        .map_err(|e| Error::Invalid(format!("artifacts: {e}")))?;
+    Ok(())
+}
+
+/// Makes a version's files (`rel`, relative to the artifact root) present locally: when they
+/// are missing and the repository keeps artifacts in object storage, downloads them into
+/// `.quiver/artifacts` (whole or not at all). A no-op when they are there.
+pub async fn pull(repo: &Path, rel: &str) -> Result<()> {
+    let dir = artifact_root(repo).join(rel);
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let Some(url) = remote_root(repo) else {
+        return Ok(());
+    };
+    quiver_offline::remote::download_dir(&format!("{}/{rel}", url.trim_end_matches('/')), &dir)
+        .await
+        .map_err(|e| Error::Invalid(format!("artifacts: {e}")))?;
+    Ok(())
+}
+
+/// Loads a version's model file (fetched from object storage first when it is kept there and
+/// missing here).
+pub async fn load_artifact(repo: &Path, v: &ModelVersion) -> Result<ModelArtifact> {
+    pull(repo, &v.artifact).await?;
     let path = version_dir(repo, v).join("model.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::Invalid(format!(

@@ -86,6 +86,7 @@ pub async fn import_lightgbm(
         classes: vec![],
     };
     let rel = crate::artifacts::write_artifact(repo, &name, &artifact, None)?;
+    crate::artifacts::push(repo, &rel).await?;
     let version = store
         .register_model(&NewModelVersion {
             name: name.clone(),

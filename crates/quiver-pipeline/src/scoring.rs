@@ -63,7 +63,7 @@ pub async fn predict_table(
     label: &str,
     progress: &Arc<dyn Progress>,
 ) -> Result<RecordBatch> {
-    let artifact = crate::artifacts::load_artifact(repo, v)?;
+    let artifact = crate::artifacts::load_artifact(repo, v).await?;
     let current = applied
         .registry
         .object_hash(ObjectKind::FeatureService, &v.feature_service);

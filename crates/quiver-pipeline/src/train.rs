@@ -145,7 +145,7 @@ async fn evaluate_version(
     req: &TrainRequest,
     progress: &Arc<dyn Progress>,
 ) -> Result<Evaluation> {
-    let artifact = crate::artifacts::load_artifact(repo, v)?;
+    let artifact = crate::artifacts::load_artifact(repo, v).await?;
     if artifact.model.objective() != objective {
         return Err(Error::Invalid(format!(
             "model {} version {} predicts {} and the new version {}: they cannot be compared on one gate",
@@ -427,6 +427,7 @@ pub async fn train(
         &lab.classes,
         &preds,
     )?;
+    crate::artifacts::push(repo, &rel).await?;
     let details = json!({
         "params": params_json.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "param_overrides": req.params,

@@ -44,6 +44,11 @@ pub async fn register(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    // With `artifacts: s3://...` the files go to object storage before the version exists.
+    if let Err(e) = quiver_pipeline::artifacts::push(root, &rel).await {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(Error::Invalid(e.to_string()));
+    }
     let mut details = details;
     if let Value::Object(m) = &mut details {
         m.insert("recommender".into(), json!(model.info));
@@ -85,7 +90,15 @@ pub async fn resolve(store: &SqlMetadataStore, spec: &str) -> Result<ModelVersio
     Ok(v)
 }
 
-/// Loads a registered version's files.
+/// Fetches a registered version's files from object storage when the repository keeps them
+/// there and they are missing here (`quiver_pipeline::artifacts::pull`); call before [`load`].
+pub async fn fetch(root: &Path, v: &ModelVersion) -> Result<()> {
+    quiver_pipeline::artifacts::pull(root, &v.artifact)
+        .await
+        .map_err(|e| Error::Invalid(format!("recommender {} version {}: {e}", v.name, v.version)))
+}
+
+/// Loads a registered version's files (local; see [`fetch`]).
 pub fn load(root: &Path, v: &ModelVersion) -> Result<RecModel> {
     RecModel::load(&quiver_registry::models::artifact_root(root).join(&v.artifact))
 }

@@ -132,6 +132,9 @@ async fn load(state: &AppState, served: &Served, v: ModelVersion) -> Result<Load
         }
         Some(_) => {}
     }
+    quiver_pipeline::artifacts::pull(&state.root, &v.artifact)
+        .await
+        .map_err(|e| ApiError::internal(format!("model {} version {}: {e}", v.name, v.version)))?;
     let path = quiver_registry::models::artifact_root(&state.root)
         .join(&v.artifact)
         .join("model.json");

@@ -174,6 +174,9 @@ async fn load(state: &AppState, name: &str, v: ModelVersion) -> Result<Arc<Loade
         .get(name)
         .map(|r| r.serving)
         .unwrap_or_default();
+    quiver_recs::registry::fetch(&state.root, &v)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let root = state.root.clone();
     let v2 = v.clone();
     // Loading and preparing (the content index) happen off the request threads; requests keep

@@ -273,7 +273,7 @@ pub async fn log(
             continue;
         }
         let artifact = match meta.model_version(&target.model, version).await {
-            Ok(mv) => quiver_pipeline::artifacts::load_artifact(repo, &mv),
+            Ok(mv) => quiver_pipeline::artifacts::load_artifact(repo, &mv).await,
             Err(e) => Err(quiver_pipeline::Error::Registry(e)),
         };
         let artifact = match artifact {
