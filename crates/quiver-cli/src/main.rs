@@ -3,7 +3,6 @@
 
 mod ab;
 mod alerts;
-mod allocator;
 mod check;
 mod consistency;
 mod demo;
@@ -28,7 +27,7 @@ use clap::{Parser, Subcommand};
 use serve::ServeArgs;
 
 #[global_allocator]
-static ALLOCATOR: allocator::SplitAlloc = allocator::SplitAlloc;
+static ALLOCATOR: quiver_alloc::SplitAlloc = quiver_alloc::SplitAlloc;
 
 /// Quiver: a feature store and ML serving platform.
 ///
@@ -251,7 +250,7 @@ fn main() -> std::process::ExitCode {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     let mut serve_workers = None;
     if !matches!(cli.command, Command::Serve(_) | Command::Ui(_)) {
-        allocator::keep_freed_memory();
+        quiver_alloc::keep_freed_memory();
     }
     if let Command::Serve(_) | Command::Ui(_) = &cli.command {
         serve_workers = match &cli.command {

@@ -21,12 +21,22 @@
 //!
 //! Results that are not tables (plans, reports, metrics, definitions) cross as JSON text that
 //! the Python side parses: the same documents `quiver --json` prints.
+//! * **The allocator is the `quiver` binary's** (`quiver_alloc::SplitAlloc`): the Rust side's
+//!   allocations inside the Python process get mimalloc for small blocks and huge pages for the
+//!   join's large buffers (the 10M x 1M call into pandas: 0.96 to 0.99 s before, 0.89 to
+//!   0.92 s with it, bench/README.md); pyarrow frees Rust-made buffers through their release
+//!   callback, so each block returns to the allocator that made it. Unlike the CLI, the
+//!   package does not keep freed memory for reuse (`keep_freed_memory`): a notebook's memory
+//!   should shrink back after a call.
 
 pub mod errors;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+#[global_allocator]
+static ALLOCATOR: quiver_alloc::SplitAlloc = quiver_alloc::SplitAlloc;
 
 use arrow_pyarrow::{FromPyArrow, IntoPyArrow};
 use datafusion::arrow::array::{

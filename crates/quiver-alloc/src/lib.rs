@@ -1,5 +1,6 @@
 //! The process's allocator: mimalloc for small blocks, the system allocator (glibc) for large
-//! ones, chosen by size.
+//! ones, chosen by size. The `quiver` binary and the Python extension (`quiver-py`, whose Rust
+//! allocations it serves inside the Python process) both install it.
 //!
 //! Why two: serving a request makes a few hundred small allocations (JSON, keys, rows), and
 //! glibc's malloc took about a fifth of the server's CPU; with mimalloc the Redis-backed server
@@ -142,10 +143,14 @@ unsafe impl GlobalAlloc for SplitAlloc {
     }
 }
 
+/// This crate's test binary runs on the split allocator too.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: SplitAlloc = SplitAlloc;
+
 #[cfg(test)]
 mod tests {
-    /// Blocks that grow and shrink across the threshold keep their bytes (this test binary runs
-    /// on the split allocator too).
+    /// Blocks that grow and shrink across the threshold keep their bytes.
     #[test]
     fn blocks_keep_their_bytes_across_the_threshold() {
         let mut v: Vec<u8> = Vec::new();
