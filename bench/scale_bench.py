@@ -1,7 +1,12 @@
 """Per-node figures for docs/scaling.md (driven by bench/scale_bench.sh, which builds Quiver and
 starts a Redis Cluster on CLUSTER_BASE..+5).
 
-usage: python bench/scale_bench.py QUIVER_BIN OUTDIR CLUSTER_BASE [N_FEAT N_ENT] [--users N] [--duration D]
+usage: python bench/scale_bench.py QUIVER_BIN OUTDIR CLUSTER_BASE [N_FEAT N_ENT] [--users N] [--duration D] [--failover-only]
+
+The last phase kills a master of the cluster (kill -9) in the middle of a wrk run against the
+cluster-backed server and reports the non-2xx answers, the window in which probe requests failed,
+and whether every materialized value reads back after the failover (rows were written with
+replica_acks: 1, so acknowledged means replicated). --failover-only skips the other phases.
 """
 import json, os, re, socket, subprocess, sys, time
 
@@ -16,6 +21,9 @@ here = os.path.dirname(os.path.abspath(__file__))
 anchors = os.path.normpath(os.path.join(here, "..", "..", "shared", "anchors"))
 args = sys.argv[1:]
 users, duration = 100_000, "20s"
+failover_only = "--failover-only" in args
+if failover_only:
+    args.remove("--failover-only")
 for flag in ("--users", "--duration"):
     if flag in args:
         i = args.index(flag)
@@ -40,8 +48,10 @@ def timestamps(seconds):
 # ../shared/anchors/feast_pit.py: 1 row per 100 feature rows is a user, 5 float features).
 rng = np.random.default_rng(7)
 n_users = max(1000, n_feat // 100)
+if failover_only:
+    n_feat = n_ent = 0
 feat_file, ent_file = f"{out}/features.parquet", f"{out}/entities.parquet"
-if not (os.path.exists(feat_file) and pq.read_metadata(feat_file).num_rows == n_feat):
+if n_feat and not (os.path.exists(feat_file) and pq.read_metadata(feat_file).num_rows == n_feat):
     ts = T0 + rng.integers(0, SPAN, n_feat)
     cols = {"user_id": pa.array(rng.integers(0, n_users, n_feat, dtype=np.int64)),
             "event_timestamp": timestamps(ts),
@@ -54,10 +64,11 @@ if not (os.path.exists(feat_file) and pq.read_metadata(feat_file).num_rows == n_
         "event_timestamp": timestamps(T0 + rng.integers(0, SPAN + 86400 * 10, n_ent)),
     }), ent_file)
 repo = f"{out}/pit_repo"
-write_stats_repo(repo, feat_file)
-run([quiver, "--repo", repo, "-q", "apply"])
 offline = {}
-for label, pin in (("1 core", ["taskset", "-c", "0"]), ("2 cores", [])):
+if n_feat:
+    write_stats_repo(repo, feat_file)
+    run([quiver, "--repo", repo, "-q", "apply"])
+for label, pin in (("1 core", ["taskset", "-c", "0"]), ("2 cores", [])) if n_feat else ():
     best = None
     for _ in range(3):
         r = run(pin + [quiver, "--repo", repo, "-q", "historical", "--entities", ent_file,
@@ -79,8 +90,10 @@ pq.write_table(pa.table(cols), online_file)
 features = ", ".join(f"{{name: f{i}, type: float64}}" for i in range(10))
 stores = {
     "redis": "online_store: {type: redis, url: 'redis://127.0.0.1:6379/5', timeout_ms: 5000}",
-    "redis_cluster": "online_store: {type: redis_cluster, nodes: ['redis://127.0.0.1:%d'], timeout_ms: 5000}" % cluster_base,
+    "redis_cluster": "online_store: {type: redis_cluster, nodes: ['redis://127.0.0.1:%d'], timeout_ms: 5000, replica_acks: 1}" % cluster_base,
 }
+if failover_only:
+    stores.pop("redis")
 
 
 def redis_memory(kind):
@@ -143,6 +156,10 @@ feature_views:
             break
         except OSError:
             time.sleep(0.1)
+    if failover_only:
+        server.terminate()
+        server.wait()
+        continue
     one = wrk(port, f"{anchors}/feast_online_wrk.lua")
     hundred = wrk(port, f"{here}/online_batch_wrk.lua")
     server.terminate()
@@ -151,6 +168,74 @@ feature_views:
     print(f"{kind}: materialize {users:,} rows in {wall:.2f} s ({users / wall:,.0f} rows/s), "
           f"{per_row:,.0f} B of Redis memory per entity row; 1 entity: {one[0]:,.0f} req/s p99 {one[2]}; "
           f"100 entities: {hundred[0]:,.0f} req/s p99 {hundred[2]} (non-2xx {one[3] + hundred[3]})")
+
+
+
+# 3. A master killed during a wrk run on the cluster-backed server.
+def post(port, body):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("POST", "/get-online-features", body=json.dumps(body))
+        r = c.getresponse()
+        return r.status, json.loads(r.read() or b"null")
+    except Exception as e:  # a timeout or a reset counts as a failure
+        return 0, str(e)
+    finally:
+        c.close()
+
+
+def masters():
+    nodes = subprocess.run(["redis-cli", "-p", str(cluster_base), "cluster", "nodes"], capture_output=True, text=True).stdout
+    return [int(re.search(r":(\d+)@", l).group(1)) for l in nodes.splitlines() if " master " in l and "fail" not in l]
+
+
+r = f"{out}/online_redis_cluster"
+port = free_port()
+server = subprocess.Popen([quiver, "--repo", r, "-q", "serve", "--port", str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for _ in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+check = {"features": [f"stats:f{i}" for i in range(10)], "entities": {"user_id": list(range(0, users, max(1, users // 1000)))}}
+status, before = post(port, check)
+assert status == 200, before
+fail_secs = 40
+wrk_proc = subprocess.Popen(["wrk", "-t1", "-c16", f"-d{fail_secs}s", "--latency", "-s", f"{anchors}/feast_online_wrk.lua",
+                             f"http://127.0.0.1:{port}"], stdout=subprocess.PIPE, text=True)
+time.sleep(5)
+victim = masters()[0]
+pid = re.search(r"process_id:(\d+)", subprocess.run(["redis-cli", "-p", str(victim), "info", "server"],
+                                                    capture_output=True, text=True).stdout).group(1)
+killed = time.time()
+subprocess.run(["kill", "-9", pid])
+probes = []
+while wrk_proc.poll() is None:
+    t = time.time()
+    status, _ = post(port, {"features": ["stats:f0"], "entities": {"user_id": [int(np.random.randint(0, users))]}})
+    probes.append((t - killed, status))
+    time.sleep(0.05)
+wrk_out = wrk_proc.stdout.read()
+failed = [t for t, s in probes if s != 200]
+status, after = post(port, check)
+server.terminate()
+server.wait()
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk_out)
+socket_errors = re.search(r"Socket errors: (.*)", wrk_out)
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk_out).group(1))
+same = status == 200 and after["results"] == before["results"]
+answered_after = sum(1 for t, s in probes if failed and t > failed[-1] and s == 200)
+print(f"failover: master {victim} killed 5 s into a {fail_secs} s wrk run: {rps:,.0f} req/s overall, "
+      f"non-2xx {int(non2xx.group(1)) if non2xx else 0}, socket errors: {socket_errors.group(1) if socket_errors else 'none'}; "
+      f"probes: {len(failed)} of {len(probes)} failed, "
+      + (f"from {failed[0]:.1f} s to {failed[-1]:.1f} s after the kill, then {answered_after} answered; " if failed else "none failed; ")
+      + f"all {len(check['entities']['user_id'])} checked users' 10 values equal before and after: {same}")
+subprocess.run([os.path.join(here, "..", "ci", "redis-cluster.sh"), "start", str(cluster_base)], capture_output=True)
+if failover_only:
+    sys.exit(0 if same else 1)
 
 print()
 print(f"== Summary ({os.cpu_count()} cores; wrk -t1 -c16 -d{duration})")
