@@ -216,10 +216,11 @@ probes = []
 while wrk_proc.poll() is None:
     t = time.time()
     status, _ = post(port, {"features": ["stats:f0"], "entities": {"user_id": [int(np.random.randint(0, users))]}})
-    probes.append((t - killed, status))
+    probes.append((t - killed, status, time.time() - t))
     time.sleep(0.05)
 wrk_out = wrk_proc.stdout.read()
-failed = [t for t, s in probes if s != 200]
+failed = [t for t, s, _ in probes if s != 200]
+slow = [(t, d) for t, _, d in probes if d > 0.5]
 status, after = post(port, check)
 server.terminate()
 server.wait()
@@ -227,11 +228,12 @@ non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk_out)
 socket_errors = re.search(r"Socket errors: (.*)", wrk_out)
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk_out).group(1))
 same = status == 200 and after["results"] == before["results"]
-answered_after = sum(1 for t, s in probes if failed and t > failed[-1] and s == 200)
+answered_after = sum(1 for t, s, _ in probes if failed and t > failed[-1] and s == 200)
 print(f"failover: master {victim} killed 5 s into a {fail_secs} s wrk run: {rps:,.0f} req/s overall, "
       f"non-2xx {int(non2xx.group(1)) if non2xx else 0}, socket errors: {socket_errors.group(1) if socket_errors else 'none'}; "
       f"probes: {len(failed)} of {len(probes)} failed, "
       + (f"from {failed[0]:.1f} s to {failed[-1]:.1f} s after the kill, then {answered_after} answered; " if failed else "none failed; ")
+      + (f"{len(slow)} probes took over 0.5 s (the slowest {max(d for _, d in slow):.1f} s, sent {slow[0][0]:.1f} to {slow[-1][0]:.1f} s after the kill); " if slow else "no probe took over 0.5 s; ")
       + f"all {len(check['entities']['user_id'])} checked users' 10 values equal before and after: {same}")
 subprocess.run([os.path.join(here, "..", "ci", "redis-cluster.sh"), "start", str(cluster_base)], capture_output=True)
 if failover_only:
