@@ -7,6 +7,8 @@
 #
 # usage: bench/recommend_bench.sh [ITEMS] [USERS] [DURATION]    (defaults 100000, 20000, 20s)
 # FACTORS=N trains N factors instead of 64 (a second shape: FACTORS=128 with 50000 items).
+# USER_FACTORS=memory keeps users in the server instead of reading each one's row from the
+# online store (the default, `serving: {user_factors: online}`).
 # QUIVER_BIN=... uses that binary instead of building a release one (bench-fast profile).
 # needs: wrk, python3.
 set -euo pipefail
@@ -16,6 +18,7 @@ items="${1:-100000}"
 users="${2:-20000}"
 dur="${3:-20s}"
 factors="${FACTORS:-64}"
+user_factors="${USER_FACTORS:-online}"
 out="$CARGO_TARGET_DIR/bench-recommend"
 [ -n "${QUIVER_BIN:-}" ] || cargo build --profile bench-fast -q -p quiver-cli
 quiver="${QUIVER_BIN:-$CARGO_TARGET_DIR/bench-fast/quiver}"
@@ -55,6 +58,7 @@ recommenders:
       min_user_interactions: 1
     algorithm: {type: als, factors: $factors, regularization: 0.05, alpha: 10, iterations: 5, seed: 42}
     cold_start: {min_interactions: 5, popularity: {half_life: 7d}}
+    serving: {user_factors: $user_factors}
 YAML
 "$quiver" --repo "$out" -q apply
 echo "== train (factors $factors, 5 iterations)"
