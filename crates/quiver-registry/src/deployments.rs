@@ -160,7 +160,7 @@ impl SqlMetadataStore {
         approved_by: Option<&str>,
         now_us: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let Some(row) = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM quiver_model_deployments WHERE id = $1"
         ))

@@ -162,7 +162,7 @@ impl SqlMetadataStore {
         now_us: i64,
         ttl_us: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let leased = sqlx::query(
             "INSERT INTO quiver_job_leases (job, owner, run_id, expires_us) VALUES ($1, $2, $3, $4)
              ON CONFLICT (job) DO UPDATE SET owner = excluded.owner, run_id = excluded.run_id, expires_us = excluded.expires_us
@@ -231,7 +231,7 @@ impl SqlMetadataStore {
         summary: Option<&serde_json::Value>,
         now_us: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE quiver_job_runs SET status = $1, ended_us = $2, error = $3, summary = $4
              WHERE id = $5 AND status = 'running' AND owner = $6",

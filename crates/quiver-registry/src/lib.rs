@@ -162,6 +162,8 @@ pub trait MetadataStore {
 pub struct SqlMetadataStore {
     pub(crate) pool: AnyPool,
     url: String,
+    /// SQLite (not PostgreSQL): write transactions begin `IMMEDIATE` ([`Self::begin_write`]).
+    sqlite: bool,
 }
 
 const SCHEMA: &[&str] = &[
@@ -256,7 +258,11 @@ impl SqlMetadataStore {
             sqlx::query(stmt).execute(&pool).await.map_err(db)?;
         }
         models::migrate_model_schema(&pool).await.map_err(db)?;
-        Ok(SqlMetadataStore { pool, url: shown })
+        Ok(SqlMetadataStore {
+            pool,
+            url: shown,
+            sqlite: url.starts_with("sqlite:"),
+        })
     }
 
     /// The id of a run of `subject` checked at `checked_us`, stored in `table` (whose `column`
@@ -280,6 +286,19 @@ impl SqlMetadataStore {
         .map_err(|e| self.err(e))?
         .get(0);
         Ok(format!("{subject}@{checked_us}#{}", taken + 1))
+    }
+
+    /// Begins a transaction that writes. On SQLite it takes the write lock first (`BEGIN
+    /// IMMEDIATE`, waiting out the busy timeout): a deferred transaction that reads, then
+    /// writes, fails at once with "database is locked" when another connection (a server beside
+    /// the CLI) committed in between, because SQLite cannot upgrade a stale read snapshot.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let tx = if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await
+        } else {
+            self.pool.begin().await
+        };
+        tx.map_err(|e| self.err(e))
     }
 
     pub(crate) fn err(&self, source: sqlx::Error) -> Error {
@@ -346,7 +365,7 @@ impl SqlMetadataStore {
     /// Advances `view`'s watermark to `watermark_us` (never moves it back). Call only after the
     /// rows up to it are written.
     pub async fn advance_watermark(&self, view: &str, watermark_us: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let current: Option<i64> =
             sqlx::query("SELECT watermark_us FROM quiver_watermarks WHERE view_name = $1")
                 .bind(view)
@@ -481,7 +500,7 @@ impl MetadataStore for SqlMetadataStore {
     }
 
     async fn apply(&self, registry: &Registry, plan: &Plan, base_version: i64) -> Result<i64> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let current: i64 =
             sqlx::query("SELECT COALESCE(MAX(version), 0) FROM quiver_registry_versions")
                 .fetch_one(&mut *tx)

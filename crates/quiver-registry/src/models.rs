@@ -222,7 +222,7 @@ impl SqlMetadataStore {
                 new.name
             )));
         }
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let last: Option<i64> =
             sqlx::query("SELECT MAX(version) FROM quiver_model_versions WHERE name = $1")
                 .bind(&new.name)
@@ -369,7 +369,7 @@ impl SqlMetadataStore {
             )));
         }
         self.model_version(name, version).await?;
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let last = sqlx::query(
             "SELECT seq, version FROM quiver_model_aliases WHERE name = $1 AND alias = $2 ORDER BY seq DESC LIMIT 1",
         )
@@ -394,7 +394,7 @@ impl SqlMetadataStore {
     /// promoting 1, 2, 3 rollbacks go 3 -> 2 -> 1 and then refuse. Versions deleted since are
     /// skipped.
     pub async fn rollback_model(&self, name: &str, alias: &str) -> Result<(i64, i64)> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT seq, version, action FROM quiver_model_aliases WHERE name = $1 AND alias = $2 ORDER BY seq",
         )
@@ -518,7 +518,7 @@ impl SqlMetadataStore {
                 _ => new_salt(name),
             };
         }
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM quiver_model_rollouts WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

@@ -55,7 +55,7 @@ pub struct DriftRun {
 impl SqlMetadataStore {
     /// Stores a drift run; returns its id (made unique within a microsecond).
     pub async fn record_drift_run(&self, run: &DriftRun) -> Result<String> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let id = self
             .next_run_id(
                 &mut tx,

@@ -92,7 +92,7 @@ impl SqlMetadataStore {
     /// Stores a run and its results in one transaction; the id is made unique if another run
     /// of the same set was stored in the same microsecond. Returns the id used.
     pub async fn record_quality_run(&self, run: &QualityRun) -> Result<String> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await?;
         let id = self
             .next_run_id(
                 &mut tx,
