@@ -114,6 +114,20 @@ def free_port():
     return s.getsockname()[1]
 
 
+def serve(repo):
+    """`quiver serve` on a free port, once it accepts connections: (process, port)."""
+    port = free_port()
+    server = subprocess.Popen([quiver, "--repo", repo, "-q", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, port
+
+
 def wrk(port, script):
     r = subprocess.run(["wrk", "-t1", "-c16", f"-d{duration}", "--latency", "-s", script, f"http://127.0.0.1:{port}"],
                        capture_output=True, text=True).stdout
@@ -147,19 +161,9 @@ feature_views:
     before = redis_memory(kind)
     wall, _, _ = run([quiver, "--repo", r, "-q", "materialize", "2000-01-01", "now"])
     per_row = (redis_memory(kind) - before) / users
-    port = free_port()
-    server = subprocess.Popen([quiver, "--repo", r, "-q", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
     if failover_only:
-        server.terminate()
-        server.wait()
         continue
+    server, port = serve(r)
     one = wrk(port, f"{anchors}/feast_online_wrk.lua")
     hundred = wrk(port, f"{here}/online_batch_wrk.lua")
     server.terminate()
@@ -190,16 +194,7 @@ def masters():
     return [int(re.search(r":(\d+)@", l).group(1)) for l in nodes.splitlines() if " master " in l and "fail" not in l]
 
 
-r = f"{out}/online_redis_cluster"
-port = free_port()
-server = subprocess.Popen([quiver, "--repo", r, "-q", "serve", "--port", str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-for _ in range(300):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        break
-    except OSError:
-        time.sleep(0.1)
+server, port = serve(f"{out}/online_redis_cluster")
 check = {"features": [f"stats:f{i}" for i in range(10)], "entities": {"user_id": list(range(0, users, max(1, users // 1000)))}}
 status, before = post(port, check)
 assert status == 200, before

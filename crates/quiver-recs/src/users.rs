@@ -61,6 +61,22 @@ fn features() -> Vec<String> {
     FEATURES.map(String::from).to_vec()
 }
 
+/// The online-store row of `model`'s user `u` (factors, training items, weights), keyed as
+/// user `user_id` (the user's own id when publishing), written at `event_ts`; [`read`] decodes
+/// it.
+pub fn online_row(model: &RecModel, u: usize, user_id: &str, event_ts: i64) -> OnlineRow {
+    let (items, weights) = model.seen.row(u);
+    OnlineRow {
+        key: key(user_id),
+        event_ts,
+        values: vec![
+            Value::Float32List(model.user_factors.row(u).to_vec()),
+            Value::Int64List(items.iter().map(|&i| i64::from(i)).collect()),
+            Value::Float32List(weights.to_vec()),
+        ],
+    }
+}
+
 /// Writes every user of `model` (version `version`) to `store` with event time `now_us`, in
 /// batches, then makes them durable; `progress(done, total)` after each batch. Returns the rows
 /// written.
@@ -85,16 +101,7 @@ pub async fn publish(
     for start in (0..users).step_by(BATCH) {
         rows.clear();
         for u in start..(start + BATCH).min(users) {
-            let (items, weights) = model.seen.row(u);
-            rows.push(OnlineRow {
-                key: key(model.users.id(u as u32)),
-                event_ts: now_us,
-                values: vec![
-                    Value::Float32List(model.user_factors.row(u).to_vec()),
-                    Value::Int64List(items.iter().map(|&i| i64::from(i)).collect()),
-                    Value::Float32List(weights.to_vec()),
-                ],
-            });
+            rows.push(online_row(model, u, model.users.id(u as u32), now_us));
         }
         written += store.write_batch_deferred(&write, &rows).await?.written;
         progress(start + rows.len(), users);

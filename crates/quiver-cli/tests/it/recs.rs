@@ -1128,7 +1128,7 @@ feature_views:
 #[test]
 fn user_factors_are_written_to_redis_and_read_per_request() {
     use super::models::{post, serve_with_env};
-    use quiver_online::{EntityKey, KeyValue, OnlineRow, OnlineStore, Value, ViewWrite};
+    use quiver_online::{OnlineStore, ViewWrite};
     use quiver_recs::serve::{Policy, Query, Serving};
     if !super::redis_up() {
         return;
@@ -1232,16 +1232,7 @@ fn user_factors_are_written_to_redis_and_read_per_request() {
     // user 5's list; a user the model never saw, given user 4's row, gets user 4's list.
     let u5 = model.users.get("5").unwrap() as usize;
     let row_of = |user: &str, u: usize| {
-        let (items, weights) = model.seen.row(u);
-        OnlineRow {
-            key: EntityKey::new(&[KeyValue::Str(user.into())]),
-            event_ts: chrono::Utc::now().timestamp_micros(),
-            values: vec![
-                Value::Float32List(model.user_factors.row(u).to_vec()),
-                Value::Int64List(items.iter().map(|&i| i64::from(i)).collect()),
-                Value::Float32List(weights.to_vec()),
-            ],
-        }
+        quiver_recs::users::online_row(&model, u, user, chrono::Utc::now().timestamp_micros())
     };
     let features = quiver_recs::users::FEATURES.map(String::from).to_vec();
     rt.block_on(store.write_batch(
