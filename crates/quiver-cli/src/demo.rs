@@ -259,7 +259,7 @@ async fn serve_once(dir: &Path, out: &Output) -> anyhow::Result<Served> {
         dir.to_path_buf(),
         store,
         meta,
-        quiver_server::ServerConfig::from_settings(&settings.server),
+        quiver_server::ServerConfig::from_settings(&settings),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

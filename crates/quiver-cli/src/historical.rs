@@ -101,7 +101,12 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
         .await;
     pb.finish_and_clear();
     let result = result?;
-    write_to(&args.out, &result).await?;
+    write_to(
+        &args.out,
+        &result,
+        &quiver_offline::remote::storage_of(engine.session()),
+    )
+    .await?;
     let summary = format!(
         "historical: {} x {} (registry version {}) -> {}; {}",
         plural(result.num_rows() as u64, "entity row"),
@@ -129,7 +134,11 @@ pub async fn run(repo: &Path, args: HistoricalArgs, out: &Output) -> anyhow::Res
 
 /// [`write`], or for an `s3://` URL, the same file written locally first and then uploaded (the
 /// object appears only once complete).
-pub async fn write_to(path: &Path, batch: &RecordBatch) -> anyhow::Result<()> {
+pub async fn write_to(
+    path: &Path,
+    batch: &RecordBatch,
+    storage: &quiver_core::yaml::RawStorage,
+) -> anyhow::Result<()> {
     let url = path.to_string_lossy();
     if !quiver_offline::remote::is_url(&url) {
         return write(path, batch);
@@ -140,7 +149,7 @@ pub async fn write_to(path: &Path, batch: &RecordBatch) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
     let local = dir.path().join(name);
     write(&local, batch)?;
-    quiver_offline::remote::upload(&local, &url)
+    quiver_offline::remote::upload(&local, &url, storage)
         .await
         .map_err(|m| anyhow::anyhow!(m))
 }

@@ -126,7 +126,11 @@ pub async fn serve(
     let project = applied.registry.project.clone();
     let store = quiver_online::open_store(&settings, repo, &project)?;
     let meta = open_store(repo).await?;
-    let config = quiver_server::ServerConfig::from_settings(&settings.server);
+    let config = quiver_server::ServerConfig::from_settings(&settings);
+    let log_dir =
+        quiver_pipeline::prediction_log::dir(settings.server.prediction_log.as_ref(), repo);
+    quiver_offline::remote::store_at(&log_dir.to_string_lossy(), &settings.storage)
+        .map_err(|e| anyhow::anyhow!("server.prediction_log.path: {e}"))?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

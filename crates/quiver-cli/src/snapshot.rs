@@ -74,7 +74,10 @@ fn report_json(r: &SnapshotReport, repo: &Path) -> Json {
         "as_of": format_time(r.as_of_us),
         "rows": r.rows,
         "skipped": r.skipped,
-        "path": r.path.strip_prefix(repo).unwrap_or(&r.path).display().to_string(),
+        "path": r
+            .path
+            .strip_prefix(&format!("{}/", repo.display()))
+            .unwrap_or(&r.path),
     })
 }
 
@@ -111,7 +114,7 @@ pub async fn run_snapshot(repo: &Path, args: SnapshotArgs, out: &Output) -> anyh
     for v in &views {
         bar.set_message(format!("snapshot of {v}"));
         reports.push(report_json(
-            &write_snapshot(&engine, repo, v, as_of, false).await?,
+            &write_snapshot(&engine, v, as_of, false).await?,
             repo,
         ));
         bar.inc(1);
@@ -122,7 +125,7 @@ pub async fn run_snapshot(repo: &Path, args: SnapshotArgs, out: &Output) -> anyh
         "wrote {} as of {} under {}",
         plural(reports.len() as u64, "snapshot"),
         format_time(as_of),
-        quiver_offline::snapshot::offline_root(repo).display()
+        engine.offline_store()
     ));
     out.emit(&json!({"snapshots": reports}));
     Ok(())
@@ -152,7 +155,7 @@ pub async fn run_backfill(repo: &Path, args: BackfillArgs, out: &Output) -> anyh
         for v in &views {
             bar.set_message(format!("{v} as of {}", format_time(*t)));
             reports.push(report_json(
-                &write_snapshot(&engine, repo, v, *t, true).await?,
+                &write_snapshot(&engine, v, *t, true).await?,
                 repo,
             ));
             bar.inc(1);
@@ -177,7 +180,7 @@ pub async fn run_job(repo: &Path, views: &[String]) -> anyhow::Result<Json> {
     let engine = OfflineEngine::new(stored(repo).await?.registry, repo);
     let views = snapshot_views(&engine, views)?;
     let now = chrono::Utc::now().timestamp_micros();
-    let (reports, pruned) = snapshot_and_prune(&engine, repo, &views, now).await?;
+    let (reports, pruned) = snapshot_and_prune(&engine, &views, now).await?;
     Ok(json!({
         "snapshots": reports.iter().map(|r| report_json(r, repo)).collect::<Vec<_>>(),
         "pruned": pruned.len(),

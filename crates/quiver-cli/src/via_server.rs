@@ -89,7 +89,7 @@ pub async fn post(repo: &Path, endpoint: &str, body: Json, command: &str) -> any
         );
     };
     let settings = RepoSettings::load(repo)?;
-    let config = quiver_server::ServerConfig::from_settings(&settings.server);
+    let config = quiver_server::ServerConfig::from_settings(&settings);
     let Some(token) = config.token else {
         anyhow::bail!(
             "`quiver serve` at {url} holds the embedded online store, so `{command}` must go through its {endpoint} endpoint, which needs the server's bearer token: set {} for both `quiver serve` and this command (or use curl -X POST {url}{endpoint} -H 'Authorization: Bearer …')",

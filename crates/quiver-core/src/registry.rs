@@ -845,6 +845,11 @@ impl Builder {
                     ("tracking", defs.tracking.as_ref().map(|p| self.at(p))),
                     ("alerts", defs.alerts.as_ref().map(|p| self.at(p))),
                     ("artifacts", defs.artifacts.as_ref().map(|p| self.at(p))),
+                    (
+                        "offline_store",
+                        defs.offline_store.as_ref().map(|p| self.at(p)),
+                    ),
+                    ("storage", defs.storage.as_ref().map(|p| self.at(p))),
                 ] {
                     if let Some(at) = present {
                         return Err(Error::invalid(

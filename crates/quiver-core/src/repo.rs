@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Located, Result};
 use crate::registry::Registry;
-use crate::yaml::{DefinitionFile, RawAlerts, RawOnlineStore, RawServer, RawTracking};
+use crate::yaml::{DefinitionFile, RawAlerts, RawOnlineStore, RawServer, RawStorage, RawTracking};
 
 /// The main file of a repository.
 pub const MAIN_FILE: &str = "quiver.yaml";
@@ -143,6 +143,11 @@ pub struct RepoSettings {
     /// registered and fetched from when they are missing locally ([`ARTIFACTS_ENV`] replaces
     /// it).
     pub artifacts: Option<String>,
+    /// `offline_store:`: where offline snapshots live, a folder relative to the repository or
+    /// an `s3://` URL ([`OFFLINE_STORE_ENV`] replaces it); `.quiver/offline` when absent.
+    pub offline_store: Option<String>,
+    /// `storage:`: how `s3://` URLs are reached.
+    pub storage: RawStorage,
 }
 
 impl RepoSettings {
@@ -180,12 +185,20 @@ impl RepoSettings {
                 Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
                 _ => defs.artifacts.map(|a| a.value),
             },
+            offline_store: match std::env::var(OFFLINE_STORE_ENV) {
+                Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
+                _ => defs.offline_store.map(|a| a.value),
+            },
+            storage: defs.storage.map(|s| s.value).unwrap_or_default(),
         })
     }
 }
 
 /// The environment variable that replaces `artifacts:` (an `s3://bucket/prefix` URL).
 pub const ARTIFACTS_ENV: &str = "QUIVER__ARTIFACTS";
+
+/// The environment variable that replaces `offline_store:` (a folder or an `s3://` URL).
+pub const OFFLINE_STORE_ENV: &str = "QUIVER__OFFLINE_STORE";
 
 /// The environment variable that replaces `online_store:` (a deployment's twin of
 /// `QUIVER__REGISTRY`): a Redis URL (`redis://`, `rediss://`, `unix://`) selects `type: redis`,

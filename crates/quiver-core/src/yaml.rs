@@ -33,6 +33,12 @@ pub struct DefinitionFile {
     /// Where model and recommender versions' files are kept besides `.quiver/artifacts`: an
     /// `s3://bucket/prefix` URL (only in `quiver.yaml`).
     pub artifacts: Option<S<String>>,
+    /// Where offline snapshots are written and read: a folder (relative to the repository;
+    /// default `.quiver/offline`) or an `s3://bucket/prefix` URL (only in `quiver.yaml`).
+    pub offline_store: Option<S<String>>,
+    /// How `s3://` URLs are reached: the endpoint of an S3-compatible store and the region
+    /// (only in `quiver.yaml`).
+    pub storage: Option<S<RawStorage>>,
     /// Entities.
     #[serde(default)]
     pub entities: Vec<RawEntity>,
@@ -57,6 +63,18 @@ pub struct DefinitionFile {
     /// A/B experiments over recommenders.
     #[serde(default)]
     pub experiments: Vec<crate::experiment::RawExperiment>,
+}
+
+/// `storage:` in `quiver.yaml`: how object-storage URLs (`s3://bucket/key`) are reached.
+/// Credentials always come from the environment (`AWS_ACCESS_KEY_ID`, ...), never from a file.
+#[derive(Debug, Deserialize, Default, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// The S3 API endpoint of an S3-compatible store (MinIO, Ceph, moto), e.g.
+    /// `http://10.0.0.5:9000` (`http://` is allowed). Default: `AWS_ENDPOINT_URL`, else AWS.
+    pub endpoint: Option<String>,
+    /// The region (default: `AWS_REGION`, else `us-east-1`).
+    pub region: Option<String>,
 }
 
 /// `online_store:` in `quiver.yaml`.

@@ -84,11 +84,16 @@ fn key_col(i: usize) -> String {
 pub struct OfflineEngine {
     registry: Registry,
     root: PathBuf,
+    /// Where offline snapshots live: a folder or an `s3://` URL (`offline_store:`).
+    offline_store: String,
     ctx: SessionContext,
     /// Worker threads of a point-in-time join (`None`: one per core).
     threads: Option<usize>,
     /// Hash partitions of the entity keys in a point-in-time join.
     key_partitions: usize,
+    /// When set, plain views are joined as a DataFusion plan of [`crate::pit_exec::PitJoinExec`]
+    /// over this many hash partitions of the join keys (the plan a cluster runs).
+    exchange_partitions: Option<usize>,
 }
 
 /// Reads a timestamp-like column as UTC microseconds (strings are parsed; naive is UTC).
@@ -113,9 +118,13 @@ pub fn set_local_file_store(store: Arc<dyn ObjectStore>) -> bool {
 impl OfflineEngine {
     /// An engine over `registry`, resolving relative source paths against `root`.
     pub fn new(registry: Registry, root: impl Into<PathBuf>) -> Self {
-        let mut config = SessionConfig::new()
+        let root: PathBuf = root.into();
+        // `storage:` and `offline_store:` from quiver.yaml (defaults for a folder without one).
+        let settings = quiver_core::repo::RepoSettings::load(&root).unwrap_or_default();
+        let config = SessionConfig::new()
             .with_batch_size(65_536)
             .with_information_schema(false);
+        let mut config = crate::remote::with_storage(config, &settings.storage);
         config.options_mut().sql_parser.enable_ident_normalization = false;
         let ctx = SessionContext::new_with_config(config);
         quiver_transforms::register(&ctx);
@@ -128,10 +137,12 @@ impl OfflineEngine {
         }
         OfflineEngine {
             registry,
-            root: root.into(),
+            offline_store: crate::snapshot::offline_place(&root, settings.offline_store.as_deref()),
+            root,
             ctx,
             threads: None,
             key_partitions: 1,
+            exchange_partitions: None,
         }
     }
 
@@ -154,6 +165,15 @@ impl OfflineEngine {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
+    /// Joins plain views as a DataFusion plan: both sides hash-partitioned on the join keys
+    /// into `partitions`, each partition joined by a [`crate::pit_exec::PitJoinExec`] task, the
+    /// way a cluster runs the join. The answer does not depend on it (tested), except that exact
+    /// duplicates (same keys, event and created time) may resolve to either row.
+    pub fn with_exchange(mut self, partitions: usize) -> Self {
+        self.exchange_partitions = Some(partitions.max(1));
+        self
+    }
+
     /// The registry.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -169,6 +189,12 @@ impl OfflineEngine {
     /// The repository folder relative source paths are resolved against.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where offline snapshots live: a local folder or an `s3://` URL (`offline_store:` in
+    /// `quiver.yaml`, default `.quiver/offline`).
+    pub fn offline_store(&self) -> &str {
+        &self.offline_store
     }
 
     /// A plain view's rows as a `DataFrame`: one row per source row, with the join keys (by
@@ -657,8 +683,9 @@ impl OfflineEngine {
         use std::collections::{HashMap, HashSet};
         let version = crate::snapshot::view_version(self, &view.name)?;
         let times: HashSet<i64> = entity_ts.iter().flatten().copied().collect();
-        let parts: Vec<(i64, PathBuf)> =
-            crate::snapshot::finished_partitions(&self.root, &view.name, &version)?
+        let parts: Vec<(i64, String)> =
+            crate::snapshot::finished_partitions(self, &view.name, &version)
+                .await?
                 .into_iter()
                 .filter(|(t, _)| times.contains(t))
                 .collect();
@@ -669,8 +696,8 @@ impl OfflineEngine {
         let mut index: HashMap<(Key, i64), (usize, usize)> = HashMap::new();
         let mut batches = Vec::with_capacity(parts.len());
         for (as_of, path) in &parts {
-            let batch = crate::snapshot::read_partition(path)?;
-            let keys = self.entity_keys(view, &batch, &path.display().to_string())?;
+            let batch = crate::snapshot::read_partition(self, path).await?;
+            let keys = self.entity_keys(view, &batch, &format!("{}/{path}", self.offline_store))?;
             for (row, k) in keys.into_iter().enumerate() {
                 if let Some(k) = k {
                     index.insert((k, *as_of), (batches.len(), row));
@@ -740,9 +767,8 @@ impl OfflineEngine {
             for (b, (_, path)) in batches.iter().zip(&parts) {
                 let col = b.column_by_name(&r.feature).ok_or_else(|| {
                     Error::Output(format!(
-                        "snapshot {} has no column {}: write it again with quiver snapshot",
-                        path.display(),
-                        r.feature
+                        "snapshot {}/{path} has no column {}: write it again with quiver snapshot",
+                        self.offline_store, r.feature
                     ))
                 })?;
                 sources.push(cast(col, from_rest.data_type())?);
@@ -918,6 +944,16 @@ impl OfflineEngine {
         if views.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(parts) = self.exchange_partitions {
+            let mut out = Vec::with_capacity(views.len());
+            for p in views {
+                out.push(
+                    self.join_view_exchanged(p, entity_ts, parts, progress)
+                        .await?,
+                );
+            }
+            return Ok(out);
+        }
         // Distinct join-key lists: views over the same entity share its keys and index.
         let mut key_sets: Vec<(String, usize)> = Vec::new();
         let mut key_set_of = Vec::new();
@@ -1074,6 +1110,91 @@ impl OfflineEngine {
             out.push(PartitionedJoin::merge(joins).finish()?);
         }
         Ok(out)
+    }
+
+    /// One plain view's point-in-time join as a DataFusion plan over `parts` hash partitions
+    /// of the join keys (see [`crate::pit_exec`]): the entity rows and the view's frame each
+    /// repartitioned by key, a [`crate::pit_exec::PitJoinExec`] per partition, the partitions
+    /// run concurrently and their rows put back in entity order.
+    async fn join_view_exchanged(
+        &self,
+        p: &PlainView<'_>,
+        entity_ts: &[Option<i64>],
+        parts: usize,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<Vec<ArrayRef>> {
+        use datafusion::datasource::memory::MemorySourceConfig;
+        use datafusion::physical_plan::repartition::RepartitionExec;
+        use datafusion::physical_plan::{ExecutionPlan, Partitioning};
+
+        use crate::pit_exec::{PartTagExec, PitJoinExec, PitSpec, entity_batch, key_exprs};
+        let view = p.view;
+        let source = self.source_of(view).clone();
+        let df = self.view_frame_with(view, &p.wanted, true).await?;
+        let frame_schema = df.schema().as_arrow().clone();
+        let layout = self.layout(view);
+        let first_value = self.first_value_column(view);
+        // The entity keys as the frame has them, so that equal keys hash alike on both sides.
+        let mut keys = Vec::with_capacity(layout.nkeys);
+        for (i, c) in p.columns.iter().enumerate() {
+            let want = frame_schema.field(i).data_type();
+            keys.push(if c.data_type() == want {
+                Arc::clone(c)
+            } else {
+                cast(c, want)?
+            });
+        }
+        let entities = entity_batch(&keys, entity_ts)?;
+        let (mut state, logical) = df.into_parts();
+        state.config_mut().options_mut().execution.target_partitions = parts;
+        let features = state
+            .create_physical_plan(&logical)
+            .await
+            .map_err(|e| source_error(&source, clean(e)))?;
+        let entity_plan: Arc<dyn ExecutionPlan> =
+            MemorySourceConfig::try_new_exec(&[vec![entities.clone()]], entities.schema(), None)?;
+        let (ekeys, fkeys) = key_exprs(&entities.schema(), &frame_schema, layout.nkeys);
+        let entity_plan = Arc::new(RepartitionExec::try_new(
+            entity_plan,
+            Partitioning::Hash(ekeys, parts),
+        )?);
+        let features = Arc::new(RepartitionExec::try_new(
+            Arc::new(PartTagExec::new(features)),
+            Partitioning::Hash(fkeys, parts),
+        )?);
+        let join = Arc::new(PitJoinExec::try_new(
+            entity_plan,
+            features,
+            PitSpec {
+                source: source.clone(),
+                nkeys: layout.nkeys,
+                has_created: layout.has_created,
+                ttl_micros: view.ttl.micros(),
+                value_idx: (first_value..first_value + p.wanted.len()).collect(),
+            },
+        )?);
+        let streams = datafusion::physical_plan::execute_stream_partitioned(
+            join,
+            Arc::new(datafusion::execution::TaskContext::from(&state)),
+        )?;
+        let tasks: Vec<_> = streams
+            .into_iter()
+            .map(|s| {
+                tokio::spawn(async move {
+                    futures::TryStreamExt::try_collect::<Vec<RecordBatch>>(s).await
+                })
+            })
+            .collect();
+        let mut batches = Vec::new();
+        for t in tasks {
+            let got = t
+                .await
+                .map_err(|e| Error::Internal(format!("join partition failed: {e}")))?
+                .map_err(|e| source_error(&source, clean(e)))?;
+            batches.extend(got);
+        }
+        progress.rows_read(&view.name, 0);
+        crate::pit_exec::in_entity_order(&batches, entity_ts.len())
     }
 
     /// The frame of one filter group of an aggregation view: keys, timestamp, one value column
@@ -1411,11 +1532,11 @@ impl OfflineEngine {
 /// Where keys and timestamps sit in a prepared view frame: `nkeys` key columns, the event
 /// timestamp, the created timestamp if any, then values.
 #[derive(Clone, Copy)]
-struct Layout {
-    nkeys: usize,
-    has_created: bool,
+pub(crate) struct Layout {
+    pub(crate) nkeys: usize,
+    pub(crate) has_created: bool,
     /// Rows probed at once (see [`chunk_rows`]).
-    chunk_rows: usize,
+    pub(crate) chunk_rows: usize,
 }
 
 /// A plain view of a retrieval: the features wanted, its join keys and the entity rows' key
@@ -1440,13 +1561,13 @@ struct ViewJob {
 
 /// The entity side of a retrieval for one list of join keys: the keys numbered and the rows
 /// indexed by them, shared by every view with those keys.
-struct EntityKeys {
-    space: KeySpace,
-    index: Arc<EntityIndex>,
+pub(crate) struct EntityKeys {
+    pub(crate) space: KeySpace,
+    pub(crate) index: Arc<EntityIndex>,
 }
 
 /// How [`probe`] encodes the key columns of a feature batch, given what it waited for.
-trait EncodeKeys {
+pub(crate) trait EncodeKeys {
     fn batch_keys<'a>(&self, columns: &'a [ArrayRef]) -> Result<BatchKeys<'a>>;
 }
 
@@ -1476,7 +1597,7 @@ impl EncodeKeys for Arc<EntityKeys> {
 /// Rows probed at once for a frame of this schema: [`PROBE_ROWS`], fewer for wide rows, so that
 /// a chunk stays near 64 MiB (a 200-feature view would otherwise hold 1.6 GB per worker), but
 /// never under one scan batch.
-fn chunk_rows(schema: &Schema) -> usize {
+pub(crate) fn chunk_rows(schema: &Schema) -> usize {
     let row_bytes: usize = schema
         .fields()
         .iter()
@@ -1491,11 +1612,47 @@ fn chunk_rows(schema: &Schema) -> usize {
 /// 580 MiB with 512k rows).
 const PROBE_ROWS: usize = 1 << 20;
 
+/// Hands `batches` of a prepared view frame to `sink` as one chunk of candidates: keys
+/// encoded by `ready`, the values the columns `value_idx`.
+pub(crate) fn with_candidates<T: EncodeKeys>(
+    ready: &T,
+    batches: &[RecordBatch],
+    layout: Layout,
+    value_idx: &[usize],
+    sink: impl FnOnce(&[Candidates<'_>]) -> Result<()>,
+) -> Result<()> {
+    let n = layout.nkeys;
+    let keys = batches
+        .iter()
+        .map(|b| ready.batch_keys(&b.columns()[..n]))
+        .collect::<Result<Vec<_>>>()?;
+    let values = batches
+        .iter()
+        .map(|b| b.project(value_idx))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let chunk: Vec<Candidates<'_>> = batches
+        .iter()
+        .zip(&keys)
+        .zip(&values)
+        .map(|((batch, keys), values)| Candidates {
+            keys,
+            ts: batch.column(n).as_primitive::<TimestampMicrosecondType>(),
+            created: layout.has_created.then(|| {
+                batch
+                    .column(n + 1)
+                    .as_primitive::<TimestampMicrosecondType>()
+            }),
+            values,
+        })
+        .collect();
+    sink(&chunk)
+}
+
 /// Reads one stream of a prepared view frame, handing its batches to `sink` in chunks of about
 /// `layout.chunk_rows` rows, as candidates whose keys are `encode`d and whose values are the
 /// columns `value_idx`, and telling `rows_read` how many rows each chunk had. `sink` is first
 /// called once `ready` is.
-async fn probe<T: EncodeKeys>(
+pub(crate) async fn probe<T: EncodeKeys>(
     mut stream: SendableRecordBatchStream,
     source: &Source,
     layout: Layout,
@@ -1504,32 +1661,10 @@ async fn probe<T: EncodeKeys>(
     ready: impl Future<Output = Result<T>>,
     mut sink: impl FnMut(&T, &[Candidates<'_>]) -> Result<()>,
 ) -> Result<()> {
-    let n = layout.nkeys;
     let mut flush = |ready: &T, batches: &[RecordBatch]| -> Result<()> {
-        let keys = batches
-            .iter()
-            .map(|b| ready.batch_keys(&b.columns()[..n]))
-            .collect::<Result<Vec<_>>>()?;
-        let values = batches
-            .iter()
-            .map(|b| b.project(value_idx))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let chunk: Vec<Candidates<'_>> = batches
-            .iter()
-            .zip(&keys)
-            .zip(&values)
-            .map(|((batch, keys), values)| Candidates {
-                keys,
-                ts: batch.column(n).as_primitive::<TimestampMicrosecondType>(),
-                created: layout.has_created.then(|| {
-                    batch
-                        .column(n + 1)
-                        .as_primitive::<TimestampMicrosecondType>()
-                }),
-                values,
-            })
-            .collect();
-        sink(ready, &chunk)?;
+        with_candidates(ready, batches, layout, value_idx, |chunk| {
+            sink(ready, chunk)
+        })?;
         rows_read(batches.iter().map(RecordBatch::num_rows).sum());
         Ok(())
     };

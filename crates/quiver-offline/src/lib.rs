@@ -23,6 +23,7 @@ pub mod error;
 pub mod key;
 pub mod key_space;
 pub mod parquet_out;
+pub mod pit_exec;
 pub mod pit_join;
 pub mod remote;
 pub mod request_view;

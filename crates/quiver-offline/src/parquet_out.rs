@@ -148,23 +148,13 @@ fn encode_parallel(jobs: Vec<(Job, usize)>, threads: usize) -> Result<Vec<ArrowC
     done.into_iter().map(|(_, c)| c).collect()
 }
 
-/// Writes `batch` to the Parquet file `path` as Quiver writes every result (zstd level 1, row
-/// groups of up to 1M rows, no dictionary for floating-point and timestamp columns, whose values
-/// rarely repeat), encoding on every core, through a temporary file renamed into place so that a
-/// failure never leaves a half-written file.
-pub fn write_parquet_file(path: &std::path::Path, batch: &RecordBatch) -> std::io::Result<()> {
+/// How Quiver writes every result: zstd level 1, row groups of up to 1M rows, no dictionary
+/// for floating-point and timestamp columns, whose values rarely repeat.
+fn result_properties(batch: &RecordBatch) -> Result<WriterProperties> {
     use datafusion::arrow::datatypes::DataType;
     use datafusion::parquet::basic::{Compression, ZstdLevel};
-    let io = |e: ParquetError| std::io::Error::other(format!("{}: {e}", path.display()));
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp_name);
-    let file = std::fs::File::create(&tmp)?;
     let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(io)?))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(1 << 20));
     for f in batch.schema().fields() {
         if matches!(
@@ -174,9 +164,35 @@ pub fn write_parquet_file(path: &std::path::Path, batch: &RecordBatch) -> std::i
             props = props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
         }
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    write_parquet(file, batch, props.build(), threads).map_err(io)?;
+    Ok(props.build())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Writes `batch` to the Parquet file `path` as Quiver writes every result
+/// ([`result_properties`]), encoding on every core, through a temporary file renamed into
+/// place so that a failure never leaves a half-written file.
+pub fn write_parquet_file(path: &std::path::Path, batch: &RecordBatch) -> std::io::Result<()> {
+    let io = |e: ParquetError| std::io::Error::other(format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let file = std::fs::File::create(&tmp)?;
+    write_parquet(file, batch, result_properties(batch).map_err(io)?, cores()).map_err(io)?;
     std::fs::rename(&tmp, path)
+}
+
+/// `batch` as the bytes of a Parquet file written as [`write_parquet_file`] writes it, for an
+/// object store.
+pub fn parquet_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_parquet(&mut out, batch, result_properties(batch)?, cores())?;
+    Ok(out)
 }
 
 #[cfg(test)]

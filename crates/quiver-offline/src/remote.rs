@@ -1,8 +1,10 @@
-//! Sources, entity files and `historical --out` in object storage: `s3://bucket/key` (and
-//! `s3a://`), through the `object_store` crate DataFusion itself reads with. Credentials and the endpoint come from
-//! the usual AWS environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_SESSION_TOKEN`, `AWS_REGION`, and `AWS_ENDPOINT_URL` for an S3-compatible store such as
-//! MinIO; an `http://` endpoint is allowed without TLS).
+//! Sources, entity files, `historical --out`, offline snapshots, the prediction log and model
+//! files in object storage: `s3://bucket/key` (and `s3a://`), through the `object_store` crate
+//! DataFusion itself reads with. Credentials come from the usual AWS environment variables
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`); the endpoint of an
+//! S3-compatible store such as MinIO and the region from `storage: {endpoint, region}` in
+//! `quiver.yaml`, else from `AWS_ENDPOINT_URL` and `AWS_REGION`. An `http://` endpoint is
+//! allowed without TLS.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,15 +15,19 @@ use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 use object_store::WriteMultipart;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use quiver_core::yaml::RawStorage;
 
 /// Whether `path` is an object-storage URL rather than a local path.
 pub fn is_url(path: &str) -> bool {
     path.contains("://")
 }
 
-/// The S3 client for `url`'s bucket, configured from the environment, and the object's path in
-/// it. Unknown schemes are refused by name.
-fn s3(url: &str) -> Result<(ObjectStoreUrl, AmazonS3, object_store::path::Path), String> {
+/// The S3 client for `url`'s bucket, configured by `storage` and the environment, and the
+/// object's path in it. Unknown schemes are refused by name.
+fn s3(
+    url: &str,
+    storage: &RawStorage,
+) -> Result<(ObjectStoreUrl, AmazonS3, object_store::path::Path), String> {
     let scheme = url.split("://").next().unwrap_or_default();
     if !matches!(scheme, "s3" | "s3a") {
         return Err(format!(
@@ -39,9 +45,18 @@ fn s3(url: &str) -> Result<(ObjectStoreUrl, AmazonS3, object_store::path::Path),
         .ok_or_else(|| format!("{url}: no bucket (use s3://BUCKET/KEY)"))?
         .to_string();
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(&bucket);
-    let endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok());
+    let endpoint = match &storage.endpoint {
+        Some(e) => {
+            builder = builder.with_endpoint(e);
+            Some(e.clone())
+        }
+        None => ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()),
+    };
+    if let Some(r) = &storage.region {
+        builder = builder.with_region(r);
+    }
     if endpoint
         .as_deref()
         .is_some_and(|e| e.starts_with("http://"))
@@ -54,10 +69,37 @@ fn s3(url: &str) -> Result<(ObjectStoreUrl, AmazonS3, object_store::path::Path),
     Ok((store_url, store, parsed.prefix().clone()))
 }
 
+/// `storage:` settings kept in a session's configuration (see [`with_storage`]).
+#[derive(Debug, Default)]
+struct Storage(RawStorage);
+
+/// `config` carrying `storage`, which [`register`] then configures its clients with.
+pub fn with_storage(
+    config: datafusion::prelude::SessionConfig,
+    storage: &RawStorage,
+) -> datafusion::prelude::SessionConfig {
+    config.with_extension(Arc::new(Storage(storage.clone())))
+}
+
+/// The `storage:` settings `ctx` was made with (defaults when none).
+pub fn storage_of(ctx: &SessionContext) -> RawStorage {
+    ctx.state()
+        .config()
+        .get_extension::<Storage>()
+        .map(|s| s.0.clone())
+        .unwrap_or_default()
+}
+
 /// Makes `url`'s bucket readable in `ctx`: registers, once per session and bucket, an S3 client
-/// configured from the environment. Unknown schemes are refused by name.
+/// configured by the session's `storage:` settings and the environment. Unknown schemes are
+/// refused by name.
 pub fn register(ctx: &SessionContext, url: &str) -> Result<(), String> {
-    let (store_url, store, _) = s3(url)?;
+    register_with(ctx, url, &storage_of(ctx))
+}
+
+/// [`register`] with `storage` settings given rather than the session's.
+pub fn register_with(ctx: &SessionContext, url: &str, storage: &RawStorage) -> Result<(), String> {
+    let (store_url, store, _) = s3(url, storage)?;
     if ctx.runtime_env().object_store(&store_url).is_err() {
         ctx.register_object_store(store_url.as_ref(), Arc::new(store));
     }
@@ -67,9 +109,9 @@ pub fn register(ctx: &SessionContext, url: &str) -> Result<(), String> {
 /// Uploads the local file `from` to `url` (multipart, 8 MiB parts, 4 in flight). The object
 /// appears only when the upload completes: a failure leaves nothing at `url` (the parts are
 /// aborted).
-pub async fn upload(from: &Path, url: &str) -> Result<(), String> {
+pub async fn upload(from: &Path, url: &str, storage: &RawStorage) -> Result<(), String> {
     use tokio::io::AsyncReadExt;
-    let (_, store, path) = s3(url)?;
+    let (_, store, path) = s3(url, storage)?;
     let failed =
         |e: &dyn std::fmt::Display| format!("cannot upload {} to {url}: {e}", from.display());
     let mut file = tokio::fs::File::open(from).await.map_err(|e| failed(&e))?;
@@ -91,9 +133,20 @@ pub async fn upload(from: &Path, url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes `bytes` as the object at `url` (one request; for small files such as a run's
+/// artifacts).
+pub async fn put(url: &str, bytes: Vec<u8>, storage: &RawStorage) -> Result<(), String> {
+    let (_, store, path) = s3(url, storage)?;
+    store
+        .put(&path, object_store::PutPayload::from(bytes))
+        .await
+        .map_err(|e| format!("cannot upload to {url}: {e}"))?;
+    Ok(())
+}
+
 /// Uploads every file under the local folder `dir` (recursively) to `url/RELATIVE_PATH`;
 /// returns how many. Each object appears only when its upload completes.
-pub async fn upload_dir(dir: &Path, url: &str) -> Result<usize, String> {
+pub async fn upload_dir(dir: &Path, url: &str, storage: &RawStorage) -> Result<usize, String> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -114,7 +167,7 @@ pub async fn upload_dir(dir: &Path, url: &str) -> Result<usize, String> {
     let base = url.trim_end_matches('/');
     for f in &files {
         let rel = f.strip_prefix(dir).expect("under dir").to_string_lossy();
-        upload(f, &format!("{base}/{}", rel.replace('\\', "/"))).await?;
+        upload(f, &format!("{base}/{}", rel.replace('\\', "/")), storage).await?;
     }
     Ok(files.len())
 }
@@ -123,11 +176,11 @@ pub async fn upload_dir(dir: &Path, url: &str) -> Result<usize, String> {
 /// kept) and returns how many. The files are written into a sibling temporary folder renamed
 /// into place at the end, so `dir` appears whole or not at all. No object under `url` is an
 /// error.
-pub async fn download_dir(url: &str, dir: &Path) -> Result<usize, String> {
+pub async fn download_dir(url: &str, dir: &Path, storage: &RawStorage) -> Result<usize, String> {
     use futures::TryStreamExt;
     use object_store::ObjectStore;
     let base = url.trim_end_matches('/');
-    let (_, store, prefix) = s3(&format!("{base}/"))?;
+    let (_, store, prefix) = s3(&format!("{base}/"), storage)?;
     let failed = |e: &dyn std::fmt::Display| format!("cannot download {base}/: {e}");
     let objects: Vec<object_store::ObjectMeta> = store
         .list(Some(&prefix))
@@ -180,6 +233,77 @@ pub async fn download_dir(url: &str, dir: &Path) -> Result<usize, String> {
     Ok(objects.len())
 }
 
+/// An object store rooted at `place`: a local folder (created if missing) or an `s3://`
+/// URL's bucket and prefix, so that code which keeps files there (offline snapshots) has one
+/// path for both. Paths given to the store are relative to `place`.
+pub fn store_at(
+    place: &str,
+    storage: &RawStorage,
+) -> Result<Arc<dyn object_store::ObjectStore>, String> {
+    if is_url(place) {
+        let base = format!("{}/", place.trim_end_matches('/'));
+        let (_, store, prefix) = s3(&base, storage)?;
+        if prefix.as_ref().is_empty() {
+            return Ok(Arc::new(store));
+        }
+        return Ok(Arc::new(object_store::prefix::PrefixStore::new(
+            store, prefix,
+        )));
+    }
+    std::fs::create_dir_all(place).map_err(|e| format!("cannot create {place}: {e}"))?;
+    let local = object_store::local::LocalFileSystem::new_with_prefix(place)
+        .map_err(|e| format!("{place}: {e}"))?
+        .with_automatic_cleanup(true);
+    Ok(Arc::new(local))
+}
+
+/// The names of the folders directly under `place` (a local folder or an `s3://` URL), sorted;
+/// none when `place` does not exist.
+pub async fn folders(place: &str, storage: &RawStorage) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = if is_url(place) {
+        let base = format!("{}/", place.trim_end_matches('/'));
+        let (_, store, prefix) = s3(&base, storage)?;
+        let listed = object_store::ObjectStore::list_with_delimiter(&store, Some(&prefix))
+            .await
+            .map_err(|e| format!("cannot list {base}: {e}"))?;
+        listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect()
+    } else {
+        match std::fs::read_dir(place) {
+            Ok(entries) => entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("cannot list {place}: {e}")),
+        }
+    };
+    out.sort();
+    Ok(out)
+}
+
+/// Whether `place` (a local folder or an `s3://` URL's prefix) holds any file.
+pub async fn has_files(place: &str, storage: &RawStorage) -> Result<bool, String> {
+    use futures::StreamExt;
+    if !is_url(place) {
+        return Ok(Path::new(place).is_dir());
+    }
+    let base = format!("{}/", place.trim_end_matches('/'));
+    let (_, store, prefix) = s3(&base, storage)?;
+    match object_store::ObjectStore::list(&store, Some(&prefix))
+        .next()
+        .await
+    {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) => Err(format!("cannot list {base}: {e}")),
+    }
+}
+
 /// Part size of uploads (S3's minimum is 5 MiB for every part but the last).
 const PART: usize = 8 << 20;
 
@@ -191,6 +315,7 @@ mod tests {
     fn other_schemes_are_refused_by_name() {
         let ctx = SessionContext::new();
         let e = register(&ctx, "gs://bucket/x.parquet").unwrap_err();
+        assert!(store_at("gs://b/offline", &RawStorage::default()).is_err());
         assert!(e.contains("unsupported scheme 'gs://'"), "{e}");
         assert!(is_url("s3://b/k") && !is_url("data/x.parquet"));
     }

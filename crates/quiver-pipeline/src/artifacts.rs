@@ -44,25 +44,30 @@ pub fn write_artifact(
 }
 
 /// The object-storage URL versions' files are kept at (`artifacts:` in `quiver.yaml`, or
-/// `QUIVER__ARTIFACTS`), if any.
-pub fn remote_root(repo: &Path) -> Option<String> {
-    quiver_core::repo::RepoSettings::load(repo)
-        .ok()?
+/// `QUIVER__ARTIFACTS`), if any, with the `storage:` settings that reach it.
+pub fn remote_root(repo: &Path) -> Option<(String, quiver_core::yaml::RawStorage)> {
+    let settings = quiver_core::repo::RepoSettings::load(repo).ok()?;
+    let url = settings
         .artifacts
-        .filter(|u| quiver_offline::remote::is_url(u))
+        .filter(|u| quiver_offline::remote::is_url(u))?;
+    Some((url, settings.storage))
 }
 
 /// Copies the files of a version just written (`rel`, relative to the artifact root) to the
 /// repository's object storage, when it has one (`artifacts: s3://...`): a version is
 /// registered only once its files are there, so any machine sharing the registry can load it.
 pub async fn push(repo: &Path, rel: &str) -> Result<()> {
-    let Some(url) = remote_root(repo) else {
+    let Some((url, storage)) = remote_root(repo) else {
         return Ok(());
     };
     let dir = artifact_root(repo).join(rel);
-    quiver_offline::remote::upload_dir(&dir, &format!("{}/{rel}", url.trim_end_matches('/')))
-        .await
-        .map_err(|e| Error::Invalid(format!("artifacts: {e}")))?;
+    quiver_offline::remote::upload_dir(
+        &dir,
+        &format!("{}/{rel}", url.trim_end_matches('/')),
+        &storage,
+    )
+    .await
+    .map_err(|e| Error::Invalid(format!("artifacts: {e}")))?;
     Ok(())
 }
 
@@ -74,12 +79,16 @@ pub async fn pull(repo: &Path, rel: &str) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    let Some(url) = remote_root(repo) else {
+    let Some((url, storage)) = remote_root(repo) else {
         return Ok(());
     };
-    quiver_offline::remote::download_dir(&format!("{}/{rel}", url.trim_end_matches('/')), &dir)
-        .await
-        .map_err(|e| Error::Invalid(format!("artifacts: {e}")))?;
+    quiver_offline::remote::download_dir(
+        &format!("{}/{rel}", url.trim_end_matches('/')),
+        &dir,
+        &storage,
+    )
+    .await
+    .map_err(|e| Error::Invalid(format!("artifacts: {e}")))?;
     Ok(())
 }
 

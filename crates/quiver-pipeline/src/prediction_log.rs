@@ -18,13 +18,16 @@ use quiver_online::Value;
 
 use crate::encoding::encode_online;
 
-/// The log's folder: `raw.path` (relative paths against `root`, the repository) or
-/// `.quiver/prediction_log`.
+/// The log's folder: `raw.path` (an `s3://` URL as it is, a relative folder against `root`,
+/// the repository) or `.quiver/prediction_log`.
 pub fn dir(raw: Option<&RawPredictionLog>, root: &Path) -> PathBuf {
-    root.join(
-        raw.and_then(|r| r.path.as_deref())
-            .unwrap_or(".quiver/prediction_log"),
-    )
+    let path = raw
+        .and_then(|r| r.path.as_deref())
+        .unwrap_or(".quiver/prediction_log");
+    if quiver_offline::remote::is_url(path) {
+        return PathBuf::from(path.trim_end_matches('/'));
+    }
+    root.join(path)
 }
 
 /// The folder of a model's log (`version`: one version's).

@@ -23,6 +23,8 @@ pub struct Tracking {
     pub client: MlflowClient,
     /// The experiment runs are logged in.
     pub experiment: String,
+    /// How a run's `s3://` artifact location is reached (`storage:` in `quiver.yaml`).
+    pub storage: quiver_core::yaml::RawStorage,
 }
 
 /// The repository's MLflow tracking settings, if any.
@@ -48,7 +50,28 @@ pub fn tracking(repo: &Path) -> Result<Option<Tracking>> {
     Ok(Some(Tracking {
         client: MlflowClient::new(&url),
         experiment,
+        storage: settings.storage,
     }))
+}
+
+/// Uploads one artifact of `run` (`path` relative to its artifact root). A run whose artifact
+/// location is in object storage (`s3://`: an MLflow server started with
+/// `--default-artifact-root s3://...` and no artifact proxy) gets it written to the bucket
+/// directly, as MLflow's own clients do; otherwise the MLflow client uploads it (the server's
+/// proxy, or a local folder). Runs off the async threads ([`off_thread`]).
+fn log_artifact(
+    t: &Tracking,
+    run: &quiver_registry::mlflow::Run,
+    path: &str,
+    bytes: Vec<u8>,
+) -> Result<()> {
+    if !run.artifact_uri.starts_with("s3://") {
+        return Ok(t.client.log_artifact(run, path, &bytes)?);
+    }
+    let url = format!("{}/{path}", run.artifact_uri.trim_end_matches('/'));
+    tokio::runtime::Handle::current()
+        .block_on(quiver_offline::remote::put(&url, bytes, &t.storage))
+        .map_err(|e| Error::Invalid(format!("MLflow artifact {path}: {e}")))
 }
 
 /// What one logged version became in MLflow.
@@ -152,13 +175,13 @@ pub fn log_version(repo: &Path, t: &Tracking, v: &ModelVersion) -> Result<Logged
         ("evaluation.json", "evaluation.json"),
     ] {
         match std::fs::read(dir.join(file)) {
-            Ok(bytes) => c.log_artifact(&run, dest, &bytes)?,
+            Ok(bytes) => log_artifact(t, &run, dest, bytes)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && file != "model.json" => {}
             Err(e) => return Err(Error::io("cannot read", &dir.join(file), e)),
         }
     }
     let report = crate::report::report_html(repo, v)?;
-    c.log_artifact(&run, "report.html", report.as_bytes())?;
+    log_artifact(t, &run, "report.html", report.into_bytes())?;
     c.finish_run(&run, chrono::Utc::now().timestamp_millis())?;
 
     c.ensure_registered_model(

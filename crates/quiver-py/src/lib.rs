@@ -220,7 +220,7 @@ impl Store {
             let settings = RepoSettings::load(&repo)?;
             let store =
                 quiver_online::open_store(&settings, &repo, &applied.registry.project.clone())?;
-            let config = quiver_server::ServerConfig::from_settings(&settings.server);
+            let config = quiver_server::ServerConfig::from_settings(&settings);
             let served = quiver_server::Served::new(applied.registry, applied.version, &repo);
             let answer = quiver_server::online::online_features(
                 &*store,

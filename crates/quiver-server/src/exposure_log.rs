@@ -44,6 +44,7 @@ pub fn start(prediction_log: &PredictionLogConfig, root: &Path) -> ExposureLog {
     let config = PredictionLogConfig {
         sample_rate: 1.0,
         dir: root.join(quiver_recs::ab::EXPOSURES_DIR),
+        storage: Default::default(),
         flush_rows: prediction_log.flush_rows,
         flush_interval: prediction_log.flush_interval,
     };
@@ -79,6 +80,7 @@ mod tests {
                 &PredictionLogConfig {
                     sample_rate: 0.0,
                     dir: "unused".into(),
+                    storage: Default::default(),
                     flush_rows: 1000,
                     flush_interval: std::time::Duration::from_secs(60),
                 },

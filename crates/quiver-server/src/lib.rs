@@ -33,7 +33,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use quiver_core::Registry;
-use quiver_core::yaml::RawServer;
 use quiver_offline::OfflineEngine;
 use quiver_online::OnlineStore;
 use quiver_registry::SqlMetadataStore;
@@ -74,8 +73,10 @@ impl std::fmt::Debug for ServerConfig {
 pub const TOKEN_ENV: &str = "QUIVER_SERVER_TOKEN";
 
 impl ServerConfig {
-    /// From `server:` settings and the environment.
-    pub fn from_settings(raw: &RawServer) -> ServerConfig {
+    /// From `quiver.yaml`'s `server:` (and `storage:`, for a prediction log in object storage)
+    /// and the environment.
+    pub fn from_settings(settings: &quiver_core::repo::RepoSettings) -> ServerConfig {
+        let raw = &settings.server;
         let env_name = raw.token_env.clone().unwrap_or_else(|| TOKEN_ENV.into());
         let from_env = std::env::var(&env_name).ok().filter(|t| !t.is_empty());
         let (token, token_source) = match (from_env, &raw.token) {
@@ -89,10 +90,13 @@ impl ServerConfig {
             token,
             protect_reads: raw.protect_reads.unwrap_or(false),
             token_source,
-            prediction_log: prediction_log::PredictionLogConfig::from_settings(
-                raw.prediction_log.as_ref(),
-                std::path::Path::new(""),
-            ),
+            prediction_log: prediction_log::PredictionLogConfig {
+                storage: settings.storage.clone(),
+                ..prediction_log::PredictionLogConfig::from_settings(
+                    raw.prediction_log.as_ref(),
+                    std::path::Path::new(""),
+                )
+            },
         }
     }
 }
@@ -171,7 +175,9 @@ impl AppState {
         config: ServerConfig,
     ) -> Arc<AppState> {
         let mut log_config = config.prediction_log.clone();
-        log_config.dir = root.join(&log_config.dir);
+        if !quiver_offline::remote::is_url(&log_config.dir.to_string_lossy()) {
+            log_config.dir = root.join(&log_config.dir);
+        }
         let prediction_log = prediction_log::PredictionLog::start(log_config);
         let exposure_log = exposure_log::start(&config.prediction_log, &root);
         let metrics = metrics_handle();

@@ -40,8 +40,10 @@ use tokio::sync::{mpsc, oneshot};
 pub struct PredictionLogConfig {
     /// Share of /predict requests logged, 0 to 1 (0 turns the log off).
     pub sample_rate: f64,
-    /// Folder of the log.
+    /// Folder of the log: a local path or an `s3://` URL.
     pub dir: PathBuf,
+    /// How an `s3://` folder is reached (`storage:` in `quiver.yaml`).
+    pub storage: quiver_core::yaml::RawStorage,
     /// Rows per file at most.
     pub flush_rows: usize,
     /// Longest a row waits in memory.
@@ -58,6 +60,7 @@ impl PredictionLogConfig {
             dir: quiver_pipeline::prediction_log::dir(Some(&raw), root),
             flush_rows: raw.flush_rows.unwrap_or(100_000).max(1),
             flush_interval: Duration::from_millis(raw.flush_interval_ms.unwrap_or(10_000).max(10)),
+            storage: Default::default(),
         }
     }
 }
@@ -232,6 +235,17 @@ async fn writer<R: ParquetRows>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u64 = 0;
     let files = file_writer(counters.what);
+    // Local folders and object storage alike, through one object store (a local `put` writes a
+    // temporary file and renames it; an object appears only once uploaded).
+    let store =
+        match quiver_offline::remote::store_at(&config.dir.to_string_lossy(), &config.storage) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("quiver serve: {}: {e}", counters.what);
+                None
+            }
+        };
+    let runtime = tokio::runtime::Handle::current();
     loop {
         let flush_all = tokio::select! {
             m = rx.recv() => match m {
@@ -258,14 +272,21 @@ async fn writer<R: ParquetRows>(
                 continue;
             }
             seq += 1;
-            let dir = config.dir.join(&key);
             let n = rows.len() as u64;
             let what = counters.what;
-            let job: FileJob = Box::new(move || match write_file(&dir, &rows, seq) {
-                Ok(()) => metrics::counter!(counters.written).increment(n),
-                Err(e) => {
-                    metrics::counter!(counters.dropped).increment(n);
-                    eprintln!("quiver serve: {what}: {e}");
+            let Some(store) = store.clone() else {
+                metrics::counter!(counters.dropped).increment(n);
+                continue;
+            };
+            let place = config.dir.display().to_string();
+            let runtime = runtime.clone();
+            let job: FileJob = Box::new(move || {
+                match write_file(&runtime, store.as_ref(), &place, &key, &rows, seq) {
+                    Ok(()) => metrics::counter!(counters.written).increment(n),
+                    Err(e) => {
+                        metrics::counter!(counters.dropped).increment(n);
+                        eprintln!("quiver serve: {what}: {e}");
+                    }
                 }
             });
             if !submit(&files, job).await {
@@ -356,25 +377,47 @@ fn lower_priority() {
     }
 }
 
-/// Writes one folder's rows as one Parquet file under `dir/date=YYYY-MM-DD/` (written to a
-/// temporary name, then renamed, so readers never see half a file).
-fn write_file<R: ParquetRows>(dir: &Path, rows: &[R], seq: u64) -> Result<(), String> {
+/// Writes one folder's rows as one Parquet file under `key/date=YYYY-MM-DD/` in the log's
+/// store (`place` names it in errors). Readers never see half a file: a local file is written
+/// under a temporary name and renamed, an object appears once uploaded. A failed upload is
+/// tried three more times (0.5, 1, 2 s apart) before its rows are dropped (counted).
+fn write_file<R: ParquetRows>(
+    runtime: &tokio::runtime::Handle,
+    store: &dyn object_store::ObjectStore,
+    place: &str,
+    key: &str,
+    rows: &[R],
+    seq: u64,
+) -> Result<(), String> {
+    use object_store::ObjectStoreExt;
     let date = chrono::DateTime::from_timestamp_micros(rows[0].ts_us())
         .unwrap_or_default()
         .format("%Y-%m-%d");
-    let folder = dir.join(format!("date={date}"));
-    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
     let batch = R::to_batch(rows).map_err(|e| format!("building a batch: {e}"))?;
     let name = format!(
-        "part-{}-{seq:06}.parquet",
+        "{key}/date={date}/part-{}-{seq:06}.parquet",
         chrono::Utc::now().timestamp_millis()
     );
-    let tmp = folder.join(format!(".{name}.tmp"));
-    let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    let mut w =
+        ArrowWriter::try_new(&mut bytes, batch.schema(), None).map_err(|e| e.to_string())?;
     w.write(&batch).map_err(|e| e.to_string())?;
     w.close().map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, folder.join(&name)).map_err(|e| format!("{}: {e}", tmp.display()))
+    let payload = object_store::PutPayload::from(bytes);
+    let path = object_store::path::Path::from(name.as_str());
+    let mut wait = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match runtime.block_on(store.put(&path, payload.clone())) {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt >= 4 => return Err(format!("{place}/{name}: {e}")),
+            Err(_) => {
+                std::thread::sleep(wait);
+                wait *= 2;
+                attempt += 1;
+            }
+        }
+    }
 }
 
 fn to_batch(rows: &[Row]) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
@@ -550,6 +593,7 @@ mod tests {
             let log = PredictionLog::start(PredictionLogConfig {
                 sample_rate: rate,
                 dir: dir.path().into(),
+                storage: Default::default(),
                 flush_rows: 10,
                 flush_interval: Duration::from_secs(60),
             });
@@ -569,6 +613,7 @@ mod tests {
             let log = PredictionLog::start(PredictionLogConfig {
                 sample_rate: 1.0,
                 dir: dir.path().into(),
+                storage: Default::default(),
                 flush_rows: 1000,
                 flush_interval: Duration::from_secs(60),
             });

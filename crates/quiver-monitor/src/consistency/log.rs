@@ -58,24 +58,23 @@ pub struct VersionSummary {
 }
 
 /// The versions of `target` the log holds, in order.
-fn versions(model_log: &Path, target: &LogTarget) -> Vec<i64> {
+async fn versions(
+    engine: &OfflineEngine,
+    model_log: &Path,
+    target: &LogTarget,
+) -> Result<Vec<i64>> {
     if let Some(v) = target.version {
-        return vec![v];
+        return Ok(vec![v]);
     }
-    let mut out: Vec<i64> = std::fs::read_dir(model_log)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_prefix("version=")?
-                .parse()
-                .ok()
-        })
+    let storage = quiver_offline::remote::storage_of(engine.session());
+    let mut out: Vec<i64> = quiver_offline::remote::folders(&model_log.to_string_lossy(), &storage)
+        .await
+        .map_err(Error::Input)?
+        .iter()
+        .filter_map(|name| name.strip_prefix("version=")?.parse().ok())
         .collect();
     out.sort_unstable();
-    out
+    Ok(out)
 }
 
 fn ts_lit(us: i64) -> datafusion::logical_expr::Expr {
@@ -87,6 +86,10 @@ fn ts_lit(us: i64) -> datafusion::logical_expr::Expr {
 
 /// The rows of one version's log in `[start, end)`, in time order.
 async fn read_log(engine: &OfflineEngine, dir: &Path, start: i64, end: i64) -> Result<RecordBatch> {
+    let place = dir.to_string_lossy();
+    if quiver_offline::remote::is_url(&place) {
+        quiver_offline::remote::register(engine.session(), &place).map_err(Error::Input)?;
+    }
     let err = |e: datafusion::error::DataFusionError| {
         Error::Input(format!(
             "cannot read the prediction log {}: {}",
@@ -239,8 +242,14 @@ pub async fn log(
         features: Vec::new(),
         diffs: Vec::new(),
     };
-    let list = versions(&model_log, target);
-    if list.is_empty() || !model_dir(log_dir, &target.model, target.version).is_dir() {
+    let list = versions(engine, &model_log, target).await?;
+    let logged = quiver_offline::remote::has_files(
+        &model_dir(log_dir, &target.model, target.version).to_string_lossy(),
+        &quiver_offline::remote::storage_of(engine.session()),
+    )
+    .await
+    .map_err(Error::Input)?;
+    if list.is_empty() || !logged {
         return Err(Error::Input(format!(
             "no prediction log at {} (does the server log model {}? `server: {{prediction_log: ...}}` in quiver.yaml)",
             model_dir(log_dir, &target.model, target.version).display(),

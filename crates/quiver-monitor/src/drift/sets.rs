@@ -174,7 +174,15 @@ impl Opener {
             &self.repo,
         );
         let dir = quiver_pipeline::prediction_log::model_dir(&log, &target.model, target.version);
-        if !dir.is_dir() {
+        let place = dir.to_string_lossy();
+        if quiver_offline::remote::is_url(&place) {
+            quiver_offline::remote::register_with(&self.ctx, &place, &settings.storage)
+                .map_err(|e| Error::Input(format!("{spec}: {e}")))?;
+        }
+        let logged = quiver_offline::remote::has_files(&place, &settings.storage)
+            .await
+            .map_err(|e| Error::Input(format!("{spec}: {e}")))?;
+        if !logged {
             return Err(Error::Input(format!(
                 "{spec}: no prediction log at {} (does the server log model {}?)",
                 dir.display(),

@@ -1,7 +1,7 @@
 //! Point-in-time joins over every key type (string, composite string + integer, sparse and
 //! dense 64-bit integers, int32) against a brute-force reference, with a skewed key; several
-//! views in one call; and the same call on 1, 2 and 8 threads and hash partitions, byte for
-//! byte.
+//! views in one call; and the same call on 1, 2 and 8 threads and hash partitions, and as the
+//! shuffled plan a cluster runs (`with_exchange`) over 1, 2 and 8 partitions, byte for byte.
 
 use std::collections::HashMap;
 
@@ -223,6 +223,25 @@ async fn historical_on(
         .engine()
         .with_threads(threads)
         .with_key_partitions(parts);
+    historical_with_engine(e, entities, features).await
+}
+
+/// The plan a cluster runs: both sides shuffled by key into `parts` partitions, a
+/// `PitJoinExec` per partition.
+async fn historical_exchanged(
+    repo: &Repo,
+    entities: &RecordBatch,
+    features: &[&str],
+    parts: usize,
+) -> RecordBatch {
+    historical_with_engine(repo.engine().with_exchange(parts), entities, features).await
+}
+
+async fn historical_with_engine(
+    e: quiver_offline::OfflineEngine,
+    entities: &RecordBatch,
+    features: &[&str],
+) -> RecordBatch {
     let refs = e.registry().resolve_features(features).unwrap();
     let opts = HistoricalOptions {
         full_names: true,
@@ -257,7 +276,14 @@ async fn every_key_type_equals_a_brute_force_scan_and_views_join_together() {
     let features: Vec<&str> = features.iter().map(String::as_str).collect();
     // All four views in one call, then each alone: the same values.
     let together = historical_on(&repo, &entities, &features, 2, 1).await;
+    let exchanged = historical_exchanged(&repo, &entities, &features, 8).await;
     for (view, ttl) in VIEWS {
+        let want = brute_force(&rows[view], &keys[view], &ts, ttl);
+        assert_eq!(
+            f64s(&exchanged, &format!("{view}__v")),
+            want,
+            "view {view}, shuffled over 8 partitions"
+        );
         let want = brute_force(&rows[view], &keys[view], &ts, ttl);
         let got = f64s(&together, &format!("{view}__v"));
         assert_eq!(got, want, "view {view}");
@@ -302,6 +328,13 @@ async fn results_do_not_depend_on_threads_or_partitions() {
         assert!(
             parquet_bytes(&got) == reference,
             "{threads} threads, {parts} partitions"
+        );
+    }
+    for parts in [1, 2, 8] {
+        let got = historical_exchanged(&repo, &entities, &features, parts).await;
+        assert!(
+            parquet_bytes(&got) == reference,
+            "exchanged over {parts} partitions"
         );
     }
 }

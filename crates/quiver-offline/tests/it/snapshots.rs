@@ -81,19 +81,17 @@ async fn a_snapshot_holds_what_historical_gives_at_its_time() {
     let engine = r.engine();
     let at = us(5 * DAY);
     for view in ["stats", "activity"] {
-        let report = write_snapshot(&engine, r.dir.path(), view, at, false)
-            .await
-            .unwrap();
+        let report = write_snapshot(&engine, view, at, false).await.unwrap();
         assert!(!report.skipped);
         assert!(report.path.ends_with("part-0.parquet"));
         assert!(
             report
                 .path
-                .to_string_lossy()
                 .contains(&format!(".quiver/offline/{view}/version=")),
             "{report:?}"
         );
-        assert!(report.path.to_string_lossy().contains("date=2025-01-06"));
+        assert!(report.path.contains("date=2025-01-06"));
+        assert!(std::path::Path::new(&report.path).is_file(), "{report:?}");
     }
     let version = view_version(&engine, "stats").unwrap();
     let stats = read(&partition_dir(r.dir.path(), "stats", &version, at).join("part-0.parquet"));
@@ -141,11 +139,11 @@ async fn finished_partitions_are_skipped_a_new_definition_is_a_new_version_and_o
     let engine = r.engine();
     let root = r.dir.path();
     for day in 2..=5 {
-        write_snapshot(&engine, root, "stats", us(day * DAY), true)
+        write_snapshot(&engine, "stats", us(day * DAY), true)
             .await
             .unwrap();
     }
-    let again = write_snapshot(&engine, root, "stats", us(3 * DAY), true)
+    let again = write_snapshot(&engine, "stats", us(3 * DAY), true)
         .await
         .unwrap();
     assert!(again.skipped, "{again:?}");
@@ -154,7 +152,7 @@ async fn finished_partitions_are_skipped_a_new_definition_is_a_new_version_and_o
     std::fs::remove_file(partition_dir(root, "stats", &version, us(3 * DAY)).join("_SUCCESS"))
         .unwrap();
     assert!(
-        !write_snapshot(&engine, root, "stats", us(3 * DAY), true)
+        !write_snapshot(&engine, "stats", us(3 * DAY), true)
             .await
             .unwrap()
             .skipped
@@ -169,14 +167,20 @@ async fn finished_partitions_are_skipped_a_new_definition_is_a_new_version_and_o
     std::fs::write(r.path("quiver.yaml"), YAML.replace("ttl: 2d", "ttl: 3d")).unwrap();
     assert_ne!(view_version(&r.engine(), "stats").unwrap(), version);
     // Pruning keeps the dates from the cut-off on.
-    let removed = prune(root, "stats", us(4 * DAY)).unwrap();
+    let removed = prune(&engine, "stats", us(4 * DAY)).await.unwrap();
     let mut names: Vec<String> = removed
         .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .map(|p| p.rsplit('/').next().unwrap().to_string())
         .collect();
     names.sort();
     assert_eq!(names, ["date=2025-01-03", "date=2025-01-04"]);
+    assert!(!partition_dir(root, "stats", &version, us(3 * DAY)).exists());
     assert!(partition_dir(root, "stats", &version, us(5 * DAY)).is_dir());
+    assert!(
+        partition_dir(root, "stats", &version, us(4 * DAY))
+            .join("_SUCCESS")
+            .is_file()
+    );
 }
 
 fn recompute() -> HistoricalOptions {
@@ -194,7 +198,7 @@ async fn historical_reads_snapshotted_views_from_their_snapshots_with_the_same_v
     // Snapshots as of days 4 and 5 (not 6).
     for view in ["stats", "activity"] {
         for day in [4, 5] {
-            write_snapshot(&engine, r.dir.path(), view, us(day * DAY), false)
+            write_snapshot(&engine, view, us(day * DAY), false)
                 .await
                 .unwrap();
         }
@@ -261,7 +265,7 @@ async fn historical_reads_snapshotted_views_from_their_snapshots_with_the_same_v
     assert_eq!(f64s(&fresh, "score")[0], Some(0.5), "the late row");
     // Rows at times without a snapshot are computed either way.
     assert_eq!(f64s(&read, "score")[6], Some(0.5));
-    write_snapshot(&engine, r.dir.path(), "stats", us(5 * DAY), false)
+    write_snapshot(&engine, "stats", us(5 * DAY), false)
         .await
         .unwrap();
     let read = r.historical(&entities, &features).await.unwrap();

@@ -1,0 +1,487 @@
+//! The point-in-time join as a DataFusion [`ExecutionPlan`] over hash partitions of the join
+//! keys: the unit a distributed engine (Ballista) schedules, one task per partition.
+//!
+//! [`PitJoinExec`] has two children, both hash-partitioned on the join keys into the same
+//! number of partitions (it declares them co-partitioned, so DataFusion's planner, or a
+//! distributed one, puts a shuffle under each):
+//!
+//! * the entity side: `__quiver_row` (the entity row's position in the request, `UInt32`), the
+//!   key columns (cast to the types the view's frame has) and `__quiver_ts` (UTC µs);
+//! * the feature side: the view's prepared frame (keys, event timestamp, created timestamp if
+//!   the source has one, values), as [`crate::OfflineEngine`] builds it for its own join, with
+//!   `__quiver_part` last: the scan partition each row was read in ([`PartTagExec`], under the
+//!   shuffle), so that exact ties resolve as in one sequential scan.
+//!
+//! Partition `p` of the output is the entity rows of partition `p`, each with its features:
+//! `__quiver_row` then one column per value. Since every entity row lands in exactly one
+//! partition and a key's feature rows in the same one, the partitions' outputs together are the
+//! whole answer; the caller puts the rows back in request order by `__quiver_row`. Each
+//! partition runs the same join as the engine's own path (the key space, the entity index, the
+//! probe and [`PartitionedJoin`]), so the semantics (TTL, ties by created timestamp, nulls,
+//! every key type, exact ties to the later row of the scan) are one implementation.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::UInt32Type;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::expressions::Column;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan,
+    ExecutionPlanProperties, InputDistributionRequirements, Partitioning, PhysicalExpr,
+    PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream, apply_expression_roots,
+};
+use futures::{StreamExt, TryStreamExt};
+use quiver_core::Source;
+
+use crate::engine::{EntityKeys, Layout, micros};
+use crate::error::Error;
+use crate::key_space::KeySpace;
+use crate::pit_join::{EntityIndex, PartitionedJoin};
+
+/// The entity side's row-position column.
+pub const ROW: &str = "__quiver_row";
+/// The entity side's timestamp column.
+pub const TS: &str = "__quiver_ts";
+/// The feature side's last column: the scan partition a row was read in (see [`PartTagExec`]).
+pub const PART: &str = "__quiver_part";
+
+/// What one view's join needs besides its inputs.
+#[derive(Debug, Clone)]
+pub struct PitSpec {
+    /// The view's source (named in errors).
+    pub source: Source,
+    /// Join keys of the view.
+    pub nkeys: usize,
+    /// Whether the frame has a created-timestamp column after the event timestamp.
+    pub has_created: bool,
+    /// The view's TTL in µs (0: none).
+    pub ttl_micros: i64,
+    /// Columns of the feature frame that are values, in output order.
+    pub value_idx: Vec<usize>,
+}
+
+/// The point-in-time join of hash-partitioned entity rows and feature rows (see the module
+/// documentation).
+#[derive(Debug)]
+pub struct PitJoinExec {
+    entities: Arc<dyn ExecutionPlan>,
+    features: Arc<dyn ExecutionPlan>,
+    spec: PitSpec,
+    schema: SchemaRef,
+    props: Arc<PlanProperties>,
+}
+
+impl PitJoinExec {
+    /// The join of `entities` and `features` (see the module documentation for their columns).
+    pub fn try_new(
+        entities: Arc<dyn ExecutionPlan>,
+        features: Arc<dyn ExecutionPlan>,
+        spec: PitSpec,
+    ) -> DfResult<Self> {
+        let fschema = features.schema();
+        let mut fields = vec![Field::new(ROW, DataType::UInt32, false)];
+        for &i in &spec.value_idx {
+            let f = fschema.fields().get(i).ok_or_else(|| {
+                DataFusionError::Plan(format!("PitJoinExec: no value column {i}"))
+            })?;
+            fields.push(Field::new(f.name(), f.data_type().clone(), true));
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let props = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(entities.output_partitioning().partition_count()),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Ok(PitJoinExec {
+            entities,
+            features,
+            spec,
+            schema,
+            props,
+        })
+    }
+
+    /// The view's join parameters.
+    pub fn spec(&self) -> &PitSpec {
+        &self.spec
+    }
+
+    /// The key columns of each side, as expressions (what both sides are partitioned on).
+    fn key_exprs(&self) -> (Exprs, Exprs) {
+        key_exprs(
+            &self.entities.schema(),
+            &self.features.schema(),
+            self.spec.nkeys,
+        )
+    }
+}
+
+/// Physical expressions.
+pub type Exprs = Vec<Arc<dyn PhysicalExpr>>;
+
+/// The key columns of an entity side and a feature frame, as expressions.
+pub fn key_exprs(entities: &Schema, features: &Schema, nkeys: usize) -> (Exprs, Exprs) {
+    let col = |s: &Schema, i: usize| -> Arc<dyn PhysicalExpr> {
+        Arc::new(Column::new(s.field(i).name(), i))
+    };
+    (
+        (1..=nkeys).map(|i| col(entities, i)).collect(),
+        (0..nkeys).map(|i| col(features, i)).collect(),
+    )
+}
+
+impl DisplayAs for PitJoinExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "PitJoinExec: source={}, keys={}, ttl_us={}",
+            self.spec.source.name, self.spec.nkeys, self.spec.ttl_micros
+        )
+    }
+}
+
+impl ExecutionPlan for PitJoinExec {
+    fn name(&self) -> &str {
+        "PitJoinExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        let (e, f) = self.key_exprs();
+        InputDistributionRequirements::co_partitioned(vec![
+            Distribution::KeyPartitioned(e),
+            Distribution::KeyPartitioned(f),
+        ])
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.entities, &self.features]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        apply_expression_roots(std::iter::empty::<&Arc<dyn PhysicalExpr>>(), _f)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let [entities, features]: [Arc<dyn ExecutionPlan>; 2] = children
+            .try_into()
+            .map_err(|_| DataFusionError::Plan("PitJoinExec has two children".into()))?;
+        Ok(Arc::new(PitJoinExec::try_new(
+            entities,
+            features,
+            self.spec.clone(),
+        )?))
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        ctx: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let entities = self.entities.execute(partition, Arc::clone(&ctx))?;
+        let features = self.features.execute(partition, ctx)?;
+        let (spec, schema) = (self.spec.clone(), Arc::clone(&self.schema));
+        let value_schema: SchemaRef = Arc::new(
+            self.features
+                .schema()
+                .project(&spec.value_idx)
+                .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?,
+        );
+        let out = Arc::clone(&schema);
+        let joined = async move {
+            join_partition(entities, features, spec, value_schema, out)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::once(joined),
+        )))
+    }
+}
+
+/// One partition's join: the entity rows gathered and indexed, the feature rows probed as they
+/// stream.
+async fn join_partition(
+    entities: SendableRecordBatchStream,
+    features: SendableRecordBatchStream,
+    spec: PitSpec,
+    value_schema: SchemaRef,
+    out: SchemaRef,
+) -> crate::Result<RecordBatch> {
+    let eschema = entities.schema();
+    let batches: Vec<RecordBatch> = entities.try_collect().await?;
+    let ents = concat_batches(&eschema, &batches)?;
+    let rows = Arc::clone(ents.column(0));
+    let key_cols: Vec<ArrayRef> = ents.columns()[1..=spec.nkeys].to_vec();
+    let ts = micros(ents.column(spec.nkeys + 1))?;
+    let (space, ids) = KeySpace::build(&key_cols)?;
+    let index = Arc::new(EntityIndex::from_ids(
+        &ids,
+        space.len(),
+        &ts,
+        space.dense_min().unwrap_or(0),
+        |_| 0,
+        1,
+    ));
+    let keys = Arc::new(EntityKeys {
+        space,
+        index: Arc::clone(&index),
+    });
+    let mut join = PartitionedJoin::new(Arc::clone(&index), spec.ttl_micros, value_schema);
+    let layout = Layout {
+        nkeys: spec.nkeys,
+        has_created: spec.has_created,
+        chunk_rows: crate::engine::chunk_rows(&features.schema()),
+    };
+    // Rows are probed in chunks per scan partition (their `__quiver_part`), in the order each
+    // partition sent them, so that an exact tie goes to the later partition and, within one, to
+    // the later row: the order of one sequential scan, as in the engine's own join.
+    let tag = features.schema().fields().len() - 1;
+    let mut pending: std::collections::BTreeMap<u32, (Vec<RecordBatch>, usize)> =
+        Default::default();
+    let mut flush = |part: u32, batches: &[RecordBatch]| {
+        crate::engine::with_candidates(&keys, batches, layout, &spec.value_idx, |chunk| {
+            join.push(chunk, part)
+        })
+    };
+    let mut features = features;
+    while let Some(batch) = features.next().await {
+        let batch = batch
+            .map_err(|e| crate::source::source_error(&spec.source, crate::source::clean(e)))?;
+        let parts = batch.column(tag).as_primitive::<UInt32Type>().clone();
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let part = parts.value(start);
+            let mut end = start + 1;
+            while end < batch.num_rows() && parts.value(end) == part {
+                end += 1;
+            }
+            let (held, rows) = pending.entry(part).or_default();
+            held.push(batch.slice(start, end - start));
+            *rows += end - start;
+            if *rows >= layout.chunk_rows {
+                let (held, _) = pending.remove(&part).expect("just added");
+                flush(part, &held)?;
+            }
+            start = end;
+        }
+    }
+    for (part, (held, _)) in pending {
+        flush(part, &held)?;
+    }
+    let mut columns = vec![rows];
+    columns.extend(join.finish()?);
+    if columns[0].data_type() != &DataType::UInt32 {
+        return Err(Error::Internal(format!(
+            "PitJoinExec: {ROW} is {}, not UInt32",
+            columns[0].data_type()
+        )));
+    }
+    Ok(RecordBatch::try_new(out, columns)?)
+}
+
+/// The entity side of one view's join: each entity row's position, its key columns and time.
+pub fn entity_batch(key_columns: &[ArrayRef], ts: &[Option<i64>]) -> crate::Result<RecordBatch> {
+    let n = ts.len();
+    let mut fields = vec![Field::new(ROW, DataType::UInt32, false)];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from_iter_values(0..n as u32))];
+    for (i, c) in key_columns.iter().enumerate() {
+        fields.push(Field::new(
+            format!("__quiver_k{i}"),
+            c.data_type().clone(),
+            true,
+        ));
+        columns.push(Arc::clone(c));
+    }
+    fields.push(Field::new(TS, crate::types::timestamp_type(), true));
+    columns.push(Arc::new(
+        datafusion::arrow::array::TimestampMicrosecondArray::from(ts.to_vec()).with_timezone("UTC"),
+    ));
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// The value columns of [`PitJoinExec`]'s output batches (from every partition, in any order)
+/// as columns of `n` rows in entity order, by `__quiver_row`.
+pub fn in_entity_order(batches: &[RecordBatch], n: usize) -> crate::Result<Vec<ArrayRef>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::UInt32Type;
+    let Some(first) = batches.first() else {
+        return Err(Error::Internal("PitJoinExec returned no batch".into()));
+    };
+    let all = concat_batches(&first.schema(), batches)?;
+    if all.num_rows() != n {
+        return Err(Error::Internal(format!(
+            "PitJoinExec returned {} rows for {n} entity rows",
+            all.num_rows()
+        )));
+    }
+    // Where each entity row is in `all`.
+    let mut at = vec![u32::MAX; n];
+    for (i, r) in all
+        .column(0)
+        .as_primitive::<UInt32Type>()
+        .values()
+        .iter()
+        .enumerate()
+    {
+        at[*r as usize] = i as u32;
+    }
+    if at.contains(&u32::MAX) {
+        return Err(Error::Internal("PitJoinExec lost an entity row".into()));
+    }
+    let take = UInt32Array::from(at);
+    all.columns()[1..]
+        .iter()
+        .map(|c| Ok(datafusion::arrow::compute::take(c, &take, None)?))
+        .collect()
+}
+
+/// Appends `__quiver_part` (`UInt32`, the partition number) to every row of its input: what
+/// [`PitJoinExec`] orders exact ties by after a shuffle has interleaved the partitions.
+#[derive(Debug)]
+pub struct PartTagExec {
+    input: Arc<dyn ExecutionPlan>,
+    schema: SchemaRef,
+    props: Arc<PlanProperties>,
+}
+
+impl PartTagExec {
+    /// `input` with its partition number as a last column.
+    pub fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+        let mut fields: Vec<Field> = input
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(PART, DataType::UInt32, false));
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let props = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            input.output_partitioning().clone(),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        PartTagExec {
+            input,
+            schema,
+            props,
+        }
+    }
+}
+
+impl DisplayAs for PartTagExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "PartTagExec")
+    }
+}
+
+impl ExecutionPlan for PartTagExec {
+    fn name(&self) -> &str {
+        "PartTagExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Plan("PartTagExec has one child".into()))?;
+        Ok(Arc::new(PartTagExec::new(input)))
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        ctx: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, ctx)?;
+        let schema = Arc::clone(&self.schema);
+        let out = Arc::clone(&schema);
+        let tagged = input.map(move |b| {
+            let b = b?;
+            let mut columns = b.columns().to_vec();
+            columns.push(Arc::new(UInt32Array::from(vec![
+                partition as u32;
+                b.num_rows()
+            ])));
+            Ok(RecordBatch::try_new(Arc::clone(&out), columns)?)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, tagged)))
+    }
+}
