@@ -4,6 +4,7 @@
 mod ab;
 mod alerts;
 mod check;
+mod cluster;
 mod consistency;
 mod demo;
 mod drift;
@@ -241,12 +242,16 @@ enum Command {
     /// The end-to-end demo (`demo run`) and its synthetic data set (`demo data`).
     #[command(subcommand)]
     Demo(demo::DemoCommand),
+    /// Run the offline engine on a Ballista cluster: `cluster scheduler`, `cluster executor`.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.quiet, cli.json);
     quiver_offline::set_local_file_store(std::sync::Arc::new(mmap_store::MmapFileStore::default()));
+    quiver_offline::engine::set_cluster_connector(quiver_cluster::connect);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     let mut serve_workers = None;
     if !matches!(cli.command, Command::Serve(_) | Command::Ui(_)) {
@@ -329,6 +334,7 @@ async fn run(
         Command::Recs(cmd) => recs::run(&cli.repo, cmd, out).await,
         Command::Ab(cmd) => ab::run(&cli.repo, cmd, out).await,
         Command::Demo(cmd) => demo::run(cmd, out).await,
+        Command::Cluster(cmd) => cluster::run(cmd, out).await,
     }
 }
 

@@ -850,6 +850,10 @@ impl Builder {
                         defs.offline_store.as_ref().map(|p| self.at(p)),
                     ),
                     ("storage", defs.storage.as_ref().map(|p| self.at(p))),
+                    (
+                        "offline_engine",
+                        defs.offline_engine.as_ref().map(|p| self.at(p)),
+                    ),
                 ] {
                     if let Some(at) = present {
                         return Err(Error::invalid(

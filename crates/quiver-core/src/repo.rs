@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Located, Result};
 use crate::registry::Registry;
-use crate::yaml::{DefinitionFile, RawAlerts, RawOnlineStore, RawServer, RawStorage, RawTracking};
+use crate::yaml::{
+    DefinitionFile, RawAlerts, RawOfflineEngine, RawOnlineStore, RawServer, RawStorage, RawTracking,
+};
 
 /// The main file of a repository.
 pub const MAIN_FILE: &str = "quiver.yaml";
@@ -148,6 +150,8 @@ pub struct RepoSettings {
     pub offline_store: Option<String>,
     /// `storage:`: how `s3://` URLs are reached.
     pub storage: RawStorage,
+    /// `offline_engine:`: where point-in-time joins run.
+    pub offline_engine: Option<RawOfflineEngine>,
 }
 
 impl RepoSettings {
@@ -190,6 +194,7 @@ impl RepoSettings {
                 _ => defs.offline_store.map(|a| a.value),
             },
             storage: defs.storage.map(|s| s.value).unwrap_or_default(),
+            offline_engine: defs.offline_engine.map(|s| s.value),
         })
     }
 }

@@ -39,6 +39,9 @@ pub struct DefinitionFile {
     /// How `s3://` URLs are reached: the endpoint of an S3-compatible store and the region
     /// (only in `quiver.yaml`).
     pub storage: Option<S<RawStorage>>,
+    /// Where point-in-time joins run: the embedded engine (default) or a Ballista cluster
+    /// (only in `quiver.yaml`).
+    pub offline_engine: Option<S<RawOfflineEngine>>,
     /// Entities.
     #[serde(default)]
     pub entities: Vec<RawEntity>,
@@ -63,6 +66,20 @@ pub struct DefinitionFile {
     /// A/B experiments over recommenders.
     #[serde(default)]
     pub experiments: Vec<crate::experiment::RawExperiment>,
+}
+
+/// `offline_engine:` in `quiver.yaml`.
+#[derive(Debug, Deserialize, Default, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawOfflineEngine {
+    /// `embedded` (default) or `ballista`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The Ballista scheduler, `df://HOST:50050` (`ballista` only).
+    pub url: Option<String>,
+    /// Hash partitions of the join keys a join is shuffled into (default 8): the tasks of its
+    /// join stage.
+    pub partitions: Option<usize>,
 }
 
 /// `storage:` in `quiver.yaml`: how object-storage URLs (`s3://bucket/key`) are reached.

@@ -94,6 +94,34 @@ pub struct OfflineEngine {
     /// When set, plain views are joined as a DataFusion plan of [`crate::pit_exec::PitJoinExec`]
     /// over this many hash partitions of the join keys (the plan a cluster runs).
     exchange_partitions: Option<usize>,
+    /// Where such plans run when not here: a cluster (`offline_engine:` in `quiver.yaml`), or
+    /// why the configured one cannot be used.
+    runner: Option<std::result::Result<Arc<dyn PlanRunner>, String>>,
+}
+
+/// Runs a point-in-time join's physical plan somewhere else than the engine's own session: on
+/// a cluster (`quiver-cluster`'s Ballista runner).
+pub trait PlanRunner: Send + Sync + std::fmt::Debug {
+    /// Hash partitions of the join keys the plans are built with.
+    fn partitions(&self) -> usize;
+    /// Every output row of `plan`, from all its partitions.
+    fn run(
+        &self,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    ) -> futures::future::BoxFuture<'static, datafusion::error::Result<Vec<RecordBatch>>>;
+}
+
+/// Makes a [`PlanRunner`] for `offline_engine: {type: ballista, url, partitions}`.
+pub type ClusterConnector =
+    fn(url: &str, partitions: usize) -> std::result::Result<Arc<dyn PlanRunner>, String>;
+
+/// How engines reach a cluster, if the process knows (see [`set_cluster_connector`]).
+static CLUSTER_CONNECTOR: std::sync::OnceLock<ClusterConnector> = std::sync::OnceLock::new();
+
+/// Lets engines created after this call honour `offline_engine: {type: ballista}` (the `quiver`
+/// binary passes `quiver-cluster`'s). Only the first call counts.
+pub fn set_cluster_connector(connect: ClusterConnector) -> bool {
+    CLUSTER_CONNECTOR.set(connect).is_ok()
 }
 
 /// Reads a timestamp-like column as UTC microseconds (strings are parsed; naive is UTC).
@@ -143,6 +171,7 @@ impl OfflineEngine {
             threads: None,
             key_partitions: 1,
             exchange_partitions: None,
+            runner: settings.offline_engine.as_ref().and_then(cluster_runner),
         }
     }
 
@@ -944,11 +973,30 @@ impl OfflineEngine {
         if views.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(runner) = &self.runner {
+            let runner = runner
+                .as_ref()
+                .map_err(|e| Error::Output(format!("offline_engine: {e}")))?;
+            let mut out = Vec::with_capacity(views.len());
+            for p in views {
+                out.push(
+                    self.join_view_exchanged(
+                        p,
+                        entity_ts,
+                        runner.partitions(),
+                        Some(runner),
+                        progress,
+                    )
+                    .await?,
+                );
+            }
+            return Ok(out);
+        }
         if let Some(parts) = self.exchange_partitions {
             let mut out = Vec::with_capacity(views.len());
             for p in views {
                 out.push(
-                    self.join_view_exchanged(p, entity_ts, parts, progress)
+                    self.join_view_exchanged(p, entity_ts, parts, None, progress)
                         .await?,
                 );
             }
@@ -1121,6 +1169,7 @@ impl OfflineEngine {
         p: &PlainView<'_>,
         entity_ts: &[Option<i64>],
         parts: usize,
+        runner: Option<&Arc<dyn PlanRunner>>,
         progress: &Arc<dyn Progress>,
     ) -> Result<Vec<ArrayRef>> {
         use datafusion::datasource::memory::MemorySourceConfig;
@@ -1173,6 +1222,14 @@ impl OfflineEngine {
                 value_idx: (first_value..first_value + p.wanted.len()).collect(),
             },
         )?);
+        if let Some(runner) = runner {
+            let batches = runner
+                .run(join)
+                .await
+                .map_err(|e| source_error(&source, format!("on the cluster: {}", clean(e))))?;
+            progress.rows_read(&view.name, 0);
+            return crate::pit_exec::in_entity_order(&batches, entity_ts.len());
+        }
         let streams = datafusion::physical_plan::execute_stream_partitioned(
             join,
             Arc::new(datafusion::execution::TaskContext::from(&state)),
@@ -1526,6 +1583,25 @@ impl OfflineEngine {
         let (mut exprs, ts, _) = self.base_exprs(view, df.schema())?;
         exprs.push(ts);
         Ok(df.select(exprs)?)
+    }
+}
+
+/// The runner of `offline_engine:`; `None` for the embedded engine.
+fn cluster_runner(
+    raw: &quiver_core::yaml::RawOfflineEngine,
+) -> Option<std::result::Result<Arc<dyn PlanRunner>, String>> {
+    match raw.kind.as_deref() {
+        None | Some("embedded") => None,
+        Some("ballista") => Some(match (&raw.url, CLUSTER_CONNECTOR.get()) {
+            (None, _) => Err("type ballista needs url: df://HOST:50050".into()),
+            (Some(_), None) => {
+                Err("this program cannot reach a Ballista cluster: use the quiver binary".into())
+            }
+            (Some(url), Some(connect)) => connect(url, raw.partitions.unwrap_or(8)),
+        }),
+        Some(other) => Some(Err(format!(
+            "type '{other}': use embedded (the default) or ballista"
+        ))),
     }
 }
 

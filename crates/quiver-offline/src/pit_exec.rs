@@ -19,6 +19,11 @@
 //! partition runs the same join as the engine's own path (the key space, the entity index, the
 //! probe and [`PartitionedJoin`]), so the semantics (TTL, ties by created timestamp, nulls,
 //! every key type, exact ties to the later row of the scan) are one implementation.
+//!
+//! One exception on a Ballista cluster: its tasks each run a slice of a stage's partitions,
+//! renumbered from 0, so `__quiver_part` no longer orders the scan and exact duplicates (same
+//! keys, event and created time, which Feast and DuckDB also resolve arbitrarily) may resolve to
+//! either row there. Ties on the event time alone are broken by the created time as everywhere.
 
 use std::sync::Arc;
 

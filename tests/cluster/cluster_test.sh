@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The offline engine on a Ballista cluster started here:
+#   tests/cluster/cluster_test.sh QUIVER_BINARY
+# starts `quiver cluster scheduler` and two `quiver cluster executor`s on loopback ports, writes
+# a repository whose views have a string key, a composite (string + 64-bit int) key and a dense
+# int key (TTLs, event-time ties broken by the created time, null keys, entity rows with no
+# match), and requires
+# `historical` with `offline_engine: {type: ballista}` to equal the embedded engine's output
+# exactly, and the churn demo's training set too. Then one executor is killed with SIGKILL in
+# the middle of a larger retrieval: the retrieval must either fail naming the cluster or
+# succeed with the embedded engine's values, never return partial results.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+q="$(realpath "${1:?usage: tests/cluster/cluster_test.sh QUIVER_BINARY}")"
+py="$("$root/ci/s3-venv.sh")"
+work="$(mktemp -d -p "${QUIVER_SCRATCH:-${TMPDIR:-/tmp}}" cluster-test.XXXXXX)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -n "${KEEP:-}" ] || rm -rf "$work" || true
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+sport="$(free_port)"
+"$q" cluster scheduler --port "$sport" >"$work/scheduler.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$sport/healthz" && break; sleep 0.1; done
+start_executor() {
+  local port
+  port="$(free_port)"
+  while [ "$(( port + 1 ))" -gt 65535 ] || ! python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', $port + 1))" 2>/dev/null; do port="$(free_port)"; done
+  "$q" cluster executor --scheduler "127.0.0.1:$sport" --port "$port" --slots 2 \
+    --work-dir "$work/executor-$1" >"$work/executor-$1.log" 2>&1 &
+  pids+=($!)
+  echo $! > "$work/executor-$1.pid"
+}
+start_executor 1
+start_executor 2
+sleep 2
+
+repo="$work/keys"
+mkdir -p "$repo/data"
+"$py" - "$repo" <<'PY'
+import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+repo = sys.argv[1]
+rng = np.random.default_rng(7)
+n, m = 200_000, 20_000
+def ts(x): return pa.array(x.astype("datetime64[s]").astype("datetime64[us]"), pa.timestamp("us", tz="UTC"))
+def keys(count, size):
+    k = rng.integers(0, size, count)
+    return k, rng.random(count) < 0.01
+k, null = keys(n, 5000)
+names = pa.array([None if z else f"user-{x:05d}" for x, z in zip(k, null)])
+store_country = pa.array([None if z else ["fr", "de", "it"][x % 3] for x, z in zip(k, null)])
+store_id = pa.array([None if z else int(x // 3) * 1_000_000_007 for x, z in zip(k, null)], pa.int64())
+t = rng.integers(0, 2000, n)
+# Rows of one key at one time are common (ties on the event time, broken by the created time);
+# exact duplicates of (key, event time, created time) are not: a cluster's tasks read partition
+# slices, so they are resolved to either row there (see pit_exec.rs).
+created = rng.permutation(n)
+v = np.arange(n, dtype="float64")
+common = {"ts": ts(t), "created": ts(created), "v": v, "s": pa.array([f"s{i}" for i in range(n)])}
+pq.write_table(pa.table({"user_name": names, **common}), f"{repo}/data/named.parquet", row_group_size=20_000)
+pq.write_table(pa.table({"country": store_country, "store_id": store_id, **common}), f"{repo}/data/store.parquet", row_group_size=20_000)
+pq.write_table(pa.table({"user_id": pa.array(k, pa.int64()), **common}), f"{repo}/data/dense.parquet", row_group_size=20_000)
+e, enull = keys(m, 5200)
+pq.write_table(pa.table({
+    "user_name": pa.array([None if z else f"user-{x:05d}" for x, z in zip(e, enull)]),
+    "country": pa.array([None if z else ["fr", "de", "it"][x % 3] for x, z in zip(e, enull)]),
+    "store_id": pa.array([None if z else int(x // 3) * 1_000_000_007 for x, z in zip(e, enull)], pa.int64()),
+    "user_id": pa.array(e, pa.int64()),
+    "event_timestamp": ts(rng.integers(0, 2100, m)),
+}), f"{repo}/data/entities.parquet")
+PY
+cat > "$repo/quiver.yaml" <<'YAML'
+project: cluster_test
+entities:
+  - {name: named, join_keys: [user_name], value_type: string}
+  - {name: store, join_keys: [country, store_id], value_types: [string, int64]}
+  - {name: dense, join_keys: [user_id], value_type: int64}
+sources:
+  - {name: named_src, type: parquet, path: data/named.parquet, timestamp_field: ts, created_timestamp_field: created}
+  - {name: store_src, type: parquet, path: data/store.parquet, timestamp_field: ts, created_timestamp_field: created}
+  - {name: dense_src, type: parquet, path: data/dense.parquet, timestamp_field: ts, created_timestamp_field: created}
+feature_views:
+  - {name: named, entities: [named], source: named_src, ttl: 300s, features: [{name: v, type: float64}, {name: s, type: string}]}
+  - {name: store, entities: [store], source: store_src, ttl: 0, features: [{name: v, type: float64}, {name: s, type: string}]}
+  - {name: dense, entities: [dense], source: dense_src, ttl: 90s, features: [{name: v, type: float64}, {name: s, type: string}]}
+YAML
+"$q" --repo "$repo" -q apply
+features=(--features named:v --features named:s --features store:v --features store:s --features dense:v --features dense:s)
+"$q" --repo "$repo" -q historical "${features[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/embedded.parquet"
+printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s", partitions: 4}\n' "$sport" >> "$repo/quiver.yaml"
+"$q" --repo "$repo" -q historical "${features[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/cluster.parquet"
+
+demo="$work/demo"
+"$q" -q demo run --dir "$demo" --users 300 >/dev/null
+"$q" --repo "$demo" -q historical --service churn_v1 --entities "$demo/data/labels.parquet" --out "$work/demo-embedded.parquet"
+printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s"}\n' "$sport" >> "$demo/quiver.yaml"
+"$q" --repo "$demo" -q historical --service churn_v1 --entities "$demo/data/labels.parquet" --out "$work/demo-cluster.parquet"
+
+"$py" - "$work" <<'PY'
+import sys, pyarrow.parquet as pq
+w = sys.argv[1]
+for a, b, what in [("embedded", "cluster", "string, composite and dense keys"), ("demo-embedded", "demo-cluster", "the churn demo's training set")]:
+    x, y = pq.read_table(f"{w}/{a}.parquet"), pq.read_table(f"{w}/{b}.parquet")
+    if x.num_rows == 0 or not x.equals(y):
+        diff = [c for c in x.column_names if not x[c].equals(y[c])]
+        sys.exit(f"{what}: the cluster's historical differs from the embedded engine's in {diff}")
+    present = sum(x[c].null_count < x.num_rows for c in x.column_names)
+    print(f"{what}: {x.num_rows} rows x {x.num_columns} columns equal on the cluster ({present} columns with values)")
+PY
+
+# An executor killed in the middle of a retrieval: failure with a message, or the whole answer.
+"$q" --repo "$repo" -q historical "${features[@]}" --full-names --entities "$repo/data/entities.parquet" \
+  --out "$work/killed.parquet" >"$work/killed.log" 2>&1 &
+hist=$!
+sleep 1
+kill -0 "$hist" 2>/dev/null || { echo "the retrieval ended within 1 s, before the kill: make it larger" >&2; exit 1; }
+started=$SECONDS
+kill -9 "$(cat "$work/executor-2.pid")"
+if wait "$hist"; then
+  "$py" - "$work" <<'PY'
+import sys, pyarrow.parquet as pq
+w = sys.argv[1]
+if not pq.read_table(f"{w}/embedded.parquet").equals(pq.read_table(f"{w}/killed.parquet")):
+    sys.exit("with an executor killed, historical succeeded with other values")
+print("an executor killed mid-retrieval: its tasks ran again on the other, the answer is whole")
+PY
+  echo "(the retrieval ended $(( SECONDS - started )) s after the kill)"
+else
+  grep -qi "cluster" "$work/killed.log" || { echo "the failure does not name the cluster: $(cat "$work/killed.log")" >&2; exit 1; }
+  [ ! -e "$work/killed.parquet" ] || { echo "a failed retrieval left an output file" >&2; exit 1; }
+  echo "an executor killed mid-retrieval: historical failed with: $(tail -1 "$work/killed.log")"
+fi
+# Bad settings and a scheduler that is not there fail naming the setting or the scheduler.
+sed -i '$d' "$repo/quiver.yaml"
+for engine in '{type: spark}' '{type: ballista}' "{type: ballista, url: \"df://127.0.0.1:$(free_port)\"}"; do
+  printf 'offline_engine: %s\n' "$engine" >> "$repo/quiver.yaml"
+  if out="$(timeout 120 "$q" --repo "$repo" historical "${features[@]}" --full-names --entities "$repo/data/entities.parquet" \
+      --out "$work/bad.parquet" 2>&1)"; then
+    echo "historical with offline_engine: $engine succeeded" >&2
+    exit 1
+  fi
+  echo "$out" | grep -Eq "offline_engine|Ballista scheduler" \
+    || { echo "offline_engine: $engine: the error names neither the setting nor the scheduler: $out" >&2; exit 1; }
+  echo "offline_engine: $engine -> $(echo "$out" | tail -1 | cut -c1-160)"
+  sed -i '$d' "$repo/quiver.yaml"
+done
+echo "cluster: all good"
