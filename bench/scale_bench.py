@@ -40,6 +40,12 @@ T0 = 1_735_689_600  # 2025-01-01T00:00:00Z
 SPAN = 180 * 86400
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
 def timestamps(seconds):
     return pa.array(seconds.astype("datetime64[s]").astype("datetime64[us]"), pa.timestamp("us", tz="UTC"))
 
@@ -78,6 +84,60 @@ for label, pin in (("1 core", ["taskset", "-c", "0"]), ("2 cores", [])) if n_fea
     offline[label] = best
     print(f"historical {n_feat:,} x {n_ent:,}, {label}: {best[0]:.2f} s (best of 3), peak RSS {best[1]:,.0f} MiB")
 
+
+def ballista_historical(executors):
+    """`historical` of the same retrieval on a Ballista cluster of `executors` executors on this
+    machine (`quiver cluster scheduler` / `executor`, 2 task slots in all): best of 3, and the
+    output compared with the embedded engine's."""
+    sport = free_port()
+    procs = [subprocess.Popen([quiver, "cluster", "scheduler", "--port", str(sport)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", sport), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    for i in range(executors):
+        while True:
+            port = free_port()
+            try:
+                socket.socket().bind(("127.0.0.1", port + 1))
+                break
+            except OSError:
+                continue
+        procs.append(subprocess.Popen(
+            [quiver, "cluster", "executor", "--scheduler", f"127.0.0.1:{sport}", "--port", str(port),
+             "--slots", str(max(1, 2 // executors)), "--work-dir", f"{out}/executor-{i}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(3)
+    cluster_repo = f"{out}/pit_repo_ballista"
+    subprocess.run(["rm", "-rf", cluster_repo])
+    subprocess.run(["cp", "-r", repo, cluster_repo], check=True)
+    with open(f"{cluster_repo}/quiver.yaml", "a") as f:
+        f.write(f'offline_engine: {{type: ballista, url: "df://127.0.0.1:{sport}", partitions: 8}}\n')
+    best = None
+    try:
+        for _ in range(3):
+            r = run([quiver, "--repo", cluster_repo, "-q", "historical", "--entities", ent_file,
+                     "--features", "stats:*", "--out", f"{out}/train-ballista.parquet"])
+            if best is None or r[0] < best[0]:
+                best = r
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    equal = pq.read_table(f"{out}/train.parquet").equals(pq.read_table(f"{out}/train-ballista.parquet"))
+    label = f"Ballista, {executors} executor{'s' if executors > 1 else ''}"
+    offline[label] = best
+    print(f"historical {n_feat:,} x {n_ent:,}, {label}: {best[0]:.2f} s (best of 3), client peak RSS "
+          f"{best[1]:,.0f} MiB, output equal to the embedded engine's: {equal}")
+
+
+if n_feat and not os.environ.get("SCALE_NO_BALLISTA"):
+    for executors in (1, 2):
+        ballista_historical(executors)
+
 # 2. Online: one Redis and the cluster.
 online_file = f"{out}/online/data/features.parquet"
 os.makedirs(os.path.dirname(online_file), exist_ok=True)
@@ -106,12 +166,6 @@ def redis_memory(kind):
             continue  # masters only: replicas double it
         total += int(re.search(r"used_memory:(\d+)", info).group(1))
     return total
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def serve(repo):

@@ -3,7 +3,9 @@
 #   bench/scale_bench.sh [N_FEATURE_ROWS N_ENTITY_ROWS] [--users N] [--duration 20s]
 # 1. Offline: `quiver historical` on the point-in-time benchmark (10M feature rows x 1M entity
 #    rows by default, the data of ../shared/anchors/feast_pit.py) pinned to one core and on
-#    both: throughput per core and how it scales within a node.
+#    both: throughput per core and how it scales within a node; then the same retrieval on a
+#    Ballista cluster of 1 and 2 executors on this machine (`quiver cluster`), the overhead of
+#    distribution (SCALE_NO_BALLISTA=1 skips it).
 # 2. Online: 100k users x 10 float features materialized into one Redis (127.0.0.1:6379) and
 #    into a 3-master + 3-replica Redis Cluster started for the bench on ports 7200-7205
 #    (ci/redis-cluster.sh), Redis memory per entity row, then `quiver serve` on each driven by

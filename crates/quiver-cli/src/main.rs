@@ -35,7 +35,8 @@ static ALLOCATOR: quiver_alloc::SplitAlloc = quiver_alloc::SplitAlloc;
 /// Entities, sources, feature views and feature services are declared in YAML (quiver.yaml and
 /// features/*.yaml). The commands, by group:
 ///   definitions  init, plan, apply, registry (list, describe, history)
-///   offline      historical (point-in-time training sets), snapshot, backfill
+///   offline      historical (point-in-time training sets), snapshot, backfill,
+///                cluster (scheduler, executor: historical on a Ballista cluster)
 ///   models       train, models (list, show, promote, rollback, rollout, report, predict,
 ///                score, import, delete, track)
 ///   recommenders recs (train, evaluate, tune), ab (report: A/B experiments)
