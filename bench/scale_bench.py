@@ -1,7 +1,7 @@
 """Per-node figures for docs/scaling.md (driven by bench/scale_bench.sh, which builds Quiver and
 starts a Redis Cluster on CLUSTER_BASE..+5).
 
-usage: python bench/scale_bench.py QUIVER_BIN OUTDIR CLUSTER_BASE [N_FEAT N_ENT] [--users N] [--duration D] [--failover-only]
+usage: python bench/scale_bench.py QUIVER_BIN OUTDIR CLUSTER_BASE [N_FEAT N_ENT] [--users N] [--duration D] [--failover-only | --offline-only]
 
 The last phase kills a master of the cluster (kill -9) in the middle of a wrk run against the
 cluster-backed server and reports the non-2xx answers, the window in which probe requests failed,
@@ -24,6 +24,9 @@ users, duration = 100_000, "20s"
 failover_only = "--failover-only" in args
 if failover_only:
     args.remove("--failover-only")
+offline_only = "--offline-only" in args
+if offline_only:
+    args.remove("--offline-only")
 for flag in ("--users", "--duration"):
     if flag in args:
         i = args.index(flag)
@@ -137,6 +140,12 @@ def ballista_historical(executors):
 if n_feat and not os.environ.get("SCALE_NO_BALLISTA"):
     for executors in (1, 2):
         ballista_historical(executors)
+
+if offline_only:
+    for label, (wall, rss, _) in offline.items():
+        print(f"historical {n_feat:,} feature rows x {n_ent:,} entity rows, {label}: {wall:.2f} s, "
+              f"{n_feat / wall / 1e6:.1f}M feature rows/s, peak RSS {rss:,.0f} MiB")
+    sys.exit(0)
 
 # 2. Online: one Redis and the cluster.
 online_file = f"{out}/online/data/features.parquet"

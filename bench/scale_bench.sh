@@ -11,7 +11,8 @@
 #    (ci/redis-cluster.sh), Redis memory per entity row, then `quiver serve` on each driven by
 #    the same wrk scripts as bench/online_bench.sh (1 and 100 entities per request).
 # 3. A master of the cluster killed (kill -9) during a wrk run: errors, the failover window, and
-#    every materialized value read back after it (--failover-only runs this phase alone).
+#    every materialized value read back after it (--failover-only runs this phase alone;
+#    --offline-only runs phase 1 alone).
 # needs: wrk, redis-server / redis-cli, the s3 venv's pyarrow (ci/s3-venv.sh). Not a test: run it
 # on an idle machine, never alongside CI.
 set -euo pipefail

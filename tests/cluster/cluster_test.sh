@@ -133,7 +133,7 @@ PY
 else
   grep -qi "cluster" "$work/killed.log" || { echo "the failure does not name the cluster: $(cat "$work/killed.log")" >&2; exit 1; }
   [ ! -e "$work/killed.parquet" ] || { echo "a failed retrieval left an output file" >&2; exit 1; }
-  echo "an executor killed mid-retrieval: historical failed with: $(tail -1 "$work/killed.log")"
+  echo "an executor killed mid-retrieval: historical failed $(( SECONDS - started )) s after the kill with: $(grep -v '^[[:space:]]*$' "$work/killed.log" | tail -2 | cut -c1-300)"
 fi
 # Bad settings and a scheduler that is not there fail naming the setting or the scheduler.
 sed -i '$d' "$repo/quiver.yaml"

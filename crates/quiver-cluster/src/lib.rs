@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use ballista_core::config::{BallistaConfig, TaskSchedulingPolicy};
+use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::serde::BallistaPhysicalExtensionCodec;
@@ -133,6 +133,11 @@ pub fn session_state(config: SessionConfig) -> DfResult<SessionState> {
     Ok(ctx.state())
 }
 
+/// The largest gRPC message between the client, the scheduler and the executors (Ballista's
+/// default is 16 MiB): a join's entity rows travel inside its plan, 20 bytes per row for one
+/// integer key (1M rows: 20 MB).
+pub const MAX_MESSAGE_BYTES: u32 = 1 << 30;
+
 /// How long (seconds) the scheduler waits for an executor's heartbeat before it takes the
 /// executor as lost and runs its tasks elsewhere (Ballista's default is 180).
 pub const EXECUTOR_TIMEOUT_SECONDS: u64 = 20;
@@ -152,6 +157,9 @@ pub async fn run_scheduler(host: &str, port: u16) -> Result<(), String> {
         executor_timeout_seconds: EXECUTOR_TIMEOUT_SECONDS,
         expire_dead_executor_interval_seconds: 2,
         no_executors_grace_period_seconds: EXECUTOR_TIMEOUT_SECONDS,
+        grpc_server_max_decoding_message_size: MAX_MESSAGE_BYTES,
+        grpc_server_max_encoding_message_size: MAX_MESSAGE_BYTES,
+        grpc_client_max_message_size: MAX_MESSAGE_BYTES,
         ..Default::default()
     };
     let addr: std::net::SocketAddr = format!("{host}:{port}")
@@ -198,6 +206,8 @@ pub async fn run_executor(o: ExecutorOptions) -> Result<(), String> {
         task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
         override_physical_codec: Some(Arc::new(QuiverCodec::default())),
+        grpc_max_decoding_message_size: MAX_MESSAGE_BYTES,
+        grpc_max_encoding_message_size: MAX_MESSAGE_BYTES,
         ..Default::default()
     };
     start_executor_process(Arc::new(config))
@@ -241,7 +251,11 @@ impl PlanRunner for BallistaRunner {
         let url = self.url.clone();
         Box::pin(async move {
             use datafusion_proto::protobuf::PhysicalPlanNode;
-            let config = SessionConfig::new_with_ballista();
+            let mut config = SessionConfig::new_with_ballista();
+            config.options_mut().set(
+                "ballista.client.grpc_max_message_size",
+                &MAX_MESSAGE_BYTES.to_string(),
+            )?;
             let session_id = format!(
                 "quiver-{}-{}",
                 std::process::id(),
@@ -251,7 +265,7 @@ impl PlanRunner for BallistaRunner {
             );
             let stream = ballista_core::execution_plans::execute_physical_plan::<PhysicalPlanNode>(
                 url.clone(),
-                &BallistaConfig::default(),
+                &config.ballista_config(),
                 plan,
                 &QuiverCodec::default(),
                 session_id,
