@@ -1236,6 +1236,18 @@ impl OfflineEngine {
                 .run(join)
                 .await
                 .map_err(|e| source_error(&source, format!("on the cluster: {}", clean(e))))?;
+            // Every entity row exactly once, or no answer: a job that lost an executor can come
+            // back with a partition twice (seen: 35,125 rows for 20,000).
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            if rows != entity_ts.len() {
+                return Err(source_error(
+                    &source,
+                    format!(
+                        "on the cluster: the job returned {rows} rows for {} entity rows (an executor lost during the job can make Ballista return a partition twice or not at all); nothing was written: run it again",
+                        entity_ts.len()
+                    ),
+                ));
+            }
             progress.rows_read(&view.name, 0);
             return crate::pit_exec::in_entity_order(&batches, entity_ts.len());
         }
