@@ -4,9 +4,11 @@
 # starts `quiver cluster scheduler` and two `quiver cluster executor`s on loopback ports, writes
 # a repository whose views have a string key, a composite (string + 64-bit int) key and a dense
 # int key (TTLs, event-time ties broken by the created time, null keys, entity rows with no
-# match), and requires
-# `historical` with `offline_engine: {type: ballista}` to equal the embedded engine's output
-# exactly, and the churn demo's training set too. Then one executor is killed with SIGKILL in
+# match), windowed aggregations over a string and a composite key (filters, empty windows, null
+# values, decay) and a request-time view over them, and requires `historical` with
+# `offline_engine: {type: ballista}` to equal the embedded engine's output exactly, and the
+# churn demo's training set (aggregations calling Quiver's text functions on the executors) too;
+# then `materialize` on the cluster must write the same online values as the embedded engine. Then one executor is killed with SIGKILL in
 # the middle of a larger retrieval: the retrieval must either fail naming the cluster or
 # succeed with the embedded engine's values, never return partial results.
 set -euo pipefail
@@ -65,6 +67,17 @@ common = {"ts": ts(t), "created": ts(created), "v": v, "s": pa.array([f"s{i}" fo
 pq.write_table(pa.table({"user_name": names, **common}), f"{repo}/data/named.parquet", row_group_size=20_000)
 pq.write_table(pa.table({"country": store_country, "store_id": store_id, **common}), f"{repo}/data/store.parquet", row_group_size=20_000)
 pq.write_table(pa.table({"user_id": pa.array(k, pa.int64()), **common}), f"{repo}/data/dense.parquet", row_group_size=20_000)
+# Events for windowed aggregations: every time distinct (10 ms apart over 2,000 s), since events
+# of one key at one time may be taken in another order on a cluster (see pit_exec.rs).
+k, null = keys(n, 5000)
+pq.write_table(pa.table({
+    "user_name": pa.array([None if z else f"user-{x:05d}" for x, z in zip(k, null)]),
+    "country": pa.array([None if z else ["fr", "de", "it"][x % 3] for x, z in zip(k, null)]),
+    "store_id": pa.array([None if z else int(x // 3) * 1_000_000_007 for x, z in zip(k, null)], pa.int64()),
+    "ts": pa.array((rng.permutation(n) * 10_000).astype("datetime64[us]"), pa.timestamp("us", tz="UTC")),
+    "kind": pa.array([["buy", "view", "cart"][x] for x in rng.integers(0, 3, n)]),
+    "amount": pa.array([None if z else float(x) / 7 for x, z in zip(rng.integers(0, 1000, n), rng.random(n) < 0.05)], pa.float64()),
+}), f"{repo}/data/events.parquet", row_group_size=20_000)
 e, enull = keys(m, 5200)
 pq.write_table(pa.table({
     "user_name": pa.array([None if z else f"user-{x:05d}" for x, z in zip(e, enull)]),
@@ -72,6 +85,7 @@ pq.write_table(pa.table({
     "store_id": pa.array([None if z else int(x // 3) * 1_000_000_007 for x, z in zip(e, enull)], pa.int64()),
     "user_id": pa.array(e, pa.int64()),
     "event_timestamp": ts(rng.integers(0, 2100, m)),
+    "basket": rng.random(m) * 100,
 }), f"{repo}/data/entities.parquet")
 PY
 cat > "$repo/quiver.yaml" <<'YAML'
@@ -84,16 +98,53 @@ sources:
   - {name: named_src, type: parquet, path: data/named.parquet, timestamp_field: ts, created_timestamp_field: created}
   - {name: store_src, type: parquet, path: data/store.parquet, timestamp_field: ts, created_timestamp_field: created}
   - {name: dense_src, type: parquet, path: data/dense.parquet, timestamp_field: ts, created_timestamp_field: created}
+  - {name: events_src, type: parquet, path: data/events.parquet, timestamp_field: ts}
 feature_views:
   - {name: named, entities: [named], source: named_src, ttl: 300s, features: [{name: v, type: float64}, {name: s, type: string}]}
   - {name: store, entities: [store], source: store_src, ttl: 0, features: [{name: v, type: float64}, {name: s, type: string}]}
   - {name: dense, entities: [dense], source: dense_src, ttl: 90s, features: [{name: v, type: float64}, {name: s, type: string}]}
+  - name: named_windows
+    entities: [named]
+    source: events_src
+    aggregations:
+      - {name: n, function: count, window: 300s}
+      - {name: total, function: sum, column: amount, window: 600s, filter: "kind = 'buy'"}
+      - {name: last_kind, function: last, column: kind, window: 600s, type: string}
+      - {name: kinds, function: count_distinct, column: kind, window: 900s}
+      - {name: since, function: time_since_last, window: 2000s}
+      - {name: decayed, function: decayed_sum, column: amount, window: 900s, half_life: 120s}
+  - name: store_windows
+    entities: [store]
+    source: events_src
+    aggregations:
+      - {name: avg, function: mean, column: amount, window: 600s}
+      - {name: sd, function: stddev, column: amount, window: 600s}
+      - {name: hi, function: max, column: amount, window: 600s, filter: "amount > 100"}
+  - name: basket_ctx
+    request_data: [{name: basket, type: float64}]
+    inputs: [named_windows]
+    features:
+      - {name: ratio, type: float64, expr: "basket / nullif(named_windows__total, 0)"}
 YAML
 "$q" --repo "$repo" -q apply
 features=(--features named:v --features named:s --features store:v --features store:s --features dense:v --features dense:s)
+windows=()
+for f in named_windows:n named_windows:total named_windows:last_kind named_windows:kinds named_windows:since \
+    named_windows:decayed store_windows:avg store_windows:sd store_windows:hi basket_ctx:ratio; do
+  windows+=(--features "$f")
+done
 "$q" --repo "$repo" -q historical "${features[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/embedded.parquet"
+"$q" --repo "$repo" -q historical "${windows[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/windows-embedded.parquet"
+# Each entity's latest values (what materialize and snapshot read), plain and aggregated views.
+snapshot() {
+  QUIVER__OFFLINE_STORE="$work/snapshots-$1" "$q" --repo "$repo" -q snapshot named store dense named_windows store_windows \
+    --as-of 1970-01-01T00:20:00Z >/dev/null
+}
+snapshot embedded
 printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s", partitions: 4}\n' "$sport" >> "$repo/quiver.yaml"
 "$q" --repo "$repo" -q historical "${features[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/cluster.parquet"
+"$q" --repo "$repo" -q historical "${windows[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/windows-cluster.parquet"
+snapshot cluster
 
 demo="$work/demo"
 "$q" -q demo run --dir "$demo" --users 300 >/dev/null
@@ -104,13 +155,29 @@ printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s"}\n' "$sport" >
 "$py" - "$work" <<'PY'
 import sys, pyarrow.parquet as pq
 w = sys.argv[1]
-for a, b, what in [("embedded", "cluster", "string, composite and dense keys"), ("demo-embedded", "demo-cluster", "the churn demo's training set")]:
+for a, b, what in [("embedded", "cluster", "string, composite and dense keys"), ("windows-embedded", "windows-cluster", "windowed aggregations and a request-time view"), ("demo-embedded", "demo-cluster", "the churn demo's training set")]:
     x, y = pq.read_table(f"{w}/{a}.parquet"), pq.read_table(f"{w}/{b}.parquet")
     if x.num_rows == 0 or not x.equals(y):
         diff = [c for c in x.column_names if not x[c].equals(y[c])]
         sys.exit(f"{what}: the cluster's historical differs from the embedded engine's in {diff}")
     present = sum(x[c].null_count < x.num_rows for c in x.column_names)
     print(f"{what}: {x.num_rows} rows x {x.num_columns} columns equal on the cluster ({present} columns with values)")
+import glob, os
+def snapshot(engine):
+    files = sorted(glob.glob(f"{w}/snapshots-{engine}/**/*.parquet", recursive=True))
+    out = {}
+    for f in files:
+        t = pq.read_table(f)
+        keys = [c for c in t.column_names if c in ("user_name", "country", "store_id", "user_id")]
+        out[os.path.relpath(f, f"{w}/snapshots-{engine}")] = t.sort_by([(k, "ascending") for k in keys])
+    return out
+a, b = snapshot("embedded"), snapshot("cluster")
+if len(a) != 5 or sorted(a) != sorted(b):
+    sys.exit(f"snapshots: {sorted(a)} embedded, {sorted(b)} on the cluster")
+for f in a:
+    if a[f].num_rows == 0 or not a[f].equals(b[f]):
+        sys.exit(f"snapshot {f}: the cluster's latest values differ from the embedded engine's")
+print(f"latest values (materialize, snapshot) of 5 views equal on the cluster: {sum(t.num_rows for t in a.values())} rows")
 PY
 
 # An executor killed in the middle of a retrieval: failure with a message, or the whole answer.
@@ -149,4 +216,17 @@ for engine in '{type: spark}' '{type: ballista}' "{type: ballista, url: \"df://1
   echo "offline_engine: $engine -> $(echo "$out" | tail -1 | cut -c1-160)"
   sed -i '$d' "$repo/quiver.yaml"
 done
+# With no scheduler there, the aggregations and the latest values fail too: they go to the
+# cluster, not quietly to the embedded engine.
+printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s"}\n' "$(free_port)" >> "$repo/quiver.yaml"
+for what in "historical --features named_windows:total --entities $repo/data/entities.parquet --out $work/bad.parquet" \
+    "snapshot dense --as-of 1970-01-01T00:20:00Z" "snapshot store_windows --as-of 1970-01-01T00:20:00Z"; do
+  # shellcheck disable=SC2086
+  if out="$(QUIVER__OFFLINE_STORE="$work/snapshots-bad" timeout 120 "$q" --repo "$repo" $what 2>&1)"; then
+    echo "$what succeeded with no scheduler" >&2
+    exit 1
+  fi
+  echo "$out" | grep -q "Ballista scheduler" || { echo "$what: the error does not name the scheduler: $out" >&2; exit 1; }
+done
+echo "with no scheduler, windowed aggregations and latest values (snapshot) fail naming it"
 echo "cluster: all good"

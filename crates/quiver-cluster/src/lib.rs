@@ -3,18 +3,20 @@
 //! Quiver's offline engine on an Apache DataFusion Ballista cluster (issue 28), with the stock
 //! Ballista scheduler and executors, not a cluster of our own making:
 //!
-//! * [`QuiverCodec`] serializes Quiver's operators ([`PitJoinExec`], [`PartTagExec`]) inside
-//!   Ballista's physical plans (a tag byte Ballista's own protobuf messages never start with,
-//!   then the operator's parameters as JSON); everything else goes to Ballista's codec.
+//! * [`QuiverCodec`] serializes Quiver's operators ([`PitJoinExec`], [`LatestExec`],
+//!   [`PartTagExec`]) inside Ballista's physical plans (a tag byte Ballista's own protobuf
+//!   messages never start with, then the operator's parameters as JSON); everything else goes
+//!   to Ballista's codec.
 //! * [`session_state`] is the session every process plans and decodes with: DataFusion's
 //!   functions plus Quiver's transforms and `embed_text`, so executors run view frames that call
 //!   them.
 //! * [`run_scheduler`] and [`run_executor`] are `quiver cluster scheduler` and `quiver cluster
 //!   executor`: Ballista's own processes, given that codec and those functions.
 //! * [`BallistaRunner`] is the engine's [`PlanRunner`] for `offline_engine: {type: ballista}`:
-//!   it submits the point-in-time join's physical plan (both sides shuffled by the join keys, a
-//!   `PitJoinExec` per partition) to the scheduler, which cuts it into stages at the shuffles,
-//!   and collects the joined rows.
+//!   it submits physical plans to the scheduler, which cuts them into stages at the shuffles,
+//!   and collects their rows: the point-in-time join and the windowed aggregations (both sides
+//!   shuffled by the join keys, a `PitJoinExec` per partition), and the latest row per key that
+//!   materialization and snapshots read (a `LatestExec` per partition).
 
 use std::sync::Arc;
 
@@ -30,7 +32,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use futures::future::BoxFuture;
 use quiver_offline::engine::PlanRunner;
-use quiver_offline::pit_exec::{PartTagExec, PitJoinExec, PitSpec};
+use quiver_offline::pit_exec::{LatestExec, LatestSpec, PartTagExec, PitJoinExec, PitSpec};
 
 /// The first byte of a Quiver operator's encoding: protobuf field number 0 is invalid, so no
 /// message of Ballista's codec starts with it.
@@ -40,39 +42,6 @@ const TAG: u8 = 0;
 #[derive(Debug, Default)]
 pub struct QuiverCodec {
     inner: BallistaPhysicalExtensionCodec,
-}
-
-/// [`PitSpec`] on the wire.
-fn spec_json(s: &PitSpec) -> serde_json::Value {
-    serde_json::json!({
-        "source": s.source,
-        "nkeys": s.nkeys,
-        "has_created": s.has_created,
-        "ttl_micros": s.ttl_micros,
-        "value_idx": s.value_idx,
-    })
-}
-
-fn spec_from(v: &serde_json::Value) -> DfResult<PitSpec> {
-    let bad = |what: &str| DataFusionError::Internal(format!("PitJoinExec: bad {what} in plan"));
-    Ok(PitSpec {
-        source: serde_json::from_value(v["source"].clone()).map_err(|_| bad("source"))?,
-        nkeys: v["nkeys"].as_u64().ok_or_else(|| bad("nkeys"))? as usize,
-        has_created: v["has_created"]
-            .as_bool()
-            .ok_or_else(|| bad("has_created"))?,
-        ttl_micros: v["ttl_micros"].as_i64().ok_or_else(|| bad("ttl_micros"))?,
-        value_idx: v["value_idx"]
-            .as_array()
-            .ok_or_else(|| bad("value_idx"))?
-            .iter()
-            .map(|i| {
-                i.as_u64()
-                    .map(|i| i as usize)
-                    .ok_or_else(|| bad("value_idx"))
-            })
-            .collect::<DfResult<_>>()?,
-    })
 }
 
 impl PhysicalExtensionCodec for QuiverCodec {
@@ -89,11 +58,22 @@ impl PhysicalExtensionCodec for QuiverCodec {
         let v: serde_json::Value = serde_json::from_slice(rest)
             .map_err(|e| DataFusionError::Internal(format!("Quiver operator in plan: {e}")))?;
         match (v["op"].as_str(), inputs) {
-            (Some("pit_join"), [entities, features]) => Ok(Arc::new(PitJoinExec::try_new(
-                Arc::clone(entities),
-                Arc::clone(features),
-                spec_from(&v["spec"])?,
-            )?)),
+            (Some("pit_join"), [entities, features]) => {
+                let spec: PitSpec = serde_json::from_value(v["spec"].clone()).map_err(|e| {
+                    DataFusionError::Internal(format!("PitJoinExec: bad parameters in plan: {e}"))
+                })?;
+                Ok(Arc::new(PitJoinExec::try_new(
+                    Arc::clone(entities),
+                    Arc::clone(features),
+                    spec,
+                )?))
+            }
+            (Some("latest"), [input]) => {
+                let spec: LatestSpec = serde_json::from_value(v["spec"].clone()).map_err(|e| {
+                    DataFusionError::Internal(format!("LatestExec: bad parameters in plan: {e}"))
+                })?;
+                Ok(Arc::new(LatestExec::try_new(Arc::clone(input), spec)?))
+            }
             (Some("part_tag"), [input]) => Ok(Arc::new(PartTagExec::new(Arc::clone(input)))),
             (op, _) => Err(DataFusionError::Internal(format!(
                 "unknown Quiver operator {op:?} with {} inputs: are the scheduler and executors the same quiver version?",
@@ -109,7 +89,9 @@ impl PhysicalExtensionCodec for QuiverCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<()> {
         let v = if let Some(j) = node.downcast_ref::<PitJoinExec>() {
-            serde_json::json!({"op": "pit_join", "spec": spec_json(j.spec())})
+            serde_json::json!({"op": "pit_join", "spec": j.spec()})
+        } else if let Some(l) = node.downcast_ref::<LatestExec>() {
+            serde_json::json!({"op": "latest", "spec": l.spec()})
         } else if node.downcast_ref::<PartTagExec>().is_some() {
             serde_json::json!({"op": "part_tag"})
         } else {

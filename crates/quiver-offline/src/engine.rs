@@ -32,7 +32,7 @@ use crate::source::{clean, source_error, source_frame};
 use crate::types::{
     arrow_type, compatible, describe, is_string, is_timestamp_like, timestamp_type,
 };
-use crate::window_agg::{AggSpec, EventIndex, aggregate};
+use crate::window_agg::{AggSpec, aggregate_events};
 
 /// Options of a historical retrieval.
 #[derive(Debug, Clone)]
@@ -559,16 +559,27 @@ impl OfflineEngine {
         Ok((keys, cols))
     }
 
-    /// The entity rows' keys of a view, encoded one [`Key`] per row (aggregation views).
+    /// The entity rows' keys of a view, encoded one [`Key`] per row.
     fn entity_keys(
         &self,
         view: &FeatureView,
         entities: &RecordBatch,
         file: &str,
     ) -> Result<Vec<Option<Key>>> {
+        encode_keys(&self.entity_key_arrays(view, entities, file)?)
+    }
+
+    /// The entity rows' key columns of a view, each cast to its declared key type (string keys
+    /// to `Utf8`): what an aggregation view's events are keyed by.
+    fn entity_key_arrays(
+        &self,
+        view: &FeatureView,
+        entities: &RecordBatch,
+        file: &str,
+    ) -> Result<Vec<ArrayRef>> {
         let (keys, cols) = self.entity_key_columns(view, entities, file)?;
         let types: Vec<DataType> = keys.iter().map(|k| arrow_type(k.value_type)).collect();
-        encode_keys(&cast_keys(&cols, &types)?)
+        cast_keys(&cols, &types)
     }
 
     /// A point-in-time correct training set: every entity row (in order, with all its columns)
@@ -917,9 +928,9 @@ impl OfflineEngine {
                 continue;
             }
             if view.is_aggregation() {
-                let keys = self.entity_keys(view, entities, &file)?;
+                let keys = self.entity_key_arrays(view, entities, &file)?;
                 let arrays = self
-                    .aggregate_view(view, wanted, keys, &entity_ts, progress)
+                    .aggregate_view(view, wanted, &keys, &entity_ts, progress)
                     .await?;
                 for (name, array) in wanted.iter().zip(arrays) {
                     computed.insert((view_name.to_string(), name.to_string()), array);
@@ -982,30 +993,11 @@ impl OfflineEngine {
         if views.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(runner) = &self.runner {
-            let runner = runner
-                .as_ref()
-                .map_err(|e| Error::Output(format!("offline_engine: {e}")))?;
+        if let Some((parts, runner)) = self.exchange()? {
             let mut out = Vec::with_capacity(views.len());
             for p in views {
                 out.push(
-                    self.join_view_exchanged(
-                        p,
-                        entity_ts,
-                        runner.partitions(),
-                        Some(runner),
-                        progress,
-                    )
-                    .await?,
-                );
-            }
-            return Ok(out);
-        }
-        if let Some(parts) = self.exchange_partitions {
-            let mut out = Vec::with_capacity(views.len());
-            for p in views {
-                out.push(
-                    self.join_view_exchanged(p, entity_ts, parts, None, progress)
+                    self.join_view_exchanged(p, entity_ts, parts, runner, progress)
                         .await?,
                 );
             }
@@ -1169,14 +1161,70 @@ impl OfflineEngine {
         Ok(out)
     }
 
-    /// One plain view's point-in-time join as a DataFusion plan over `parts` hash partitions
-    /// of the join keys (see [`crate::pit_exec`]): the entity rows and the view's frame each
-    /// repartitioned by key, a [`crate::pit_exec::PitJoinExec`] per partition, the partitions
-    /// run concurrently and their rows put back in entity order.
+    /// Where joins run when not in this process's own join: the cluster's runner and its
+    /// partitions (`offline_engine: ballista`), or this process over
+    /// [`with_exchange`](Self::with_exchange) partitions; `None` for the embedded engine.
+    #[allow(clippy::type_complexity)]
+    fn exchange(&self) -> Result<Option<(usize, Option<&Arc<dyn PlanRunner>>)>> {
+        if let Some(runner) = &self.runner {
+            let runner = runner
+                .as_ref()
+                .map_err(|e| Error::Output(format!("offline_engine: {e}")))?;
+            return Ok(Some((runner.partitions(), Some(runner))));
+        }
+        Ok(self.exchange_partitions.map(|p| (p, None)))
+    }
+
+    /// One plain view's point-in-time join over `parts` hash partitions of the join keys (see
+    /// [`run_exchanged`](Self::run_exchanged)).
     async fn join_view_exchanged(
         &self,
         p: &PlainView<'_>,
         entity_ts: &[Option<i64>],
+        parts: usize,
+        runner: Option<&Arc<dyn PlanRunner>>,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<Vec<ArrayRef>> {
+        let view = p.view;
+        let df = self.view_frame_with(view, &p.wanted, true).await?;
+        let layout = self.layout(view);
+        let first_value = self.first_value_column(view);
+        let op = crate::pit_exec::JoinOp::Latest {
+            has_created: layout.has_created,
+            ttl_micros: view.ttl.micros(),
+        };
+        self.run_exchanged(
+            &view.name,
+            self.source_of(view),
+            df,
+            &p.columns,
+            entity_ts,
+            layout.nkeys,
+            (first_value..first_value + p.wanted.len()).collect(),
+            op,
+            parts,
+            runner,
+            progress,
+        )
+        .await
+    }
+
+    /// A join of the entity rows (`key_columns`, `entity_ts`) with a view's `frame` as a
+    /// DataFusion plan over `parts` hash partitions of the join keys (see [`crate::pit_exec`]):
+    /// the entity rows and the frame each repartitioned by key, a
+    /// [`crate::pit_exec::PitJoinExec`] doing `op` per partition, the partitions run on the
+    /// cluster's `runner` (or concurrently here) and their rows put back in entity order.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_exchanged(
+        &self,
+        view_name: &str,
+        source: &Source,
+        frame: DataFrame,
+        key_columns: &[ArrayRef],
+        entity_ts: &[Option<i64>],
+        nkeys: usize,
+        value_idx: Vec<usize>,
+        op: crate::pit_exec::JoinOp,
         parts: usize,
         runner: Option<&Arc<dyn PlanRunner>>,
         progress: &Arc<dyn Progress>,
@@ -1186,15 +1234,10 @@ impl OfflineEngine {
         use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
         use crate::pit_exec::{PartTagExec, PitJoinExec, PitSpec, entity_batch, key_exprs};
-        let view = p.view;
-        let source = self.source_of(view).clone();
-        let df = self.view_frame_with(view, &p.wanted, true).await?;
-        let frame_schema = df.schema().as_arrow().clone();
-        let layout = self.layout(view);
-        let first_value = self.first_value_column(view);
+        let frame_schema = frame.schema().as_arrow().clone();
         // The entity keys as the frame has them, so that equal keys hash alike on both sides.
-        let mut keys = Vec::with_capacity(layout.nkeys);
-        for (i, c) in p.columns.iter().enumerate() {
+        let mut keys = Vec::with_capacity(nkeys);
+        for (i, c) in key_columns.iter().enumerate() {
             let want = frame_schema.field(i).data_type();
             keys.push(if c.data_type() == want {
                 Arc::clone(c)
@@ -1203,15 +1246,16 @@ impl OfflineEngine {
             });
         }
         let entities = entity_batch(&keys, entity_ts)?;
-        let (mut state, logical) = df.into_parts();
+        let (mut state, logical) = frame.into_parts();
         state.config_mut().options_mut().execution.target_partitions = parts;
+        in_scan_order(&mut state);
         let features = state
             .create_physical_plan(&logical)
             .await
-            .map_err(|e| source_error(&source, clean(e)))?;
+            .map_err(|e| source_error(source, clean(e)))?;
         let entity_plan: Arc<dyn ExecutionPlan> =
             MemorySourceConfig::try_new_exec(&[vec![entities.clone()]], entities.schema(), None)?;
-        let (ekeys, fkeys) = key_exprs(&entities.schema(), &frame_schema, layout.nkeys);
+        let (ekeys, fkeys) = key_exprs(&entities.schema(), &frame_schema, nkeys);
         let entity_plan = Arc::new(RepartitionExec::try_new(
             entity_plan,
             Partitioning::Hash(ekeys, parts),
@@ -1225,30 +1269,29 @@ impl OfflineEngine {
             features,
             PitSpec {
                 source: source.clone(),
-                nkeys: layout.nkeys,
-                has_created: layout.has_created,
-                ttl_micros: view.ttl.micros(),
-                value_idx: (first_value..first_value + p.wanted.len()).collect(),
+                nkeys,
+                value_idx,
+                op,
             },
         )?);
         if let Some(runner) = runner {
             let batches = runner
                 .run(join)
                 .await
-                .map_err(|e| source_error(&source, format!("on the cluster: {}", clean(e))))?;
+                .map_err(|e| source_error(source, format!("on the cluster: {}", clean(e))))?;
             // Every entity row exactly once, or no answer: a job that lost an executor can come
             // back with a partition twice (seen: 35,125 rows for 20,000).
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             if rows != entity_ts.len() {
                 return Err(source_error(
-                    &source,
+                    source,
                     format!(
                         "on the cluster: the job returned {rows} rows for {} entity rows (an executor lost during the job can make Ballista return a partition twice or not at all); nothing was written: run it again",
                         entity_ts.len()
                     ),
                 ));
             }
-            progress.rows_read(&view.name, 0);
+            progress.rows_read(view_name, 0);
             return crate::pit_exec::in_entity_order(&batches, entity_ts.len());
         }
         let streams = datafusion::physical_plan::execute_stream_partitioned(
@@ -1268,10 +1311,10 @@ impl OfflineEngine {
             let got = t
                 .await
                 .map_err(|e| Error::Internal(format!("join partition failed: {e}")))?
-                .map_err(|e| source_error(&source, clean(e)))?;
+                .map_err(|e| source_error(source, clean(e)))?;
             batches.extend(got);
         }
-        progress.rows_read(&view.name, 0);
+        progress.rows_read(view_name, 0);
         crate::pit_exec::in_entity_order(&batches, entity_ts.len())
     }
 
@@ -1322,16 +1365,27 @@ impl OfflineEngine {
         Ok(df.select(exprs)?)
     }
 
+    /// The `wanted` aggregations of an aggregation view for each entity row (`keys`: its key
+    /// columns as the declared key types), one scan per filter group. On a cluster (or with
+    /// [`with_exchange`](Self::with_exchange)) each group's events and the entity rows are
+    /// shuffled by key and each partition aggregates its share; otherwise the events are
+    /// gathered here. Both call [`aggregate_events`].
     async fn aggregate_view(
         &self,
         view: &FeatureView,
         wanted: &[&str],
-        keys: Vec<Option<Key>>,
+        keys: &[ArrayRef],
         entity_ts: &[Option<i64>],
         progress: &Arc<dyn Progress>,
     ) -> Result<Vec<ArrayRef>> {
         let nkeys = self.registry.view_join_keys(view).len();
+        let source = self.source_of(view);
         let mut out: BTreeMap<&str, ArrayRef> = BTreeMap::new();
+        let exchange = self.exchange()?;
+        let encoded = match exchange {
+            Some(_) => Vec::new(),
+            None => encode_keys(keys)?,
+        };
         for (_, aggs) in group_by_filter(view) {
             let aggs: Vec<&Aggregation> = aggs
                 .into_iter()
@@ -1341,32 +1395,48 @@ impl OfflineEngine {
                 continue;
             }
             let df = self.agg_frame(view, &aggs).await?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df
-                .collect()
-                .await
-                .map_err(|e| source_error(self.source_of(view), clean(e)))?;
-            let events = concat_batches(&schema, &batches)?;
-            progress.rows_read(&view.name, events.num_rows());
-            let event_keys = encode_keys(&events.columns()[..nkeys])?;
-            let index = EventIndex::new(event_keys, &ts_values(events.column(nkeys)));
-            for (i, a) in aggs.iter().enumerate() {
-                let values =
-                    (a.column.is_some() || a.expr.is_some()).then(|| events.column(nkeys + 1 + i));
-                let spec = AggSpec {
-                    function: a.function,
-                    window: a.window.micros(),
-                    unit: a.unit.map(|u| u.micros()).unwrap_or(1_000_000),
-                    half_life: a.half_life.map_or(0, |h| h.micros()),
-                    categories: a.categories.clone(),
-                    output: arrow_type(a.value_type),
-                };
-                let array = aggregate(&index, values, &keys, entity_ts, &spec).map_err(|e| {
-                    source_error(
-                        self.source_of(view),
-                        format!("aggregation '{}': {e}", a.name),
+            let specs: Vec<AggSpec> = aggs.iter().map(|a| AggSpec::of(a)).collect();
+            let values: Vec<Option<usize>> = aggs
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.column.is_some() || a.expr.is_some()).then_some(nkeys + 1 + i))
+                .collect();
+            let arrays = match exchange {
+                Some((parts, runner)) => {
+                    let op = crate::pit_exec::JoinOp::Windows {
+                        aggs: specs,
+                        has_values: values.iter().map(Option::is_some).collect(),
+                    };
+                    let value_idx = (nkeys + 1..nkeys + 1 + aggs.len()).collect();
+                    self.run_exchanged(
+                        &view.name, source, df, keys, entity_ts, nkeys, value_idx, op, parts,
+                        runner, progress,
                     )
-                })?;
+                    .await?
+                }
+                None => {
+                    // The scan's partitions in order (not as they finish), so that events at
+                    // the same time are taken in the order of the source, run after run.
+                    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                    let (mut state, logical) = df.into_parts();
+                    in_scan_order(&mut state);
+                    let plan = state
+                        .create_physical_plan(&logical)
+                        .await
+                        .map_err(|e| source_error(source, clean(e)))?;
+                    let parts = datafusion::physical_plan::collect_partitioned(
+                        plan,
+                        Arc::new(datafusion::execution::TaskContext::from(&state)),
+                    )
+                    .await
+                    .map_err(|e| source_error(source, clean(e)))?;
+                    let batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
+                    let events = concat_batches(&schema, &batches)?;
+                    progress.rows_read(&view.name, events.num_rows());
+                    aggregate_events(&events, nkeys, &values, &specs, &encoded, entity_ts, source)?
+                }
+            };
+            for (a, array) in aggs.iter().zip(arrays) {
                 out.insert(a.name.as_str(), array);
             }
         }
@@ -1430,10 +1500,15 @@ impl OfflineEngine {
                     .await
                     .map_err(|e| source_error(self.source_of(view), clean(e)))?;
                 let keys_batch = concat_batches(&schema, &batches)?;
-                let keys = encode_keys(keys_batch.columns())?;
                 let n = keys_batch.num_rows();
                 let values = self
-                    .aggregate_view(view, &names, keys, &vec![Some(as_of); n], &no_progress())
+                    .aggregate_view(
+                        view,
+                        &names,
+                        keys_batch.columns(),
+                        &vec![Some(as_of); n],
+                        &no_progress(),
+                    )
                     .await?;
                 (keys_batch.columns().to_vec(), vec![as_of; n], values)
             } else {
@@ -1447,24 +1522,21 @@ impl OfflineEngine {
                 let keep: Vec<usize> = (0..nkeys)
                     .chain(first_value..first_value + names.len())
                     .collect();
-                let schema = Arc::new(df.schema().as_arrow().project(&keep)?);
-                let mut latest = LatestPerKey::new(schema);
                 let source = self.source_of(view);
-                let stream = df
-                    .execute_stream()
-                    .await
-                    .map_err(|e| source_error(source, clean(e)))?;
-                probe(
-                    stream,
-                    source,
-                    self.layout(view),
-                    &keep,
-                    |_| {},
-                    std::future::ready(Ok(())),
-                    |_, c| latest.push(c),
-                )
-                .await?;
-                let (mut arrays, ts) = latest.finish()?;
+                let layout = self.layout(view);
+                let (mut arrays, ts) = match self.exchange()? {
+                    Some((parts, runner)) => {
+                        self.latest_exchanged(df, source, layout, keep, parts, runner)
+                            .await?
+                    }
+                    None => {
+                        let stream = df
+                            .execute_stream()
+                            .await
+                            .map_err(|e| source_error(source, clean(e)))?;
+                        latest_per_key(stream, source, layout, &keep).await?
+                    }
+                };
                 let values = arrays.split_off(nkeys);
                 (arrays, ts, values)
             };
@@ -1487,6 +1559,62 @@ impl OfflineEngine {
             Arc::new(Schema::new(fields)),
             columns,
         )?)
+    }
+
+    /// The latest row per key of a plain view's (filtered) frame over `parts` hash partitions of
+    /// the keys, on the cluster's `runner` or here: each partition's keys are its own, so the
+    /// partitions' rows together are every key once (checked: a partition that came back twice
+    /// from a cluster that lost an executor is an error, not duplicate rows).
+    async fn latest_exchanged(
+        &self,
+        frame: DataFrame,
+        source: &Source,
+        layout: Layout,
+        keep: Vec<usize>,
+        parts: usize,
+        runner: Option<&Arc<dyn PlanRunner>>,
+    ) -> Result<(Vec<ArrayRef>, Vec<i64>)> {
+        use datafusion::physical_plan::repartition::RepartitionExec;
+        use datafusion::physical_plan::{ExecutionPlan, Partitioning};
+
+        use crate::pit_exec::{LatestExec, LatestSpec, key_exprs};
+        let frame_schema = frame.schema().as_arrow().clone();
+        let (mut state, logical) = frame.into_parts();
+        state.config_mut().options_mut().execution.target_partitions = parts;
+        let rows = state
+            .create_physical_plan(&logical)
+            .await
+            .map_err(|e| source_error(source, clean(e)))?;
+        let (_, keys) = key_exprs(&frame_schema, &frame_schema, layout.nkeys);
+        let rows = Arc::new(RepartitionExec::try_new(
+            rows,
+            Partitioning::Hash(keys, parts),
+        )?);
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(LatestExec::try_new(
+            rows,
+            LatestSpec {
+                source: source.clone(),
+                nkeys: layout.nkeys,
+                has_created: layout.has_created,
+                keep,
+            },
+        )?);
+        let batches = match runner {
+            Some(runner) => runner
+                .run(plan)
+                .await
+                .map_err(|e| source_error(source, format!("on the cluster: {}", clean(e))))?,
+            None => datafusion::physical_plan::collect(
+                plan,
+                Arc::new(datafusion::execution::TaskContext::from(&state)),
+            )
+            .await
+            .map_err(|e| source_error(source, clean(e)))?,
+        };
+        crate::pit_exec::latest_rows(&batches, layout.nkeys).map_err(|e| match runner {
+            Some(_) => source_error(source, format!("on the cluster: {e}")),
+            None => e,
+        })
     }
 
     /// [`latest`](Self::latest) as an Arrow stream of batches of at most `batch_rows` rows: what
@@ -1707,7 +1835,7 @@ pub(crate) fn chunk_rows(schema: &Schema) -> usize {
 /// sequential (each chunk walks the whole index once), small enough to stay under 100 MB per
 /// scan partition for a handful of numeric columns (peak RSS at 10M x 1M: 790 MiB with 1M rows,
 /// 580 MiB with 512k rows).
-const PROBE_ROWS: usize = 1 << 20;
+pub(crate) const PROBE_ROWS: usize = 1 << 20;
 
 /// Hands `batches` of a prepared view frame to `sink` as one chunk of candidates: keys
 /// encoded by `ready`, the values the columns `value_idx`.
@@ -1793,6 +1921,30 @@ pub(crate) async fn probe<T: EncodeKeys>(
     Ok(())
 }
 
+/// The latest row per key of a prepared frame's stream (`keep`: the key and value columns
+/// kept) and each chosen row's event time, keys in first-seen order: what `latest` computes for
+/// a plain view, here or in a cluster's partition ([`crate::pit_exec::LatestExec`]).
+pub(crate) async fn latest_per_key(
+    stream: SendableRecordBatchStream,
+    source: &Source,
+    layout: Layout,
+    keep: &[usize],
+) -> Result<(Vec<ArrayRef>, Vec<i64>)> {
+    let schema = Arc::new(stream.schema().project(keep)?);
+    let mut latest = LatestPerKey::new(schema);
+    probe(
+        stream,
+        source,
+        layout,
+        keep,
+        |_| {},
+        std::future::ready(Ok(())),
+        |_, c| latest.push(c),
+    )
+    .await?;
+    latest.finish()
+}
+
 /// `a, b, c`: the column names of a schema, for error messages.
 fn column_list(fields: &datafusion::arrow::datatypes::Fields) -> String {
     fields
@@ -1802,12 +1954,16 @@ fn column_list(fields: &datafusion::arrow::datatypes::Fields) -> String {
         .join(", ")
 }
 
-/// Timestamps (already cast to UTC microseconds by the frame) as options.
-fn ts_values(a: &ArrayRef) -> Vec<Option<i64>> {
-    let a = a.as_primitive::<TimestampMicrosecondType>();
-    (0..a.len())
-        .map(|i| a.is_valid(i).then(|| a.value(i)))
-        .collect()
+/// Plans a frame so that its partitions are the scan's (contiguous ranges of the source, in
+/// order), with no round-robin repartition dealing batches out under a filter: partition by
+/// partition, the rows then come in the source's order, which is how events at the same time
+/// are ordered ([`crate::window_agg`]) and exact ties resolved.
+fn in_scan_order(state: &mut datafusion::execution::SessionState) {
+    state
+        .config_mut()
+        .options_mut()
+        .optimizer
+        .enable_round_robin_repartition = false;
 }
 
 /// A view's aggregations grouped by filter (one scan per distinct filter).

@@ -21,19 +21,23 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float32Builder, Float64Builder, Int64Builder, ListBuilder,
-    UInt32Array,
+    RecordBatch, TimestampMicrosecondArray, UInt32Array,
 };
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type};
-use quiver_core::AggFunction;
+use quiver_core::{AggFunction, Aggregation, Source, ValueType};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::key::{Key, KeyGroups};
-use crate::types::is_vector;
+use crate::key::{Key, KeyGroups, encode_keys};
+use crate::source::source_error;
+use crate::types::{arrow_type, is_vector};
 
-/// One aggregation to compute.
-#[derive(Debug, Clone)]
+/// One aggregation to compute (what a cluster's plan carries of it, too).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AggSpec {
+    /// The feature's name (named in errors).
+    pub name: String,
     /// Function.
     pub function: AggFunction,
     /// Window length, microseconds.
@@ -45,7 +49,66 @@ pub struct AggSpec {
     /// The categories of `decayed_share`, in output order.
     pub categories: Vec<String>,
     /// Output type.
-    pub output: DataType,
+    pub value_type: ValueType,
+}
+
+impl AggSpec {
+    /// What computing the aggregation `a` takes.
+    pub fn of(a: &Aggregation) -> Self {
+        AggSpec {
+            name: a.name.clone(),
+            function: a.function,
+            window: a.window.micros(),
+            unit: a.unit.map(|u| u.micros()).unwrap_or(1_000_000),
+            half_life: a.half_life.map_or(0, |h| h.micros()),
+            categories: a.categories.clone(),
+            value_type: a.value_type,
+        }
+    }
+
+    /// The Arrow type of the output.
+    pub fn output(&self) -> DataType {
+        arrow_type(self.value_type)
+    }
+}
+
+/// Every aggregation of one filter group for every entity row: `events` is the group's frame
+/// (`nkeys` key columns, the event time in UTC µs, then anything), `values[i]` the column
+/// aggregation `i` aggregates (`None` for `count` of rows and `time_since_last`). Events are
+/// indexed by key and time once; ties on time keep the order of `events`. Errors name `source`
+/// and the aggregation. The one implementation of windowed aggregation: the engine's own path,
+/// materialization and a cluster's partitions all call it.
+pub fn aggregate_events(
+    events: &RecordBatch,
+    nkeys: usize,
+    values: &[Option<usize>],
+    specs: &[AggSpec],
+    entity_keys: &[Option<Key>],
+    entity_ts: &[Option<i64>],
+    source: &Source,
+) -> Result<Vec<ArrayRef>> {
+    let event_keys = encode_keys(&events.columns()[..nkeys])?;
+    let ts = events
+        .column(nkeys)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| Error::Internal("event times are not UTC microseconds".into()))?;
+    let ts: Vec<Option<i64>> = ts.iter().collect();
+    let index = EventIndex::new(event_keys, &ts);
+    specs
+        .iter()
+        .zip(values)
+        .map(|(spec, v)| {
+            aggregate(
+                &index,
+                v.map(|i| events.column(i)),
+                entity_keys,
+                entity_ts,
+                spec,
+            )
+            .map_err(|e| source_error(source, format!("aggregation '{}': {e}", spec.name)))
+        })
+        .collect()
 }
 
 /// Events grouped by key, sorted by time.
@@ -238,17 +301,18 @@ pub fn aggregate(
             Arc::new(b.finish())
         }
     };
-    if is_vector(out.data_type()) != is_vector(&spec.output) {
+    let output = spec.output();
+    if is_vector(out.data_type()) != is_vector(&output) {
         return Err(Error::Output(format!(
             "the values are {} but the declared type is {}: a mean (or last) of vectors is declared `type: list<float32>`; other aggregations of vectors are not supported",
             values.map_or(DataType::Null, |v| v.data_type().clone()),
-            spec.output
+            output
         )));
     }
-    Ok(if out.data_type() == &spec.output {
+    Ok(if out.data_type() == &output {
         out
     } else {
-        cast(&out, &spec.output)?
+        cast(&out, &output)?
     })
 }
 
