@@ -1495,10 +1495,7 @@ impl OfflineEngine {
                     .select((0..nkeys).map(|i| ident(key_col(i))).collect::<Vec<_>>())?
                     .distinct()?;
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let batches = df
-                    .collect()
-                    .await
-                    .map_err(|e| source_error(self.source_of(view), clean(e)))?;
+                let batches = self.collect_frame(df, self.source_of(view)).await?;
                 let keys_batch = concat_batches(&schema, &batches)?;
                 let n = keys_batch.num_rows();
                 let values = self
@@ -1559,6 +1556,27 @@ impl OfflineEngine {
             Arc::new(Schema::new(fields)),
             columns,
         )?)
+    }
+
+    /// All of a frame's rows, in no particular order: planned and run on the cluster when
+    /// there is one (a `DISTINCT` of keys over a whole source, say), else here.
+    async fn collect_frame(&self, frame: DataFrame, source: &Source) -> Result<Vec<RecordBatch>> {
+        let Some((parts, Some(runner))) = self.exchange()? else {
+            return frame
+                .collect()
+                .await
+                .map_err(|e| source_error(source, clean(e)));
+        };
+        let (mut state, logical) = frame.into_parts();
+        state.config_mut().options_mut().execution.target_partitions = parts;
+        let plan = state
+            .create_physical_plan(&logical)
+            .await
+            .map_err(|e| source_error(source, clean(e)))?;
+        runner
+            .run(plan)
+            .await
+            .map_err(|e| source_error(source, format!("on the cluster: {}", clean(e))))
     }
 
     /// The latest row per key of a plain view's (filtered) frame over `parts` hash partitions of

@@ -473,7 +473,7 @@ async fn windows_over_shuffled_partitions_equal_the_engine() {
     let local = run(repo.engine()).await;
     // The data has what the test is about: ties, empty windows, values.
     let n_col = i64s(&local, "u__n");
-    assert!(n_col.iter().any(|v| *v == Some(0)) && n_col.iter().any(|v| v.unwrap_or(0) > 3));
+    assert!(n_col.contains(&Some(0)) && n_col.iter().any(|v| v.unwrap_or(0) > 3));
     assert!(f64s(&local, "s__avg").iter().any(Option::is_some));
     for parts in [1, 2, 8] {
         let shuffled = run(repo.engine().with_exchange(parts)).await;
