@@ -125,6 +125,8 @@ feature_views:
     inputs: [named_windows]
     features:
       - {name: ratio, type: float64, expr: "basket / nullif(named_windows__total, 0)"}
+feature_services:
+  - {name: named_all, features: ["named:*", "named_windows:*"]}
 YAML
 "$q" --repo "$repo" -q apply
 features=(--features named:v --features named:s --features store:v --features store:s --features dense:v --features dense:s)
@@ -141,10 +143,18 @@ snapshot() {
     --as-of 1970-01-01T00:20:00Z >/dev/null
 }
 snapshot embedded
+# Drift between two ranges of a service's own rows (their entity rows a DISTINCT over the
+# views' sources, then historical): both scans and the joins go to the cluster.
+drift() {
+  "$q" --repo "$repo" --json drift --reference "service:named_all@1970-01-01T00:00:00Z..1970-01-01T00:12:00Z" \
+    --current "service:named_all@1970-01-01T00:12:00Z..1970-01-01T00:40:00Z" > "$work/drift-$1.json"
+}
+drift embedded
 printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s", partitions: 4}\n' "$sport" >> "$repo/quiver.yaml"
 "$q" --repo "$repo" -q historical "${features[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/cluster.parquet"
 "$q" --repo "$repo" -q historical "${windows[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/windows-cluster.parquet"
 snapshot cluster
+drift cluster
 
 demo="$work/demo"
 "$q" -q demo run --dir "$demo" --users 300 >/dev/null
@@ -178,6 +188,11 @@ for f in a:
     if a[f].num_rows == 0 or not a[f].equals(b[f]):
         sys.exit(f"snapshot {f}: the cluster's latest values differ from the embedded engine's")
 print(f"latest values (materialize, snapshot) of 5 views equal on the cluster: {sum(t.num_rows for t in a.values())} rows")
+import json
+da, db = (json.load(open(f"{w}/drift-{e}.json")) for e in ("embedded", "cluster"))
+if da != db or not da.get("features"):
+    sys.exit(f"drift on the cluster differs from the embedded engine's: {str(da)[:600]} against {str(db)[:600]}")
+print(f"drift of service named_all between two ranges equal on the cluster: {len(da['features'])} features")
 PY
 
 # An executor killed in the middle of a retrieval: failure with a message, or the whole answer.
@@ -220,7 +235,8 @@ done
 # cluster, not quietly to the embedded engine.
 printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s"}\n' "$(free_port)" >> "$repo/quiver.yaml"
 for what in "historical --features named_windows:total --entities $repo/data/entities.parquet --out $work/bad.parquet" \
-    "snapshot dense --as-of 1970-01-01T00:20:00Z" "snapshot store_windows --as-of 1970-01-01T00:20:00Z"; do
+    "snapshot dense --as-of 1970-01-01T00:20:00Z" "snapshot store_windows --as-of 1970-01-01T00:20:00Z" \
+    "drift --reference service:named_all@1970-01-01T00:00:00Z..1970-01-01T00:12:00Z --current service:named_all@1970-01-01T00:12:00Z..1970-01-01T00:40:00Z"; do
   # shellcheck disable=SC2086
   if out="$(QUIVER__OFFLINE_STORE="$work/snapshots-bad" timeout 120 "$q" --repo "$repo" $what 2>&1)"; then
     echo "$what succeeded with no scheduler" >&2
@@ -228,5 +244,5 @@ for what in "historical --features named_windows:total --entities $repo/data/ent
   fi
   echo "$out" | grep -q "Ballista scheduler" || { echo "$what: the error does not name the scheduler: $out" >&2; exit 1; }
 done
-echo "with no scheduler, windowed aggregations and latest values (snapshot) fail naming it"
+echo "with no scheduler, windowed aggregations, latest values (snapshot) and drift fail naming it"
 echo "cluster: all good"

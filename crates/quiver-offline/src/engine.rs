@@ -1736,12 +1736,34 @@ impl OfflineEngine {
         let (Some(frame), Some(keys)) = (union, names) else {
             return Err(Error::Internal("entity_rows_between: no views".into()));
         };
-        let mut order = vec![ident("event_timestamp").sort(true, false)];
-        order.extend(keys.iter().map(|k| ident(k.as_str()).sort(true, false)));
-        let frame = frame.distinct()?.sort(order)?;
+        // The distinct rows on the cluster when there is one, ordered here (a cluster returns
+        // its partitions in any order).
+        let frame = frame.distinct()?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
-        Ok(concat_batches(&schema, &batches)?)
+        let first = self.source_of(&self.registry.views[views[0]]).clone();
+        let batches = self.collect_frame(frame, &first).await?;
+        let all = concat_batches(&schema, &batches)?;
+        use datafusion::arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take};
+        let by = |name: &str| -> Result<SortColumn> {
+            Ok(SortColumn {
+                values: Arc::clone(all.column(schema.index_of(name)?)),
+                options: Some(SortOptions {
+                    descending: false,
+                    nulls_first: false,
+                }),
+            })
+        };
+        let mut order = vec![by("event_timestamp")?];
+        for k in &keys {
+            order.push(by(k)?);
+        }
+        let idx = lexsort_to_indices(&order, None)?;
+        let columns = all
+            .columns()
+            .iter()
+            .map(|c| take(c, &idx, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
 
     /// Keys and timestamp of a view's source rows (for aggregation views' key sets).
