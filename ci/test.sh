@@ -50,7 +50,7 @@ echo "== container image (Dockerfile on a debootstrap base): the churn demo appl
 QUIVER_SCRATCH="$scratch" ci/docker-test.sh "$CARGO_TARGET_DIR/debug/quiver"
 echo "== object storage (moto's S3 server on a loopback port): the churn demo with every source in s3://, apply, historical, train and materialize equal to the local-file run"
 QUIVER_SCRATCH="$scratch" tests/s3/s3_test.sh "$CARGO_TARGET_DIR/debug/quiver"
-echo "== Ballista cluster (quiver cluster scheduler + 2 executors on loopback ports): historical with string, composite and dense keys, windowed aggregations, a request-time view and the churn demo, and the latest values snapshot reads, equal to the embedded engine; an executor killed mid-retrieval"
+echo "== Ballista cluster (quiver cluster scheduler + 2 executors on loopback ports): historical with string, composite and dense keys, windowed aggregations, a request-time view and the churn demo, the latest values snapshot reads, drift and quality checks, equal to the embedded engine; an executor killed mid-retrieval"
 QUIVER_SCRATCH="$scratch" tests/cluster/cluster_test.sh "$CARGO_TARGET_DIR/debug/quiver"
 echo "== examples/churn (synthetic shop, 2,000 users: GBDT churn model, mean review embeddings offline and served)"
 QUIVER_MINILM_DIR="${QUIVER_MINILM_DIR:-$CARGO_TARGET_DIR/minilm}" bash examples/churn/run.sh "$CARGO_TARGET_DIR/debug/quiver" "$(mktemp -d -p "$scratch")" 2000

@@ -8,7 +8,9 @@
 # values, decay) and a request-time view over them, and requires `historical` with
 # `offline_engine: {type: ballista}` to equal the embedded engine's output exactly, and the
 # churn demo's training set (aggregations calling Quiver's text functions on the executors) too;
-# then `materialize` on the cluster must write the same online values as the embedded engine. Then one executor is killed with SIGKILL in
+# then each entity's latest values (what `materialize` and `snapshot` read), `drift` between
+# two ranges of a feature service and every `check` of three quality sets must equal the
+# embedded engine's, and each of them must fail naming the scheduler when it is not there. Then one executor is killed with SIGKILL in
 # the middle of a larger retrieval: the retrieval must either fail naming the cluster or
 # succeed with the embedded engine's values, never return partial results.
 set -euo pipefail
@@ -127,6 +129,28 @@ feature_views:
       - {name: ratio, type: float64, expr: "basket / nullif(named_windows__total, 0)"}
 feature_services:
   - {name: named_all, features: ["named:*", "named_windows:*"]}
+quality:
+  - name: events_q
+    source: events_src
+    checks:
+      - {type: not_null, columns: [user_name, country]}
+      - {type: range, column: amount, min: 0, max: 100}
+      - {type: allowed_values, column: kind, values: [buy, view]}
+      - {type: unique, columns: [ts]}
+      - {type: unique, columns: [user_name, kind]}
+      - {type: sql, expr: "amount > 1 OR kind <> 'buy'", max_failing_share: 0.5}
+      - {type: freshness, max_age: 1h}
+      - {type: volume, every: 60s, lookback: 20m, max_z: 6}
+  - name: dense_q
+    source: dense_src
+    checks:
+      - {type: unique, columns: [user_id]}
+      - {type: null_share, column: v, max: 0.01}
+  - name: named_q
+    view: named
+    checks:
+      - {type: not_null, columns: [user_name, v]}
+      - {type: unique, columns: [s]}
 YAML
 "$q" --repo "$repo" -q apply
 features=(--features named:v --features named:s --features store:v --features store:s --features dense:v --features dense:s)
@@ -150,11 +174,17 @@ drift() {
     --current "service:named_all@1970-01-01T00:12:00Z..1970-01-01T00:40:00Z" > "$work/drift-$1.json"
 }
 drift embedded
+# Every quality set, scanned and folded on the executors (the partial states merged here).
+check() {
+  "$q" --repo "$repo" --json check --as-of 1970-01-01T00:20:00Z > "$work/check-$1.json" || true
+}
+check embedded
 printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s", partitions: 4}\n' "$sport" >> "$repo/quiver.yaml"
 "$q" --repo "$repo" -q historical "${features[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/cluster.parquet"
 "$q" --repo "$repo" -q historical "${windows[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/windows-cluster.parquet"
 snapshot cluster
 drift cluster
+check cluster
 
 demo="$work/demo"
 "$q" -q demo run --dir "$demo" --users 300 >/dev/null
@@ -193,6 +223,21 @@ da, db = (json.load(open(f"{w}/drift-{e}.json")) for e in ("embedded", "cluster"
 if da != db or not da.get("features"):
     sys.exit(f"drift on the cluster differs from the embedded engine's: {str(da)[:600]} against {str(db)[:600]}")
 print(f"drift of service named_all between two ranges equal on the cluster: {len(da['features'])} features")
+# Quality: every result equal but the examples (the first failing rows found, which depend on
+# the order partitions finish in), which must be as many.
+def results(engine):
+    out = json.load(open(f"{w}/check-{engine}.json"))["results"]
+    for r in out:
+        r["examples"] = len(r["examples"])
+        for k in ("seconds", "checked_us", "checked_at"):
+            r.pop(k, None)
+    return out
+ca, cb = results("embedded"), results("cluster")
+if not ca or ca != cb:
+    diff = [(x, y) for x, y in zip(ca, cb) if x != y]
+    sys.exit(f"quality checks on the cluster differ from the embedded engine's: {str(diff)[:1500]}")
+failing = sum(r["status"] != "pass" for r in ca)
+print(f"quality: {len(ca)} checks of 3 sets equal on the cluster ({failing} not passing, as the data makes them)")
 PY
 
 # An executor killed in the middle of a retrieval: failure with a message, or the whole answer.
@@ -236,7 +281,8 @@ done
 printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s"}\n' "$(free_port)" >> "$repo/quiver.yaml"
 for what in "historical --features named_windows:total --entities $repo/data/entities.parquet --out $work/bad.parquet" \
     "snapshot dense --as-of 1970-01-01T00:20:00Z" "snapshot store_windows --as-of 1970-01-01T00:20:00Z" \
-    "drift --reference service:named_all@1970-01-01T00:00:00Z..1970-01-01T00:12:00Z --current service:named_all@1970-01-01T00:12:00Z..1970-01-01T00:40:00Z"; do
+    "drift --reference service:named_all@1970-01-01T00:00:00Z..1970-01-01T00:12:00Z --current service:named_all@1970-01-01T00:12:00Z..1970-01-01T00:40:00Z" \
+    "check events_q --as-of 1970-01-01T00:20:00Z"; do
   # shellcheck disable=SC2086
   if out="$(QUIVER__OFFLINE_STORE="$work/snapshots-bad" timeout 120 "$q" --repo "$repo" $what 2>&1)"; then
     echo "$what succeeded with no scheduler" >&2
@@ -244,5 +290,5 @@ for what in "historical --features named_windows:total --entities $repo/data/ent
   fi
   echo "$out" | grep -q "Ballista scheduler" || { echo "$what: the error does not name the scheduler: $out" >&2; exit 1; }
 done
-echo "with no scheduler, windowed aggregations, latest values (snapshot) and drift fail naming it"
+echo "with no scheduler, windowed aggregations, latest values (snapshot), drift and check fail naming it"
 echo "cluster: all good"

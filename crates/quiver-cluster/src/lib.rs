@@ -4,7 +4,7 @@
 //! Ballista scheduler and executors, not a cluster of our own making:
 //!
 //! * [`QuiverCodec`] serializes Quiver's operators ([`PitJoinExec`], [`LatestExec`],
-//!   [`PartTagExec`]) inside Ballista's physical plans (a tag byte Ballista's own protobuf
+//!   [`PartTagExec`], the quality checks' [`FoldExec`]) inside Ballista's physical plans (a tag byte Ballista's own protobuf
 //!   messages never start with, then the operator's parameters as JSON); everything else goes
 //!   to Ballista's codec.
 //! * [`session_state`] is the session every process plans and decodes with: DataFusion's
@@ -31,6 +31,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use futures::future::BoxFuture;
+use quiver_monitor::quality::fold_exec::FoldExec;
 use quiver_offline::engine::PlanRunner;
 use quiver_offline::pit_exec::{LatestExec, LatestSpec, PartTagExec, PitJoinExec, PitSpec};
 
@@ -75,6 +76,10 @@ impl PhysicalExtensionCodec for QuiverCodec {
                 Ok(Arc::new(LatestExec::try_new(Arc::clone(input), spec)?))
             }
             (Some("part_tag"), [input]) => Ok(Arc::new(PartTagExec::new(Arc::clone(input)))),
+            (Some("quality_fold"), [input]) => Ok(Arc::new(FoldExec::from_params(
+                Arc::clone(input),
+                &v["spec"],
+            )?)),
             (op, _) => Err(DataFusionError::Internal(format!(
                 "unknown Quiver operator {op:?} with {} inputs: are the scheduler and executors the same quiver version?",
                 inputs.len()
@@ -92,6 +97,8 @@ impl PhysicalExtensionCodec for QuiverCodec {
             serde_json::json!({"op": "pit_join", "spec": j.spec()})
         } else if let Some(l) = node.downcast_ref::<LatestExec>() {
             serde_json::json!({"op": "latest", "spec": l.spec()})
+        } else if let Some(f) = node.downcast_ref::<FoldExec>() {
+            serde_json::json!({"op": "quality_fold", "spec": f.params()})
         } else if node.downcast_ref::<PartTagExec>().is_some() {
             serde_json::json!({"op": "part_tag"})
         } else {

@@ -99,10 +99,10 @@ pub struct OfflineEngine {
     runner: Option<std::result::Result<Arc<dyn PlanRunner>, String>>,
 }
 
-/// Runs a point-in-time join's physical plan somewhere else than the engine's own session: on
-/// a cluster (`quiver-cluster`'s Ballista runner).
+/// Runs physical plans somewhere else than the engine's own session: on a cluster
+/// (`quiver-cluster`'s Ballista runner).
 pub trait PlanRunner: Send + Sync + std::fmt::Debug {
-    /// Hash partitions of the join keys the plans are built with.
+    /// Partitions the plans are built with (hash partitions of the join keys, scan partitions).
     fn partitions(&self) -> usize;
     /// Every output row of `plan`, from all its partitions.
     fn run(
@@ -1159,6 +1159,12 @@ impl OfflineEngine {
             out.push(PartitionedJoin::merge(joins).finish()?);
         }
         Ok(out)
+    }
+
+    /// The cluster's runner when `offline_engine:` names one (an error for a bad setting):
+    /// what other crates' scans submit their own operators' plans to.
+    pub fn cluster(&self) -> Result<Option<&Arc<dyn PlanRunner>>> {
+        Ok(self.exchange()?.and_then(|(_, runner)| runner))
     }
 
     /// Where joins run when not in this process's own join: the cluster's runner and its

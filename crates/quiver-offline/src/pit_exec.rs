@@ -545,53 +545,10 @@ impl DisplayAs for PartTagExec {
 }
 
 impl ExecutionPlan for PartTagExec {
-    fn name(&self) -> &str {
-        "PartTagExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.props
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
+    crate::one_child_exec!("PartTagExec", |_old, input| PartTagExec::new(input));
 
     fn maintains_input_order(&self) -> Vec<bool> {
         vec![true]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-        _options: ReplaceChildrenOptions,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = children
-            .pop()
-            .ok_or_else(|| DataFusionError::Plan("PartTagExec has one child".into()))?;
-        Ok(Arc::new(PartTagExec::new(input)))
-    }
-
-    #[allow(deprecated)]
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )
     }
 
     fn execute(
@@ -686,55 +643,15 @@ impl DisplayAs for LatestExec {
 }
 
 impl ExecutionPlan for LatestExec {
-    fn name(&self) -> &str {
-        "LatestExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.props
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
+    crate::one_child_exec!("LatestExec", |old, input| LatestExec::try_new(
+        input,
+        old.spec.clone()
+    )?);
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
         let s = self.input.schema();
         let (_, keys) = key_exprs(&s, &s, self.spec.nkeys);
         InputDistributionRequirements::new(vec![Distribution::KeyPartitioned(keys)])
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-        _options: ReplaceChildrenOptions,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = children
-            .pop()
-            .ok_or_else(|| DataFusionError::Plan("LatestExec has one child".into()))?;
-        Ok(Arc::new(LatestExec::try_new(input, self.spec.clone())?))
-    }
-
-    #[allow(deprecated)]
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )
     }
 
     fn execute(
@@ -792,4 +709,75 @@ pub fn latest_rows(
     let ts = columns.pop().expect("the time column");
     let ts = micros(&ts)?.into_iter().map(|t| t.unwrap_or(0)).collect();
     Ok((columns, ts))
+}
+
+/// The members every one-child Quiver operator implements alike (`name`, `properties`,
+/// `schema`, `children`, `apply_expressions`, `replace_children`, `with_new_children`), for
+/// a struct with fields `input`, `schema` and `props`: `$rebuild` makes the operator again
+/// over a new input `$input` (with `$this` the old one). Used inside `impl ExecutionPlan`.
+#[macro_export]
+macro_rules! one_child_exec {
+    ($name:literal, |$this:ident, $input:ident| $rebuild:expr) => {
+        fn name(&self) -> &str {
+            $name
+        }
+
+        fn properties(&self) -> &::std::sync::Arc<::datafusion::physical_plan::PlanProperties> {
+            &self.props
+        }
+
+        fn schema(&self) -> ::datafusion::arrow::datatypes::SchemaRef {
+            ::std::sync::Arc::clone(&self.schema)
+        }
+
+        fn children(
+            &self,
+        ) -> ::std::vec::Vec<&::std::sync::Arc<dyn ::datafusion::physical_plan::ExecutionPlan>> {
+            vec![&self.input]
+        }
+
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(
+                &::std::sync::Arc<dyn ::datafusion::physical_plan::PhysicalExpr>,
+            ) -> ::datafusion::error::Result<
+                ::datafusion::common::tree_node::TreeNodeRecursion,
+            >,
+        ) -> ::datafusion::error::Result<::datafusion::common::tree_node::TreeNodeRecursion> {
+            Ok(::datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        }
+
+        fn replace_children(
+            self: ::std::sync::Arc<Self>,
+            mut children: ::std::vec::Vec<
+                ::std::sync::Arc<dyn ::datafusion::physical_plan::ExecutionPlan>,
+            >,
+            _options: ::datafusion::physical_plan::ReplaceChildrenOptions,
+        ) -> ::datafusion::error::Result<
+            ::std::sync::Arc<dyn ::datafusion::physical_plan::ExecutionPlan>,
+        > {
+            let $input = children.pop().ok_or_else(|| {
+                ::datafusion::error::DataFusionError::Plan(format!("{} has one child", $name))
+            })?;
+            let $this = self;
+            Ok(::std::sync::Arc::new($rebuild))
+        }
+
+        #[allow(deprecated)]
+        fn with_new_children(
+            self: ::std::sync::Arc<Self>,
+            children: ::std::vec::Vec<
+                ::std::sync::Arc<dyn ::datafusion::physical_plan::ExecutionPlan>,
+            >,
+        ) -> ::datafusion::error::Result<
+            ::std::sync::Arc<dyn ::datafusion::physical_plan::ExecutionPlan>,
+        > {
+            self.replace_children(
+                children,
+                ::datafusion::physical_plan::ReplaceChildrenOptions::new(
+                    ::datafusion::physical_plan::ChildrenPropertiesMode::Recompute,
+                ),
+            )
+        }
+    };
 }

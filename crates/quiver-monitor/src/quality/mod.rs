@@ -19,6 +19,7 @@
 //! * [`validate`] checks a registry's quality sets against the data at `apply`: columns of
 //!   source targets exist, `sql` expressions parse, `range` columns are numbers.
 
+pub mod fold_exec;
 pub mod gate;
 pub mod record;
 pub mod scan;

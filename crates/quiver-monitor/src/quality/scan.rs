@@ -19,6 +19,7 @@ use quiver_core::{CheckKind, QualitySet, QualityTarget, Registry, ValueType};
 use quiver_offline::OfflineEngine;
 use quiver_offline::source::{clean, source_frame};
 use quiver_offline::types::{compatible, describe, is_string, is_timestamp_like, timestamp_type};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::volume::robust_z;
@@ -117,12 +118,14 @@ pub fn source_of(reg: &Registry, set: &QualitySet) -> String {
     }
 }
 
-/// The rows a set checks, as a `DataFrame`; a message when they cannot be read.
+/// The rows a set checks, as a `DataFrame`, and whether a cluster should scan them (a source or
+/// a plain view's rows, not an aggregation view's latest values, computed already); a message
+/// when they cannot be read.
 pub(crate) async fn target_frame(
     engine: &OfflineEngine,
     set: &QualitySet,
     as_of_us: i64,
-) -> std::result::Result<DataFrame, String> {
+) -> std::result::Result<(DataFrame, bool), String> {
     let reg = engine.registry();
     match &set.target {
         QualityTarget::Source(s) => {
@@ -130,9 +133,10 @@ pub(crate) async fn target_frame(
                 .sources
                 .get(s)
                 .ok_or_else(|| format!("no source '{s}' in the registry"))?;
-            source_frame(engine.session(), engine.root(), source)
+            let df = source_frame(engine.session(), engine.root(), source)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok((df, true))
         }
         QualityTarget::View(v) => {
             let view = reg
@@ -145,9 +149,14 @@ pub(crate) async fn target_frame(
                     .await
                     .map_err(|e| e.to_string())?;
                 let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(clean)?;
-                engine.session().read_table(Arc::new(table)).map_err(clean)
+                let df = engine
+                    .session()
+                    .read_table(Arc::new(table))
+                    .map_err(clean)?;
+                Ok((df, false))
             } else {
-                engine.view_rows(v).await.map_err(|e| e.to_string())
+                let df = engine.view_rows(v).await.map_err(|e| e.to_string())?;
+                Ok((df, true))
             }
         }
     }
@@ -171,8 +180,8 @@ fn sql_literal(v: &Scalar, as_text: bool) -> std::result::Result<String, String>
 }
 
 /// What the fold does for one check.
-#[derive(Debug, Clone)]
-enum Fold {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Fold {
     /// Nothing to fold: decided before the scan (schema, or a check that cannot run).
     None,
     /// Count the rows where boolean column `pred` is true; keep examples of `show`; with
@@ -199,8 +208,9 @@ struct Decided {
     violations: u64,
 }
 
-/// The shared plan of a scan.
-struct Spec {
+/// The shared plan of a scan (what a cluster's plan carries of it, in [`super::fold_exec`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Spec {
     folds: Vec<Fold>,
     /// Column of the event time (µs, UTC), if the target has a usable one.
     ts: Option<usize>,
@@ -280,11 +290,158 @@ enum State {
     Volume(Vec<u64>),
 }
 
-struct Partial {
+pub(crate) struct Partial {
     rows: u64,
     newest: Option<i64>,
     later_rows: u64,
     states: Vec<State>,
+}
+
+impl Partial {
+    /// Nothing folded yet, for rows of `schema`.
+    pub(crate) fn new(spec: &Spec, schema: &datafusion::arrow::datatypes::Schema) -> Result<Self> {
+        Ok(Partial {
+            rows: 0,
+            newest: None,
+            later_rows: 0,
+            states: spec
+                .folds
+                .iter()
+                .map(|f| new_state(f, schema))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Ends a partition's fold: integer keys of unique checks sorted (what [`merge`] expects).
+    pub(crate) fn finish(mut self) -> Self {
+        for s in self.states.iter_mut() {
+            if let State::Unique {
+                set: KeySet::Ints(v),
+                ..
+            } = s
+            {
+                v.sort_unstable();
+            }
+        }
+        self
+    }
+
+    /// The partial as bytes (JSON), for a cluster's task to send back.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let finite = |x: f64| x.is_finite().then_some(x);
+        let states: Vec<Value> = self
+            .states
+            .iter()
+            .map(|s| match s {
+                State::None => json!({"none": null}),
+                State::Pred {
+                    failing,
+                    examples,
+                    min,
+                    max,
+                } => json!({"pred": {"failing": failing, "examples": examples, "min": finite(*min), "max": finite(*max)}}),
+                State::Unique {
+                    non_null,
+                    set,
+                    examples,
+                } => {
+                    let set = match set {
+                        KeySet::Ints(v) => json!({"ints": v}),
+                        KeySet::Rows(rows, _) => {
+                            json!({"rows": rows.iter().map(|r| r.as_ref()).collect::<Vec<&[u8]>>()})
+                        }
+                    };
+                    json!({"unique": {"non_null": non_null, "set": set, "examples": examples}})
+                }
+                State::Volume(counts) => json!({ "volume": counts }),
+            })
+            .collect();
+        serde_json::to_vec(&json!({
+            "rows": self.rows,
+            "newest": self.newest,
+            "later_rows": self.later_rows,
+            "states": states,
+        }))
+        .expect("JSON of plain values")
+    }
+
+    /// [`to_bytes`](Self::to_bytes)'s partial back, for rows of `schema`.
+    pub(crate) fn from_bytes(
+        spec: &Spec,
+        schema: &datafusion::arrow::datatypes::Schema,
+        bytes: &[u8],
+    ) -> std::result::Result<Self, String> {
+        let bad = |what: &str| format!("a cluster task's quality fold: bad {what}");
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| bad(&e.to_string()))?;
+        let mut part = Partial::new(spec, schema).map_err(|e| e.to_string())?;
+        part.rows = v["rows"].as_u64().ok_or_else(|| bad("rows"))?;
+        part.newest = v["newest"].as_i64();
+        part.later_rows = v["later_rows"].as_u64().ok_or_else(|| bad("later_rows"))?;
+        let states = v["states"].as_array().ok_or_else(|| bad("states"))?;
+        if states.len() != part.states.len() {
+            return Err(bad("number of states"));
+        }
+        let examples = |v: &Value| v.as_array().cloned().unwrap_or_default();
+        let u64s = |v: &Value| -> Vec<u64> {
+            v.as_array()
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default()
+        };
+        for (s, w) in part.states.iter_mut().zip(states) {
+            match s {
+                State::None => {}
+                State::Pred {
+                    failing,
+                    examples: ex,
+                    min,
+                    max,
+                } => {
+                    let w = &w["pred"];
+                    *failing = w["failing"].as_u64().ok_or_else(|| bad("pred"))?;
+                    *ex = examples(&w["examples"]);
+                    *min = w["min"].as_f64().unwrap_or(f64::INFINITY);
+                    *max = w["max"].as_f64().unwrap_or(f64::NEG_INFINITY);
+                }
+                State::Unique {
+                    non_null,
+                    set,
+                    examples: ex,
+                } => {
+                    let w = &w["unique"];
+                    *non_null = w["non_null"].as_u64().ok_or_else(|| bad("unique"))?;
+                    *ex = examples(&w["examples"]);
+                    match set {
+                        KeySet::Ints(v) => {
+                            *v = w["set"]["ints"]
+                                .as_array()
+                                .ok_or_else(|| bad("unique keys"))?
+                                .iter()
+                                .map(|x| x.as_i64().ok_or_else(|| bad("unique key")))
+                                .collect::<std::result::Result<_, _>>()?;
+                        }
+                        KeySet::Rows(rows, _) => {
+                            for r in w["set"]["rows"]
+                                .as_array()
+                                .ok_or_else(|| bad("unique keys"))?
+                            {
+                                let r: Vec<u8> = serde_json::from_value(r.clone())
+                                    .map_err(|_| bad("unique key"))?;
+                                rows.insert(r.into_boxed_slice());
+                            }
+                        }
+                    }
+                }
+                State::Volume(counts) => {
+                    let got = u64s(&w["volume"]);
+                    if got.len() != counts.len() {
+                        return Err(bad("volume"));
+                    }
+                    *counts = got;
+                }
+            }
+        }
+        Ok(part)
+    }
 }
 
 fn json_cell(a: &ArrayRef, i: usize) -> Value {
@@ -346,7 +503,7 @@ impl From<datafusion::arrow::error::ArrowError> for super::QualityError {
     }
 }
 
-fn fold_batch(spec: &Spec, part: &mut Partial, batch: &RecordBatch) -> Result<()> {
+pub(crate) fn fold_batch(spec: &Spec, part: &mut Partial, batch: &RecordBatch) -> Result<()> {
     let n = batch.num_rows();
     part.rows += n as u64;
     let ts = match spec.ts {
@@ -481,7 +638,7 @@ fn key_json(conv: &RowConverter, bytes: &[u8], names: &[String], keys: &[usize])
     }
 }
 
-fn merge(spec: &Spec, into: &mut Partial, other: Partial) {
+pub(crate) fn merge(spec: &Spec, into: &mut Partial, other: Partial) {
     into.rows += other.rows;
     into.later_rows += other.later_rows;
     into.newest = match (into.newest, other.newest) {
@@ -614,7 +771,7 @@ pub async fn run_set(
             })
             .collect()
     };
-    let df = match target_frame(engine, set, as_of_us).await {
+    let (df, on_cluster) = match target_frame(engine, set, as_of_us).await {
         Ok(df) => df,
         Err(why) => {
             let why = format!("cannot read {}: {why}", set.target);
@@ -914,6 +1071,32 @@ pub async fn run_set(
         }
         .map_err(clean)?;
         let out_schema = Arc::new(df.schema().as_arrow().clone());
+        let runner = if on_cluster {
+            engine.cluster().map_err(|e| e.to_string())?
+        } else {
+            None
+        };
+        let mut merged = Partial::new(&spec, &out_schema).map_err(|e| e.to_string())?;
+        if let Some(runner) = runner {
+            // Each of the cluster's tasks folds its scan partition; the partials merge here.
+            let (mut state, logical) = df.into_parts();
+            state.config_mut().options_mut().execution.target_partitions = runner.partitions();
+            let plan = state.create_physical_plan(&logical).await.map_err(clean)?;
+            let plan = Arc::new(super::fold_exec::FoldExec::new(plan, Arc::clone(&spec)));
+            let batches = runner
+                .run(plan)
+                .await
+                .map_err(|e| format!("on the cluster: {}", clean(e)))?;
+            for b in &batches {
+                let col = b.column(0).as_binary::<i32>();
+                for i in 0..b.num_rows() {
+                    let part = Partial::from_bytes(&spec, &out_schema, col.value(i))?;
+                    merge(&spec, &mut merged, part);
+                }
+            }
+            progress.rows_scanned(&set.name, merged.rows);
+            return Ok(merged);
+        }
         let streams = df.execute_stream_partitioned().await.map_err(clean)?;
         let mut tasks = Vec::new();
         for mut stream in streams {
@@ -922,17 +1105,7 @@ pub async fn run_set(
             let quality = set.name.clone();
             let out_schema = Arc::clone(&out_schema);
             tasks.push(tokio::spawn(async move {
-                let mut part = Partial {
-                    rows: 0,
-                    newest: None,
-                    later_rows: 0,
-                    states: spec
-                        .folds
-                        .iter()
-                        .map(|f| new_state(f, &out_schema))
-                        .collect::<Result<_>>()
-                        .map_err(|e| e.to_string())?,
-                };
+                let mut part = Partial::new(&spec, &out_schema).map_err(|e| e.to_string())?;
                 while let Some(batch) = stream.next().await {
                     let batch = batch.map_err(clean)?;
                     let spec2 = Arc::clone(&spec);
@@ -946,46 +1119,16 @@ pub async fn run_set(
                     progress.rows_scanned(&quality, part.rows);
                 }
                 // Integer keys of unique checks are sorted here, on each partition's own task.
-                let part = tokio::task::spawn_blocking(move || {
-                    let mut part = part;
-                    for s in part.states.iter_mut() {
-                        if let State::Unique {
-                            set: KeySet::Ints(v),
-                            ..
-                        } = s
-                        {
-                            v.sort_unstable();
-                        }
-                    }
-                    part
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-                Ok::<Partial, String>(part)
+                tokio::task::spawn_blocking(move || part.finish())
+                    .await
+                    .map_err(|e| e.to_string())
             }));
         }
-        let mut merged: Option<Partial> = None;
         for t in tasks {
             let part = t.await.map_err(|e| e.to_string())??;
-            match &mut merged {
-                None => merged = Some(part),
-                Some(m) => merge(&spec, m, part),
-            }
+            merge(&spec, &mut merged, part);
         }
-        match merged {
-            Some(m) => Ok(m),
-            None => Ok(Partial {
-                rows: 0,
-                newest: None,
-                later_rows: 0,
-                states: spec
-                    .folds
-                    .iter()
-                    .map(|f| new_state(f, &out_schema))
-                    .collect::<Result<_>>()
-                    .map_err(|e| e.to_string())?,
-            }),
-        }
+        Ok(merged)
     }
     .await;
     let part = match scanned {

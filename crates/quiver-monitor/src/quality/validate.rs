@@ -22,7 +22,7 @@ pub async fn validate_against_data(engine: &OfflineEngine) -> Result<()> {
     crate::drift::declared::validate(engine.registry()).map_err(QualityError::Invalid)?;
     let now = super::now_us();
     for set in engine.registry().quality.values() {
-        let Ok(df) = target_frame(engine, set, now).await else {
+        let Ok((df, _)) = target_frame(engine, set, now).await else {
             continue;
         };
         let schema = df.schema().clone();
