@@ -27,6 +27,15 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# An S3 server (moto) for a source in a bucket: the client finds it through `storage:` in
+# quiver.yaml, the executors through --storage-endpoint; neither through AWS_ENDPOINT_URL.
+mport="$(free_port)"
+"$py" -m moto.server -H 127.0.0.1 -p "$mport" >"$work/moto.log" 2>&1 &
+pids+=($!)
+export AWS_ACCESS_KEY_ID=quiver-test AWS_SECRET_ACCESS_KEY=quiver-test AWS_REGION=us-east-1
+unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_ENDPOINT
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$mport" && break; sleep 0.1; done
+
 sport="$(free_port)"
 "$q" cluster scheduler --port "$sport" >"$work/scheduler.log" 2>&1 &
 pids+=($!)
@@ -36,7 +45,7 @@ start_executor() {
   port="$(free_port)"
   while [ "$(( port + 1 ))" -gt 65535 ] || ! python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', $port + 1))" 2>/dev/null; do port="$(free_port)"; done
   "$q" cluster executor --scheduler "127.0.0.1:$sport" --port "$port" --slots 2 \
-    --work-dir "$work/executor-$1" >"$work/executor-$1.log" 2>&1 &
+    --work-dir "$work/executor-$1" --storage-endpoint "http://127.0.0.1:$mport" >"$work/executor-$1.log" 2>&1 &
   pids+=($!)
   echo $! > "$work/executor-$1.pid"
 }
@@ -101,10 +110,12 @@ sources:
   - {name: store_src, type: parquet, path: data/store.parquet, timestamp_field: ts, created_timestamp_field: created}
   - {name: dense_src, type: parquet, path: data/dense.parquet, timestamp_field: ts, created_timestamp_field: created}
   - {name: events_src, type: parquet, path: data/events.parquet, timestamp_field: ts}
+  - {name: dense_s3_src, type: parquet, path: "s3://quiver-cluster/dense.parquet", timestamp_field: ts, created_timestamp_field: created}
 feature_views:
   - {name: named, entities: [named], source: named_src, ttl: 300s, features: [{name: v, type: float64}, {name: s, type: string}]}
   - {name: store, entities: [store], source: store_src, ttl: 0, features: [{name: v, type: float64}, {name: s, type: string}]}
   - {name: dense, entities: [dense], source: dense_src, ttl: 90s, features: [{name: v, type: float64}, {name: s, type: string}]}
+  - {name: dense_s3, entities: [dense], source: dense_s3_src, ttl: 90s, features: [{name: v, type: float64}, {name: s, type: string}]}
   - name: named_windows
     entities: [named]
     source: events_src
@@ -131,6 +142,7 @@ feature_services:
   - {name: named_all, features: ["named:*", "named_windows:*"]}
 quality:
   - name: events_q
+    on_failure: warn               # reported, never blocking the materialization below
     source: events_src
     checks:
       - {type: not_null, columns: [user_name, country]}
@@ -142,18 +154,28 @@ quality:
       - {type: freshness, max_age: 1h}
       - {type: volume, every: 60s, lookback: 20m, max_z: 6}
   - name: dense_q
+    on_failure: warn               # reported, never blocking the materialization below
     source: dense_src
     checks:
       - {type: unique, columns: [user_id]}
       - {type: null_share, column: v, max: 0.01}
   - name: named_q
+    on_failure: warn               # reported, never blocking the materialization below
     view: named
     checks:
       - {type: not_null, columns: [user_name, v]}
       - {type: unique, columns: [s]}
 YAML
+printf 'storage: {endpoint: "http://127.0.0.1:%s"}\n' "$mport" >> "$repo/quiver.yaml"
+"$py" - "$repo" "$mport" <<'PY'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[2]}")
+s3.create_bucket(Bucket="quiver-cluster")
+s3.upload_file(f"{sys.argv[1]}/data/dense.parquet", "quiver-cluster", "dense.parquet")
+PY
 "$q" --repo "$repo" -q apply
-features=(--features named:v --features named:s --features store:v --features store:s --features dense:v --features dense:s)
+features=(--features named:v --features named:s --features store:v --features store:s --features dense:v --features dense:s
+  --features dense_s3:v --features dense_s3:s)
 windows=()
 for f in named_windows:n named_windows:total named_windows:last_kind named_windows:kinds named_windows:since \
     named_windows:decayed store_windows:avg store_windows:sd store_windows:hi basket_ctx:ratio; do
@@ -185,6 +207,14 @@ printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s", partitions: 4
 snapshot cluster
 drift cluster
 check cluster
+# materialize on the cluster, then the embedded engine's consistency check: what the cluster
+# wrote to the online store must equal the embedded engine's latest values.
+"$q" --repo "$repo" -q materialize 1970-01-01T00:00:00Z 1970-01-01T00:20:00Z >/dev/null
+cluster_line="$(tail -1 "$repo/quiver.yaml")"
+sed -i '$d' "$repo/quiver.yaml"
+"$q" --repo "$repo" --json consistency --service named_all --sample 100000 --fail-on-mismatch > "$work/consistency.json" \
+  || { echo "materialized on the cluster, the online values differ from the embedded engine's: $(head -c 1500 "$work/consistency.json")" >&2; exit 1; }
+echo "$cluster_line" >> "$repo/quiver.yaml"
 
 demo="$work/demo"
 "$q" -q demo run --dir "$demo" --users 300 >/dev/null
@@ -195,11 +225,13 @@ printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s"}\n' "$sport" >
 "$py" - "$work" <<'PY'
 import sys, pyarrow.parquet as pq
 w = sys.argv[1]
-for a, b, what in [("embedded", "cluster", "string, composite and dense keys"), ("windows-embedded", "windows-cluster", "windowed aggregations and a request-time view"), ("demo-embedded", "demo-cluster", "the churn demo's training set")]:
+for a, b, what in [("embedded", "cluster", "string, composite and dense keys (one source in S3)"), ("windows-embedded", "windows-cluster", "windowed aggregations and a request-time view"), ("demo-embedded", "demo-cluster", "the churn demo's training set")]:
     x, y = pq.read_table(f"{w}/{a}.parquet"), pq.read_table(f"{w}/{b}.parquet")
     if x.num_rows == 0 or not x.equals(y):
         diff = [c for c in x.column_names if not x[c].equals(y[c])]
         sys.exit(f"{what}: the cluster's historical differs from the embedded engine's in {diff}")
+    if a == "embedded" and not (x["dense__v"].equals(x["dense_s3__v"]) and x["dense__v"].null_count < x.num_rows):
+        sys.exit("the view over the S3 copy of a source does not give the local view's values")
     present = sum(x[c].null_count < x.num_rows for c in x.column_names)
     print(f"{what}: {x.num_rows} rows x {x.num_columns} columns equal on the cluster ({present} columns with values)")
 import glob, os
@@ -238,6 +270,12 @@ if not ca or ca != cb:
     sys.exit(f"quality checks on the cluster differ from the embedded engine's: {str(diff)[:1500]}")
 failing = sum(r["status"] != "pass" for r in ca)
 print(f"quality: {len(ca)} checks of 3 sets equal on the cluster ({failing} not passing, as the data makes them)")
+c = json.load(open(f"{w}/consistency.json"))
+compared = sum(f["compared"] for f in c["features"])
+equal = sum(f["equal"] for f in c["features"])
+if compared == 0 or compared != equal or any(v["missing_rows"] for v in c["views"]):
+    sys.exit(f"materialized on the cluster: {compared} online values compared, {equal} equal to the embedded engine's: {str(c)[:1500]}")
+print(f"materialized on the cluster: {equal} of {compared} online values ({len(c['features'])} features of {len(c['views'])} views) equal the embedded engine's latest values")
 PY
 
 # An executor killed in the middle of a retrieval: failure with a message, or the whole answer.
@@ -254,7 +292,7 @@ import sys, pyarrow.parquet as pq
 w = sys.argv[1]
 if not pq.read_table(f"{w}/embedded.parquet").equals(pq.read_table(f"{w}/killed.parquet")):
     sys.exit("with an executor killed, historical succeeded with other values")
-print("an executor killed mid-retrieval: its tasks ran again on the other, the answer is whole")
+print("an executor killed mid-retrieval: its tasks (or the job) ran again on the other, the answer is whole")
 PY
   echo "(the retrieval ended $(( SECONDS - started )) s after the kill)"
 else

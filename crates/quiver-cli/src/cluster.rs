@@ -24,8 +24,10 @@ pub enum ClusterCommand {
     },
     /// Run a Ballista executor that knows Quiver's operators and functions, in the foreground.
     ///
-    /// It reads the sources' files itself: give every executor the same paths (a shared
-    /// filesystem) as the machine that runs `historical`.
+    /// It reads the sources itself: local paths must be the same on every executor as on the
+    /// machine that runs `historical` (a shared filesystem); `s3://` sources are read with the
+    /// executor's own AWS_* credentials, and its endpoint from `--storage-endpoint` (else
+    /// AWS_ENDPOINT_URL), like `storage:` in quiver.yaml.
     ///
     /// Example: quiver cluster executor --scheduler 10.0.0.5:50050 --port 50051
     Executor {
@@ -44,6 +46,13 @@ pub enum ClusterCommand {
         /// Tasks at once (default: one per core).
         #[arg(long, default_value_t = 0)]
         slots: usize,
+        /// Endpoint of an S3-compatible store for `s3://` sources (default: AWS_ENDPOINT_URL,
+        /// else AWS).
+        #[arg(long, value_name = "URL")]
+        storage_endpoint: Option<String>,
+        /// Region of the `s3://` buckets (default: AWS_REGION).
+        #[arg(long, value_name = "REGION")]
+        storage_region: Option<String>,
     },
 }
 
@@ -61,6 +70,8 @@ pub async fn run(cmd: ClusterCommand, out: &Output) -> anyhow::Result<()> {
             port,
             work_dir,
             slots,
+            storage_endpoint,
+            storage_region,
         } => {
             let (shost, sport) = scheduler
                 .rsplit_once(':')
@@ -86,6 +97,10 @@ pub async fn run(cmd: ClusterCommand, out: &Output) -> anyhow::Result<()> {
                 port,
                 work_dir: work_dir.display().to_string(),
                 slots,
+                storage: quiver_core::yaml::RawStorage {
+                    endpoint: storage_endpoint,
+                    region: storage_region,
+                },
             })
             .await
             .map_err(|e| anyhow::anyhow!("executor: {e}"))

@@ -110,11 +110,19 @@ impl PhysicalExtensionCodec for QuiverCodec {
 }
 
 /// The session every cluster process plans and decodes with: `config`, DataFusion's default
-/// functions, Quiver's transforms and `embed_text`.
+/// functions, Quiver's transforms and `embed_text`, and `s3://` buckets opened on demand.
 pub fn session_state(config: SessionConfig) -> DfResult<SessionState> {
+    // The scheduler decodes plans that scan s3:// sources: it needs a store for each bucket
+    // (it reads no data; the executors open theirs with their own settings).
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(quiver_offline::remote::BucketsOnDemand::new(
+            Default::default(),
+        )))
+        .build_arc()?;
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
+        .with_runtime_env(runtime)
         .build();
     let ctx = SessionContext::new_with_state(state);
     quiver_transforms::register(&ctx);
@@ -175,6 +183,9 @@ pub struct ExecutorOptions {
     pub work_dir: String,
     /// Tasks at once (0: one per core).
     pub slots: usize,
+    /// How it opens `s3://` buckets (the endpoint of an S3-compatible store; credentials come
+    /// from its environment).
+    pub storage: quiver_core::yaml::RawStorage,
 }
 
 /// Runs a Ballista executor that knows Quiver's operators and functions, until the process
@@ -182,6 +193,7 @@ pub struct ExecutorOptions {
 pub async fn run_executor(o: ExecutorOptions) -> Result<(), String> {
     use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
     let state = session_state(SessionConfig::new_with_ballista()).map_err(|e| e.to_string())?;
+    let (work_dir, storage) = (o.work_dir.clone(), o.storage.clone());
     let config = ExecutorProcessConfig {
         bind_host: o.host.clone(),
         external_host: Some(o.host.clone()),
@@ -195,6 +207,18 @@ pub async fn run_executor(o: ExecutorOptions) -> Result<(), String> {
         task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
         override_physical_codec: Some(Arc::new(QuiverCodec::default())),
+        // Sources in s3:// buckets, opened when a task first reads them, with the executor's
+        // own credentials and endpoint (its environment, or `--storage-endpoint`).
+        override_runtime_producer: Some(Arc::new(move |_| {
+            Ok(Arc::new(
+                datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                    .with_temp_file_path(work_dir.clone())
+                    .with_object_store_registry(Arc::new(
+                        quiver_offline::remote::BucketsOnDemand::new(storage.clone()),
+                    ))
+                    .build()?,
+            ))
+        })),
         grpc_max_decoding_message_size: MAX_MESSAGE_BYTES,
         grpc_max_encoding_message_size: MAX_MESSAGE_BYTES,
         ..Default::default()

@@ -111,6 +111,40 @@ pub trait PlanRunner: Send + Sync + std::fmt::Debug {
     ) -> futures::future::BoxFuture<'static, datafusion::error::Result<Vec<RecordBatch>>>;
 }
 
+/// Times a cluster job is tried (see [`run_on_cluster`]).
+pub const CLUSTER_ATTEMPTS: usize = 2;
+
+/// Every output row of `plan`, run by `runner`. A job that failed once the cluster had taken it
+/// (an executor lost with shuffle data the job needed), or whose rows `whole` rejects (a lost
+/// executor can make Ballista send a partition twice or not at all), runs once more, on the
+/// executors that are left; a scheduler that cannot be reached is not tried again. The error
+/// says what happened and that nothing was written.
+pub async fn run_on_cluster(
+    runner: &Arc<dyn PlanRunner>,
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    mut whole: impl FnMut(&[RecordBatch]) -> std::result::Result<(), String>,
+) -> std::result::Result<Vec<RecordBatch>, String> {
+    let mut why = String::new();
+    for _ in 0..CLUSTER_ATTEMPTS {
+        match runner.run(Arc::clone(&plan)).await {
+            Ok(batches) => match whole(&batches) {
+                Ok(()) => return Ok(batches),
+                Err(e) => why = e,
+            },
+            Err(e) => {
+                why = clean(e);
+                // A job the scheduler accepted, then failed: "... Job ID failed: ...".
+                if !(why.contains("Job ") && why.contains(" failed")) {
+                    return Err(why);
+                }
+            }
+        }
+    }
+    Err(format!(
+        "{why} (tried {CLUSTER_ATTEMPTS} times); nothing was written: run it again"
+    ))
+}
+
 /// Makes a [`PlanRunner`] for `offline_engine: {type: ballista, url, partitions}`.
 pub type ClusterConnector =
     fn(url: &str, partitions: usize) -> std::result::Result<Arc<dyn PlanRunner>, String>;
@@ -994,14 +1028,11 @@ impl OfflineEngine {
             return Ok(Vec::new());
         }
         if let Some((parts, runner)) = self.exchange()? {
-            let mut out = Vec::with_capacity(views.len());
-            for p in views {
-                out.push(
-                    self.join_view_exchanged(p, entity_ts, parts, runner, progress)
-                        .await?,
-                );
-            }
-            return Ok(out);
+            // One job per view, submitted together: the cluster runs their tasks side by side.
+            let jobs = views
+                .iter()
+                .map(|p| self.join_view_exchanged(p, entity_ts, parts, runner, progress));
+            return futures::future::try_join_all(jobs).await;
         }
         // Distinct join-key lists: views over the same entity share its keys and index.
         let mut key_sets: Vec<(String, usize)> = Vec::new();
@@ -1281,24 +1312,23 @@ impl OfflineEngine {
             },
         )?);
         if let Some(runner) = runner {
-            let batches = runner
-                .run(join)
-                .await
-                .map_err(|e| source_error(source, format!("on the cluster: {}", clean(e))))?;
             // Every entity row exactly once, or no answer: a job that lost an executor can come
             // back with a partition twice (seen: 35,125 rows for 20,000).
-            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            if rows != entity_ts.len() {
-                return Err(source_error(
-                    source,
-                    format!(
-                        "on the cluster: the job returned {rows} rows for {} entity rows (an executor lost during the job can make Ballista return a partition twice or not at all); nothing was written: run it again",
-                        entity_ts.len()
-                    ),
-                ));
-            }
+            let n = entity_ts.len();
+            let batches = run_on_cluster(runner, join, |batches| {
+                let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                if rows == n {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the job returned {rows} rows for {n} entity rows (an executor lost during the job can make Ballista return a partition twice or not at all)"
+                    ))
+                }
+            })
+            .await
+            .map_err(|e| source_error(source, format!("on the cluster: {e}")))?;
             progress.rows_read(view_name, 0);
-            return crate::pit_exec::in_entity_order(&batches, entity_ts.len());
+            return crate::pit_exec::in_entity_order(&batches, n);
         }
         let streams = datafusion::physical_plan::execute_stream_partitioned(
             join,
@@ -1579,10 +1609,9 @@ impl OfflineEngine {
             .create_physical_plan(&logical)
             .await
             .map_err(|e| source_error(source, clean(e)))?;
-        runner
-            .run(plan)
+        run_on_cluster(runner, plan, |_| Ok(()))
             .await
-            .map_err(|e| source_error(source, format!("on the cluster: {}", clean(e))))
+            .map_err(|e| source_error(source, format!("on the cluster: {e}")))
     }
 
     /// The latest row per key of a plain view's (filtered) frame over `parts` hash partitions of
@@ -1623,22 +1652,31 @@ impl OfflineEngine {
                 keep,
             },
         )?);
-        let batches = match runner {
-            Some(runner) => runner
-                .run(plan)
+        let nkeys = layout.nkeys;
+        match runner {
+            Some(runner) => {
+                // Each key once, or the job runs again (see `run_on_cluster`).
+                let mut rows = None;
+                run_on_cluster(runner, plan, |batches| {
+                    rows = Some(
+                        crate::pit_exec::latest_rows(batches, nkeys).map_err(|e| e.to_string())?,
+                    );
+                    Ok(())
+                })
                 .await
-                .map_err(|e| source_error(source, format!("on the cluster: {}", clean(e))))?,
-            None => datafusion::physical_plan::collect(
-                plan,
-                Arc::new(datafusion::execution::TaskContext::from(&state)),
-            )
-            .await
-            .map_err(|e| source_error(source, clean(e)))?,
-        };
-        crate::pit_exec::latest_rows(&batches, layout.nkeys).map_err(|e| match runner {
-            Some(_) => source_error(source, format!("on the cluster: {e}")),
-            None => e,
-        })
+                .map_err(|e| source_error(source, format!("on the cluster: {e}")))?;
+                Ok(rows.expect("set when the job was whole"))
+            }
+            None => {
+                let batches = datafusion::physical_plan::collect(
+                    plan,
+                    Arc::new(datafusion::execution::TaskContext::from(&state)),
+                )
+                .await
+                .map_err(|e| source_error(source, clean(e)))?;
+                crate::pit_exec::latest_rows(&batches, nkeys)
+            }
+        }
     }
 
     /// [`latest`](Self::latest) as an Arrow stream of batches of at most `batch_rows` rows: what

@@ -304,6 +304,54 @@ pub async fn has_files(place: &str, storage: &RawStorage) -> Result<bool, String
     }
 }
 
+/// An object store registry that opens each `s3://` bucket the first time a plan reads from
+/// it, configured by `storage` and the environment as [`register`] would (everything else, local
+/// files included, is DataFusion's default registry). What a cluster's executors read sources
+/// through: the client registers its buckets in its own session, which executors do not share.
+#[derive(Debug)]
+pub struct BucketsOnDemand {
+    inner: datafusion::execution::object_store::DefaultObjectStoreRegistry,
+    storage: RawStorage,
+}
+
+impl BucketsOnDemand {
+    /// The registry, opening buckets with `storage` settings.
+    pub fn new(storage: RawStorage) -> Self {
+        BucketsOnDemand {
+            inner: Default::default(),
+            storage,
+        }
+    }
+}
+
+impl datafusion::execution::object_store::ObjectStoreRegistry for BucketsOnDemand {
+    fn register_store(
+        &self,
+        url: &url::Url,
+        store: Arc<dyn object_store::ObjectStore>,
+    ) -> Option<Arc<dyn object_store::ObjectStore>> {
+        self.inner.register_store(url, store)
+    }
+
+    fn get_store(
+        &self,
+        url: &url::Url,
+    ) -> datafusion::error::Result<Arc<dyn object_store::ObjectStore>> {
+        if let Ok(store) = self.inner.get_store(url) {
+            return Ok(store);
+        }
+        if !matches!(url.scheme(), "s3" | "s3a") {
+            return self.inner.get_store(url);
+        }
+        let (store_url, store, _) = s3(url.as_str(), &self.storage)
+            .map_err(datafusion::error::DataFusionError::Execution)?;
+        let store: Arc<dyn object_store::ObjectStore> = Arc::new(store);
+        self.inner
+            .register_store(store_url.as_ref(), Arc::clone(&store));
+        Ok(store)
+    }
+}
+
 /// Part size of uploads (S3's minimum is 5 MiB for every part but the last).
 const PART: usize = 8 << 20;
 

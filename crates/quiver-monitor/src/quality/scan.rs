@@ -1083,10 +1083,9 @@ pub async fn run_set(
             state.config_mut().options_mut().execution.target_partitions = runner.partitions();
             let plan = state.create_physical_plan(&logical).await.map_err(clean)?;
             let plan = Arc::new(super::fold_exec::FoldExec::new(plan, Arc::clone(&spec)));
-            let batches = runner
-                .run(plan)
+            let batches = quiver_offline::engine::run_on_cluster(runner, plan, |_| Ok(()))
                 .await
-                .map_err(|e| format!("on the cluster: {}", clean(e)))?;
+                .map_err(|e| format!("on the cluster: {e}"))?;
             for b in &batches {
                 let col = b.column(0).as_binary::<i32>();
                 for i in 0..b.num_rows() {
