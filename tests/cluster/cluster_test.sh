@@ -205,6 +205,31 @@ printf 'offline_engine: {type: ballista, url: "df://127.0.0.1:%s", partitions: 4
 "$q" --repo "$repo" -q historical "${features[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/cluster.parquet"
 "$q" --repo "$repo" -q historical "${windows[@]}" --full-names --entities "$repo/data/entities.parquet" --out "$work/windows-cluster.parquet"
 snapshot cluster
+# The Python package on the same settings (the wheel ci/python-test.sh installs, which ci/test.sh
+# runs before this test): the windows and a plain view in one call, on the cluster.
+pyq="$("$root/ci/python-venv.sh")"
+if "$pyq" -c "import quiver" 2>/dev/null; then
+  "$pyq" - "$repo" "$work" <<'PY'
+import sys, pyarrow.parquet as pq, quiver
+repo, w = sys.argv[1], sys.argv[2]
+entities = pq.read_table(f"{repo}/data/entities.parquet")
+features = ["named_windows:total", "named_windows:last_kind", "store_windows:avg", "dense:v"]
+got = quiver.FeatureStore(repo).get_historical_features(entities, features, full_feature_names=True)
+want = pq.read_table(f"{w}/windows-embedded.parquet")
+base = pq.read_table(f"{w}/embedded.parquet")
+for f in features:
+    name = f.replace(":", "__")
+    ref = want if name in want.column_names else base
+    if not got[name].equals(ref[name]):
+        sys.exit(f"the Python package on the cluster: {name} differs from the embedded engine's")
+print(f"the Python package with offline_engine: ballista: {got.num_rows} rows x {len(features)} features equal the embedded engine's")
+PY
+elif [ "${CI:-}" = true ]; then
+  echo "the Python package is not installed in $(dirname "$pyq") (ci/python-test.sh installs it)" >&2
+  exit 1
+else
+  echo "(the Python package is not installed in $(dirname "$pyq"): skipped; ci/python-test.sh installs it)"
+fi
 drift cluster
 check cluster
 # materialize on the cluster, then the embedded engine's consistency check: what the cluster

@@ -564,6 +564,8 @@ impl Store {
 #[pymodule]
 fn _quiver(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // `offline_engine: {type: ballista}` in quiver.yaml works here as in the CLI.
+    quiver_offline::engine::set_cluster_connector(quiver_cluster::connect);
     m.add_class::<Store>()?;
     m.add("QuiverError", py.get_type::<errors::QuiverError>())?;
     m.add("DefinitionError", py.get_type::<errors::DefinitionError>())?;
