@@ -1083,9 +1083,21 @@ pub async fn run_set(
             state.config_mut().options_mut().execution.target_partitions = runner.partitions();
             let plan = state.create_physical_plan(&logical).await.map_err(clean)?;
             let plan = Arc::new(super::fold_exec::FoldExec::new(plan, Arc::clone(&spec)));
-            let batches = quiver_offline::engine::run_on_cluster(runner, plan, |_| Ok(()))
-                .await
-                .map_err(|e| format!("on the cluster: {e}"))?;
+            // One partial per partition, or the job runs again: a lost executor can make
+            // Ballista send a partition twice or not at all.
+            let parts = datafusion::physical_plan::ExecutionPlan::properties(plan.as_ref())
+                .output_partitioning()
+                .partition_count();
+            let batches = quiver_offline::engine::run_on_cluster(runner, plan, |batches| {
+                let got: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                if got == parts {
+                    Ok(())
+                } else {
+                    Err(format!("the job returned {got} partial states for {parts} scan partitions (an executor lost during the job can make Ballista return a partition twice or not at all)"))
+                }
+            })
+            .await
+            .map_err(|e| format!("on the cluster: {e}"))?;
             for b in &batches {
                 let col = b.column(0).as_binary::<i32>();
                 for i in 0..b.num_rows() {
