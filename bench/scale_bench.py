@@ -95,12 +95,7 @@ def ballista_historical(executors):
     sport = free_port()
     procs = [subprocess.Popen([quiver, "cluster", "scheduler", "--port", str(sport)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", sport), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(sport)
     for i in range(executors):
         while True:
             port = free_port()
@@ -182,13 +177,18 @@ def serve(repo):
     port = free_port()
     server = subprocess.Popen([quiver, "--repo", repo, "-q", "serve", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return server, port
+
+
+def wait_for_port(port):
+    """Returns once something accepts connections on `port` of 127.0.0.1 (30 s at the most)."""
     for _ in range(300):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return
         except OSError:
             time.sleep(0.1)
-    return server, port
 
 
 def wrk(port, script):

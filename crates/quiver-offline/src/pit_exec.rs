@@ -143,12 +143,7 @@ impl PitJoinExec {
             fields.push(Field::new(f.name(), dt, true));
         }
         let schema: SchemaRef = Arc::new(Schema::new(fields));
-        let props = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(entities.output_partitioning().partition_count()),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
+        let props = final_properties(&schema, entities.output_partitioning().partition_count());
         Ok(PitJoinExec {
             entities,
             features,
@@ -175,6 +170,17 @@ impl PitJoinExec {
 
 /// Physical expressions.
 pub type Exprs = Vec<Arc<dyn PhysicalExpr>>;
+
+/// The properties of an operator that emits each of its `partitions` once all of that
+/// partition's input is in (a join, a fold), in no particular order or partitioning.
+pub fn final_properties(schema: &SchemaRef, partitions: usize) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(Arc::clone(schema)),
+        Partitioning::UnknownPartitioning(partitions),
+        EmissionType::Final,
+        Boundedness::Bounded,
+    ))
+}
 
 /// The key columns of an entity side and a feature frame, as expressions.
 pub fn key_exprs(entities: &Schema, features: &Schema, nkeys: usize) -> (Exprs, Exprs) {
@@ -612,12 +618,7 @@ impl LatestExec {
         }
         fields.push(Field::new(TS, crate::types::timestamp_type(), false));
         let schema: SchemaRef = Arc::new(Schema::new(fields));
-        let props = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
+        let props = final_properties(&schema, input.output_partitioning().partition_count());
         Ok(LatestExec {
             input,
             spec,
