@@ -1283,13 +1283,7 @@ impl OfflineEngine {
             });
         }
         let entities = entity_batch(&keys, entity_ts)?;
-        let (mut state, logical) = frame.into_parts();
-        state.config_mut().options_mut().execution.target_partitions = parts;
-        in_scan_order(&mut state);
-        let features = state
-            .create_physical_plan(&logical)
-            .await
-            .map_err(|e| source_error(source, clean(e)))?;
+        let (state, features) = plan_frame(frame, Some(parts), source).await?;
         let entity_plan: Arc<dyn ExecutionPlan> =
             MemorySourceConfig::try_new_exec(&[vec![entities.clone()]], entities.schema(), None)?;
         let (ekeys, fkeys) = key_exprs(&entities.schema(), &frame_schema, nkeys);
@@ -1454,12 +1448,7 @@ impl OfflineEngine {
                     // The scan's partitions in order (not as they finish), so that events at
                     // the same time are taken in the order of the source, run after run.
                     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                    let (mut state, logical) = df.into_parts();
-                    in_scan_order(&mut state);
-                    let plan = state
-                        .create_physical_plan(&logical)
-                        .await
-                        .map_err(|e| source_error(source, clean(e)))?;
+                    let (state, plan) = plan_frame(df, None, source).await?;
                     let parts = datafusion::physical_plan::collect_partitioned(
                         plan,
                         Arc::new(datafusion::execution::TaskContext::from(&state)),
@@ -1603,12 +1592,7 @@ impl OfflineEngine {
                 .await
                 .map_err(|e| source_error(source, clean(e)));
         };
-        let (mut state, logical) = frame.into_parts();
-        state.config_mut().options_mut().execution.target_partitions = parts;
-        let plan = state
-            .create_physical_plan(&logical)
-            .await
-            .map_err(|e| source_error(source, clean(e)))?;
+        let (_, plan) = plan_frame(frame, Some(parts), source).await?;
         run_on_cluster(runner, plan, |_| Ok(()))
             .await
             .map_err(|e| source_error(source, format!("on the cluster: {e}")))
@@ -1632,12 +1616,7 @@ impl OfflineEngine {
 
         use crate::pit_exec::{LatestExec, LatestSpec, key_exprs};
         let frame_schema = frame.schema().as_arrow().clone();
-        let (mut state, logical) = frame.into_parts();
-        state.config_mut().options_mut().execution.target_partitions = parts;
-        let rows = state
-            .create_physical_plan(&logical)
-            .await
-            .map_err(|e| source_error(source, clean(e)))?;
+        let (state, rows) = plan_frame(frame, Some(parts), source).await?;
         let (_, keys) = key_exprs(&frame_schema, &frame_schema, layout.nkeys);
         let rows = Arc::new(RepartitionExec::try_new(
             rows,
@@ -2038,16 +2017,30 @@ fn column_list(fields: &datafusion::arrow::datatypes::Fields) -> String {
         .join(", ")
 }
 
-/// Plans a frame so that its partitions are the scan's (contiguous ranges of the source, in
-/// order), with no round-robin repartition dealing batches out under a filter: partition by
-/// partition, the rows then come in the source's order, which is how events at the same time
-/// are ordered ([`crate::window_agg`]) and exact ties resolved.
-fn in_scan_order(state: &mut datafusion::execution::SessionState) {
-    state
-        .config_mut()
-        .options_mut()
-        .optimizer
-        .enable_round_robin_repartition = false;
+/// `frame`'s physical plan (over `parts` partitions, else the session's) and the session it
+/// was planned in; planning errors name `source`. Its partitions are the scan's (contiguous
+/// ranges of the source, in order), with no round-robin repartition dealing batches out under
+/// a filter: partition by partition, the rows come in the source's order, which is how events
+/// at the same time are ordered ([`crate::window_agg`]) and exact ties resolved.
+async fn plan_frame(
+    frame: DataFrame,
+    parts: Option<usize>,
+    source: &Source,
+) -> Result<(
+    datafusion::execution::SessionState,
+    Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+)> {
+    let (mut state, logical) = frame.into_parts();
+    let options = state.config_mut().options_mut();
+    if let Some(parts) = parts {
+        options.execution.target_partitions = parts;
+    }
+    options.optimizer.enable_round_robin_repartition = false;
+    let plan = state
+        .create_physical_plan(&logical)
+        .await
+        .map_err(|e| source_error(source, clean(e)))?;
+    Ok((state, plan))
 }
 
 /// A view's aggregations grouped by filter (one scan per distinct filter).
